@@ -1,0 +1,5 @@
+"""accessctl: embargoed sharing of pre-release model checkpoints."""
+
+from .celery import app as celery_app
+
+__all__ = ["celery_app"]

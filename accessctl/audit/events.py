@@ -1,0 +1,80 @@
+"""Audit actions and the one function that records them."""
+
+from enum import StrEnum
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+from accessctl.middleware import current_context
+
+from .models import AuditEvent, Outcome
+
+__all__ = ["AuditAction", "record"]
+
+
+class AuditAction(StrEnum):
+    PARTNER_CREATED = "partner.created"
+    PARTNER_UPDATED = "partner.updated"
+    PARTNER_SUSPENDED = "partner.suspended"
+    PARTNER_REINSTATED = "partner.reinstated"
+    PARTNER_TERMINATED = "partner.terminated"
+    RELEASE_CREATED = "release.created"
+    CHECKPOINT_REGISTERED = "checkpoint.registered"
+    CHECKPOINT_PULLED = "checkpoint.pulled"
+    WINDOW_SET = "window.set"
+    GRANT_REQUESTED = "grant.requested"
+    GRANT_REQUEST_APPROVED = "grant_request.approved"
+    GRANT_REQUEST_REJECTED = "grant_request.rejected"
+    GRANT_ISSUED = "grant.issued"
+    GRANT_REVOKED = "grant.revoked"
+    DOWNLOAD_AUTHORIZED = "download.authorized"
+    DOWNLOAD_DENIED = "download.denied"
+    STAFF_SIGNED_IN = "staff.signed_in"
+    STAFF_SIGN_IN_FAILED = "staff.sign_in_failed"
+
+
+def _actor_label(actor: Any) -> str:
+    if actor is None:
+        return "system"
+    return str(actor.get_username())
+
+
+def record(
+    action: AuditAction,
+    *,
+    actor: Any,
+    target: models.Model | None = None,
+    target_type: str = "",
+    target_id: str = "",
+    partner: Any = None,
+    partner_id: int | None = None,
+    outcome: Outcome = Outcome.SUCCESS,
+    reason: str = "",
+    changes: dict[str, Any] | None = None,
+    at: Any = None,
+) -> AuditEvent:
+    """Write one event. Call inside the transaction of the change it describes.
+
+    ``changes`` must never hold a secret (token, key, password): callers pass field values
+    of domain rows only.
+    """
+    context = current_context()
+    if target is not None:
+        target_type = target._meta.label_lower
+        target_id = str(target.pk)
+    return AuditEvent.objects.create(
+        occurred_at=at or timezone.now(),
+        actor=actor if actor is not None and actor.pk else None,
+        actor_label=_actor_label(actor),
+        action=str(action),
+        outcome=outcome,
+        reason=reason,
+        target_type=target_type,
+        target_id=target_id,
+        target_label=str(target)[:300] if target is not None else "",
+        partner_id=partner.pk if partner is not None else partner_id,
+        client_address=context.client_address,
+        request_id=context.request_id,
+        changes=changes or {},
+    )

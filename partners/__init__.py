@@ -1,0 +1,1 @@
+"""The domain: partners, releases, checkpoints, embargo windows, grants and decisions."""

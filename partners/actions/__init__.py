@@ -1,0 +1,39 @@
+"""Every state change, one function each: checks, writes, audits, schedules follow-ups.
+
+Admin, API, commands and tasks call these and nothing else to change domain rows.
+"""
+
+from .checkpoints import ArtifactSpec, create_release, pull_checkpoint, register_checkpoint
+from .grants import (
+    approve_grant_request,
+    issue_grant,
+    reject_grant_request,
+    request_grant,
+    revoke_grant,
+)
+from .partners import (
+    create_partner,
+    reinstate_partner,
+    suspend_partner,
+    terminate_partner,
+    update_partner,
+)
+from .windows import set_window
+
+__all__ = [
+    "ArtifactSpec",
+    "approve_grant_request",
+    "create_partner",
+    "create_release",
+    "issue_grant",
+    "pull_checkpoint",
+    "register_checkpoint",
+    "reinstate_partner",
+    "reject_grant_request",
+    "request_grant",
+    "revoke_grant",
+    "set_window",
+    "suspend_partner",
+    "terminate_partner",
+    "update_partner",
+]

@@ -1,0 +1,92 @@
+"""Helpers shared by the actions."""
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from partners.errors import ActionError, ActionForbidden
+
+# The database rules (partners.db_rules and model constraints) name themselves in the
+# error text; these are the messages a person sees when one of them refuses a change.
+_INTEGRITY_MESSAGES = {
+    "window_no_overlap": (
+        "window_overlap",
+        "This partner already has a window for this release that overlaps these times.",
+    ),
+    "window_opens_before_closes": ("window_invalid", "The window must open before it closes."),
+    "window_embargo_after_open": (
+        "window_invalid",
+        "The embargo cannot lift before the window opens.",
+    ),
+    "grant_outlives_window": ("grant_outlives_window", "A grant cannot outlive its window."),
+    "grant_window_mismatch": (
+        "grant_window_mismatch",
+        "The window is for another partner or release.",
+    ),
+    "grant_one_active_per_checkpoint": (
+        "grant_exists",
+        "This partner already has an active grant for this checkpoint.",
+    ),
+    "grant_request_one_pending": (
+        "request_exists",
+        "This partner already has a pending request for this checkpoint.",
+    ),
+}
+
+
+def require(actor: Any, permission: str) -> None:
+    """Refuse unless ``actor`` holds ``permission``. ``None`` is the system itself."""
+    if actor is not None and not actor.has_perm(permission):
+        raise ActionForbidden(permission)
+
+
+@contextmanager
+def integrity_as_action_error() -> Iterator[None]:
+    """Turn a database rule's refusal into an ``ActionError`` with its stable code.
+
+    A savepoint keeps the outer transaction usable, so the caller's error handling (and
+    nothing else) decides what happens next.
+    """
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError as exc:
+        text = str(exc)
+        for rule, (code, message) in _INTEGRITY_MESSAGES.items():
+            if rule in text:
+                raise ActionError(code, message) from exc
+        raise
+
+
+def now() -> datetime:
+    return timezone.now()
+
+
+def field_changes(
+    instance: models.Model, before: dict[str, Any], fields: Iterable[str]
+) -> dict[str, Any]:
+    """``{field: [old, new]}`` for the fields whose value changed, as JSON-safe text."""
+    changes = {}
+    for name in fields:
+        old, new = before.get(name), getattr(instance, name)
+        if old != new:
+            changes[name] = [_plain(old), _plain(new)]
+    return changes
+
+
+def snapshot(instance: models.Model, fields: Iterable[str]) -> dict[str, Any]:
+    return {name: getattr(instance, name) for name in fields}
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return str(value)

@@ -1,0 +1,304 @@
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from accessctl.audit.events import AuditAction, record
+from partners.errors import ActionError, ActionForbidden
+from partners.models import Checkpoint, EmbargoWindow, Grant, GrantApproval, GrantRequest, Partner
+from partners.queries import current_window
+
+from ._common import integrity_as_action_error, now, require
+
+__all__ = [
+    "approve_grant_request",
+    "issue_grant",
+    "reject_grant_request",
+    "request_grant",
+    "revoke_grant",
+]
+
+
+def _check_eligible(partner: Partner, checkpoint: Checkpoint, at: datetime) -> EmbargoWindow:
+    """The rules a grant must pass when it is issued or asked for; returns its window."""
+    if partner.status != Partner.Status.ACTIVE:
+        raise ActionError("partner_suspended", f"Partner {partner.slug} is {partner.status}.")
+    if partner.nda_expires_at <= at:
+        raise ActionError("nda_expired", f"Partner {partner.slug}'s NDA has expired.")
+    release = checkpoint.release
+    if not release.jurisdiction_allowed(str(partner.jurisdiction)):
+        raise ActionError(
+            "jurisdiction_blocked",
+            f"Release {release.slug}'s export policy does not allow partners in "
+            f"{partner.jurisdiction.name}.",
+        )
+    if checkpoint.status != Checkpoint.Status.AVAILABLE:
+        raise ActionError("checkpoint_pulled", f"Checkpoint {checkpoint} was pulled.")
+    window = current_window(partner=partner, release=release, at=at)
+    if window is None:
+        raise ActionError(
+            "no_window",
+            f"Partner {partner.slug} has no open or upcoming window for release {release.slug}.",
+        )
+    return window
+
+
+def _is_early_access(checkpoint: Checkpoint, at: datetime) -> bool:
+    return at < checkpoint.release.public_release_at
+
+
+def _issue(
+    *,
+    actor: Any,
+    partner: Partner,
+    checkpoint: Checkpoint,
+    quota_bytes: int,
+    expires_at: datetime | None,
+    request: GrantRequest | None,
+    at: datetime,
+) -> Grant:
+    window = _check_eligible(partner, checkpoint, at)
+    if quota_bytes <= 0:
+        raise ActionError("quota_invalid", "The byte quota must be positive.")
+    default_expiry = at + timedelta(days=settings.ACCESSCTL_DEFAULT_GRANT_DAYS)
+    expires_at = expires_at or min(default_expiry, window.closes_at)
+    if expires_at > window.closes_at:
+        raise ActionError(
+            "grant_outlives_window",
+            "A grant cannot outlive its window, which closes "
+            f"{window.closes_at:%Y-%m-%d %H:%M} UTC.",
+        )
+    if expires_at <= at:
+        raise ActionError("grant_invalid", "A grant must expire in the future.")
+    grant = Grant(
+        partner=partner,
+        checkpoint=checkpoint,
+        window=window,
+        request=request,
+        issued_at=at,
+        issued_by=actor,
+        expires_at=expires_at,
+        quota_bytes=quota_bytes,
+    )
+    with integrity_as_action_error():
+        grant.save()
+    record(
+        AuditAction.GRANT_ISSUED,
+        actor=actor,
+        target=grant,
+        partner=partner,
+        changes={
+            "checkpoint": str(checkpoint),
+            "window": window.pk,
+            "expires_at": expires_at.isoformat(),
+            "quota_bytes": quota_bytes,
+            "request": request.pk if request else None,
+        },
+        at=at,
+    )
+    return grant
+
+
+@transaction.atomic
+def issue_grant(
+    *,
+    actor: Any,
+    partner: Partner,
+    checkpoint: Checkpoint,
+    quota_bytes: int,
+    expires_at: datetime | None = None,
+) -> Grant:
+    """Issue a grant directly. Early access must go through a request and its approvals."""
+    require(actor, "partners.issue_grant")
+    at = now()
+    if _is_early_access(checkpoint, at):
+        raise ActionError(
+            "approval_required",
+            f"Release {checkpoint.release.slug} is not public yet: early access needs a grant "
+            f"request approved by {settings.ACCESSCTL_EARLY_ACCESS_APPROVALS} staff members.",
+        )
+    return _issue(
+        actor=actor,
+        partner=partner,
+        checkpoint=checkpoint,
+        quota_bytes=quota_bytes,
+        expires_at=expires_at,
+        request=None,
+        at=at,
+    )
+
+
+def _may_request_for(actor: Any, partner: Partner) -> bool:
+    membership = getattr(actor, "partner_membership", None)
+    if membership is not None:
+        return membership.partner_id == partner.pk
+    return actor.is_staff and actor.has_perm("partners.issue_grant")
+
+
+@transaction.atomic
+def request_grant(
+    *, actor: Any, partner: Partner, checkpoint: Checkpoint, quota_bytes: int, note: str = ""
+) -> GrantRequest:
+    """Ask for a grant. After the public release it is issued at once; before, staff approve.
+
+    The returned request's ``status`` says which: ``approved`` (its ``grant`` exists) or
+    ``pending``.
+    """
+    if not _may_request_for(actor, partner):
+        raise ActionForbidden("partners.issue_grant")
+    at = now()
+    _check_eligible(partner, checkpoint, at)
+    if quota_bytes <= 0:
+        raise ActionError("quota_invalid", "The byte quota must be positive.")
+    early = _is_early_access(checkpoint, at)
+    request = GrantRequest(
+        partner=partner,
+        checkpoint=checkpoint,
+        requested_by=actor,
+        requested_at=at,
+        quota_bytes=quota_bytes,
+        note=note,
+        approvals_required=settings.ACCESSCTL_EARLY_ACCESS_APPROVALS if early else 0,
+    )
+    with integrity_as_action_error():
+        request.save()
+    record(
+        AuditAction.GRANT_REQUESTED,
+        actor=actor,
+        target=request,
+        partner=partner,
+        changes={
+            "checkpoint": str(checkpoint),
+            "quota_bytes": quota_bytes,
+            "early_access": early,
+            "approvals_required": request.approvals_required,
+        },
+        at=at,
+    )
+    if not early:
+        _approve(request, at=at)
+        _issue(
+            actor=None,
+            partner=partner,
+            checkpoint=checkpoint,
+            quota_bytes=quota_bytes,
+            expires_at=None,
+            request=request,
+            at=at,
+        )
+    return request
+
+
+def _approve(request: GrantRequest, *, at: datetime) -> None:
+    request.status = GrantRequest.Status.APPROVED
+    request.decided_at = at
+    request.save(update_fields=["status", "decided_at"])
+
+
+def _lock_pending(request: GrantRequest) -> GrantRequest:
+    request = (
+        GrantRequest.objects.select_for_update()
+        .select_related("partner", "checkpoint__release")
+        .get(pk=request.pk)
+    )
+    if request.status != GrantRequest.Status.PENDING:
+        raise ActionError("request_decided", f"Request #{request.pk} was already {request.status}.")
+    return request
+
+
+@transaction.atomic
+def approve_grant_request(*, actor: Any, request: GrantRequest) -> GrantRequest:
+    """Add ``actor``'s approval; the last approval needed issues the grant.
+
+    Four eyes: whoever filed the request cannot approve it, and nobody approves twice.
+    The row lock serializes approvals, so two approvers racing cannot issue two grants.
+    """
+    require(actor, "partners.approve_grantrequest")
+    request = _lock_pending(request)
+    if request.requested_by_id == actor.pk:
+        raise ActionError(
+            "self_approval", "You filed this request; another staff member must approve it."
+        )
+    if request.approvals.filter(approver=actor).exists():
+        raise ActionError(
+            "already_approved", "You already approved this request; it needs another approver."
+        )
+    at = now()
+    GrantApproval.objects.create(request=request, approver=actor, approved_at=at)
+    count = request.approvals.count()
+    complete = count >= request.approvals_required
+    if complete:
+        _approve(request, at=at)
+    record(
+        AuditAction.GRANT_REQUEST_APPROVED,
+        actor=actor,
+        target=request,
+        partner=request.partner,
+        changes={"approvals": [count - 1, count], "approvals_required": request.approvals_required},
+        at=at,
+    )
+    if complete:
+        _issue(
+            actor=actor,
+            partner=request.partner,
+            checkpoint=request.checkpoint,
+            quota_bytes=request.quota_bytes,
+            expires_at=None,
+            request=request,
+            at=at,
+        )
+    return request
+
+
+@transaction.atomic
+def reject_grant_request(*, actor: Any, request: GrantRequest, reason: str) -> GrantRequest:
+    require(actor, "partners.approve_grantrequest")
+    if not reason.strip():
+        raise ActionError("reason_required", "Say why: the partner is told the reason.")
+    request = _lock_pending(request)
+    at = now()
+    request.status = GrantRequest.Status.REJECTED
+    request.decided_at, request.rejected_by, request.rejection_reason = at, actor, reason
+    request.save(update_fields=["status", "decided_at", "rejected_by", "rejection_reason"])
+    record(
+        AuditAction.GRANT_REQUEST_REJECTED,
+        actor=actor,
+        target=request,
+        partner=request.partner,
+        changes={"reason": reason, "status": ["pending", "rejected"]},
+        at=at,
+    )
+    return request
+
+
+@transaction.atomic
+def revoke_grant(*, actor: Any, grant: Grant, reason: str) -> Grant:
+    """Revoke at once: the next authorization reads the committed row and is refused.
+
+    Revoking a grant that is no longer usable (revoked or expired) changes nothing.
+    """
+    require(actor, "partners.revoke_grant")
+    if not reason.strip():
+        raise ActionError("reason_required", "Say why: the reason is kept in the audit trail.")
+    grant = Grant.objects.select_for_update().get(pk=grant.pk)
+    if grant.status in {Grant.Status.REVOKED, Grant.Status.EXPIRED}:
+        return grant
+    at = now()
+    old = grant.status
+    grant.status, grant.revoked_at, grant.revoked_by, grant.revoke_reason = (
+        Grant.Status.REVOKED,
+        at,
+        actor,
+        reason,
+    )
+    grant.save(update_fields=["status", "revoked_at", "revoked_by", "revoke_reason"])
+    record(
+        AuditAction.GRANT_REVOKED,
+        actor=actor,
+        target=grant,
+        partner_id=grant.partner_id,
+        changes={"reason": reason, "status": [old, grant.status]},
+        at=at,
+    )
+    return grant

@@ -1,0 +1,187 @@
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from accessctl.audit.events import AuditAction, record
+from partners.errors import ActionError
+from partners.models import Grant, Partner
+
+from ._common import field_changes, now, require, snapshot
+
+__all__ = [
+    "create_partner",
+    "reinstate_partner",
+    "suspend_partner",
+    "terminate_partner",
+    "update_partner",
+]
+
+EDITABLE_FIELDS = (
+    "legal_name",
+    "kind",
+    "jurisdiction",
+    "nda_reference",
+    "nda_expires_at",
+    "allowed_networks",
+)
+
+
+@transaction.atomic
+def create_partner(
+    *,
+    actor: Any,
+    slug: str,
+    legal_name: str,
+    kind: str,
+    jurisdiction: str,
+    nda_reference: str,
+    nda_expires_at: datetime,
+    allowed_networks: list[str] | None = None,
+) -> Partner:
+    require(actor, "partners.add_partner")
+    if Partner.objects.filter(slug=slug).exists():
+        raise ActionError("partner_exists", f"A partner with the slug {slug!r} already exists.")
+    partner = Partner(
+        slug=slug,
+        legal_name=legal_name,
+        kind=kind,
+        jurisdiction=jurisdiction,
+        nda_reference=nda_reference,
+        nda_expires_at=nda_expires_at,
+        allowed_networks=allowed_networks or [],
+    )
+    partner.full_clean()
+    partner.save()
+    record(
+        AuditAction.PARTNER_CREATED,
+        actor=actor,
+        target=partner,
+        partner=partner,
+        changes={name: [None, str(getattr(partner, name))] for name in EDITABLE_FIELDS},
+    )
+    return partner
+
+
+@transaction.atomic
+def update_partner(*, actor: Any, partner: Partner, **values: Any) -> Partner:
+    """Change a partner's details. Status changes go through suspend/reinstate/terminate."""
+    require(actor, "partners.change_partner")
+    unknown = set(values) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ActionError("field_not_editable", f"Not editable here: {', '.join(sorted(unknown))}.")
+    partner = Partner.objects.select_for_update().get(pk=partner.pk)
+    before = snapshot(partner, EDITABLE_FIELDS)
+    for name, value in values.items():
+        setattr(partner, name, value)
+    partner.full_clean()
+    changes = field_changes(partner, before, EDITABLE_FIELDS)
+    if changes:
+        partner.save(update_fields=list(changes))
+        record(
+            AuditAction.PARTNER_UPDATED,
+            actor=actor,
+            target=partner,
+            partner=partner,
+            changes=changes,
+        )
+    return partner
+
+
+def _revoke_partner_grants(partner: Partner, *, actor: Any, reason: str, at: datetime) -> int:
+    # One set-based UPDATE: effective for every download the moment this commits.
+    return Grant.objects.filter(partner=partner, status=Grant.Status.ACTIVE).update(
+        status=Grant.Status.REVOKED,
+        revoked_at=at,
+        revoked_by=actor if actor is not None else None,
+        revoke_reason=reason,
+    )
+
+
+def _set_status(
+    *, actor: Any, partner: Partner, status: str, allowed_from: set[str], reason: str
+) -> tuple[Partner, str]:
+    require(actor, "partners.suspend_partner")
+    if not reason.strip():
+        raise ActionError("reason_required", "Say why: the reason is kept in the audit trail.")
+    partner = Partner.objects.select_for_update().get(pk=partner.pk)
+    old = partner.status
+    if old not in allowed_from:
+        raise ActionError(
+            "partner_status_conflict",
+            f"Partner {partner.slug} is {old}; it cannot become {status}.",
+        )
+    partner.status = status
+    partner.status_reason = reason
+    partner.save(update_fields=["status", "status_reason"])
+    return partner, old
+
+
+@transaction.atomic
+def suspend_partner(*, actor: Any, partner: Partner, reason: str) -> Partner:
+    """Stop every download of the partner at once and revoke its active grants."""
+    partner, old = _set_status(
+        actor=actor,
+        partner=partner,
+        status=Partner.Status.SUSPENDED,
+        allowed_from={Partner.Status.ACTIVE},
+        reason=reason,
+    )
+    at = now()
+    revoked = _revoke_partner_grants(
+        partner, actor=actor, reason=f"partner suspended: {reason}", at=at
+    )
+    record(
+        AuditAction.PARTNER_SUSPENDED,
+        actor=actor,
+        target=partner,
+        partner=partner,
+        changes={"reason": reason, "status": [old, partner.status], "grants_revoked": revoked},
+        at=at,
+    )
+    return partner
+
+
+@transaction.atomic
+def reinstate_partner(*, actor: Any, partner: Partner, reason: str) -> Partner:
+    """Let a suspended partner back in. Revoked grants stay revoked: issue new ones."""
+    partner, old = _set_status(
+        actor=actor,
+        partner=partner,
+        status=Partner.Status.ACTIVE,
+        allowed_from={Partner.Status.SUSPENDED},
+        reason=reason,
+    )
+    record(
+        AuditAction.PARTNER_REINSTATED,
+        actor=actor,
+        target=partner,
+        partner=partner,
+        changes={"reason": reason, "status": [old, partner.status]},
+    )
+    return partner
+
+
+@transaction.atomic
+def terminate_partner(*, actor: Any, partner: Partner, reason: str) -> Partner:
+    """End the relationship for good: no way back, every grant revoked."""
+    partner, old = _set_status(
+        actor=actor,
+        partner=partner,
+        status=Partner.Status.TERMINATED,
+        allowed_from={Partner.Status.ACTIVE, Partner.Status.SUSPENDED},
+        reason=reason,
+    )
+    at = now()
+    revoked = _revoke_partner_grants(
+        partner, actor=actor, reason=f"partner terminated: {reason}", at=at
+    )
+    record(
+        AuditAction.PARTNER_TERMINATED,
+        actor=actor,
+        target=partner,
+        partner=partner,
+        changes={"reason": reason, "status": [old, partner.status], "grants_revoked": revoked},
+        at=at,
+    )
+    return partner

@@ -1,0 +1,81 @@
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Least
+
+from accessctl.audit.events import AuditAction, record
+from partners.errors import ActionError
+from partners.models import EmbargoWindow, Grant, Partner, Release
+
+from ._common import field_changes, integrity_as_action_error, require, snapshot
+
+__all__ = ["set_window"]
+
+_FIELDS = ("opens_at", "closes_at", "embargo_lifts_at", "tier")
+
+
+@transaction.atomic
+def set_window(
+    *,
+    actor: Any,
+    release: Release,
+    partner: Partner,
+    opens_at: datetime,
+    closes_at: datetime,
+    embargo_lifts_at: datetime | None = None,
+    tier: str = "",
+    window: EmbargoWindow | None = None,
+) -> EmbargoWindow:
+    """Create a window, or move an existing one (``window``).
+
+    Closing a window earlier clips the expiry of its grants to the new close, in the same
+    transaction, so no grant ever outlives its window.
+    """
+    require(actor, "partners.change_embargowindow" if window else "partners.add_embargowindow")
+    if opens_at >= closes_at:
+        raise ActionError("window_invalid", "The window must open before it closes.")
+    embargo_lifts_at = embargo_lifts_at or release.public_release_at
+    if embargo_lifts_at < opens_at:
+        raise ActionError("window_invalid", "The embargo cannot lift before the window opens.")
+    if not release.jurisdiction_allowed(str(partner.jurisdiction)):
+        raise ActionError(
+            "jurisdiction_blocked",
+            f"Release {release.slug}'s export policy does not allow partners in "
+            f"{partner.jurisdiction.name}.",
+        )
+    if window is None:
+        window = EmbargoWindow(release=release, partner=partner)
+        before: dict[str, Any] = {}
+    else:
+        window = EmbargoWindow.objects.select_for_update().get(pk=window.pk)
+        if (window.release_id, window.partner_id) != (release.pk, partner.pk):
+            raise ActionError(
+                "window_invalid", "A window cannot move to another release or partner."
+            )
+        before = snapshot(window, _FIELDS)
+    window.opens_at, window.closes_at = opens_at, closes_at
+    window.embargo_lifts_at, window.tier = embargo_lifts_at, tier
+    window.clean()
+    if window.pk and Grant.objects.filter(window=window, issued_at__gte=closes_at).exists():
+        raise ActionError(
+            "window_invalid",
+            "Grants were issued in this window after the new close time; revoke them first.",
+        )
+    with integrity_as_action_error():
+        if window.pk:
+            # Clip first, so the database rule "no grant outlives its window" holds at
+            # every statement.
+            Grant.objects.filter(window=window, expires_at__gt=closes_at).update(
+                expires_at=Least(F("expires_at"), closes_at)
+            )
+        window.save()
+    record(
+        AuditAction.WINDOW_SET,
+        actor=actor,
+        target=window,
+        partner=partner,
+        changes=field_changes(window, before, _FIELDS),
+    )
+    return window

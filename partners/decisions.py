@@ -1,0 +1,126 @@
+"""The access rules: one pure function from plain facts and the time to a decision.
+
+No I/O happens here. Callers load the facts (``partners.queries.download_facts``), call
+``decide`` and act on the result; every rule is a row of a table-driven test, and every
+reason code is documented in docs/decisions.md. Codes never change once shipped.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from partners.networks import address_in_networks
+
+__all__ = ["Decision", "DownloadFacts", "Reason", "decide"]
+
+
+class Reason(StrEnum):
+    TOKEN_EXPIRED = "token_expired"  # noqa: S105 (a reason code)
+    TOKEN_REVOKED = "token_revoked"  # noqa: S105 (a reason code)
+    PARTNER_SUSPENDED = "partner_suspended"
+    PARTNER_TERMINATED = "partner_terminated"
+    NDA_EXPIRED = "nda_expired"
+    JURISDICTION_BLOCKED = "jurisdiction_blocked"
+    ADDRESS_NOT_ALLOWED = "address_not_allowed"
+    CHECKPOINT_PULLED = "checkpoint_pulled"
+    WINDOW_NOT_OPEN = "window_not_open"
+    WINDOW_CLOSED = "window_closed"
+    GRANT_REVOKED = "grant_revoked"
+    GRANT_EXPIRED = "grant_expired"
+    QUOTA_EXHAUSTED = "quota_exhausted"
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadFacts:
+    """Everything the rules look at, as plain values read from current rows."""
+
+    now: datetime
+    client_address: str | None
+    # The credential presented (an API token in the partner API).
+    token_expires_at: datetime | None
+    token_revoked: bool
+    token_networks: Sequence[str]
+    # The partner and its paperwork.
+    partner_status: str
+    partner_jurisdiction: str
+    partner_networks: Sequence[str]
+    nda_expires_at: datetime
+    # The release's export-control policy: "allow" or "deny" the listed jurisdictions.
+    release_policy: str
+    release_jurisdictions: frozenset[str]
+    # What is being downloaded and under which permission.
+    checkpoint_status: str
+    window_opens_at: datetime
+    window_closes_at: datetime
+    grant_status: str
+    grant_expires_at: datetime
+    quota_bytes: int
+    bytes_used: int
+    requested_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: Reason | None = None
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+ALLOW = Decision(allowed=True)
+
+
+def _deny(reason: Reason) -> Decision:
+    return Decision(allowed=False, reason=reason)
+
+
+def jurisdiction_allowed(policy: str, jurisdictions: frozenset[str], code: str) -> bool:
+    listed = code in jurisdictions
+    return listed if policy == "allow" else not listed
+
+
+def decide(facts: DownloadFacts) -> Decision:
+    """Allow, or deny with the first reason that applies.
+
+    The order goes from the credential outwards to the byte count, so a caller always
+    learns the most fundamental problem first: a revoked token says ``token_revoked``
+    even when its grant has also run out.
+    """
+    now = facts.now
+    if facts.token_revoked:
+        return _deny(Reason.TOKEN_REVOKED)
+    if facts.token_expires_at is not None and facts.token_expires_at <= now:
+        return _deny(Reason.TOKEN_EXPIRED)
+    if facts.partner_status == "terminated":
+        return _deny(Reason.PARTNER_TERMINATED)
+    if facts.partner_status != "active":
+        return _deny(Reason.PARTNER_SUSPENDED)
+    if facts.nda_expires_at <= now:
+        return _deny(Reason.NDA_EXPIRED)
+    if not jurisdiction_allowed(
+        facts.release_policy, facts.release_jurisdictions, facts.partner_jurisdiction
+    ):
+        return _deny(Reason.JURISDICTION_BLOCKED)
+    for networks in (facts.partner_networks, facts.token_networks):
+        if networks and not address_in_networks(facts.client_address, networks):
+            return _deny(Reason.ADDRESS_NOT_ALLOWED)
+    if facts.checkpoint_status != "available":
+        return _deny(Reason.CHECKPOINT_PULLED)
+    if now < facts.window_opens_at:
+        return _deny(Reason.WINDOW_NOT_OPEN)
+    if now >= facts.window_closes_at:
+        return _deny(Reason.WINDOW_CLOSED)
+    if facts.grant_status == "revoked":
+        return _deny(Reason.GRANT_REVOKED)
+    if facts.grant_status == "expired" or facts.grant_expires_at <= now:
+        return _deny(Reason.GRANT_EXPIRED)
+    if (
+        facts.grant_status == "exhausted"
+        or facts.bytes_used + facts.requested_bytes > facts.quota_bytes
+    ):
+        return _deny(Reason.QUOTA_EXHAUSTED)
+    if facts.grant_status != "active":
+        return _deny(Reason.GRANT_REVOKED)
+    return ALLOW

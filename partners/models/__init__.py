@@ -1,0 +1,17 @@
+from .grants import Grant, GrantApproval, GrantRequest
+from .partners import Membership, Partner, PartnerContact
+from .releases import Artifact, Checkpoint, Release
+from .windows import EmbargoWindow
+
+__all__ = [
+    "Artifact",
+    "Checkpoint",
+    "EmbargoWindow",
+    "Grant",
+    "GrantApproval",
+    "GrantRequest",
+    "Membership",
+    "Partner",
+    "PartnerContact",
+    "Release",
+]

@@ -1,0 +1,99 @@
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Length
+from django.db.models.lookups import Exact
+from django.utils import timezone
+from django_countries.fields import CountryField
+
+__all__ = ["Artifact", "Checkpoint", "Release"]
+
+
+class Release(models.Model):
+    """A model launch, with its export-control policy."""
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        LAUNCHED = "launched", "Launched"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Policy(models.TextChoices):
+        ALLOW_LIST = "allow", "Only the listed jurisdictions"
+        DENY_LIST = "deny", "All but the listed jurisdictions"
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    public_release_at = models.DateTimeField(help_text="When the model is launched publicly.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PLANNED)
+    policy = models.CharField(max_length=8, choices=Policy.choices, default=Policy.DENY_LIST)
+    policy_jurisdictions = CountryField(multiple=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-public_release_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(policy__in=["allow", "deny"]), name="release_policy_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    def jurisdiction_allowed(self, code: str) -> bool:
+        listed = code in {str(c) for c in self.policy_jurisdictions}
+        return listed if self.policy == self.Policy.ALLOW_LIST else not listed
+
+
+class Checkpoint(models.Model):
+    """One set of weights of a release, made of artifacts."""
+
+    class Status(models.TextChoices):
+        AVAILABLE = "available", "Available"
+        PULLED = "pulled", "Pulled"
+
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="checkpoints")
+    tag = models.SlugField(max_length=64)
+    training_step = models.PositiveBigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.AVAILABLE)
+    pulled_at = models.DateTimeField(null=True, blank=True)
+    pulled_reason = models.CharField(max_length=300, blank=True)
+    registered_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["release", "tag"]
+        constraints = [
+            models.UniqueConstraint(fields=["release", "tag"], name="checkpoint_unique_tag"),
+            models.CheckConstraint(
+                condition=models.Q(status="available", pulled_at__isnull=True)
+                | models.Q(status="pulled", pulled_at__isnull=False),
+                name="checkpoint_pulled_has_time",
+            ),
+        ]
+        permissions = [("pull_checkpoint", "Can pull a checkpoint")]
+
+    def __str__(self) -> str:
+        return f"{self.release.slug}:{self.tag}"
+
+
+class Artifact(models.Model):
+    """One file of a checkpoint, as registered: its bytes never change afterwards."""
+
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.PROTECT, related_name="artifacts")
+    path = models.CharField(max_length=500)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(
+        max_length=64, validators=[RegexValidator(r"^[0-9a-f]{64}$", "A lower-case hex SHA-256.")]
+    )
+    storage_key = models.CharField(max_length=700)
+
+    class Meta:
+        ordering = ["checkpoint", "path"]
+        constraints = [
+            models.UniqueConstraint(fields=["checkpoint", "path"], name="artifact_unique_path"),
+            models.CheckConstraint(
+                condition=Exact(Length("sha256"), 64), name="artifact_sha256_length"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.path

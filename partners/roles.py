@@ -1,0 +1,92 @@
+"""Staff roles, as Django groups with the least privilege each job needs.
+
+The groups are created and kept in step by migrations that call ``sync_roles``; a new
+permission reaches a role through a new migration, so every change of rights is a
+reviewed diff.
+"""
+
+from typing import Any
+
+__all__ = ["ROLES", "sync_roles"]
+
+_VIEW_ALL = [
+    ("partners", f"view_{model}")
+    for model in (
+        "partner",
+        "partnercontact",
+        "membership",
+        "release",
+        "checkpoint",
+        "artifact",
+        "embargowindow",
+        "grant",
+        "grantrequest",
+        "grantapproval",
+    )
+] + [("audit", "view_auditevent")]
+
+ROLES: dict[str, list[tuple[str, str]]] = {
+    "Release manager": _VIEW_ALL
+    + [
+        ("partners", codename)
+        for codename in (
+            "add_release",
+            "change_release",
+            "add_checkpoint",
+            "change_checkpoint",
+            "add_artifact",
+            "add_embargowindow",
+            "change_embargowindow",
+            "issue_grant",
+            "revoke_grant",
+            "approve_grantrequest",
+            "pull_checkpoint",
+        )
+    ],
+    "Partner manager": _VIEW_ALL
+    + [
+        ("partners", codename)
+        for codename in (
+            "add_partner",
+            "change_partner",
+            "suspend_partner",
+            "add_partnercontact",
+            "change_partnercontact",
+            "delete_partnercontact",
+            "add_membership",
+            "change_membership",
+            "delete_membership",
+        )
+    ],
+    "Security officer": [
+        *_VIEW_ALL,
+        ("partners", "suspend_partner"),
+        ("partners", "revoke_grant"),
+        ("partners", "pull_checkpoint"),
+        ("audit", "export_auditevent"),
+    ],
+    "Compliance": [*_VIEW_ALL, ("audit", "export_auditevent")],
+}
+
+
+def sync_roles(apps: Any, schema_editor: Any) -> None:
+    """Make each role group hold exactly its permissions (runs inside a migration)."""
+    from django.contrib.auth.management import create_permissions
+
+    # Permissions are normally created after all migrations; create them now so the
+    # groups can reference them.
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for name, wanted in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        permissions = []
+        for app_label, codename in wanted:
+            permissions.append(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+        group.permissions.set(permissions)

@@ -1,0 +1,22 @@
+import pytest
+from django.conf import settings
+
+if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    pytest.exit(
+        "The tests run on PostgreSQL: run scripts/test, or set DATABASE_URL to a PostgreSQL server.",
+        returncode=2,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _artifact_root(settings, tmp_path):
+    """Each test gets its own artifact storage."""
+    root = tmp_path / "artifacts"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(root)},
+        },
+    }
+    return root

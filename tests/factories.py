@@ -1,0 +1,114 @@
+"""Test state, built by calling the actions (so tests see what users would have made)."""
+
+import hashlib
+import itertools
+from datetime import datetime, timedelta
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from partners import actions
+from partners.models import Checkpoint, EmbargoWindow, Grant, Membership, Partner, Release
+
+_seq = itertools.count(1)
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@lab.example")
+    password = factory.PostGenerationMethodCall("set_password", "correct horse battery")
+
+    @factory.post_generation
+    def _save(obj, create, extracted, **kwargs):  # noqa: N805
+        if create:
+            obj.save()
+
+
+def staff(role: str | None = None, **kwargs) -> object:
+    """A staff member holding one role (a group from the roles migration)."""
+    user = UserFactory(is_staff=True, **kwargs)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+def superuser(**kwargs) -> object:
+    return UserFactory(is_staff=True, is_superuser=True, **kwargs)
+
+
+def partner(slug: str | None = None, *, jurisdiction: str = "US", **kwargs) -> Partner:
+    n = next(_seq)
+    values = {
+        "slug": slug or f"partner-{n}",
+        "legal_name": f"Partner {n} Inc.",
+        "kind": Partner.Kind.GPU_VENDOR,
+        "jurisdiction": jurisdiction,
+        "nda_reference": f"NDA-{n:04d}",
+        "nda_expires_at": timezone.now() + timedelta(days=365),
+    }
+    values.update(kwargs)
+    return actions.create_partner(actor=None, **values)
+
+
+def partner_user(of: Partner, **kwargs) -> object:
+    user = UserFactory(**kwargs)
+    Membership.objects.create(user=user, partner=of)
+    return user
+
+
+def release(slug: str | None = None, *, public_in: timedelta = timedelta(days=30), **kwargs) -> Release:
+    n = next(_seq)
+    values = {
+        "slug": slug or f"v{n}",
+        "name": f"Model v{n}",
+        "public_release_at": timezone.now() + public_in,
+    }
+    values.update(kwargs)
+    return actions.create_release(actor=None, **values)
+
+
+def artifact_spec(path: str, content: bytes) -> actions.ArtifactSpec:
+    return actions.ArtifactSpec(
+        path=path,
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        storage_key=f"test/{path}",
+    )
+
+
+def checkpoint(of: Release, tag: str = "step-1000", files: int = 2) -> Checkpoint:
+    specs = [artifact_spec(f"model-{i:05d}.safetensors", f"{tag}:{i}".encode()) for i in range(files)]
+    return actions.register_checkpoint(
+        actor=None, release=of, tag=tag, artifacts=specs, training_step=1000
+    ).checkpoint
+
+
+def window(
+    of: Release,
+    to: Partner,
+    *,
+    opens: timedelta = timedelta(days=-1),
+    closes: timedelta = timedelta(days=20),
+    at: datetime | None = None,
+) -> EmbargoWindow:
+    at = at or timezone.now()
+    return actions.set_window(
+        actor=None, release=of, partner=to, opens_at=at + opens, closes_at=at + closes
+    )
+
+
+def grant(cp: Checkpoint, to: Partner, *, quota_bytes: int = 10_000, approvers=None) -> Grant:
+    """A grant through the real path: direct after launch, two approvals before."""
+    if cp.release.public_release_at <= timezone.now():
+        return actions.issue_grant(actor=None, partner=to, checkpoint=cp, quota_bytes=quota_bytes)
+    requester = partner_user(to)
+    request = actions.request_grant(actor=requester, partner=to, checkpoint=cp, quota_bytes=quota_bytes)
+    for approver in approvers or (staff("Release manager"), staff("Release manager")):
+        actions.approve_grant_request(actor=approver, request=request)
+    return Grant.objects.get(request=request)
