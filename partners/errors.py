@@ -8,10 +8,11 @@ class ActionError(Exception):
 
     status = 409
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, fields: dict[str, list[str]] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.fields = fields or {}
 
 
 class ActionForbidden(ActionError):

@@ -10,7 +10,8 @@ if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
 
 @pytest.fixture(autouse=True)
 def _artifact_root(settings, tmp_path):
-    """Each test gets its own artifact storage."""
+    """Each test gets its own artifact storage, and a fast password hasher."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     root = tmp_path / "artifacts"
     settings.STORAGES = {
         **settings.STORAGES,

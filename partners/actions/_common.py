@@ -5,6 +5,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
@@ -60,6 +61,19 @@ def integrity_as_action_error() -> Iterator[None]:
             if rule in text:
                 raise ActionError(code, message) from exc
         raise
+
+
+def validate(instance: models.Model, **kwargs: Any) -> None:
+    """``full_clean``, refusing with ``invalid`` and the message of every bad field."""
+    try:
+        instance.full_clean(**kwargs)
+    except ValidationError as exc:
+        fields = exc.message_dict
+        text = "; ".join(
+            f"{name}: {' '.join(msgs)}" if name != "__all__" else " ".join(msgs)
+            for name, msgs in fields.items()
+        )
+        raise ActionError("invalid", text, fields=fields) from exc
 
 
 def now() -> datetime:

@@ -9,7 +9,7 @@ from accessctl.audit.events import AuditAction, record
 from partners.errors import ActionError
 from partners.models import Artifact, Checkpoint, Grant, Release
 
-from ._common import now, require
+from ._common import now, require, validate
 
 __all__ = ["ArtifactSpec", "create_release", "pull_checkpoint", "register_checkpoint"]
 
@@ -34,7 +34,7 @@ def create_release(
         policy=policy,
         policy_jurisdictions=list(policy_jurisdictions),
     )
-    release.full_clean()
+    validate(release)
     release.save()
     record(
         AuditAction.RELEASE_CREATED,
@@ -114,7 +114,7 @@ def register_checkpoint(
         for s in new
     ]
     for row in rows:
-        row.full_clean(exclude=["checkpoint"])
+        validate(row, exclude=["checkpoint"])
     Artifact.objects.bulk_create(rows)
     if new:
         record(

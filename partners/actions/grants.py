@@ -20,6 +20,14 @@ __all__ = [
 ]
 
 
+def _current(partner: Partner, checkpoint: Checkpoint) -> tuple[Partner, Checkpoint]:
+    """The committed rows, locked: a grant cannot slip in beside a suspension or a pull."""
+    return (
+        Partner.objects.select_for_update().get(pk=partner.pk),
+        Checkpoint.objects.select_for_update().select_related("release").get(pk=checkpoint.pk),
+    )
+
+
 def _check_eligible(partner: Partner, checkpoint: Checkpoint, at: datetime) -> EmbargoWindow:
     """The rules a grant must pass when it is issued or asked for; returns its window."""
     if partner.status != Partner.Status.ACTIVE:
@@ -58,6 +66,7 @@ def _issue(
     request: GrantRequest | None,
     at: datetime,
 ) -> Grant:
+    partner, checkpoint = _current(partner, checkpoint)
     window = _check_eligible(partner, checkpoint, at)
     if quota_bytes <= 0:
         raise ActionError("quota_invalid", "The byte quota must be positive.")
@@ -112,6 +121,7 @@ def issue_grant(
     """Issue a grant directly. Early access must go through a request and its approvals."""
     require(actor, "partners.issue_grant")
     at = now()
+    checkpoint = Checkpoint.objects.select_related("release").get(pk=checkpoint.pk)
     if _is_early_access(checkpoint, at):
         raise ActionError(
             "approval_required",
@@ -148,6 +158,7 @@ def request_grant(
     if not _may_request_for(actor, partner):
         raise ActionForbidden("partners.issue_grant")
     at = now()
+    partner, checkpoint = _current(partner, checkpoint)
     _check_eligible(partner, checkpoint, at)
     if quota_bytes <= 0:
         raise ActionError("quota_invalid", "The byte quota must be positive.")

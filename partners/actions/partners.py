@@ -7,7 +7,7 @@ from accessctl.audit.events import AuditAction, record
 from partners.errors import ActionError
 from partners.models import Grant, Partner
 
-from ._common import field_changes, now, require, snapshot
+from ._common import field_changes, now, require, snapshot, validate
 
 __all__ = [
     "create_partner",
@@ -51,7 +51,7 @@ def create_partner(
         nda_expires_at=nda_expires_at,
         allowed_networks=allowed_networks or [],
     )
-    partner.full_clean()
+    validate(partner)
     partner.save()
     record(
         AuditAction.PARTNER_CREATED,
@@ -74,7 +74,7 @@ def update_partner(*, actor: Any, partner: Partner, **values: Any) -> Partner:
     before = snapshot(partner, EDITABLE_FIELDS)
     for name, value in values.items():
         setattr(partner, name, value)
-    partner.full_clean()
+    validate(partner)
     changes = field_changes(partner, before, EDITABLE_FIELDS)
     if changes:
         partner.save(update_fields=list(changes))

@@ -36,7 +36,7 @@ def set_window(
     require(actor, "partners.change_embargowindow" if window else "partners.add_embargowindow")
     if opens_at >= closes_at:
         raise ActionError("window_invalid", "The window must open before it closes.")
-    embargo_lifts_at = embargo_lifts_at or release.public_release_at
+    embargo_lifts_at = embargo_lifts_at or max(release.public_release_at, opens_at)
     if embargo_lifts_at < opens_at:
         raise ActionError("window_invalid", "The embargo cannot lift before the window opens.")
     if not release.jurisdiction_allowed(str(partner.jurisdiction)):
@@ -57,7 +57,11 @@ def set_window(
         before = snapshot(window, _FIELDS)
     window.opens_at, window.closes_at = opens_at, closes_at
     window.embargo_lifts_at, window.tier = embargo_lifts_at, tier
-    window.clean()
+    if window.overlapping().exists():
+        raise ActionError(
+            "window_overlap",
+            "This partner already has a window for this release that overlaps these times.",
+        )
     if window.pk and Grant.objects.filter(window=window, issued_at__gte=closes_at).exists():
         raise ActionError(
             "window_invalid",

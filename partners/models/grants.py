@@ -49,9 +49,6 @@ class GrantRequest(models.Model):
                     "This partner already has a pending request for this checkpoint."
                 ),
             ),
-            models.CheckConstraint(
-                condition=models.Q(approvals_required__gte=1), name="grant_request_needs_approval"
-            ),
         ]
         permissions = [("approve_grantrequest", "Can approve or reject grant requests")]
 
