@@ -25,7 +25,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", "correct horse battery")
 
     @factory.post_generation
-    def _save(obj, create, extracted, **kwargs):  # noqa: N805
+    def _save(obj, create, extracted, **kwargs):
         if create:
             obj.save()
 
@@ -62,7 +62,9 @@ def partner_user(of: Partner, **kwargs) -> object:
     return user
 
 
-def release(slug: str | None = None, *, public_in: timedelta = timedelta(days=30), **kwargs) -> Release:
+def release(
+    slug: str | None = None, *, public_in: timedelta = timedelta(days=30), **kwargs
+) -> Release:
     n = next(_seq)
     values = {
         "slug": slug or f"v{n}",
@@ -83,7 +85,9 @@ def artifact_spec(path: str, content: bytes) -> actions.ArtifactSpec:
 
 
 def checkpoint(of: Release, tag: str = "step-1000", files: int = 2) -> Checkpoint:
-    specs = [artifact_spec(f"model-{i:05d}.safetensors", f"{tag}:{i}".encode()) for i in range(files)]
+    specs = [
+        artifact_spec(f"model-{i:05d}.safetensors", f"{tag}:{i}".encode()) for i in range(files)
+    ]
     return actions.register_checkpoint(
         actor=None, release=of, tag=tag, artifacts=specs, training_step=1000
     ).checkpoint
@@ -108,7 +112,9 @@ def grant(cp: Checkpoint, to: Partner, *, quota_bytes: int = 10_000, approvers=N
     if cp.release.public_release_at <= timezone.now():
         return actions.issue_grant(actor=None, partner=to, checkpoint=cp, quota_bytes=quota_bytes)
     requester = partner_user(to)
-    request = actions.request_grant(actor=requester, partner=to, checkpoint=cp, quota_bytes=quota_bytes)
+    request = actions.request_grant(
+        actor=requester, partner=to, checkpoint=cp, quota_bytes=quota_bytes
+    )
     for approver in approvers or (staff("Release manager"), staff("Release manager")):
         actions.approve_grant_request(actor=approver, request=request)
     return Grant.objects.get(request=request)

@@ -116,7 +116,7 @@ def test_terminated_partner_cannot_come_back(setup):
 
 
 def test_inverted_window_is_refused_by_the_action(setup):
-    partner, release, _, _ = setup
+    _partner, release, _, _ = setup
     now = timezone.now()
     with pytest.raises(ActionError) as exc:
         actions.set_window(
@@ -152,7 +152,7 @@ def test_adjacent_windows_are_allowed(setup):
 
 
 def test_database_refuses_inverted_window_even_without_the_action(setup):
-    partner, release, _, _ = setup
+    _partner, release, _, _ = setup
     now = timezone.now()
     with pytest.raises(IntegrityError, match="window_opens_before_closes"), transaction.atomic():
         EmbargoWindow.objects.create(
@@ -344,7 +344,7 @@ def test_database_refuses_grant_outliving_its_window(setup):
 
 
 def test_database_refuses_grant_in_another_partners_window(setup):
-    partner, release, checkpoint, window = setup
+    _partner, _release, checkpoint, window = setup
     other = f.partner()
     with pytest.raises(IntegrityError, match="grant_window_mismatch"), transaction.atomic():
         Grant.objects.create(
