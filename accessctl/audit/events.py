@@ -20,6 +20,7 @@ class AuditAction(StrEnum):
     PARTNER_REINSTATED = "partner.reinstated"
     PARTNER_TERMINATED = "partner.terminated"
     RELEASE_CREATED = "release.created"
+    RELEASE_UPDATED = "release.updated"
     CHECKPOINT_REGISTERED = "checkpoint.registered"
     CHECKPOINT_PULLED = "checkpoint.pulled"
     WINDOW_SET = "window.set"

@@ -3,9 +3,16 @@
 Admin, API, commands and tasks call these and nothing else to change domain rows.
 """
 
-from .checkpoints import ArtifactSpec, create_release, pull_checkpoint, register_checkpoint
+from .checkpoints import (
+    ArtifactSpec,
+    create_release,
+    pull_checkpoint,
+    register_checkpoint,
+    update_release,
+)
 from .grants import (
     approve_grant_request,
+    check_grant,
     issue_grant,
     reject_grant_request,
     request_grant,
@@ -18,11 +25,13 @@ from .partners import (
     terminate_partner,
     update_partner,
 )
-from .windows import set_window
+from .windows import check_window, set_window
 
 __all__ = [
     "ArtifactSpec",
     "approve_grant_request",
+    "check_grant",
+    "check_window",
     "create_partner",
     "create_release",
     "issue_grant",
@@ -36,4 +45,5 @@ __all__ = [
     "suspend_partner",
     "terminate_partner",
     "update_partner",
+    "update_release",
 ]

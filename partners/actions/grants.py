@@ -13,6 +13,7 @@ from ._common import integrity_as_action_error, now, require
 
 __all__ = [
     "approve_grant_request",
+    "check_grant",
     "issue_grant",
     "reject_grant_request",
     "request_grant",
@@ -52,6 +53,32 @@ def _check_eligible(partner: Partner, checkpoint: Checkpoint, at: datetime) -> E
     return window
 
 
+def check_grant(
+    *,
+    partner: Partner,
+    checkpoint: Checkpoint,
+    quota_bytes: int,
+    expires_at: datetime | None,
+    at: datetime,
+) -> tuple[EmbargoWindow, datetime]:
+    """Refuse a grant that cannot be issued; return its window and expiry (default: the
+    configured number of days, clipped to the window's close). Forms call this too."""
+    window = _check_eligible(partner, checkpoint, at)
+    if quota_bytes <= 0:
+        raise ActionError("quota_invalid", "The byte quota must be positive.")
+    default_expiry = at + timedelta(days=settings.ACCESSCTL_DEFAULT_GRANT_DAYS)
+    expires_at = expires_at or min(default_expiry, window.closes_at)
+    if expires_at > window.closes_at:
+        raise ActionError(
+            "grant_outlives_window",
+            "A grant cannot outlive its window, which closes "
+            f"{window.closes_at:%Y-%m-%d %H:%M} UTC.",
+        )
+    if expires_at <= at:
+        raise ActionError("grant_invalid", "A grant must expire in the future.")
+    return window, expires_at
+
+
 def _is_early_access(checkpoint: Checkpoint, at: datetime) -> bool:
     return at < checkpoint.release.public_release_at
 
@@ -67,19 +94,13 @@ def _issue(
     at: datetime,
 ) -> Grant:
     partner, checkpoint = _current(partner, checkpoint)
-    window = _check_eligible(partner, checkpoint, at)
-    if quota_bytes <= 0:
-        raise ActionError("quota_invalid", "The byte quota must be positive.")
-    default_expiry = at + timedelta(days=settings.ACCESSCTL_DEFAULT_GRANT_DAYS)
-    expires_at = expires_at or min(default_expiry, window.closes_at)
-    if expires_at > window.closes_at:
-        raise ActionError(
-            "grant_outlives_window",
-            "A grant cannot outlive its window, which closes "
-            f"{window.closes_at:%Y-%m-%d %H:%M} UTC.",
-        )
-    if expires_at <= at:
-        raise ActionError("grant_invalid", "A grant must expire in the future.")
+    window, expires_at = check_grant(
+        partner=partner,
+        checkpoint=checkpoint,
+        quota_bytes=quota_bytes,
+        expires_at=expires_at,
+        at=at,
+    )
     grant = Grant(
         partner=partner,
         checkpoint=checkpoint,

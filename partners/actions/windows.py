@@ -11,9 +11,49 @@ from partners.models import EmbargoWindow, Grant, Partner, Release
 
 from ._common import field_changes, integrity_as_action_error, require, snapshot
 
-__all__ = ["set_window"]
+__all__ = ["check_window", "set_window"]
 
 _FIELDS = ("opens_at", "closes_at", "embargo_lifts_at", "tier")
+
+
+def check_window(
+    *,
+    release: Release,
+    partner: Partner,
+    opens_at: datetime,
+    closes_at: datetime,
+    embargo_lifts_at: datetime | None,
+    window: EmbargoWindow | None,
+) -> datetime:
+    """Refuse a window that cannot be set; return its embargo lift time (default: the
+    release's public time, or the opening if that is later). Forms call this too."""
+    if opens_at >= closes_at:
+        raise ActionError("window_invalid", "The window must open before it closes.")
+    embargo_lifts_at = embargo_lifts_at or max(release.public_release_at, opens_at)
+    if embargo_lifts_at < opens_at:
+        raise ActionError("window_invalid", "The embargo cannot lift before the window opens.")
+    if not release.jurisdiction_allowed(str(partner.jurisdiction)):
+        raise ActionError(
+            "jurisdiction_blocked",
+            f"Release {release.slug}'s export policy does not allow partners in "
+            f"{partner.jurisdiction.name}.",
+        )
+    overlapping = EmbargoWindow.objects.filter(
+        release=release, partner=partner, opens_at__lt=closes_at, closes_at__gt=opens_at
+    )
+    if window is not None:
+        overlapping = overlapping.exclude(pk=window.pk)
+    if overlapping.exists():
+        raise ActionError(
+            "window_overlap",
+            "This partner already has a window for this release that overlaps these times.",
+        )
+    if window is not None and window.grants.filter(issued_at__gte=closes_at).exists():
+        raise ActionError(
+            "window_invalid",
+            "Grants were issued in this window after the new close time; revoke them first.",
+        )
+    return embargo_lifts_at
 
 
 @transaction.atomic
@@ -34,17 +74,14 @@ def set_window(
     transaction, so no grant ever outlives its window.
     """
     require(actor, "partners.change_embargowindow" if window else "partners.add_embargowindow")
-    if opens_at >= closes_at:
-        raise ActionError("window_invalid", "The window must open before it closes.")
-    embargo_lifts_at = embargo_lifts_at or max(release.public_release_at, opens_at)
-    if embargo_lifts_at < opens_at:
-        raise ActionError("window_invalid", "The embargo cannot lift before the window opens.")
-    if not release.jurisdiction_allowed(str(partner.jurisdiction)):
-        raise ActionError(
-            "jurisdiction_blocked",
-            f"Release {release.slug}'s export policy does not allow partners in "
-            f"{partner.jurisdiction.name}.",
-        )
+    embargo_lifts_at = check_window(
+        release=release,
+        partner=partner,
+        opens_at=opens_at,
+        closes_at=closes_at,
+        embargo_lifts_at=embargo_lifts_at,
+        window=window,
+    )
     if window is None:
         window = EmbargoWindow(release=release, partner=partner)
         before: dict[str, Any] = {}
@@ -57,16 +94,6 @@ def set_window(
         before = snapshot(window, _FIELDS)
     window.opens_at, window.closes_at = opens_at, closes_at
     window.embargo_lifts_at, window.tier = embargo_lifts_at, tier
-    if window.overlapping().exists():
-        raise ActionError(
-            "window_overlap",
-            "This partner already has a window for this release that overlaps these times.",
-        )
-    if window.pk and Grant.objects.filter(window=window, issued_at__gte=closes_at).exists():
-        raise ActionError(
-            "window_invalid",
-            "Grants were issued in this window after the new close time; revoke them first.",
-        )
     with integrity_as_action_error():
         if window.pk:
             # Clip first, so the database rule "no grant outlives its window" holds at

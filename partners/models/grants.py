@@ -1,5 +1,4 @@
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -151,19 +150,3 @@ class Grant(models.Model):
     @property
     def bytes_left(self) -> int:
         return max(self.quota_bytes - self.bytes_used, 0)
-
-    def clean(self) -> None:
-        window = self.window if self.window_id else None
-        if window is None or not self.expires_at:
-            return
-        if self.expires_at > window.closes_at:
-            raise ValidationError(
-                {
-                    "expires_at": "A grant cannot outlive its window, which closes "
-                    f"{window.closes_at:%Y-%m-%d %H:%M} UTC."
-                }
-            )
-        if self.partner_id and window.partner_id != self.partner_id:
-            raise ValidationError({"window": "The window belongs to another partner."})
-        if self.checkpoint_id and window.release_id != self.checkpoint.release_id:
-            raise ValidationError({"window": "The window is for another release."})

@@ -1,4 +1,3 @@
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -60,25 +59,3 @@ class EmbargoWindow(models.Model):
     @property
     def state(self) -> "EmbargoWindow.State":
         return self.state_at(timezone.now())
-
-    def overlapping(self) -> models.QuerySet["EmbargoWindow"]:
-        """Other windows of the same release and partner whose time overlaps this one."""
-        return EmbargoWindow.objects.filter(
-            release_id=self.release_id,
-            partner_id=self.partner_id,
-            opens_at__lt=self.closes_at,
-            closes_at__gt=self.opens_at,
-        ).exclude(pk=self.pk)
-
-    def clean(self) -> None:
-        if (
-            self.release_id
-            and self.partner_id
-            and self.opens_at
-            and self.closes_at
-            and self.opens_at < self.closes_at
-            and self.overlapping().exists()
-        ):
-            raise ValidationError(
-                "This partner already has a window for this release that overlaps these times."
-            )

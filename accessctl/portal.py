@@ -1,0 +1,62 @@
+"""The staff portal's admin site: two-factor sign-in (django-otp) and the dashboard."""
+
+from datetime import timedelta
+from typing import Any
+
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django_otp.admin import OTPAdminSite
+
+__all__ = ["PortalSite"]
+
+TIMELINE_DAYS = 60
+
+
+class PortalSite(OTPAdminSite):
+    site_header = "accessctl"
+    site_title = "accessctl staff portal"
+    index_title = "Dashboard"
+    index_template = "admin/dashboard.html"
+
+    def __init__(self, name: str = "admin") -> None:
+        super().__init__(name)
+
+    def index(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> TemplateResponse:
+        return super().index(request, {**dashboard(request), **(extra_context or {})})
+
+
+def dashboard(request: HttpRequest) -> dict[str, Any]:
+    from partners import queries
+
+    user = request.user
+    now = timezone.now()
+    start = now - timedelta(days=7)
+    span = timedelta(days=TIMELINE_DAYS)
+    context: dict[str, Any] = {"now": now, "timeline_days": TIMELINE_DAYS}
+    if user.has_perm("partners.view_embargowindow"):
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for window in queries.timeline_windows(at=start, horizon=span):
+            left = max((window.opens_at - start) / span, 0.0)
+            right = min((window.closes_at - start) / span, 1.0)
+            rows.setdefault(window.release.slug, []).append(
+                {
+                    "window": window,
+                    "state": window.state_at(now),
+                    "left": round(left * 100, 2),
+                    "width": round(max(right - left, 0.005) * 100, 2),
+                }
+            )
+        context["timeline"] = rows
+        context["now_left"] = round((now - start) / span * 100, 2)
+    if user.has_perm("partners.view_grant"):
+        context["expiring_grants"] = list(
+            queries.expiring_grants(at=now, within=timedelta(days=7))[:10]
+        )
+    if user.has_perm("audit.view_auditevent"):
+        context["recent_denials"] = list(queries.recent_denials(limit=10))
+    if user.has_perm("partners.view_grantrequest"):
+        context["pending_requests"] = list(queries.pending_requests()[:10])
+    return context

@@ -1,0 +1,8 @@
+"""The lab-staff portal for the domain: every model, filters, and actions that call
+``partners.actions``. History is read-only; changes go through the actions."""
+
+from django.contrib import admin
+
+from . import grants, partners, releases  # noqa: F401  (registers the model admins)
+
+admin.site.disable_action("delete_selected")

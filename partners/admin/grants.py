@@ -1,0 +1,251 @@
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+
+from partners import actions
+from partners.errors import ActionError
+from partners.models import Grant, GrantApproval, GrantRequest
+
+from ._helpers import ActionErrorsAsMessages, action_error_to_validation, reason_action
+
+__all__ = ["GrantAdmin", "GrantRequestAdmin"]
+
+
+class GrantIssueForm(forms.ModelForm):
+    """Issuing a grant directly (after the public release): checked by the action's rules."""
+
+    expires_at = forms.DateTimeField(
+        required=False, help_text="Empty: the default grant length, clipped to the window."
+    )
+
+    class Meta:
+        model = Grant
+        fields = ["partner", "checkpoint", "quota_bytes", "expires_at"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if all(data.get(k) for k in ("partner", "checkpoint", "quota_bytes")):
+            checkpoint = data["checkpoint"]
+            try:
+                if timezone.now() < checkpoint.release.public_release_at:
+                    raise ActionError(
+                        "approval_required",
+                        f"Release {checkpoint.release.slug} is not public yet: file a grant "
+                        "request instead; early access needs two approvals.",
+                    )
+                actions.check_grant(
+                    partner=data["partner"],
+                    checkpoint=checkpoint,
+                    quota_bytes=data["quota_bytes"],
+                    expires_at=data.get("expires_at"),
+                    at=timezone.now(),
+                )
+            except ActionError as exc:
+                raise action_error_to_validation(exc) from exc
+        return data
+
+    def _post_clean(self) -> None:
+        pass  # the window is chosen by the action; the rules above already ran
+
+
+@admin.register(Grant)
+class GrantAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "partner",
+        "checkpoint",
+        "status",
+        "usage",
+        "issued_at",
+        "expires_at",
+        "issued_by",
+    ]
+    list_filter = ["status", "partner", "checkpoint__release"]
+    search_fields = ["partner__slug", "checkpoint__tag", "checkpoint__release__slug"]
+    list_select_related = ["partner", "checkpoint__release", "issued_by"]
+    autocomplete_fields = ["partner"]
+    date_hierarchy = "issued_at"
+    actions = ["revoke"]
+    readonly_fields = [
+        "partner",
+        "checkpoint",
+        "window",
+        "request",
+        "status",
+        "issued_at",
+        "issued_by",
+        "expires_at",
+        "quota_bytes",
+        "bytes_used",
+        "revoked_at",
+        "revoked_by",
+        "revoke_reason",
+    ]
+
+    @admin.display(description="Used")
+    def usage(self, grant: Grant) -> str:
+        return f"{filesizeformat(grant.bytes_used)} of {filesizeformat(grant.quota_bytes)}"
+
+    def get_form(
+        self, request: HttpRequest, obj: Grant | None = None, **kwargs: Any
+    ) -> type[ModelForm]:
+        if obj is None:
+            kwargs["form"] = GrantIssueForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Grant | None = None) -> list[str]:
+        return self.readonly_fields if obj else []
+
+    def get_fields(self, request: HttpRequest, obj: Grant | None = None) -> list[str]:
+        return (
+            self.readonly_fields if obj else ["partner", "checkpoint", "quota_bytes", "expires_at"]
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("partners.issue_grant")
+
+    def has_change_permission(self, request: HttpRequest, obj: Grant | None = None) -> bool:
+        return False  # a grant changes only by being revoked (or by the clock)
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("partners.revoke_grant")
+
+    def save_model(self, request: HttpRequest, obj: Grant, form: ModelForm, change: bool) -> None:
+        data = form.cleaned_data
+        grant = actions.issue_grant(
+            actor=request.user,
+            partner=data["partner"],
+            checkpoint=data["checkpoint"],
+            quota_bytes=data["quota_bytes"],
+            expires_at=data.get("expires_at"),
+        )
+        obj.pk = grant.pk
+
+    @reason_action(description="Revoke selected grants", permission="revoke", submit_label="Revoke")
+    def revoke(self, request: HttpRequest, grant: Grant, reason: str) -> None:
+        actions.revoke_grant(actor=request.user, grant=grant, reason=reason)
+
+
+class ApprovalInline(admin.TabularInline):
+    model = GrantApproval
+    extra = 0
+    fields = ["approver", "approved_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class GrantRequestForm(forms.ModelForm):
+    class Meta:
+        model = GrantRequest
+        fields = ["partner", "checkpoint", "quota_bytes", "note"]
+
+
+@admin.register(GrantRequest)
+class GrantRequestAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "partner",
+        "checkpoint",
+        "status",
+        "approvals_given",
+        "requested_by",
+        "requested_at",
+    ]
+    list_filter = ["status", "partner", "checkpoint__release"]
+    search_fields = ["partner__slug", "checkpoint__tag", "note"]
+    list_select_related = ["partner", "checkpoint__release", "requested_by"]
+    autocomplete_fields = ["partner"]
+    inlines = [ApprovalInline]
+    actions = ["approve", "reject"]
+    readonly_fields = [
+        "partner",
+        "checkpoint",
+        "quota_bytes",
+        "note",
+        "status",
+        "approvals_required",
+        "requested_by",
+        "requested_at",
+        "decided_at",
+        "rejected_by",
+        "rejection_reason",
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[GrantRequest]:
+        return super().get_queryset(request).annotate(approval_count=Count("approvals"))
+
+    @admin.display(description="Approvals", ordering="approval_count")
+    def approvals_given(self, obj: Any) -> str:
+        return f"{obj.approval_count} of {obj.approvals_required}"
+
+    def get_form(
+        self, request: HttpRequest, obj: GrantRequest | None = None, **kwargs: Any
+    ) -> type[ModelForm]:
+        if obj is None:
+            kwargs["form"] = GrantRequestForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: GrantRequest | None = None
+    ) -> list[str]:
+        return self.readonly_fields if obj else []
+
+    def get_fields(self, request: HttpRequest, obj: GrantRequest | None = None) -> list[str]:
+        return self.readonly_fields if obj else ["partner", "checkpoint", "quota_bytes", "note"]
+
+    def get_inlines(self, request: HttpRequest, obj: GrantRequest | None) -> list[Any]:
+        return self.inlines if obj else []
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("partners.issue_grant")
+
+    def has_change_permission(self, request: HttpRequest, obj: GrantRequest | None = None) -> bool:
+        return False
+
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("partners.approve_grantrequest")
+
+    def save_model(
+        self, request: HttpRequest, obj: GrantRequest, form: ModelForm, change: bool
+    ) -> None:
+        data = form.cleaned_data
+        created = actions.request_grant(
+            actor=request.user,
+            partner=data["partner"],
+            checkpoint=data["checkpoint"],
+            quota_bytes=data["quota_bytes"],
+            note=data.get("note", ""),
+        )
+        obj.pk = created.pk
+
+    @admin.action(description="Approve selected requests", permissions=["approve"])
+    def approve(self, request: HttpRequest, queryset: QuerySet[GrantRequest]) -> None:
+        for grant_request in queryset:
+            try:
+                done = actions.approve_grant_request(actor=request.user, request=grant_request)
+            except ActionError as exc:
+                self.message_user(request, f"{grant_request}: {exc.message}", messages.ERROR)
+                continue
+            if done.status == GrantRequest.Status.APPROVED:
+                self.message_user(request, f"{done}: approved, grant issued.", messages.SUCCESS)
+            else:
+                self.message_user(
+                    request,
+                    f"{done}: your approval is recorded; another approver is needed.",
+                    messages.INFO,
+                )
+
+    @reason_action(
+        description="Reject selected requests", permission="approve", submit_label="Reject"
+    )
+    def reject(self, request: HttpRequest, grant_request: GrantRequest, reason: str) -> None:
+        actions.reject_grant_request(actor=request.user, request=grant_request, reason=reason)

@@ -1,0 +1,249 @@
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, Model, QuerySet, Sum
+from django.forms import ModelForm
+from django.http import HttpRequest
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+
+from partners import actions
+from partners.errors import ActionError
+from partners.models import Artifact, Checkpoint, EmbargoWindow, Release
+
+from ._helpers import ActionErrorsAsMessages, action_error_to_validation, reason_action
+
+__all__ = ["CheckpointAdmin", "EmbargoWindowAdmin", "ReleaseAdmin"]
+
+
+class WindowForm(forms.ModelForm):
+    """Validated by the same rules as ``set_window``, so errors show on the form."""
+
+    class Meta:
+        model = EmbargoWindow
+        fields = ["release", "partner", "tier", "opens_at", "closes_at", "embargo_lifts_at"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["embargo_lifts_at"].required = False
+        self.fields[
+            "embargo_lifts_at"
+        ].help_text = "Empty: the release's public time (or the opening, if later)."
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        release = data.get("release") or getattr(self.instance, "release", None)
+        if all(data.get(k) for k in ("partner", "opens_at", "closes_at")) and release:
+            try:
+                data["embargo_lifts_at"] = actions.check_window(
+                    release=release,
+                    partner=data["partner"],
+                    opens_at=data["opens_at"],
+                    closes_at=data["closes_at"],
+                    embargo_lifts_at=data.get("embargo_lifts_at"),
+                    window=self.instance if self.instance.pk else None,
+                )
+            except ActionError as exc:
+                raise action_error_to_validation(exc) from exc
+        return data
+
+    def _post_clean(self) -> None:
+        # The rules above are the ones that count; model validation would repeat the
+        # check constraints with less precise messages.
+        pass
+
+
+def _save_window(request: HttpRequest, form: WindowForm, release: Release) -> EmbargoWindow:
+    data = form.cleaned_data
+    return actions.set_window(
+        actor=request.user,
+        release=release,
+        partner=data["partner"],
+        opens_at=data["opens_at"],
+        closes_at=data["closes_at"],
+        embargo_lifts_at=data["embargo_lifts_at"],
+        tier=data.get("tier", ""),
+        window=form.instance if form.instance.pk else None,
+    )
+
+
+class WindowInline(admin.TabularInline):
+    model = EmbargoWindow
+    form = WindowForm
+    extra = 0
+    fields = ["partner", "tier", "opens_at", "closes_at", "embargo_lifts_at"]
+    autocomplete_fields = ["partner"]
+    can_delete = False
+    show_change_link = True
+
+
+class CheckpointInline(admin.TabularInline):
+    model = Checkpoint
+    extra = 0
+    fields = ["tag", "training_step", "status", "registered_at"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+@admin.register(Release)
+class ReleaseAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
+    list_display = ["slug", "name", "public_release_at", "status", "policy", "jurisdictions"]
+    list_filter = ["status", "policy"]
+    search_fields = ["slug", "name"]
+    readonly_fields = ["created_at"]
+    inlines = [WindowInline, CheckpointInline]
+
+    @admin.display(description="Jurisdictions")
+    def jurisdictions(self, obj: Release) -> str:
+        return ", ".join(str(c) for c in obj.policy_jurisdictions) or "-"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Release | None = None) -> list[str]:
+        # A release's identity and export policy are fixed once windows depend on them.
+        if obj:
+            return [*self.readonly_fields, "slug", "policy", "policy_jurisdictions"]
+        return list(self.readonly_fields)
+
+    def save_model(self, request: HttpRequest, obj: Release, form: ModelForm, change: bool) -> None:
+        if change:
+            obj.save(
+                update_fields=[
+                    f for f in form.changed_data if f in {"name", "public_release_at", "status"}
+                ]
+            )
+            return
+        data = form.cleaned_data
+        created = actions.create_release(
+            actor=request.user,
+            slug=data["slug"],
+            name=data["name"],
+            public_release_at=data["public_release_at"],
+            policy=data["policy"],
+            policy_jurisdictions=[str(c) for c in data["policy_jurisdictions"]],
+        )
+        obj.pk = created.pk
+
+    def save_formset(
+        self, request: HttpRequest, form: ModelForm, formset: Any, change: bool
+    ) -> None:
+        if formset.model is not EmbargoWindow:
+            return super().save_formset(request, form, formset, change)
+        for window_form in formset.forms:
+            if window_form.has_changed() and window_form.cleaned_data:
+                _save_window(request, window_form, form.instance)
+        return None
+
+
+class WindowStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(EmbargoWindow.State.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        now = timezone.now()
+        match self.value():
+            case "upcoming":
+                return queryset.filter(opens_at__gt=now)
+            case "open":
+                return queryset.filter(opens_at__lte=now, closes_at__gt=now)
+            case "closed":
+                return queryset.filter(closes_at__lte=now)
+        return queryset
+
+
+@admin.register(EmbargoWindow)
+class EmbargoWindowAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
+    form = WindowForm
+    list_display = [
+        "release",
+        "partner",
+        "tier",
+        "opens_at",
+        "closes_at",
+        "embargo_lifts_at",
+        "state",
+    ]
+    list_filter = [WindowStateFilter, "release", "partner", "tier"]
+    search_fields = ["release__slug", "partner__slug", "tier"]
+    autocomplete_fields = ["partner", "release"]
+    list_select_related = ["release", "partner"]
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: EmbargoWindow | None = None
+    ) -> list[str]:
+        return ["release", "partner"] if obj else []
+
+    def save_model(
+        self, request: HttpRequest, obj: EmbargoWindow, form: ModelForm, change: bool
+    ) -> None:
+        release = obj.release if change else form.cleaned_data["release"]
+        if change:
+            form.cleaned_data["partner"] = obj.partner
+        saved = _save_window(request, form, release)
+        obj.pk = saved.pk
+
+
+class ArtifactInline(admin.TabularInline):
+    model = Artifact
+    extra = 0
+    fields = ["path", "size", "sha256", "storage_key"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "training_step", "status", "files", "total_size", "registered_at"]
+    list_filter = ["status", "release"]
+    search_fields = ["tag", "release__slug"]
+    fields = [
+        "release",
+        "tag",
+        "training_step",
+        "status",
+        "pulled_at",
+        "pulled_reason",
+        "registered_at",
+    ]
+    readonly_fields = fields
+    inlines = [ArtifactInline]
+    actions = ["pull"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Checkpoint]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("release")
+            .annotate(file_count=Count("artifacts"), byte_count=Sum("artifacts__size"))
+        )
+
+    @admin.display(description="Files", ordering="file_count")
+    def files(self, obj: Any) -> int:
+        return obj.file_count
+
+    @admin.display(description="Size", ordering="byte_count")
+    def total_size(self, obj: Any) -> str:
+        return filesizeformat(obj.byte_count or 0)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # registered with `manage.py register_checkpoint` or the staff API
+
+    def has_pull_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("partners.pull_checkpoint")
+
+    @reason_action(
+        description="Pull selected checkpoints (revokes their grants)",
+        permission="pull",
+        submit_label="Pull",
+    )
+    def pull(self, request: HttpRequest, checkpoint: Checkpoint, reason: str) -> None:
+        actions.pull_checkpoint(actor=request.user, checkpoint=checkpoint, reason=reason)
