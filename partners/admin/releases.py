@@ -9,6 +9,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from partners import actions
+from partners.actions.checkpoints import RELEASE_EDITABLE_FIELDS
 from partners.errors import ActionError
 from partners.models import Artifact, Checkpoint, EmbargoWindow, Release
 
@@ -110,11 +111,10 @@ class ReleaseAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Release, form: ModelForm, change: bool) -> None:
         if change:
-            obj.save(
-                update_fields=[
-                    f for f in form.changed_data if f in {"name", "public_release_at", "status"}
-                ]
-            )
+            values = {
+                f: form.cleaned_data[f] for f in RELEASE_EDITABLE_FIELDS if f in form.cleaned_data
+            }
+            actions.update_release(actor=request.user, release=obj, **values)
             return
         data = form.cleaned_data
         created = actions.create_release(
