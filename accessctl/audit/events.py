@@ -54,6 +54,7 @@ def record(
     reason: str = "",
     changes: dict[str, Any] | None = None,
     at: Any = None,
+    client_address: str | None = None,
 ) -> AuditEvent:
     """Write one event. Call inside the transaction of the change it describes.
 
@@ -75,7 +76,7 @@ def record(
         target_id=target_id,
         target_label=str(target)[:300] if target is not None else "",
         partner_id=partner.pk if partner is not None else partner_id,
-        client_address=context.client_address,
+        client_address=client_address or context.client_address,
         request_id=context.request_id,
         changes=changes or {},
     )

@@ -10,6 +10,7 @@ from .checkpoints import (
     register_checkpoint,
     update_release,
 )
+from .downloads import authorize_download
 from .grants import (
     approve_grant_request,
     check_grant,
@@ -30,6 +31,7 @@ from .windows import check_window, set_window
 __all__ = [
     "ArtifactSpec",
     "approve_grant_request",
+    "authorize_download",
     "check_grant",
     "check_window",
     "create_partner",

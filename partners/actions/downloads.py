@@ -1,0 +1,81 @@
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+
+from accessctl.audit.events import AuditAction, record
+from accessctl.audit.models import Outcome
+from partners.decisions import Decision, DownloadFacts, Reason, decide
+from partners.models import Artifact, Grant
+
+from ._common import now
+
+__all__ = ["authorize_download"]
+
+
+@transaction.atomic
+def authorize_download(
+    *,
+    actor: Any,
+    grant: Grant,
+    artifact: Artifact,
+    requested_bytes: int,
+    client_address: str | None,
+    token_facts: dict[str, Any] | None = None,
+) -> Decision:
+    """Decide one download from the committed rows, debit the quota, record the decision.
+
+    The debit is one conditional UPDATE: under concurrency PostgreSQL re-checks the
+    condition after taking the row lock, so N racing requests never authorize more bytes
+    than the quota holds, and a revocation committed before the UPDATE is always seen.
+    """
+    at = now()
+    grant = Grant.objects.select_related("partner", "window", "checkpoint__release").get(
+        pk=grant.pk
+    )
+    partner, release = grant.partner, grant.checkpoint.release
+    token = token_facts or {"token_expires_at": None, "token_revoked": False, "token_networks": ()}
+    facts = DownloadFacts(
+        now=at,
+        client_address=client_address,
+        partner_status=partner.status,
+        partner_jurisdiction=str(partner.jurisdiction),
+        partner_networks=tuple(partner.allowed_networks),
+        nda_expires_at=partner.nda_expires_at,
+        release_policy=release.policy,
+        release_jurisdictions=frozenset(str(c) for c in release.policy_jurisdictions),
+        checkpoint_status=grant.checkpoint.status,
+        window_opens_at=grant.window.opens_at,
+        window_closes_at=grant.window.closes_at,
+        grant_status=grant.status,
+        grant_expires_at=grant.expires_at,
+        quota_bytes=grant.quota_bytes,
+        bytes_used=grant.bytes_used,
+        requested_bytes=requested_bytes,
+        **token,
+    )
+    decision = decide(facts)
+    if decision.allowed:
+        debited = Grant.objects.filter(
+            pk=grant.pk,
+            status=Grant.Status.ACTIVE,
+            bytes_used__lte=F("quota_bytes") - requested_bytes,
+        ).update(bytes_used=F("bytes_used") + requested_bytes)
+        if not debited:
+            status = Grant.objects.values_list("status", flat=True).get(pk=grant.pk)
+            reason = (
+                Reason.GRANT_REVOKED if status == Grant.Status.REVOKED else Reason.QUOTA_EXHAUSTED
+            )
+            decision = Decision(allowed=False, reason=reason)
+    record(
+        AuditAction.DOWNLOAD_AUTHORIZED if decision.allowed else AuditAction.DOWNLOAD_DENIED,
+        actor=actor,
+        target=grant,
+        partner=partner,
+        outcome=Outcome.SUCCESS if decision.allowed else Outcome.DENIED,
+        reason=decision.reason or "",
+        changes={"artifact": artifact.path, "bytes": requested_bytes},
+        at=at,
+        client_address=client_address,
+    )
+    return decision

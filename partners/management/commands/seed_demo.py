@@ -1,0 +1,269 @@
+"""Fill an empty embedded install with a realistic demo, and print how to sign in.
+
+Safe to run at every start: it seeds once, then only prints the sign-in details again.
+"""
+
+import base64
+import io
+import random
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from partners import actions
+from partners.models import Artifact, Checkpoint, Partner, PartnerContact, Release
+
+DAY = timedelta(days=1)
+SHARD_BYTES = 2 * 1024 * 1024
+
+STAFF = [
+    # username, role (None: superuser)
+    ("admin", None),
+    ("rm-alice", "Release manager"),
+    ("rm-bob", "Release manager"),
+    ("pm-carol", "Partner manager"),
+    ("sec-dan", "Security officer"),
+    ("audit-erin", "Compliance"),
+]
+
+
+class Command(BaseCommand):
+    help = "Seed the embedded demo (once) and print the staff sign-in details."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--url", default="http://127.0.0.1:8000/", help="where the portal answers"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if settings.PRODUCTION:
+            raise CommandError("seed_demo is for the embedded demo only, not for production.")
+        credentials = Path(settings.DATA_DIR) / "demo-credentials.txt"
+        if not Partner.objects.exists():
+            password = secrets.token_urlsafe(12)
+            with transaction.atomic():
+                totp = self._staff(password)
+                self._domain()
+            credentials.write_text(f"{password}\n{totp}\n")
+            credentials.chmod(0o600)
+        if not credentials.exists():
+            raise CommandError("The demo was seeded, but its credentials file is gone.")
+        password, totp = credentials.read_text().split()
+        url = options["url"].rstrip("/") + "/admin/"
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    "accessctl demo",
+                    f"  portal:     {url}",
+                    "  sign in:    admin (superuser); also rm-alice, rm-bob (release managers),",
+                    "              pm-carol (partner manager), sec-dan (security officer),",
+                    "              audit-erin (compliance)",
+                    f"  password:   {password}  (all demo staff)",
+                    f"  2FA (TOTP): add this key to an authenticator app: {totp}",
+                    "              or print the current code: .venv/bin/python manage.py demo_totp admin",
+                    "",
+                ]
+            )
+        )
+
+    def _staff(self, password: str) -> str:
+        """Demo staff sharing one password and one TOTP key (printed, for the demo only)."""
+        key = secrets.token_hex(20)
+        User = get_user_model()
+        for username, role in STAFF:
+            user = User.objects.create_user(
+                username=username,
+                email=f"{username}@lab.example",
+                password=password,
+                is_staff=True,
+                is_superuser=role is None,
+            )
+            if role:
+                user.groups.add(Group.objects.get(name=role))
+            TOTPDevice.objects.create(user=user, name="demo", key=key, confirmed=True)
+        return base64.b32encode(bytes.fromhex(key)).decode()
+
+    def _domain(self) -> None:
+        now = timezone.now()
+        User = get_user_model()
+        alice, bob = User.objects.get(username="rm-alice"), User.objects.get(username="rm-bob")
+        admin = User.objects.get(username="admin")
+
+        aurora = actions.create_partner(
+            actor=admin,
+            slug="aurora-gpu",
+            legal_name="Aurora Graphics Corp.",
+            kind=Partner.Kind.GPU_VENDOR,
+            jurisdiction="US",
+            nda_reference="NDA-2026-014",
+            nda_expires_at=now + 300 * DAY,
+            allowed_networks=["127.0.0.0/8", "203.0.113.0/24"],
+        )
+        tessel = actions.create_partner(
+            actor=admin,
+            slug="tessel-accel",
+            legal_name="Tessel Beschleuniger GmbH",
+            kind=Partner.Kind.ACCELERATOR_VENDOR,
+            jurisdiction="DE",
+            nda_reference="NDA-2026-021",
+            nda_expires_at=now + 200 * DAY,
+        )
+        hanami = actions.create_partner(
+            actor=admin,
+            slug="hanami-silicon",
+            legal_name="Hanami Silicon K.K.",
+            kind=Partner.Kind.ACCELERATOR_VENDOR,
+            jurisdiction="JP",
+            nda_reference="NDA-2026-030",
+            nda_expires_at=now + 20 * DAY,
+        )
+        for partner, name in ((aurora, "Ada Park"), (tessel, "Jonas Weber"), (hanami, "Yui Sato")):
+            PartnerContact.objects.create(
+                partner=partner,
+                name=name,
+                email=f"{name.split()[0].lower()}@{partner.slug}.example",
+                role="ML runtime lead",
+            )
+
+        blocked = ["CN", "RU", "KP", "IR", "BY"]
+        v3 = actions.create_release(
+            actor=admin,
+            slug="v3",
+            name="Model v3",
+            public_release_at=now - 40 * DAY,
+            policy=Release.Policy.DENY_LIST,
+            policy_jurisdictions=blocked,
+        )
+        v4 = actions.create_release(
+            actor=admin,
+            slug="v4",
+            name="Model v4",
+            public_release_at=now + 21 * DAY,
+            policy=Release.Policy.DENY_LIST,
+            policy_jurisdictions=blocked,
+        )
+        self._register(v3, "final", 3)
+        self._register(v4, "step-120000", 4)
+        v4_ckpt = Checkpoint.objects.get(release=v4, tag="step-120000")
+
+        # Past, present and future windows.
+        actions.set_window(
+            actor=admin,
+            release=v3,
+            partner=aurora,
+            opens_at=now - 70 * DAY,
+            closes_at=now - 40 * DAY,
+            tier="tier-1",
+        )
+        actions.set_window(
+            actor=admin,
+            release=v4,
+            partner=aurora,
+            opens_at=now - 3 * DAY,
+            closes_at=now + 21 * DAY,
+            tier="tier-1",
+        )
+        actions.set_window(
+            actor=admin,
+            release=v4,
+            partner=tessel,
+            opens_at=now - 1 * DAY,
+            closes_at=now + 21 * DAY,
+            tier="tier-1",
+        )
+        actions.set_window(
+            actor=admin,
+            release=v4,
+            partner=hanami,
+            opens_at=now + 5 * DAY,
+            closes_at=now + 21 * DAY,
+            tier="tier-2",
+        )
+
+        # Early access for aurora: requested by its engineer, approved by two managers.
+        engineer = User.objects.create_user(
+            username="ada@aurora-gpu", password=secrets.token_urlsafe()
+        )
+        aurora.memberships.create(user=engineer)
+        request = actions.request_grant(
+            actor=engineer,
+            partner=aurora,
+            checkpoint=v4_ckpt,
+            quota_bytes=40 * SHARD_BYTES,
+            note="Kernel bring-up for launch day",
+        )
+        actions.approve_grant_request(actor=alice, request=request)
+        actions.approve_grant_request(actor=bob, request=request)
+        grant = request.grant
+
+        # Tessel's request waits for a second approval; Hanami's for its window to open.
+        tessel_engineer = User.objects.create_user(
+            username="jonas@tessel-accel", password=secrets.token_urlsafe()
+        )
+        tessel.memberships.create(user=tessel_engineer)
+        pending = actions.request_grant(
+            actor=tessel_engineer,
+            partner=tessel,
+            checkpoint=v4_ckpt,
+            quota_bytes=10 * SHARD_BYTES,
+        )
+        actions.approve_grant_request(actor=alice, request=pending)
+
+        # Some download decisions, allowed and denied, for the dashboard and audit trail.
+        shards = list(Artifact.objects.filter(checkpoint=v4_ckpt))
+        rng = random.Random(4)  # noqa: S311  (demo data, not security)
+        for shard in shards:
+            actions.authorize_download(
+                actor=engineer,
+                grant=grant,
+                artifact=shard,
+                requested_bytes=shard.size,
+                client_address="127.0.0.1",
+            )
+        actions.authorize_download(
+            actor=engineer,
+            grant=grant,
+            artifact=rng.choice(shards),
+            requested_bytes=shards[0].size,
+            client_address="198.51.100.23",
+        )
+        actions.authorize_download(
+            actor=engineer,
+            grant=grant,
+            artifact=shards[0],
+            requested_bytes=grant.quota_bytes,
+            client_address="203.0.113.5",
+        )
+
+    def _register(self, release: Release, tag: str, shards: int) -> None:
+        """Small generated shards, registered the way a release pipeline would."""
+        directory = Path(settings.DATA_DIR) / "demo-shards" / release.slug / tag
+        directory.mkdir(parents=True, exist_ok=True)
+        rng = random.Random(f"{release.slug}/{tag}")  # noqa: S311  (demo bytes)
+        for i in range(shards):
+            path = directory / f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+            if not path.exists():
+                path.write_bytes(rng.randbytes(SHARD_BYTES))
+        (directory / "config.json").write_text('{"architecture": "demo", "layers": 4}\n')
+        call_command(
+            "register_checkpoint",
+            release.slug,
+            tag,
+            "--from",
+            str(directory),
+            "--training-step",
+            "120000",
+            "--no-progress",
+            stdout=io.StringIO(),
+        )
