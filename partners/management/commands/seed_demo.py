@@ -222,7 +222,6 @@ class Command(BaseCommand):
 
         # Some download decisions, allowed and denied, for the dashboard and audit trail.
         shards = list(Artifact.objects.filter(checkpoint=v4_ckpt))
-        rng = random.Random(4)  # noqa: S311  (demo data, not security)
         for shard in shards:
             actions.authorize_download(
                 actor=engineer,
@@ -234,14 +233,14 @@ class Command(BaseCommand):
         actions.authorize_download(
             actor=engineer,
             grant=grant,
-            artifact=rng.choice(shards),
-            requested_bytes=shards[0].size,
+            artifact=shards[-1],
+            requested_bytes=shards[-1].size,
             client_address="198.51.100.23",
         )
         actions.authorize_download(
             actor=engineer,
             grant=grant,
-            artifact=shards[0],
+            artifact=shards[-1],
             requested_bytes=grant.quota_bytes,
             client_address="203.0.113.5",
         )
