@@ -3,14 +3,44 @@
 from datetime import timedelta
 from typing import Any
 
+from django import forms
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django_otp.admin import OTPAdminSite
+from django_otp import devices_for_user
+from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
+from django_otp.plugins.otp_static.models import StaticDevice
 
-__all__ = ["PortalSite"]
+__all__ = ["PortalLoginForm", "PortalSite"]
 
 TIMELINE_DAYS = 60
+
+
+class PortalLoginForm(OTPAdminAuthenticationForm):
+    """Password and authentication code on one form, without a device picker.
+
+    A six-digit code is checked against the user's authenticator app (TOTP); anything
+    else against their one-time backup codes.
+    """
+
+    otp_error_messages = {
+        **OTPAdminAuthenticationForm.otp_error_messages,
+        "token_required": "Enter the code from your authenticator app.",
+        "invalid_token": "That authentication code is not valid. Try the next one.",
+        "device_required": "This account has no two-factor device; a security officer must set one up.",
+    }
+
+    def _chosen_device(self, user: Any) -> Any:
+        token = (self.cleaned_data.get("otp_token") or "").strip()
+        devices = list(devices_for_user(user))
+        backup = [d for d in devices if isinstance(d, StaticDevice)]
+        apps = [d for d in devices if not isinstance(d, StaticDevice)]
+        preferred = apps if token.isdigit() and len(token) in (6, 8) else backup
+        return (preferred or apps or backup or [None])[0]
+
+    def _update_form(self, user: Any) -> None:
+        # The device picker stays hidden: the device follows from the code entered.
+        self.fields["otp_device"].widget = forms.HiddenInput()
 
 
 class PortalSite(OTPAdminSite):
@@ -18,6 +48,8 @@ class PortalSite(OTPAdminSite):
     site_title = "accessctl staff portal"
     index_title = "Dashboard"
     index_template = "admin/dashboard.html"
+    login_form = PortalLoginForm
+    login_template = "admin/portal_login.html"
 
     def __init__(self, name: str = "admin") -> None:
         super().__init__(name)
