@@ -82,6 +82,7 @@ def dashboard(request: HttpRequest) -> dict[str, Any]:
                 }
             )
         context["timeline"] = rows
+        context["timeline_start"], context["timeline_end"] = start, start + span
         context["now_left"] = round((now - start) / span * 100, 2)
     if user.has_perm("partners.view_grant"):
         context["expiring_grants"] = list(

@@ -7,6 +7,10 @@ if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         returncode=2,
     )
 
+# Live-server threads must not keep connections open past a test, or the test database
+# cannot be dropped at the end.
+settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
 
 @pytest.fixture(autouse=True)
 def _artifact_root(settings, tmp_path):

@@ -27,10 +27,9 @@ class WindowForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["embargo_lifts_at"].required = False
-        self.fields[
-            "embargo_lifts_at"
-        ].help_text = "Empty: the release's public time (or the opening, if later)."
+        if field := self.fields.get("embargo_lifts_at"):  # absent on read-only views
+            field.required = False
+            field.help_text = "Empty: the release's public time (or the opening, if later)."
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -1,0 +1,371 @@
+"""The staff portal through Django's test client: sign-in, dashboard, forms, roles."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.oath import totp
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accessctl.audit.models import AuditEvent
+from partners.models import EmbargoWindow, Grant, Partner
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "correct horse battery"
+DAY = timedelta(days=1)
+
+
+def current_code(device: TOTPDevice) -> str:
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):06d}"
+
+
+def portal_client(client, user):
+    """A client signed in with both factors, as the login form would leave it."""
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
+@pytest.fixture
+def world():
+    partner = f.partner("aurora-gpu")
+    release = f.release("v4")
+    checkpoint = f.checkpoint(release)
+    window = f.window(release, partner)
+    grant = f.grant(checkpoint, partner)
+    return partner, release, checkpoint, window, grant
+
+
+# Signing in
+
+
+def login(client, username, password=PASSWORD, code=""):
+    return client.post(
+        reverse("admin:login"),
+        {"username": username, "password": password, "otp_token": code, "next": "/admin/"},
+    )
+
+
+def test_sign_in_needs_password_and_code():
+    from django.test import Client
+
+    user = f.staff("Compliance")
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    client = Client()
+    response = login(client, user.username, code=current_code(device))
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+    assert AuditEvent.objects.filter(action="staff.signed_in", actor=user).exists()
+
+
+def test_password_without_code_does_not_sign_in(client):
+    user = f.staff("Compliance")
+    TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    response = login(client, user.username)
+    assert response.status_code == 200
+    assert "Enter the code from your authenticator app." in response.content.decode()
+    assert client.get("/admin/").status_code == 302
+
+
+def test_wrong_code_does_not_sign_in(client):
+    user = f.staff("Compliance")
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    wrong = f"{(int(current_code(device)) + 1) % 10**6:06d}"
+    response = login(client, user.username, code=wrong)
+    assert "That authentication code is not valid" in response.content.decode()
+    assert client.get("/admin/").status_code == 302
+
+
+def test_backup_code_signs_in(client):
+    user = f.staff("Compliance")
+    TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    backup = StaticDevice.objects.create(user=user, name="backup", confirmed=True)
+    backup.token_set.create(token="kq3z7a9x")
+    assert login(client, user.username, code="kq3z7a9x").status_code == 302
+    assert not backup.token_set.exists()  # a backup code works once
+
+
+def test_staff_without_device_is_told_so(client):
+    user = f.staff("Compliance")
+    response = login(client, user.username, code="123456")
+    assert "no two-factor device" in response.content.decode()
+
+
+def test_staff_signed_in_without_second_factor_is_refused(client):
+    user = f.staff("Compliance")
+    client.force_login(user)  # password only: not verified by django-otp
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+
+
+def test_repeated_failures_lock_the_account_out(client, settings):
+    user = f.staff("Compliance")
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        login(client, user.username, password="wrong password")
+    response = login(client, user.username, code=current_code(device))
+    assert response.status_code == 429
+    assert "Too many failed sign-ins" in response.content.decode()
+    assert (
+        AuditEvent.objects.filter(action="staff.sign_in_failed", target_id=str(user.pk)).count()
+        >= 5
+    )
+    assert all(PASSWORD not in str(e.changes) for e in AuditEvent.objects.all())
+
+
+# Dashboard
+
+
+def test_dashboard_shows_windows_requests_expiring_grants_and_denials(client, world):
+    _partner, release, checkpoint, _window, grant = world
+    pending_for = f.partner("tessel-accel", jurisdiction="DE")
+    f.window(release, pending_for)
+    from partners import actions
+
+    actions.request_grant(
+        actor=f.partner_user(pending_for), partner=pending_for, checkpoint=checkpoint, quota_bytes=5
+    )
+    Grant.objects.filter(pk=grant.pk).update(expires_at=timezone.now() + 2 * DAY)
+    actions.authorize_download(
+        actor=None,
+        grant=grant,
+        artifact=checkpoint.artifacts.first(),
+        requested_bytes=10**9,
+        client_address="192.0.2.1",
+    )
+    page = portal_client(client, f.staff("Release manager")).get("/admin/").content.decode()
+    assert 'id="timeline"' in page and "aurora-gpu" in page and "tessel-accel" in page
+    assert 'id="pending-requests"' in page and "0 of 2" in page
+    assert 'id="expiring-grants"' in page and f"#{grant.pk}" in page
+    assert 'id="recent-denials"' in page and "quota_exhausted" in page
+
+
+# Forms: the database rules, explained
+
+
+def window_form(partner, opens, closes):
+    return {
+        "release": "",
+        "partner": partner.pk,
+        "tier": "",
+        "opens_at_0": opens.strftime("%Y-%m-%d"),
+        "opens_at_1": opens.strftime("%H:%M:%S"),
+        "closes_at_0": closes.strftime("%Y-%m-%d"),
+        "closes_at_1": closes.strftime("%H:%M:%S"),
+        "embargo_lifts_at_0": "",
+        "embargo_lifts_at_1": "",
+    }
+
+
+def test_inverted_window_is_refused_with_a_clear_error(client, world):
+    _partner, release, *_ = world
+    other = f.partner()
+    now = timezone.now()
+    data = window_form(other, now + 5 * DAY, now + DAY) | {"release": release.pk}
+    response = portal_client(client, f.staff("Release manager")).post(
+        reverse("admin:partners_embargowindow_add"), data
+    )
+    assert response.status_code == 200
+    assert "The window must open before it closes." in response.content.decode()
+    assert not EmbargoWindow.objects.filter(partner=other).exists()
+
+
+def test_overlapping_window_is_refused_with_a_clear_error(client, world):
+    partner, release, _, window, _ = world
+    data = window_form(partner, window.closes_at - DAY, window.closes_at + DAY) | {
+        "release": release.pk
+    }
+    response = portal_client(client, f.staff("Release manager")).post(
+        reverse("admin:partners_embargowindow_add"), data
+    )
+    assert "overlaps these times" in response.content.decode()
+    assert EmbargoWindow.objects.filter(partner=partner).count() == 1
+
+
+def test_grant_outliving_its_window_is_refused_with_a_clear_error(client):
+    partner = f.partner()
+    release = f.release(public_in=-DAY)
+    checkpoint = f.checkpoint(release)
+    window = f.window(release, partner, closes=3 * DAY)
+    late = window.closes_at + DAY
+    response = portal_client(client, f.staff("Release manager")).post(
+        reverse("admin:partners_grant_add"),
+        {
+            "partner": partner.pk,
+            "checkpoint": checkpoint.pk,
+            "quota_bytes": 100,
+            "expires_at": late.strftime("%Y-%m-%d %H:%M:%S"),
+        },
+    )
+    assert response.status_code == 200
+    assert "A grant cannot outlive its window" in response.content.decode()
+    assert not Grant.objects.exists()
+
+
+def test_release_manager_issues_a_grant_in_the_portal(client):
+    partner = f.partner()
+    release = f.release(public_in=-DAY)
+    checkpoint = f.checkpoint(release)
+    f.window(release, partner)
+    manager = f.staff("Release manager")
+    response = portal_client(client, manager).post(
+        reverse("admin:partners_grant_add"),
+        {"partner": partner.pk, "checkpoint": checkpoint.pk, "quota_bytes": 100, "expires_at": ""},
+    )
+    assert response.status_code == 302
+    grant = Grant.objects.get()
+    assert grant.issued_by == manager
+    assert AuditEvent.objects.filter(action="grant.issued", actor=manager).count() == 1
+
+
+def test_early_access_grant_cannot_be_issued_in_the_portal(client, world):
+    _, _, checkpoint, _, _ = world
+    other = f.partner()
+    f.window(checkpoint.release, other)
+    response = portal_client(client, f.staff("Release manager")).post(
+        reverse("admin:partners_grant_add"),
+        {"partner": other.pk, "checkpoint": checkpoint.pk, "quota_bytes": 100, "expires_at": ""},
+    )
+    assert "file a grant request instead" in response.content.decode()
+    assert not Grant.objects.filter(partner=other).exists()
+
+
+def test_revoke_action_asks_for_a_reason_then_revokes(client, world):
+    *_, grant = world
+    officer_client = portal_client(client, f.staff("Security officer"))
+    url = reverse("admin:partners_grant_changelist")
+    ask = officer_client.post(url, {"action": "revoke", "_selected_action": [grant.pk]})
+    assert ask.status_code == 200
+    assert 'name="reason"' in ask.content.decode()
+    grant.refresh_from_db()
+    assert grant.status == Grant.Status.ACTIVE
+    done = officer_client.post(
+        url,
+        {"action": "revoke", "_selected_action": [grant.pk], "confirm": "yes", "reason": "leak"},
+    )
+    assert done.status_code == 302
+    grant.refresh_from_db()
+    assert grant.status == Grant.Status.REVOKED
+    assert grant.revoke_reason == "leak"
+
+
+def test_suspend_action_in_the_portal(client, world):
+    partner, *_, grant = world
+    portal_client(client, f.staff("Partner manager")).post(
+        reverse("admin:partners_partner_changelist"),
+        {
+            "action": "suspend",
+            "_selected_action": [partner.pk],
+            "confirm": "yes",
+            "reason": "NDA dispute",
+        },
+    )
+    partner.refresh_from_db()
+    grant.refresh_from_db()
+    assert partner.status == Partner.Status.SUSPENDED
+    assert grant.status == Grant.Status.REVOKED
+
+
+# Roles
+
+
+def admin_urls(world):
+    partner, release, _checkpoint, window, grant = world
+    request = grant.request
+    return {
+        "partner": (
+            reverse("admin:partners_partner_add"),
+            reverse("admin:partners_partner_change", args=[partner.pk]),
+        ),
+        "release": (
+            reverse("admin:partners_release_add"),
+            reverse("admin:partners_release_change", args=[release.pk]),
+        ),
+        "window": (
+            reverse("admin:partners_embargowindow_add"),
+            reverse("admin:partners_embargowindow_change", args=[window.pk]),
+        ),
+        "grant": (
+            reverse("admin:partners_grant_add"),
+            reverse("admin:partners_grant_change", args=[grant.pk]),
+        ),
+        "request": (
+            reverse("admin:partners_grantrequest_add"),
+            reverse("admin:partners_grantrequest_change", args=[request.pk]),
+        ),
+        "user": (reverse("admin:auth_user_add"), None),
+        "group": (reverse("admin:auth_group_add"), None),
+    }
+
+
+def test_compliance_can_view_everything_and_change_nothing(client, world):
+    c = portal_client(client, f.staff("Compliance"))
+    for name, (add_url, change_url) in admin_urls(world).items():
+        assert c.get(add_url).status_code == 403, name
+        if change_url:
+            page = c.get(change_url)
+            assert page.status_code == 200, name
+            assert 'name="_save"' not in page.content.decode(), name
+            assert c.post(change_url, {}).status_code == 403, name
+    changelist = c.get(reverse("admin:partners_grant_changelist")).content.decode()
+    assert 'value="revoke"' not in changelist
+    assert c.get(reverse("admin:audit_auditevent_changelist")).status_code == 200
+
+
+def test_partner_manager_cannot_issue_or_revoke_grants(client, world):
+    *_, grant = world
+    c = portal_client(client, f.staff("Partner manager"))
+    assert c.get(reverse("admin:partners_grant_add")).status_code == 403
+    assert c.get(reverse("admin:partners_grantrequest_add")).status_code == 403
+    changelist = c.get(reverse("admin:partners_grant_changelist")).content.decode()
+    assert 'value="revoke"' not in changelist
+    c.post(
+        reverse("admin:partners_grant_changelist"),
+        {"action": "revoke", "_selected_action": [grant.pk], "confirm": "yes", "reason": "x"},
+    )
+    grant.refresh_from_db()
+    assert grant.status == Grant.Status.ACTIVE
+    assert c.get(reverse("admin:partners_partner_add")).status_code == 200
+
+
+def test_audit_trail_is_read_only_even_for_superusers(client, world):
+    event = AuditEvent.objects.first()
+    c = portal_client(client, f.superuser())
+    assert c.get(reverse("admin:audit_auditevent_add")).status_code == 403
+    page = c.get(reverse("admin:audit_auditevent_change", args=[event.pk]))
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
+    assert (
+        c.post(
+            reverse("admin:audit_auditevent_delete", args=[event.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_role_groups_exist_with_least_privilege():
+    compliance = set(
+        Group.objects.get(name="Compliance").permissions.values_list("codename", flat=True)
+    )
+    assert compliance and all(c.startswith("view_") or c == "export_auditevent" for c in compliance)
+    manager = set(
+        Group.objects.get(name="Partner manager").permissions.values_list("codename", flat=True)
+    )
+    assert {"issue_grant", "revoke_grant", "approve_grantrequest"}.isdisjoint(manager)
+    release = set(
+        Group.objects.get(name="Release manager").permissions.values_list("codename", flat=True)
+    )
+    assert {"issue_grant", "approve_grantrequest"} <= release
+    assert "suspend_partner" not in release

@@ -1,0 +1,80 @@
+"""A release manager signs in to the portal in a real browser and revokes a grant.
+
+Debian's chromium, driven by Playwright, against a live server on loopback.
+"""
+
+import shutil
+
+import pytest
+from django.db import connections
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from partners.models import Grant
+from tests import factories as f
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+@pytest.fixture
+def page(monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls made here
+    # by the test itself are still plain synchronous calls.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        page = browser.new_page()
+        page.set_default_timeout(15_000)
+        yield page
+        # Inside Playwright's event loop the ORM got its own connection (asgiref's Local
+        # is per context); close it here, or the test database cannot be dropped.
+        connections.close_all()
+        browser.close()
+
+
+def test_security_officer_signs_in_and_revokes_a_grant(live_server, page):
+    partner = f.partner("aurora-gpu")
+    release = f.release("v4")
+    checkpoint = f.checkpoint(release)
+    f.window(release, partner)
+    grant = f.grant(checkpoint, partner)
+    officer = f.staff("Security officer", username="sec-dan")
+    device = TOTPDevice.objects.create(user=officer, name="phone", confirmed=True)
+    code = f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=6):06d}"
+
+    page.goto(f"{live_server.url}/admin/")
+    page.fill("#id_username", "sec-dan")
+    page.fill("#id_password", "correct horse battery")
+    page.fill("#id_otp_token", code)
+    page.click("input[type=submit]")
+    assert page.locator("#dashboard").is_visible()
+    assert "aurora-gpu" in page.locator("#timeline").inner_text()
+
+    page.goto(f"{live_server.url}/admin/partners/grant/")
+    page.check(f"input[name=_selected_action][value='{grant.pk}']")
+    page.select_option("select[name=action]", "revoke")
+    page.click("button[name=index]")
+    page.fill("#id_reason", "Leaked presigned URL")
+    page.click("#reason-form input[type=submit]")
+
+    assert "Revoke selected grants: 1 done." in page.locator(".messagelist").inner_text()
+    grant.refresh_from_db()
+    assert grant.status == Grant.Status.REVOKED
+    assert grant.revoked_by == officer
+    assert grant.revoke_reason == "Leaked presigned URL"
