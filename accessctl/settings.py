@@ -207,7 +207,10 @@ if PRODUCTION:
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
+    SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=True)
+    if not SECURE_HSTS_PRELOAD:
+        # The operator chose not to be on browsers' preload list; say so once, here.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
     EMAIL_BACKEND = env.str(
         "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend"
     )

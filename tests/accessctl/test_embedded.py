@@ -1,0 +1,185 @@
+"""The embedded default as a user starts it: SQLite, seeded demo, and the same database
+rules as on PostgreSQL (triggers there instead of an exclusion constraint)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def manage(data_dir, *args, check=True, extra_env=None):
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DATABASE_URL", "DJANGO_", "ACCESSCTL_"))
+    }
+    env.update({"ACCESSCTL_DATA_DIR": str(data_dir), **(extra_env or {})})
+    if args[0] == "shell":
+        args = ("shell", "--no-imports", *args[1:])
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("embedded")
+    manage(data_dir, "migrate", "--no-input")
+    first = manage(data_dir, "seed_demo", "--url", "http://127.0.0.1:8123/")
+    return data_dir, first.stdout
+
+
+def test_seed_prints_where_and_how_to_sign_in(demo):
+    data_dir, out = demo
+    assert "http://127.0.0.1:8123/admin/" in out
+    password = (data_dir / "demo-credentials.txt").read_text().split()[0]
+    assert f"password:   {password}" in out
+    assert oct((data_dir / "demo-credentials.txt").stat().st_mode)[-3:] == "600"
+    assert (data_dir / "db.sqlite3").exists()
+
+
+def test_seed_is_idempotent(demo):
+    data_dir, out = demo
+    again = manage(data_dir, "seed_demo", "--url", "http://127.0.0.1:8123/").stdout
+    assert again == out
+    count = manage(
+        data_dir,
+        "shell",
+        "-c",
+        "from partners.models import Partner; print(Partner.objects.count())",
+    ).stdout
+    assert count.strip() == "3"
+
+
+def test_demo_has_partners_windows_in_past_present_future_and_shards(demo):
+    data_dir, _ = demo
+    script = (
+        "from django.utils import timezone as t\n"
+        "from partners.models import *\n"
+        "now = t.now()\n"
+        "ws = EmbargoWindow.objects.all()\n"
+        "print(sorted({str(p.jurisdiction) for p in Partner.objects.all()}))\n"
+        "print(sorted({str(w.state_at(now).value) for w in ws}))\n"
+        "print(Artifact.objects.count() > 0, Grant.objects.filter(status='active').count())\n"
+    )
+    out = manage(data_dir, "shell", "-c", script).stdout.splitlines()
+    assert out[0] == "['DE', 'JP', 'US']"
+    assert out[1] == "['closed', 'open', 'upcoming']"
+    assert out[2] == "True 1"
+    assert list((data_dir / "artifacts").rglob("*.safetensors"))
+
+
+def test_demo_totp_prints_a_code_that_verifies(demo):
+    data_dir, _ = demo
+    code = manage(data_dir, "demo_totp", "admin").stdout.strip()
+    assert code.isdigit() and len(code) == 6
+    verified = manage(
+        data_dir,
+        "shell",
+        "-c",
+        "from django_otp.plugins.otp_totp.models import TOTPDevice as D;"
+        f"print(D.objects.get(user__username='admin').verify_token('{code}'))",
+    ).stdout.strip()
+    assert verified == "True"
+
+
+@pytest.mark.parametrize(
+    ("statement", "rule"),
+    [
+        (
+            # an overlapping window for aurora-gpu x v4
+            "w = EmbargoWindow.objects.get(partner__slug='aurora-gpu', release__slug='v4');"
+            "EmbargoWindow.objects.create(release=w.release, partner=w.partner,"
+            " opens_at=w.opens_at, closes_at=w.closes_at, embargo_lifts_at=w.closes_at)",
+            "window_no_overlap",
+        ),
+        (
+            "w = EmbargoWindow.objects.get(partner__slug='hanami-silicon');"
+            "EmbargoWindow.objects.filter(pk=w.pk).update(closes_at=w.opens_at)",
+            "CHECK constraint failed: window_opens_before_closes",
+        ),
+        (
+            "g = Grant.objects.get(status='active');"
+            "Grant.objects.filter(pk=g.pk).update(expires_at=g.window.closes_at + timedelta(days=1))",
+            "grant_outlives_window",
+        ),
+        (
+            "g = Grant.objects.get(status='active');"
+            "w = EmbargoWindow.objects.get(partner__slug='tessel-accel');"
+            "Grant.objects.filter(pk=g.pk).update(window=w)",
+            "grant_window_mismatch",
+        ),
+        (
+            "g = Grant.objects.get(status='active');"
+            "EmbargoWindow.objects.filter(pk=g.window_id).update(closes_at=g.expires_at - timedelta(hours=1))",
+            "grant_outlives_window",
+        ),
+    ],
+)
+def test_sqlite_enforces_the_same_database_rules(demo, statement, rule):
+    data_dir, _ = demo
+    result = manage(
+        data_dir,
+        "shell",
+        "-c",
+        f"from datetime import timedelta\nfrom partners.models import *\n{statement}",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert rule in result.stderr
+
+
+def test_production_refuses_to_start_without_secrets(tmp_path):
+    result = manage(tmp_path, "check", check=False, extra_env={"ACCESSCTL_ENV": "production"})
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+    weak = manage(
+        tmp_path,
+        "check",
+        check=False,
+        extra_env={
+            "ACCESSCTL_ENV": "production",
+            "DJANGO_SECRET_KEY": "x" * 60,
+            "DJANGO_ALLOWED_HOSTS": "a",
+        },
+    )
+    assert "at least 50 random characters" in weak.stderr
+    debug = manage(
+        tmp_path,
+        "check",
+        check=False,
+        extra_env={
+            "ACCESSCTL_ENV": "production",
+            "DJANGO_SECRET_KEY": "k9#Vq2!mZ" * 7,
+            "DJANGO_ALLOWED_HOSTS": "a",
+            "DJANGO_DEBUG": "true",
+        },
+    )
+    assert "DJANGO_DEBUG must be off" in debug.stderr
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    result = manage(
+        tmp_path,
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        extra_env={
+            "ACCESSCTL_ENV": "production",
+            "DJANGO_SECRET_KEY": "k9#Vq2!mZ-r7@Lp4$Wx8^Tn3&Hc6*Bf1(Jd5)Gs0" * 2,
+            "DJANGO_ALLOWED_HOSTS": "accessctl.lab.example",
+            "DATABASE_URL": os.environ["DATABASE_URL"],
+        },
+    )
+    assert "no issues" in result.stdout
