@@ -1,0 +1,133 @@
+"""Which staff role may call which action. Every refusal writes nothing."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accessctl.audit.models import AuditEvent
+from partners import actions
+from partners.errors import ActionForbidden
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ["Release manager", "Partner manager", "Security officer", "Compliance"]
+
+
+@pytest.fixture
+def world():
+    partner = f.partner("aurora-gpu")
+    launched = f.release("v3", public_in=-timedelta(days=1))
+    launched_cp = f.checkpoint(launched)
+    f.window(launched, partner)
+    upcoming = f.release("v4")
+    cp = f.checkpoint(upcoming)
+    f.window(upcoming, partner)
+    grant = f.grant(cp, partner)
+    return {
+        "partner": partner,
+        "release": upcoming,
+        "launched_cp": launched_cp,
+        "cp": cp,
+        "grant": grant,
+    }
+
+
+def _pending_request(world):
+    other = f.partner()
+    f.window(world["release"], other)
+    return actions.request_grant(
+        actor=f.partner_user(other), partner=other, checkpoint=world["cp"], quota_bytes=1
+    )
+
+
+CALLS = {
+    "create_partner": lambda a, w: actions.create_partner(
+        actor=a,
+        slug="new",
+        legal_name="New",
+        kind="other",
+        jurisdiction="FR",
+        nda_reference="N",
+        nda_expires_at=timezone.now() + timedelta(days=9),
+    ),
+    "update_partner": lambda a, w: actions.update_partner(
+        actor=a, partner=w["partner"], legal_name="X"
+    ),
+    "suspend_partner": lambda a, w: actions.suspend_partner(
+        actor=a, partner=w["partner"], reason="r"
+    ),
+    "create_release": lambda a, w: actions.create_release(
+        actor=a, slug="v9", name="v9", public_release_at=timezone.now()
+    ),
+    "update_release": lambda a, w: actions.update_release(actor=a, release=w["release"], name="X"),
+    "register_checkpoint": lambda a, w: actions.register_checkpoint(
+        actor=a, release=w["release"], tag="new", artifacts=[f.artifact_spec("a", b"a")]
+    ),
+    "pull_checkpoint": lambda a, w: actions.pull_checkpoint(
+        actor=a, checkpoint=w["cp"], reason="r"
+    ),
+    "set_window": lambda a, w: actions.set_window(
+        actor=a,
+        release=w["release"],
+        partner=f.partner(),
+        opens_at=timezone.now(),
+        closes_at=timezone.now() + timedelta(days=1),
+    ),
+    "issue_grant": lambda a, w: actions.issue_grant(
+        actor=a, partner=w["partner"], checkpoint=w["launched_cp"], quota_bytes=1
+    ),
+    "approve_grant_request": lambda a, w: actions.approve_grant_request(
+        actor=a, request=_pending_request(w)
+    ),
+    "reject_grant_request": lambda a, w: actions.reject_grant_request(
+        actor=a, request=_pending_request(w), reason="r"
+    ),
+    "revoke_grant": lambda a, w: actions.revoke_grant(actor=a, grant=w["grant"], reason="r"),
+}
+
+ALLOWED = {
+    "Release manager": {
+        "create_release",
+        "update_release",
+        "register_checkpoint",
+        "pull_checkpoint",
+        "set_window",
+        "issue_grant",
+        "approve_grant_request",
+        "reject_grant_request",
+        "revoke_grant",
+    },
+    "Partner manager": {"create_partner", "update_partner", "suspend_partner"},
+    "Security officer": {"suspend_partner", "pull_checkpoint", "revoke_grant"},
+    "Compliance": set(),
+}
+
+
+def test_every_action_is_in_the_matrix():
+    public = {name for name in actions.__all__ if name[0].islower()}
+    not_staff = {"request_grant", "authorize_download", "check_grant", "check_window"}
+    assert public - not_staff - {"reinstate_partner", "terminate_partner"} == set(CALLS)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_role_may_or_may_not_call_action(world, role, name):
+    actor = f.staff(role)
+    before = AuditEvent.objects.filter(actor=actor).count()
+    if name in ALLOWED[role]:
+        CALLS[name](actor, world)
+        assert AuditEvent.objects.filter(actor=actor).count() > before
+    else:
+        with pytest.raises(ActionForbidden):
+            CALLS[name](actor, world)
+        assert AuditEvent.objects.filter(actor=actor).count() == before
+
+
+def test_staff_without_a_role_can_do_nothing(world):
+    nobody = f.staff()
+    for name, call in CALLS.items():
+        with pytest.raises(ActionForbidden):
+            call(nobody, world)
+        assert not AuditEvent.objects.filter(actor=nobody).exists(), name
