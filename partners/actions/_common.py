@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
+from django_countries import countries
 
 from partners.errors import ActionError, ActionForbidden
 
@@ -74,6 +75,10 @@ def validate(instance: models.Model, **kwargs: Any) -> None:
             for name, msgs in fields.items()
         )
         raise ActionError("invalid", text, fields=fields) from exc
+
+
+def country_name(code: object) -> str:
+    return str(countries.name(str(code))) or str(code)
 
 
 def now() -> datetime:

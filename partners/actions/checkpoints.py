@@ -35,7 +35,8 @@ def create_release(
     require(actor, "partners.add_release")
     if Release.objects.filter(slug=slug).exists():
         raise ActionError("release_exists", f"A release with the slug {slug!r} already exists.")
-    release = Release(
+    # django-countries' multiple field takes a list; its stubs say str.
+    release = Release(  # type: ignore[misc]
         slug=slug,
         name=name,
         public_release_at=public_release_at,

@@ -9,7 +9,7 @@ from partners.errors import ActionError, ActionForbidden
 from partners.models import Checkpoint, EmbargoWindow, Grant, GrantApproval, GrantRequest, Partner
 from partners.queries import current_window
 
-from ._common import integrity_as_action_error, now, require
+from ._common import country_name, integrity_as_action_error, now, require
 
 __all__ = [
     "approve_grant_request",
@@ -40,7 +40,7 @@ def _check_eligible(partner: Partner, checkpoint: Checkpoint, at: datetime) -> E
         raise ActionError(
             "jurisdiction_blocked",
             f"Release {release.slug}'s export policy does not allow partners in "
-            f"{partner.jurisdiction.name}.",
+            f"{country_name(partner.jurisdiction)}.",
         )
     if checkpoint.status != Checkpoint.Status.AVAILABLE:
         raise ActionError("checkpoint_pulled", f"Checkpoint {checkpoint} was pulled.")

@@ -9,7 +9,7 @@ from accessctl.audit.events import AuditAction, record
 from partners.errors import ActionError
 from partners.models import EmbargoWindow, Grant, Partner, Release
 
-from ._common import field_changes, integrity_as_action_error, require, snapshot
+from ._common import country_name, field_changes, integrity_as_action_error, require, snapshot
 
 __all__ = ["check_window", "set_window"]
 
@@ -36,7 +36,7 @@ def check_window(
         raise ActionError(
             "jurisdiction_blocked",
             f"Release {release.slug}'s export policy does not allow partners in "
-            f"{partner.jurisdiction.name}.",
+            f"{country_name(partner.jurisdiction)}.",
         )
     overlapping = EmbargoWindow.objects.filter(
         release=release, partner=partner, opens_at__lt=closes_at, closes_at__gt=opens_at

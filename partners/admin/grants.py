@@ -29,7 +29,8 @@ class GrantIssueForm(forms.ModelForm):
         fields = ["partner", "checkpoint", "quota_bytes", "expires_at"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if all(data.get(k) for k in ("partner", "checkpoint", "quota_bytes")):
             checkpoint = data["checkpoint"]
             try:
@@ -93,16 +94,16 @@ class GrantAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
         return f"{filesizeformat(grant.bytes_used)} of {filesizeformat(grant.quota_bytes)}"
 
     def get_form(
-        self, request: HttpRequest, obj: Grant | None = None, **kwargs: Any
+        self, request: HttpRequest, obj: Grant | None = None, change: bool = False, **kwargs: Any
     ) -> type[ModelForm]:
         if obj is None:
             kwargs["form"] = GrantIssueForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Grant | None = None) -> list[str]:
         return self.readonly_fields if obj else []
 
-    def get_fields(self, request: HttpRequest, obj: Grant | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Grant | None = None) -> Any:
         return (
             self.readonly_fields if obj else ["partner", "checkpoint", "quota_bytes", "expires_at"]
         )
@@ -135,8 +136,10 @@ class GrantAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
 class ApprovalInline(admin.TabularInline):
     model = GrantApproval
     extra = 0
-    fields = ["approver", "approved_at"]
-    readonly_fields = fields
+    readonly_fields = fields = (
+        "approver",
+        "approved_at",
+    )
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -188,18 +191,22 @@ class GrantRequestAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
         return f"{obj.approval_count} of {obj.approvals_required}"
 
     def get_form(
-        self, request: HttpRequest, obj: GrantRequest | None = None, **kwargs: Any
+        self,
+        request: HttpRequest,
+        obj: GrantRequest | None = None,
+        change: bool = False,
+        **kwargs: Any,
     ) -> type[ModelForm]:
         if obj is None:
             kwargs["form"] = GrantRequestForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: GrantRequest | None = None
     ) -> list[str]:
         return self.readonly_fields if obj else []
 
-    def get_fields(self, request: HttpRequest, obj: GrantRequest | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: GrantRequest | None = None) -> Any:
         return self.readonly_fields if obj else ["partner", "checkpoint", "quota_bytes", "note"]
 
     def get_inlines(self, request: HttpRequest, obj: GrantRequest | None) -> list[Any]:

@@ -31,8 +31,13 @@ class MembershipInline(admin.TabularInline):
 class WindowInline(admin.TabularInline):
     model = EmbargoWindow
     extra = 0
-    fields = ["release", "tier", "opens_at", "closes_at", "embargo_lifts_at"]
-    readonly_fields = fields
+    readonly_fields = fields = (
+        "release",
+        "tier",
+        "opens_at",
+        "closes_at",
+        "embargo_lifts_at",
+    )
     can_delete = False
     show_change_link = True
 

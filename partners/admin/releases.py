@@ -32,7 +32,8 @@ class WindowForm(forms.ModelForm):
             field.help_text = "Empty: the release's public time (or the opening, if later)."
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         release = data.get("release") or getattr(self.instance, "release", None)
         if all(data.get(k) for k in ("partner", "opens_at", "closes_at")) and release:
             try:
@@ -54,7 +55,7 @@ class WindowForm(forms.ModelForm):
         pass
 
 
-def _save_window(request: HttpRequest, form: WindowForm, release: Release) -> EmbargoWindow:
+def _save_window(request: HttpRequest, form: ModelForm, release: Release) -> EmbargoWindow:
     data = form.cleaned_data
     return actions.set_window(
         actor=request.user,
@@ -81,8 +82,12 @@ class WindowInline(admin.TabularInline):
 class CheckpointInline(admin.TabularInline):
     model = Checkpoint
     extra = 0
-    fields = ["tag", "training_step", "status", "registered_at"]
-    readonly_fields = fields
+    readonly_fields = fields = (
+        "tag",
+        "training_step",
+        "status",
+        "registered_at",
+    )
     can_delete = False
     show_change_link = True
 
@@ -191,8 +196,12 @@ class EmbargoWindowAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
 class ArtifactInline(admin.TabularInline):
     model = Artifact
     extra = 0
-    fields = ["path", "size", "sha256", "storage_key"]
-    readonly_fields = fields
+    readonly_fields = fields = (
+        "path",
+        "size",
+        "sha256",
+        "storage_key",
+    )
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
@@ -204,7 +213,7 @@ class CheckpointAdmin(admin.ModelAdmin):
     list_display = ["__str__", "training_step", "status", "files", "total_size", "registered_at"]
     list_filter = ["status", "release"]
     search_fields = ["tag", "release__slug"]
-    fields = [
+    readonly_fields = fields = (
         "release",
         "tag",
         "training_step",
@@ -212,8 +221,7 @@ class CheckpointAdmin(admin.ModelAdmin):
         "pulled_at",
         "pulled_reason",
         "registered_at",
-    ]
-    readonly_fields = fields
+    )
     inlines = [ArtifactInline]
     actions = ["pull"]
 

@@ -1,3 +1,5 @@
+from datetime import datetime
+
 from django.db import models
 from django.utils import timezone
 
@@ -49,7 +51,7 @@ class EmbargoWindow(models.Model):
     def __str__(self) -> str:
         return f"{self.release_id and self.release.slug} x {self.partner_id and self.partner.slug}"
 
-    def state_at(self, now: timezone.datetime) -> "EmbargoWindow.State":
+    def state_at(self, now: datetime) -> "EmbargoWindow.State":
         if now < self.opens_at:
             return self.State.UPCOMING
         if now < self.closes_at:
