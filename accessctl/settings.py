@@ -23,12 +23,12 @@ PRODUCTION = ENVIRONMENT == "production"
 DATA_DIR = Path(env.str("ACCESSCTL_DATA_DIR", default=str(BASE_DIR / "var")))
 
 
-def _embedded_secret_key() -> str:
-    """A random key made once per embedded install, so no secret ships in the repository."""
-    path = DATA_DIR / "secret_key"
+def _embedded_secret(name: str, nbytes: int) -> str:
+    """A random secret made once per embedded install, so no secret ships in the repository."""
+    path = DATA_DIR / name
     if not path.exists():
         DATA_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
+        path.write_text(secrets.token_urlsafe(nbytes))
         path.chmod(0o600)
     return path.read_text().strip()
 
@@ -44,7 +44,7 @@ if PRODUCTION:
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must name the hosts this serves.")
 else:
-    SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or _embedded_secret_key()
+    SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or _embedded_secret("secret_key", 50)
     DEBUG = env.bool("DJANGO_DEBUG", default=True)
     ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
@@ -64,7 +64,10 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_celery_results",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accessctl.audit",
+    "accessctl.signing",
     "partners",
 ]
 
@@ -215,9 +218,48 @@ if PRODUCTION:
         "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend"
     )
 
+# Secrets of the product itself. Production must set them; the embedded default makes
+# them once in DATA_DIR.
+# Ed25519 private keys are stored encrypted under this key (32 bytes, base64url).
+ACCESSCTL_KEY_ENCRYPTION_KEY = env.str("ACCESSCTL_KEY_ENCRYPTION_KEY", default="")
+# API tokens are stored as HMAC-SHA256 digests under a pepper with an id, so the pepper can
+# rotate: "id:secret,id:secret"; the first signs new tokens.
+ACCESSCTL_TOKEN_PEPPERS = dict(
+    item.split(":", 1) for item in env.list("ACCESSCTL_TOKEN_PEPPERS", default=[])
+)
+if PRODUCTION:
+    import base64 as _base64
+
+    try:
+        _kek = _base64.urlsafe_b64decode(ACCESSCTL_KEY_ENCRYPTION_KEY + "==")
+    except ValueError:
+        _kek = b""
+    if len(_kek) != 32:
+        raise ImproperlyConfigured(
+            "ACCESSCTL_KEY_ENCRYPTION_KEY must be 32 random bytes, base64url-encoded: "
+            "signing keys are never stored unencrypted."
+        )
+    if not ACCESSCTL_TOKEN_PEPPERS or min(len(v) for v in ACCESSCTL_TOKEN_PEPPERS.values()) < 32:
+        raise ImproperlyConfigured(
+            "ACCESSCTL_TOKEN_PEPPERS must be set, e.g. '1:<32+ random characters>'."
+        )
+else:
+    ACCESSCTL_KEY_ENCRYPTION_KEY = ACCESSCTL_KEY_ENCRYPTION_KEY or _embedded_secret(
+        "key_encryption_key", 32
+    )
+    ACCESSCTL_TOKEN_PEPPERS = ACCESSCTL_TOKEN_PEPPERS or {"1": _embedded_secret("token_pepper", 32)}
+ACCESSCTL_TOKEN_PEPPER_ID = next(iter(ACCESSCTL_TOKEN_PEPPERS))
+
 # Domain settings.
 ACCESSCTL_DEFAULT_GRANT_DAYS = env.int("ACCESSCTL_DEFAULT_GRANT_DAYS", default=14)
 ACCESSCTL_EARLY_ACCESS_APPROVALS = env.int("ACCESSCTL_EARLY_ACCESS_APPROVALS", default=2)
+ACCESSCTL_TOKEN_MAX_DAYS = env.int("ACCESSCTL_TOKEN_MAX_DAYS", default=90)
+# How downloads leave: "local" (Django streams the file), "s3" (302 to a presigned URL),
+# or "nginx" (X-Accel-Redirect to an internal location).
+ACCESSCTL_DOWNLOAD_MODE = env.str("ACCESSCTL_DOWNLOAD_MODE", default="local")
+ACCESSCTL_PRESIGN_SECONDS = env.int("ACCESSCTL_PRESIGN_SECONDS", default=60)
+ACCESSCTL_NGINX_INTERNAL_PREFIX = env.str("ACCESSCTL_NGINX_INTERNAL_PREFIX", default="/_artifacts/")
+ACCESSCTL_API_RATE = env.str("ACCESSCTL_API_RATE", default="1200/min")
 
 LOGGING = {
     "version": 1,

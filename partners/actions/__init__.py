@@ -26,6 +26,7 @@ from .partners import (
     terminate_partner,
     update_partner,
 )
+from .tokens import create_token, revoke_token
 from .windows import check_window, set_window
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "check_window",
     "create_partner",
     "create_release",
+    "create_token",
     "issue_grant",
     "pull_checkpoint",
     "register_checkpoint",
@@ -43,6 +45,7 @@ __all__ = [
     "reject_grant_request",
     "request_grant",
     "revoke_grant",
+    "revoke_token",
     "set_window",
     "suspend_partner",
     "terminate_partner",

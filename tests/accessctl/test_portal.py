@@ -369,3 +369,15 @@ def test_role_groups_exist_with_least_privilege():
     )
     assert {"issue_grant", "approve_grantrequest"} <= release
     assert "suspend_partner" not in release
+
+
+def test_role_groups_hold_exactly_the_declared_permissions():
+    from partners.roles import ROLES
+
+    for name, wanted in ROLES.items():
+        held = set(
+            Group.objects.get(name=name).permissions.values_list(
+                "content_type__app_label", "codename"
+            )
+        )
+        assert held == set(wanted), name

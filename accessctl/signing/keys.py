@@ -1,0 +1,175 @@
+"""Signing and verifying with the lab's keys.
+
+Grants are presented as compact JWS (``alg`` EdDSA, ``kid`` in the header, via PyJWT);
+manifests carry a detached Ed25519 signature over their canonical JSON. Private keys are
+decrypted once per process and kept in memory only.
+"""
+
+import base64
+import json
+import os
+import secrets
+from functools import cache
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .models import SigningKey
+
+__all__ = [
+    "BadSignature",
+    "canonical_json",
+    "current_key",
+    "jwks",
+    "rotate_key",
+    "sign_detached",
+    "sign_token",
+    "verify_detached",
+    "verify_token",
+]
+
+ISSUER = "accessctl"
+
+
+class BadSignature(Exception):
+    """Not signed by a key we trust, tampered with, or expired."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _kek() -> AESGCM:
+    return AESGCM(_unb64(settings.ACCESSCTL_KEY_ENCRYPTION_KEY))
+
+
+def _new_key() -> SigningKey:
+    private = Ed25519PrivateKey.generate()
+    kid = f"{timezone.now():%Y%m%d}-{secrets.token_hex(4)}"
+    nonce = os.urandom(12)
+    raw = private.private_bytes_raw()
+    return SigningKey(
+        kid=kid,
+        public_key=private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
+        private_key_encrypted=nonce + _kek().encrypt(nonce, raw, kid.encode()),
+    )
+
+
+@cache
+def _private(kid: str) -> Ed25519PrivateKey:
+    row = SigningKey.objects.get(kid=kid, status=SigningKey.Status.ACTIVE)
+    blob = bytes(row.private_key_encrypted)
+    raw = _kek().decrypt(blob[:12], blob[12:], kid.encode())
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def _public(kid: str) -> Ed25519PublicKey:
+    """The public key of a key that may still verify (active or retired). Not cached, so a
+    revoked key stops verifying on the next call."""
+    row = (
+        SigningKey.objects.filter(kid=kid)
+        .exclude(status=SigningKey.Status.REVOKED)
+        .only("public_key")
+        .first()
+    )
+    if row is None:
+        raise BadSignature(f"unknown or revoked key {kid!r}")
+    return Ed25519PublicKey.from_public_bytes(bytes(row.public_key))
+
+
+def current_key() -> SigningKey:
+    """The active key, made on first use."""
+    key = SigningKey.objects.filter(status=SigningKey.Status.ACTIVE).first()
+    if key is not None:
+        return key
+    try:
+        with transaction.atomic():
+            key = _new_key()
+            key.save()
+            return key
+    except IntegrityError:  # another process made it first
+        return SigningKey.objects.get(status=SigningKey.Status.ACTIVE)
+
+
+@transaction.atomic
+def rotate_key() -> SigningKey:
+    """Retire the active key and make a new one. Retired keys keep verifying."""
+    SigningKey.objects.filter(status=SigningKey.Status.ACTIVE).update(
+        status=SigningKey.Status.RETIRED, retired_at=timezone.now()
+    )
+    key = _new_key()
+    key.save()
+    return key
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sign_token(claims: dict[str, Any]) -> str:
+    key = current_key()
+    return jwt.encode(
+        {"iss": ISSUER, **claims}, _private(key.kid), algorithm="EdDSA", headers={"kid": key.kid}
+    )
+
+
+def verify_token(token: str, *, leeway: int = 0) -> dict[str, Any]:
+    """Claims of a valid, unexpired token signed by one of our keys; else ``BadSignature``."""
+    try:
+        header = jwt.get_unverified_header(token)
+        kid = header.get("kid")
+        if not isinstance(kid, str) or header.get("alg") != "EdDSA":
+            raise BadSignature("not an accessctl token")
+        return jwt.decode(
+            token,
+            _public(kid),
+            algorithms=["EdDSA"],
+            issuer=ISSUER,
+            leeway=leeway,
+            options={"require": ["exp", "nbf", "iss"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise BadSignature(str(exc)) from exc
+
+
+def sign_detached(payload: bytes) -> dict[str, str]:
+    key = current_key()
+    return {"alg": "EdDSA", "kid": key.kid, "signature": _b64(_private(key.kid).sign(payload))}
+
+
+def verify_detached(payload: bytes, signature: dict[str, str]) -> None:
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        _public(signature["kid"]).verify(_unb64(signature["signature"]), payload)
+    except (InvalidSignature, KeyError, ValueError) as exc:
+        raise BadSignature("signature does not verify") from exc
+
+
+def jwks() -> dict[str, Any]:
+    """Public keys that verify: the active one and those retired but not revoked."""
+    keys = SigningKey.objects.exclude(status=SigningKey.Status.REVOKED).order_by("-created_at")
+    return {
+        "keys": [
+            {
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "alg": "EdDSA",
+                "use": "sig",
+                "kid": key.kid,
+                "x": _b64(bytes(key.public_key)),
+                "status": key.status,
+            }
+            for key in keys
+        ]
+    }
