@@ -16,8 +16,8 @@ __all__ = ["Decision", "DownloadFacts", "Reason", "decide"]
 
 
 class Reason(StrEnum):
-    TOKEN_EXPIRED = "token_expired"  # noqa: S105 (a reason code)
-    TOKEN_REVOKED = "token_revoked"  # noqa: S105 (a reason code)
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_REVOKED = "token_revoked"
     PARTNER_SUSPENDED = "partner_suspended"
     PARTNER_TERMINATED = "partner_terminated"
     NDA_EXPIRED = "nda_expired"
