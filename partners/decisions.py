@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from partners.networks import address_in_networks
 
-__all__ = ["Decision", "DownloadFacts", "Reason", "decide"]
+__all__ = ["CallerFacts", "Decision", "DownloadFacts", "Reason", "decide", "decide_caller"]
 
 
 class Reason(StrEnum):
@@ -29,6 +29,20 @@ class Reason(StrEnum):
     GRANT_REVOKED = "grant_revoked"
     GRANT_EXPIRED = "grant_expired"
     QUOTA_EXHAUSTED = "quota_exhausted"
+
+
+@dataclass(frozen=True, slots=True)
+class CallerFacts:
+    """Who is calling: the credential and its partner. Every partner API call checks these."""
+
+    now: datetime
+    client_address: str | None
+    token_expires_at: datetime | None
+    token_revoked: bool
+    token_networks: Sequence[str]
+    partner_status: str
+    partner_networks: Sequence[str]
+    nda_expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +95,8 @@ def jurisdiction_allowed(policy: str, jurisdictions: frozenset[str], code: str) 
     return listed if policy == "allow" else not listed
 
 
-def decide(facts: DownloadFacts) -> Decision:
-    """Allow, or deny with the first reason that applies.
-
-    The order goes from the credential outwards to the byte count, so a caller always
-    learns the most fundamental problem first: a revoked token says ``token_revoked``
-    even when its grant has also run out.
-    """
+def decide_caller(facts: CallerFacts | DownloadFacts) -> Decision:
+    """The rules about the caller alone: token, partner status, NDA, address."""
     now = facts.now
     if facts.token_revoked:
         return _deny(Reason.TOKEN_REVOKED)
@@ -99,13 +108,27 @@ def decide(facts: DownloadFacts) -> Decision:
         return _deny(Reason.PARTNER_SUSPENDED)
     if facts.nda_expires_at <= now:
         return _deny(Reason.NDA_EXPIRED)
+    for networks in (facts.partner_networks, facts.token_networks):
+        if networks and not address_in_networks(facts.client_address, networks):
+            return _deny(Reason.ADDRESS_NOT_ALLOWED)
+    return ALLOW
+
+
+def decide(facts: DownloadFacts) -> Decision:
+    """Allow, or deny with the first reason that applies.
+
+    The order goes from the credential outwards to the byte count, so a caller always
+    learns the most fundamental problem first: a revoked token says ``token_revoked``
+    even when its grant has also run out.
+    """
+    now = facts.now
+    caller = decide_caller(facts)
+    if not caller:
+        return caller
     if not jurisdiction_allowed(
         facts.release_policy, facts.release_jurisdictions, facts.partner_jurisdiction
     ):
         return _deny(Reason.JURISDICTION_BLOCKED)
-    for networks in (facts.partner_networks, facts.token_networks):
-        if networks and not address_in_networks(facts.client_address, networks):
-            return _deny(Reason.ADDRESS_NOT_ALLOWED)
     if facts.checkpoint_status != "available":
         return _deny(Reason.CHECKPOINT_PULLED)
     if now < facts.window_opens_at:

@@ -3,17 +3,25 @@
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Q, QuerySet
+from django.shortcuts import get_object_or_404
 
 from accessctl.audit.models import AuditEvent, Outcome
-from partners.models import EmbargoWindow, Grant, GrantRequest, Partner, Release
+from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest, Partner, Release
 
 __all__ = [
     "current_window",
     "expiring_grants",
+    "partner_checkpoint",
+    "partner_grant",
+    "partner_grant_request",
+    "partner_grants",
+    "partner_release",
+    "partner_windows",
     "pending_requests",
     "recent_denials",
     "timeline_windows",
     "visible_releases",
+    "window_for_display",
 ]
 
 
@@ -63,3 +71,48 @@ def recent_denials(*, limit: int = 10) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(
         Q(outcome=Outcome.DENIED) | Q(outcome=Outcome.FAILURE)
     ).order_by("-occurred_at", "-id")[:limit]
+
+
+# Partner-scoped selectors for the API: each takes the partner first, and an object of
+# another partner is simply not found (404, never 403).
+
+
+def partner_release(partner: Partner, slug: str) -> Release:
+    return get_object_or_404(visible_releases(partner), slug=slug)
+
+
+def partner_windows(partner: Partner, release: Release) -> QuerySet[EmbargoWindow]:
+    return EmbargoWindow.objects.filter(partner=partner, release=release).order_by("opens_at")
+
+
+def window_for_display(partner: Partner, release: Release, at: datetime) -> EmbargoWindow | None:
+    """The open window, else the next, else the last one that closed."""
+    windows = list(partner_windows(partner, release))
+    for window in windows:
+        if window.closes_at > at:
+            return window
+    return windows[-1] if windows else None
+
+
+def partner_checkpoint(partner: Partner, checkpoint_id: int) -> Checkpoint:
+    return get_object_or_404(
+        Checkpoint.objects.select_related("release")
+        .filter(release__windows__partner=partner)
+        .distinct(),
+        pk=checkpoint_id,
+    )
+
+
+def partner_grants(partner: Partner) -> QuerySet[Grant]:
+    return Grant.objects.filter(partner=partner).select_related("checkpoint__release", "window")
+
+
+def partner_grant(partner: Partner, grant_id: int) -> Grant:
+    return get_object_or_404(partner_grants(partner), pk=grant_id)
+
+
+def partner_grant_request(partner: Partner, request_id: int) -> GrantRequest:
+    return get_object_or_404(
+        GrantRequest.objects.filter(partner=partner).select_related("checkpoint__release"),
+        pk=request_id,
+    )

@@ -118,3 +118,27 @@ def grant(cp: Checkpoint, to: Partner, *, quota_bytes: int = 10_000, approvers=N
     for approver in approvers or (staff("Release manager"), staff("Release manager")):
         actions.approve_grant_request(actor=approver, request=request)
     return Grant.objects.get(request=request)
+
+
+def token(user, *, scopes=("read", "grants:request", "download"), **kwargs) -> str:
+    """A fresh API token's secret."""
+    return actions.create_token(actor=None, user=user, name="test", scopes=list(scopes), **kwargs)[
+        1
+    ]
+
+
+def stored_checkpoint(of: Release, files: dict[str, bytes], tag: str = "step-1") -> Checkpoint:
+    """A checkpoint whose files really are in artifact storage."""
+    from django.core.files.base import ContentFile
+
+    from partners.storage import artifact_key, artifact_storage
+
+    specs = []
+    for path, content in files.items():
+        spec = artifact_spec(path, content)
+        key = artifact_key(of.slug, tag, path)
+        artifact_storage().save(key, ContentFile(content))
+        specs.append(
+            actions.ArtifactSpec(path=path, size=spec.size, sha256=spec.sha256, storage_key=key)
+        )
+    return actions.register_checkpoint(actor=None, release=of, tag=tag, artifacts=specs).checkpoint

@@ -22,6 +22,7 @@ def authorize_download(
     requested_bytes: int,
     client_address: str | None,
     token_facts: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> Decision:
     """Decide one download from the committed rows, debit the quota, record the decision.
 
@@ -74,7 +75,7 @@ def authorize_download(
         partner=partner,
         outcome=Outcome.SUCCESS if decision.allowed else Outcome.DENIED,
         reason=decision.reason or "",
-        changes={"artifact": artifact.path, "bytes": requested_bytes},
+        changes={"artifact": artifact.path, "bytes": requested_bytes, **(details or {})},
         at=at,
         client_address=client_address,
     )

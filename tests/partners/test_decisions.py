@@ -120,3 +120,26 @@ def test_every_reason_code_is_documented():
     doc = (Path(__file__).resolve().parents[2] / "docs" / "decisions.md").read_text()
     missing = [reason.value for reason in Reason if f"`{reason.value}`" not in doc]
     assert missing == []
+
+
+def test_caller_rules_apply_alone():
+    from partners.decisions import CallerFacts, decide_caller
+
+    caller = CallerFacts(
+        now=NOW,
+        client_address="203.0.113.7",
+        token_expires_at=NOW + HOUR,
+        token_revoked=False,
+        token_networks=(),
+        partner_status="active",
+        partner_networks=("203.0.113.0/24",),
+        nda_expires_at=NOW + HOUR,
+    )
+    assert decide_caller(caller).allowed
+    assert (
+        decide_caller(dataclasses.replace(caller, nda_expires_at=NOW)).reason == Reason.NDA_EXPIRED
+    )
+    assert (
+        decide_caller(dataclasses.replace(caller, client_address="198.51.100.1")).reason
+        == Reason.ADDRESS_NOT_ALLOWED
+    )

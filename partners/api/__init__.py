@@ -1,0 +1,1 @@
+"""The partner API (v1) and the staff API, on Django REST Framework."""

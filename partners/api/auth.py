@@ -1,0 +1,174 @@
+"""API token authentication, scopes, caller rules and per-token throttling."""
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from rest_framework import authentication, exceptions, permissions, throttling
+from rest_framework.request import Request
+
+from accessctl.audit.events import AuditAction, record
+from accessctl.audit.models import Outcome
+from partners import tokens
+from partners.decisions import CallerFacts, decide_caller
+from partners.models import AccessToken
+
+from .errors import Problem
+
+__all__ = [
+    "PartnerCaller",
+    "StaffCaller",
+    "TokenAuthentication",
+    "TokenThrottle",
+    "caller_facts",
+    "token_facts",
+]
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class TokenFailed(exceptions.AuthenticationFailed):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail=detail, code=code)
+
+
+def _reject(request: Request, code: str, token: AccessToken | None, presented: str) -> TokenFailed:
+    # The event keeps the token's public prefix at most: never the secret.
+    record(
+        AuditAction.TOKEN_REJECTED,
+        actor=token.user if token else None,
+        target=token,
+        target_type="partners.accesstoken",
+        partner_id=token.partner_id if token else None,
+        outcome=Outcome.DENIED,
+        reason=code,
+        changes={"prefix": presented[:12] if presented.startswith(tokens.PREFIX) else ""},
+    )
+    messages = {
+        "token_malformed": "The Authorization header must be 'Bearer acx_...' with a well-formed token.",
+        "token_invalid": "This token is not known.",
+        "token_revoked": "This token was revoked.",
+        "token_expired": "This token has expired.",
+    }
+    return TokenFailed(code, messages[code])
+
+
+class TokenAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer acx_...``: one indexed query, no slow hash."""
+
+    keyword = "Bearer"
+
+    def authenticate_header(self, request: Request) -> str:
+        return f'{self.keyword} realm="accessctl"'
+
+    def authenticate(self, request: Request) -> tuple[Any, AccessToken] | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        scheme, _, presented = header.partition(" ")
+        presented = presented.strip()
+        if scheme.lower() != "bearer" or not tokens.is_well_formed(presented):
+            raise _reject(request, "token_malformed", None, presented)
+        token = (
+            AccessToken.objects.select_related("user", "partner")
+            .filter(digest__in=tokens.digests(presented))
+            .first()
+        )
+        if token is None or not token.user.is_active:
+            raise _reject(request, "token_invalid", None, presented)
+        now = timezone.now()
+        if token.revoked_at is not None:
+            raise _reject(request, "token_revoked", token, presented)
+        if token.expires_at <= now:
+            raise _reject(request, "token_expired", token, presented)
+        if token.last_used_at is None or token.last_used_at < now - LAST_USED_RESOLUTION:
+            # At most one write a minute per token, and a conditional one.
+            AccessToken.objects.filter(pk=token.pk).filter(
+                Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+            ).update(last_used_at=now)
+        return token.user, token
+
+
+def token_facts(token: AccessToken) -> dict[str, Any]:
+    return {
+        "token_expires_at": token.expires_at,
+        "token_revoked": token.revoked_at is not None,
+        "token_networks": tuple(token.allowed_networks),
+    }
+
+
+def caller_facts(request: Request) -> CallerFacts:
+    token: AccessToken = request.auth
+    partner = token.partner
+    if partner is None:
+        raise Problem(403, "partner_token_required", "This endpoint is for partner tokens.")
+    return CallerFacts(
+        now=timezone.now(),
+        client_address=request.META.get("REMOTE_ADDR"),
+        partner_status=partner.status,
+        partner_networks=tuple(partner.allowed_networks),
+        nda_expires_at=partner.nda_expires_at,
+        **token_facts(token),
+    )
+
+
+class _TokenScope(permissions.BasePermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        token = request.auth
+        if not isinstance(token, AccessToken):
+            raise exceptions.NotAuthenticated("Send 'Authorization: Bearer <token>'.")
+        scope = getattr(view, "required_scope", None)
+        if scope and scope not in token.scopes:
+            raise Problem(403, "scope_missing", f"This token lacks the scope {scope!r}.")
+        return True
+
+
+class PartnerCaller(_TokenScope):
+    """A partner's token, for a partner in good standing, from an allowed address."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        super().has_permission(request, view)
+        if request.auth.partner_id is None:
+            raise Problem(403, "partner_token_required", "This endpoint is for partner tokens.")
+        decision = decide_caller(caller_facts(request))
+        if not decision:
+            raise Problem(403, str(decision.reason), _CALLER_DETAIL[str(decision.reason)])
+        return True
+
+
+_CALLER_DETAIL = {
+    "token_revoked": "This token was revoked.",
+    "token_expired": "This token has expired.",
+    "partner_suspended": "Your organisation's access is suspended.",
+    "partner_terminated": "Your organisation's access has ended.",
+    "nda_expired": "Your organisation's NDA has expired.",
+    "address_not_allowed": "Requests from this address are not allowed for your organisation or token.",
+}
+
+
+class StaffCaller(_TokenScope):
+    """A staff automation token; each action still checks the user's own permissions."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        super().has_permission(request, view)
+        token: AccessToken = request.auth
+        if token.partner_id is not None or "staff" not in token.scopes or not request.user.is_staff:
+            raise Problem(403, "staff_token_required", "This endpoint is for staff tokens.")
+        return True
+
+
+class TokenThrottle(throttling.SimpleRateThrottle):
+    """Requests per token (``ACCESSCTL_API_RATE``), shared by all processes via the cache."""
+
+    scope = "token"
+
+    def get_rate(self) -> str:
+        return str(settings.ACCESSCTL_API_RATE)
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        token = request.auth
+        if not isinstance(token, AccessToken):
+            return self.cache_format % {"scope": "anon", "ident": self.get_ident(request)}
+        return self.cache_format % {"scope": self.scope, "ident": token.pk}

@@ -1,0 +1,242 @@
+"""``GET /api/v1/grants/{id}/files/{path}``: authorize one file (or one byte range) and
+hand it out, by the configured mode: Django streams it (local), nginx does
+(``X-Accel-Redirect``), or the client is sent to a short-lived presigned S3 URL."""
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from django.conf import settings
+from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from accessctl.signing.keys import BadSignature, verify_token
+from partners import actions, queries
+from partners.models import Artifact, Grant
+from partners.storage import artifact_storage
+
+from .auth import PartnerCaller, token_facts
+from .errors import Problem
+
+__all__ = ["FileView", "parse_range"]
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    start: int
+    end: int  # inclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+def parse_range(header: str, size: int) -> ByteRange | None:
+    """One ``bytes=`` range of RFC 9110, clipped to the file; ``None`` for the whole file.
+
+    Several ranges in one request are refused: clients fetch ranges in parallel instead.
+    """
+    match = _RANGE.match(header.strip().replace(" ", ""))
+    if not match or match.groups() == ("", ""):
+        raise Problem(416, "range_not_satisfiable", "Send one range: 'bytes=START-END'.", size=size)
+    first, last = match.groups()
+    if first == "":  # suffix: the last N bytes
+        length = min(int(last), size)
+        if length == 0:
+            raise Problem(416, "range_not_satisfiable", "An empty suffix range.", size=size)
+        return ByteRange(size - length, size - 1)
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        raise Problem(416, "range_not_satisfiable", f"The file has {size} bytes.", size=size)
+    return ByteRange(start, end)
+
+
+def _grant_token(request: Request, grant: Grant) -> None:
+    """The signed grant token must verify and name this grant, partner and checkpoint."""
+    presented = request.headers.get("X-Grant-Token") or request.query_params.get("grant_token", "")
+    if not presented:
+        raise Problem(403, "grant_token_missing", "Send the grant's signed token as X-Grant-Token.")
+    try:
+        claims = verify_token(presented)
+    except BadSignature as exc:
+        text = str(exc)
+        if "expired" in text:
+            raise Problem(403, "grant_expired", "The grant token has expired.") from exc
+        if "not yet valid" in text:
+            raise Problem(
+                403,
+                "window_not_open",
+                "The grant token is not valid yet: your window has not opened.",
+            ) from exc
+        raise Problem(
+            403, "grant_token_invalid", "The grant token's signature does not verify."
+        ) from exc
+    if (claims.get("grant"), claims.get("partner"), claims.get("checkpoint")) != (
+        grant.pk,
+        grant.partner_id,
+        grant.checkpoint_id,
+    ):
+        raise Problem(403, "grant_token_invalid", "The grant token is for another grant.")
+
+
+class _LimitedFile:
+    """A file positioned at a range's start that reads no further than its end.
+
+    It keeps ``fileno()``, so gunicorn sends the range with ``sendfile(2)`` (it starts at
+    the file's position and stops at Content-Length); other servers read it in chunks.
+    """
+
+    def __init__(self, handle: Any, byte_range: ByteRange) -> None:
+        handle.seek(byte_range.start)
+        self._handle = handle
+        self._left = byte_range.length
+        self.name = handle.name
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        size = self._left if size < 0 else min(size, self._left)
+        data = self._handle.read(size)
+        self._left -= len(data)
+        return data
+
+    def fileno(self) -> int:
+        return int(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _headers(response: HttpResponse, artifact: Artifact, etag: str) -> HttpResponse:
+    response["ETag"] = etag
+    response["Accept-Ranges"] = "bytes"
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-SHA256"] = artifact.sha256
+    return response
+
+
+def _local(artifact: Artifact, byte_range: ByteRange | None, etag: str, head: bool) -> HttpResponse:
+    filename = artifact.path.rsplit("/", 1)[-1]
+    if head:
+        response = HttpResponse(status=206 if byte_range else 200)
+    else:
+        handle = artifact_storage().open(artifact.storage_key, "rb")
+        body = _LimitedFile(handle, byte_range) if byte_range else handle
+        response = FileResponse(
+            body, as_attachment=True, filename=filename, status=206 if byte_range else 200
+        )
+    response["Content-Type"] = "application/octet-stream"
+    response["Content-Length"] = str(byte_range.length if byte_range else artifact.size)
+    if byte_range:
+        response["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{artifact.size}"
+    return _headers(response, artifact, etag)
+
+
+def _nginx(artifact: Artifact, etag: str) -> HttpResponse:
+    # nginx serves the bytes, and the Range, from its internal location.
+    response = HttpResponse()
+    response["X-Accel-Redirect"] = settings.ACCESSCTL_NGINX_INTERNAL_PREFIX + quote(
+        artifact.storage_key
+    )
+    response["X-Accel-Buffering"] = "no"
+    response["Content-Type"] = "application/octet-stream"
+    response["Content-Disposition"] = f'attachment; filename="{artifact.path.rsplit("/", 1)[-1]}"'
+    return _headers(response, artifact, etag)
+
+
+def _s3(artifact: Artifact) -> HttpResponse:
+    url = artifact_storage().url(  # type: ignore[call-arg]
+        artifact.storage_key,
+        expire=settings.ACCESSCTL_PRESIGN_SECONDS,
+        parameters={"ResponseCacheControl": "private, no-store"},
+    )
+    response = HttpResponseRedirect(url)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@extend_schema(
+    summary="Authorize one file (Range allowed): the bytes, or 302 to a short-lived URL",
+    parameters=[
+        OpenApiParameter(
+            "X-Grant-Token",
+            OpenApiTypes.STR,
+            OpenApiParameter.HEADER,
+            required=False,
+            description="The grant's signed token (or ?grant_token=).",
+        ),
+        OpenApiParameter("Range", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False),
+    ],
+    responses={
+        200: OpenApiResponse(description="The file"),
+        206: OpenApiResponse(description="The requested range"),
+        302: OpenApiResponse(description="Redirect to a presigned URL (S3 mode)"),
+    },
+)
+class FileView(APIView):
+    permission_classes = [PartnerCaller]
+    required_scope = "download"
+
+    def get(self, request: Request, grant_id: int, path: str) -> HttpResponse:
+        partner = request.auth.partner
+        grant = queries.partner_grant(partner, grant_id)
+        artifact = Artifact.objects.filter(checkpoint_id=grant.checkpoint_id, path=path).first()
+        if artifact is None:
+            raise Problem(404, "file_not_found", f"The checkpoint has no file {path!r}.")
+        _grant_token(request, grant)
+        etag = f'"{artifact.sha256}"'
+        byte_range = None
+        range_header = request.headers.get("Range")
+        if_range = request.headers.get("If-Range")
+        if range_header and (if_range is None or if_range == etag):
+            byte_range = parse_range(range_header, artifact.size)
+        head = request.method == "HEAD"
+        requested = 0 if head else (byte_range.length if byte_range else artifact.size)
+        decision = actions.authorize_download(
+            actor=request.user,
+            grant=grant,
+            artifact=artifact,
+            requested_bytes=requested,
+            client_address=request.META.get("REMOTE_ADDR"),
+            token_facts=token_facts(request.auth),
+            details={
+                "range": f"{byte_range.start}-{byte_range.end}" if byte_range else "",
+                "user_agent": request.headers.get("User-Agent", "")[:200],
+                "method": request.method,
+            },
+        )
+        if not decision:
+            raise Problem(403, str(decision.reason), _DENIED[str(decision.reason)])
+        mode = settings.ACCESSCTL_DOWNLOAD_MODE
+        if mode == "s3" and not head:
+            return _s3(artifact)
+        if mode == "nginx" and not head:
+            return _nginx(artifact, etag)
+        return _local(artifact, byte_range, etag, head)
+
+    def head(self, request: Request, grant_id: int, path: str) -> HttpResponse:
+        return self.get(request, grant_id, path)
+
+
+_DENIED = {
+    "token_revoked": "This token was revoked.",
+    "token_expired": "This token has expired.",
+    "partner_suspended": "Your organisation's access is suspended.",
+    "partner_terminated": "Your organisation's access has ended.",
+    "nda_expired": "Your organisation's NDA has expired.",
+    "jurisdiction_blocked": "This release may not be shared with your jurisdiction.",
+    "address_not_allowed": "Downloads from this address are not allowed.",
+    "checkpoint_pulled": "This checkpoint was withdrawn.",
+    "window_not_open": "Your window for this release has not opened yet.",
+    "window_closed": "Your window for this release has closed.",
+    "grant_revoked": "This grant was revoked.",
+    "grant_expired": "This grant has expired.",
+    "quota_exhausted": "This request would exceed the grant's byte quota.",
+}

@@ -1,0 +1,92 @@
+"""Errors as RFC 9457 problem details, each with a stable ``code``."""
+
+from typing import Any
+
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from partners.errors import ActionError
+
+from .errors import Problem
+
+__all__ = ["problem_response", "problems_exception_handler"]
+
+PROBLEM_TYPE = "https://accessctl.invalid/problems/"
+CONTENT_TYPE = "application/problem+json"
+
+# Refusals of actions that are policy (the caller may not), not conflicts of state.
+_FORBIDDEN_CODES = {
+    "forbidden",
+    "partner_suspended",
+    "partner_terminated",
+    "nda_expired",
+    "jurisdiction_blocked",
+    "checkpoint_pulled",
+    "no_window",
+    "approval_required",
+    "self_approval",
+}
+
+
+def problem_response(
+    status_code: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    body = {
+        "type": PROBLEM_TYPE + code,
+        "title": code.replace("_", " ").capitalize(),
+        "status": status_code,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    return Response(body, status=status_code, headers=headers, content_type=CONTENT_TYPE)
+
+
+def _flatten(detail: Any) -> str:
+    if isinstance(detail, dict):
+        return "; ".join(f"{key}: {_flatten(value)}" for key, value in detail.items())
+    if isinstance(detail, list):
+        return " ".join(_flatten(item) for item in detail)
+    return str(detail)
+
+
+def problems_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, Problem):
+        return problem_response(exc.status_code, exc.problem_code, str(exc.detail), **exc.extra)
+    if isinstance(exc, ActionError):
+        status_code = status.HTTP_403_FORBIDDEN if exc.code in _FORBIDDEN_CODES else exc.status
+        if exc.code == "invalid":
+            status_code = status.HTTP_400_BAD_REQUEST
+        return problem_response(
+            status_code, exc.code, exc.message, **({"fields": exc.fields} if exc.fields else {})
+        )
+    if isinstance(exc, Http404):
+        return problem_response(404, "not_found", "No such object, or not yours.")
+    response = exception_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return None  # a bug: Django's handler logs it and answers 500 without details
+    code = {
+        exceptions.NotAuthenticated: "not_authenticated",
+        exceptions.AuthenticationFailed: "token_invalid",
+        exceptions.ValidationError: "invalid",
+        exceptions.Throttled: "throttled",
+        exceptions.MethodNotAllowed: "method_not_allowed",
+        exceptions.ParseError: "malformed_request",
+        exceptions.UnsupportedMediaType: "unsupported_media_type",
+        exceptions.NotAcceptable: "not_acceptable",
+        exceptions.PermissionDenied: "forbidden",
+    }.get(type(exc), "error")
+    codes = exc.get_codes()
+    if isinstance(codes, str) and codes not in {"error", "invalid", "permission_denied"}:
+        code = codes
+    extra: dict[str, Any] = {}
+    if isinstance(exc, exceptions.ValidationError):
+        extra["fields"] = exc.detail
+    headers = {
+        k: v for k, v in response.headers.items() if k in {"WWW-Authenticate", "Retry-After"}
+    }
+    return problem_response(
+        response.status_code, code, _flatten(exc.detail), headers=headers, **extra
+    )

@@ -1,0 +1,253 @@
+"""Partner API v1. Every query goes through a partner-scoped selector."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db.models import Count, Sum
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, pagination, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accessctl.signing.keys import jwks, sign_token
+from partners import actions, queries
+from partners.manifests import signed_manifest
+from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest
+
+from . import serializers as s
+from .auth import PartnerCaller
+from .errors import Problem
+
+__all__ = [
+    "CheckpointListView",
+    "GrantDetailView",
+    "GrantListView",
+    "GrantRequestDetailView",
+    "JwksView",
+    "ManifestView",
+    "MeView",
+    "ReleaseListView",
+]
+
+
+class Cursor(pagination.CursorPagination):
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class PartnerView:
+    permission_classes = [PartnerCaller]
+    required_scope = "read"
+
+    @property
+    def partner(self) -> Any:
+        return self.request.auth.partner  # type: ignore[attr-defined]
+
+
+def open_window(partner: Any, release: Any) -> EmbargoWindow:
+    """The partner's open window for the release, or a 403 saying why there is none."""
+    now = timezone.now()
+    window = queries.window_for_display(partner, release, now)
+    if window is None:
+        raise Problem(403, "no_window", f"You have no window for release {release.slug}.")
+    state = window.state_at(now)
+    if state == EmbargoWindow.State.UPCOMING:
+        raise Problem(
+            403,
+            "window_not_open",
+            f"Your window opens {window.opens_at.isoformat()}.",
+            opens_at=window.opens_at.isoformat(),
+        )
+    if state == EmbargoWindow.State.CLOSED:
+        raise Problem(403, "window_closed", f"Your window closed {window.closes_at.isoformat()}.")
+    return window
+
+
+def grant_tokens(grants: list[Grant]) -> dict[int, str]:
+    """A signed token for each usable grant: valid from the window's opening to expiry."""
+    return {
+        g.pk: sign_token(
+            {
+                "sub": f"grant:{g.pk}",
+                "grant": g.pk,
+                "partner": g.partner_id,
+                "checkpoint": g.checkpoint_id,
+                "nbf": int(g.window.opens_at.timestamp()),
+                "exp": int(g.expires_at.timestamp()),
+            }
+        )
+        for g in grants
+        if g.status in {Grant.Status.ACTIVE, Grant.Status.EXHAUSTED}
+    }
+
+
+@extend_schema(responses=s.MeSerializer, summary="The token's partner, scopes and expiry")
+class MeView(PartnerView, APIView):
+    def get(self, request: Request) -> Response:
+        token, partner = request.auth, self.partner
+        return Response(
+            {
+                "user": request.user.get_username(),
+                "partner": {
+                    "slug": partner.slug,
+                    "legal_name": partner.legal_name,
+                    "jurisdiction": str(partner.jurisdiction),
+                    "status": partner.status,
+                    "nda_expires_at": partner.nda_expires_at.isoformat(),
+                },
+                "token": {
+                    "name": token.name,
+                    "prefix": token.prefix,
+                    "scopes": token.scopes,
+                    "expires_at": token.expires_at.isoformat(),
+                },
+            }
+        )
+
+
+@extend_schema(summary="Releases you have a window for, with the window's state")
+class ReleaseListView(PartnerView, generics.ListAPIView):
+    serializer_class = s.ReleaseSerializer
+    pagination_class = Cursor
+
+    def get_queryset(self) -> Any:
+        return queries.visible_releases(self.partner)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        now = timezone.now()
+        rows = [
+            {
+                "slug": r.slug,
+                "name": r.name,
+                "public_release_at": r.public_release_at,
+                "window": queries.window_for_display(self.partner, r, now),
+            }
+            for r in page or []
+        ]
+        return self.get_paginated_response(s.ReleaseSerializer(rows, many=True).data)
+
+
+@extend_schema(summary="Checkpoints of a release, while your window is open")
+class CheckpointListView(PartnerView, generics.ListAPIView):
+    serializer_class = s.CheckpointSerializer
+    pagination_class = Cursor
+
+    def get_queryset(self) -> Any:
+        release = queries.partner_release(self.partner, self.kwargs["slug"])
+        open_window(self.partner, release)
+        return (
+            Checkpoint.objects.filter(release=release)
+            .select_related("release")
+            .annotate(file_count=Count("artifacts"), byte_count=Sum("artifacts__size"))
+        )
+
+
+@extend_schema(
+    summary="Files, sizes and SHA-256 of a checkpoint, signed by the lab",
+    responses={
+        200: OpenApiResponse(
+            response=OpenApiTypes.OBJECT,
+            description="{manifest: {release, checkpoint, tag, training_step, files: [{path, size, "
+            "sha256}]}, signature: {alg, kid, signature}}: Ed25519 over the manifest's canonical "
+            "JSON (sorted keys, no spaces, UTF-8).",
+        )
+    },
+)
+class ManifestView(PartnerView, APIView):
+    def get(self, request: Request, checkpoint_id: int) -> Response:
+        checkpoint = queries.partner_checkpoint(self.partner, checkpoint_id)
+        open_window(self.partner, checkpoint.release)
+        return Response(signed_manifest(checkpoint))
+
+
+class GrantListView(PartnerView, generics.ListAPIView):
+    """Your grants (GET), or ask for one (POST: 201 issued, 202 waiting for approval)."""
+
+    serializer_class = s.GrantSerializer
+    pagination_class = Cursor
+
+    def get_queryset(self) -> Any:
+        return queries.partner_grants(self.partner)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = list(self.paginate_queryset(self.get_queryset()) or [])
+        data = s.GrantSerializer(page, many=True, context={"grant_tokens": grant_tokens(page)}).data
+        return self.get_paginated_response(data)
+
+    def get_permissions(self) -> "Sequence[Any]":
+        if self.request.method == "POST":
+            self.required_scope = "grants:request"
+        return super().get_permissions()
+
+    @extend_schema(
+        request=s.GrantRequestInputSerializer,
+        responses={201: s.GrantSerializer, 202: s.GrantRequestSerializer},
+        summary="Request a grant for a checkpoint",
+    )
+    def post(self, request: Request) -> Response:
+        data = s.GrantRequestInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        checkpoint = queries.partner_checkpoint(self.partner, data.validated_data["checkpoint"])
+        quota = data.validated_data.get("quota_bytes") or 2 * (
+            checkpoint.artifacts.aggregate(total=Sum("size"))["total"] or 1
+        )
+        grant_request = actions.request_grant(
+            actor=request.user,
+            partner=self.partner,
+            checkpoint=checkpoint,
+            quota_bytes=quota,
+            note=data.validated_data["note"],
+        )
+        if grant_request.status == GrantRequest.Status.APPROVED:
+            grant = queries.partner_grant(self.partner, grant_request.grant.pk)
+            body = s.GrantSerializer(grant, context={"grant_tokens": grant_tokens([grant])}).data
+            return Response(
+                body,
+                status=status.HTTP_201_CREATED,
+                headers={"Location": f"/api/v1/grants/{grant.pk}"},
+            )
+        return Response(
+            s.GrantRequestSerializer(grant_request).data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": f"/api/v1/grant-requests/{grant_request.pk}"},
+        )
+
+
+@extend_schema(
+    responses=s.GrantSerializer, summary="One grant, with quota left and its signed token"
+)
+class GrantDetailView(PartnerView, APIView):
+    def get(self, request: Request, grant_id: int) -> Response:
+        grant = queries.partner_grant(self.partner, grant_id)
+        return Response(
+            s.GrantSerializer(grant, context={"grant_tokens": grant_tokens([grant])}).data
+        )
+
+
+@extend_schema(responses=s.GrantRequestSerializer, summary="A grant request and its state")
+class GrantRequestDetailView(PartnerView, APIView):
+    def get(self, request: Request, request_id: int) -> Response:
+        return Response(
+            s.GrantRequestSerializer(queries.partner_grant_request(self.partner, request_id)).data
+        )
+
+
+@extend_schema(
+    summary="Public keys for grants, manifests and audit checkpoints (RFC 7517)",
+    responses={200: OpenApiResponse(response=OpenApiTypes.OBJECT, description="A JWK set")},
+)
+class JwksView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+    throttle_classes: list[Any] = []
+
+    def get(self, request: Request) -> Response:
+        response = Response(jwks())
+        response["Cache-Control"] = "public, max-age=300"
+        return response
