@@ -183,6 +183,10 @@ def request_grant(
     _check_eligible(partner, checkpoint, at)
     if quota_bytes <= 0:
         raise ActionError("quota_invalid", "The byte quota must be positive.")
+    if Grant.objects.filter(
+        partner=partner, checkpoint=checkpoint, status=Grant.Status.ACTIVE
+    ).exists():
+        raise ActionError("grant_exists", "You already hold an active grant for this checkpoint.")
     early = _is_early_access(checkpoint, at)
     request = GrantRequest(
         partner=partner,

@@ -129,9 +129,9 @@ class PartnerCaller(_TokenScope):
     """A partner's token, for a partner in good standing, from an allowed address."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        super().has_permission(request, view)
-        if request.auth.partner_id is None:
+        if isinstance(request.auth, AccessToken) and request.auth.partner_id is None:
             raise Problem(403, "partner_token_required", "This endpoint is for partner tokens.")
+        super().has_permission(request, view)
         decision = decide_caller(caller_facts(request))
         if not decision:
             raise Problem(403, str(decision.reason), _CALLER_DETAIL[str(decision.reason)])

@@ -85,6 +85,16 @@ CALLS = {
         actor=a, request=_pending_request(w), reason="r"
     ),
     "revoke_grant": lambda a, w: actions.revoke_grant(actor=a, grant=w["grant"], reason="r"),
+    "create_token": lambda a, w: actions.create_token(
+        actor=a, user=f.partner_user(w["partner"]), name="ci", scopes=["read"]
+    ),
+    "revoke_token": lambda a, w: actions.revoke_token(
+        actor=a,
+        token=actions.create_token(
+            actor=None, user=f.partner_user(w["partner"]), name="t", scopes=["read"]
+        )[0],
+        reason="r",
+    ),
 }
 
 ALLOWED = {
@@ -99,8 +109,14 @@ ALLOWED = {
         "reject_grant_request",
         "revoke_grant",
     },
-    "Partner manager": {"create_partner", "update_partner", "suspend_partner"},
-    "Security officer": {"suspend_partner", "pull_checkpoint", "revoke_grant"},
+    "Partner manager": {
+        "create_partner",
+        "update_partner",
+        "suspend_partner",
+        "create_token",
+        "revoke_token",
+    },
+    "Security officer": {"suspend_partner", "pull_checkpoint", "revoke_grant", "revoke_token"},
     "Compliance": set(),
 }
 

@@ -1,0 +1,296 @@
+"""Every partner endpoint against every kind of caller that must be refused.
+
+Generated: a new endpoint added to ENDPOINTS is checked against every caller, and a new
+caller against every endpoint. No refused body may carry another partner's objects.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accessctl.signing.keys import sign_token
+from partners import actions, tokens
+from partners.models import AccessToken, EmbargoWindow, Grant, Partner
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+DAY = timedelta(days=1)
+
+ENDPOINTS = {
+    "me": ("get", "/api/v1/me", None, "read"),
+    "releases": ("get", "/api/v1/releases/", None, "read"),
+    "checkpoints": ("get", "/api/v1/releases/v4/checkpoints/", None, "read"),
+    "manifest": ("get", "/api/v1/checkpoints/{checkpoint}/manifest", None, "read"),
+    "grants": ("get", "/api/v1/grants/", None, "read"),
+    "request": ("post", "/api/v1/grants/", {"checkpoint": "{checkpoint}"}, "grants:request"),
+    "grant": ("get", "/api/v1/grants/{grant}", None, "read"),
+    "grant-request": ("get", "/api/v1/grant-requests/{request}", None, "read"),
+    "file": ("get", "/api/v1/grants/{grant}/files/config.json", None, "download"),
+}
+OBJECT_ENDPOINTS = {"checkpoints", "manifest", "request", "grant", "grant-request", "file"}
+
+
+@pytest.fixture
+def world():
+    partner = f.partner("aurora-gpu")
+    release = f.release("v4")
+    checkpoint = f.stored_checkpoint(release, {"config.json": b"{}", "w.bin": b"w" * 100})
+    window = f.window(release, partner)
+    grant = f.grant(checkpoint, partner, quota_bytes=1000)
+    user = f.partner_user(partner)
+    ids = {"checkpoint": checkpoint.pk, "grant": grant.pk, "request": grant.request_id}
+    return {
+        "partner": partner,
+        "release": release,
+        "checkpoint": checkpoint,
+        "window": window,
+        "grant": grant,
+        "user": user,
+        "ids": ids,
+        "grant_token": sign_token(
+            {
+                "grant": grant.pk,
+                "partner": partner.pk,
+                "checkpoint": checkpoint.pk,
+                "nbf": int(window.opens_at.timestamp()),
+                "exp": int(grant.expires_at.timestamp()),
+            }
+        ),
+    }
+
+
+def call(world, name, authorization=None, grant_token=None):
+    method, path, data, _ = ENDPOINTS[name]
+    ids = world["ids"]
+    path = path.format(**ids)
+    if data:
+        data = {k: int(v.format(**ids)) for k, v in data.items()}
+    headers = {"HTTP_X_GRANT_TOKEN": grant_token or world["grant_token"]}
+    if authorization:
+        headers["HTTP_AUTHORIZATION"] = authorization
+    response = getattr(APIClient(), method)(path, data, format="json", **headers)
+    if response.streaming:
+        response.body = b"".join(response.streaming_content)
+    return response
+
+
+def bearer(secret):
+    return f"Bearer {secret}"
+
+
+def expired(world):
+    secret = f.token(world["user"])
+    past = timezone.now() - DAY
+    AccessToken.objects.filter(prefix=secret[:12]).update(created_at=past - DAY, expires_at=past)
+    return bearer(secret)
+
+
+def revoked(world):
+    secret = f.token(world["user"])
+    actions.revoke_token(
+        actor=None, token=AccessToken.objects.get(prefix=secret[:12]), reason="leak"
+    )
+    return bearer(secret)
+
+
+def wrong_checksum(world):
+    secret = f.token(world["user"])
+    return bearer(secret[:-1] + ("A" if secret[-1] != "A" else "B"))
+
+
+def suspended(world):
+    secret = f.token(world["user"])
+    actions.suspend_partner(actor=None, partner=world["partner"], reason="audit")
+    return bearer(secret)
+
+
+def nda_expired(world):
+    secret = f.token(world["user"])
+    Partner.objects.filter(pk=world["partner"].pk).update(nda_expires_at=timezone.now() - DAY)
+    return bearer(secret)
+
+
+def address_not_allowed(world):
+    secret = f.token(world["user"])
+    Partner.objects.filter(pk=world["partner"].pk).update(allowed_networks=["198.51.100.0/24"])
+    return bearer(secret)
+
+
+def token_address_not_allowed(world):
+    return bearer(f.token(world["user"], allowed_networks=["2001:db8::/32"]))
+
+
+def staff_token(world):
+    return bearer(f.token(f.staff("Release manager"), scopes=["staff"]))
+
+
+REFUSED_CALLERS = {
+    "anonymous": (lambda w: None, 401, "not_authenticated"),
+    "not bearer": (lambda w: "Basic dXNlcjpwYXNz", 401, "token_malformed"),
+    "malformed": (lambda w: "Bearer acx_short", 401, "token_malformed"),
+    "wrong checksum": (wrong_checksum, 401, "token_malformed"),
+    "unknown": (lambda w: bearer(tokens.generate()), 401, "token_invalid"),
+    "expired": (expired, 401, "token_expired"),
+    "revoked": (revoked, 401, "token_revoked"),
+    "suspended partner": (suspended, 403, "partner_suspended"),
+    "nda expired": (nda_expired, 403, "nda_expired"),
+    "partner address": (address_not_allowed, 403, "address_not_allowed"),
+    "token address": (token_address_not_allowed, 403, "address_not_allowed"),
+    "staff token": (staff_token, 403, "partner_token_required"),
+}
+
+
+@pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
+@pytest.mark.parametrize("caller", sorted(REFUSED_CALLERS))
+def test_refused_callers(world, endpoint, caller):
+    make, status, code = REFUSED_CALLERS[caller]
+    response = call(world, endpoint, make(world))
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == code and body["status"] == status and body["detail"]
+    assert "aurora-gpu" not in response.content.decode()
+    if status == 401:
+        assert response["WWW-Authenticate"].startswith("Bearer")
+    assert Grant.objects.get(pk=world["grant"].pk).bytes_used == 0
+
+
+@pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
+def test_token_without_the_scope_is_refused(world, endpoint):
+    needed = ENDPOINTS[endpoint][3]
+    others = [s for s in ("read", "grants:request", "download") if s != needed]
+    response = call(world, endpoint, bearer(f.token(world["user"], scopes=others)))
+    assert response.status_code == 403
+    assert response.json()["code"] == "scope_missing"
+
+
+@pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
+def test_another_partner_never_sees_our_objects(world, endpoint):
+    other = f.partner("tessel-accel", jurisdiction="DE")
+    response = call(world, endpoint, bearer(f.token(f.partner_user(other))))
+    if endpoint in OBJECT_ENDPOINTS:
+        assert response.status_code == 404
+        assert response.json()["code"] == "not_found"
+    else:
+        assert response.status_code == 200
+    text = response.content.decode()
+    assert "aurora-gpu" not in text and '"v4"' not in text
+    assert (
+        str(world["grant"].pk) not in response.json().get("results", [{}]).__repr__()
+        or endpoint == "me"
+    )
+
+
+@pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
+def test_the_owner_is_allowed(world, endpoint):
+    response = call(world, endpoint, bearer(f.token(world["user"])))
+    if endpoint == "request":  # the owner already holds a grant for this checkpoint
+        assert response.status_code == 409
+        assert response.json()["code"] == "grant_exists"
+    else:
+        assert response.status_code == 200, response.content
+
+
+# Download-only refusals: the grant, its window and its signed token.
+
+
+def _window_later(w):
+    EmbargoWindow.objects.filter(pk=w["window"].pk).update(
+        opens_at=timezone.now() + DAY, embargo_lifts_at=timezone.now() + DAY
+    )
+
+
+def _window_closed(w):
+    Grant.objects.filter(pk=w["grant"].pk).update(
+        issued_at=timezone.now() - 3 * DAY, expires_at=timezone.now() - DAY
+    )
+    EmbargoWindow.objects.filter(pk=w["window"].pk).update(
+        opens_at=timezone.now() - 5 * DAY,
+        closes_at=timezone.now() - DAY,
+        embargo_lifts_at=timezone.now() - DAY,
+    )
+
+
+def _tampered(w):
+    header, payload, signature = w["grant_token"].split(".")
+    flipped = "A" if signature[5] != "A" else "B"
+    return ".".join([header, payload, signature[:5] + flipped + signature[6:]])
+
+
+def _forged(w):
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from accessctl.signing.keys import current_key
+
+    claims = jwt.decode(w["grant_token"], options={"verify_signature": False})
+    return jwt.encode(
+        claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": current_key().kid}
+    )
+
+
+def _other_grant(w):
+    other = f.stored_checkpoint(w["release"], {"x.bin": b"x"}, tag="step-2")
+    g = f.grant(other, w["partner"])
+    return sign_token(
+        {
+            "grant": g.pk,
+            "partner": w["partner"].pk,
+            "checkpoint": other.pk,
+            "nbf": int(w["window"].opens_at.timestamp()),
+            "exp": int(g.expires_at.timestamp()),
+        }
+    )
+
+
+DOWNLOAD_REFUSALS = {
+    "window not open": (_window_later, None, "window_not_open"),
+    "window closed": (_window_closed, None, "window_closed"),
+    "grant revoked": (
+        lambda w: actions.revoke_grant(actor=None, grant=w["grant"], reason="x"),
+        None,
+        "grant_revoked",
+    ),
+    "grant expired": (
+        lambda w: Grant.objects.filter(pk=w["grant"].pk).update(
+            expires_at=timezone.now() - timedelta(seconds=1), issued_at=timezone.now() - DAY
+        ),
+        None,
+        "grant_expired",
+    ),
+    "grant exhausted": (
+        lambda w: Grant.objects.filter(pk=w["grant"].pk).update(quota_bytes=1),
+        None,
+        "quota_exhausted",
+    ),
+    "checkpoint pulled": (
+        lambda w: actions.pull_checkpoint(actor=None, checkpoint=w["checkpoint"], reason="x"),
+        None,
+        "checkpoint_pulled",
+    ),
+    "tampered signature": (None, _tampered, "grant_token_invalid"),
+    "signed by another key": (None, _forged, "grant_token_invalid"),
+    "token for another grant": (None, _other_grant, "grant_token_invalid"),
+    "no grant token": (None, lambda w: "", "grant_token_missing"),
+    "garbage grant token": (None, lambda w: "not-a-jws", "grant_token_invalid"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DOWNLOAD_REFUSALS))
+def test_download_refusals(world, case):
+    change, make_token, code = DOWNLOAD_REFUSALS[case]
+    secret = f.token(world["user"])
+    grant_token = make_token(world) if make_token else None
+    if change:
+        change(world)
+    _method, path, _, _ = ENDPOINTS["file"]
+    headers = {"HTTP_AUTHORIZATION": bearer(secret)}
+    token = world["grant_token"] if grant_token is None else grant_token
+    if token:
+        headers["HTTP_X_GRANT_TOKEN"] = token
+    response = APIClient().get(path.format(**world["ids"]), **headers)
+    assert response.status_code == 403, response.content
+    assert response.json()["code"] == code
+    assert Grant.objects.get(pk=world["grant"].pk).bytes_used == 0
