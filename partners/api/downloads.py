@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -37,6 +37,10 @@ class ByteRange:
         return self.end - self.start + 1
 
 
+def _unsatisfiable(size: int) -> dict[str, str]:
+    return {"Content-Range": f"bytes */{size}"}
+
+
 def parse_range(header: str, size: int) -> ByteRange | None:
     """One ``bytes=`` range of RFC 9110, clipped to the file; ``None`` for the whole file.
 
@@ -44,17 +48,29 @@ def parse_range(header: str, size: int) -> ByteRange | None:
     """
     match = _RANGE.match(header.strip().replace(" ", ""))
     if not match or match.groups() == ("", ""):
-        raise Problem(416, "range_not_satisfiable", "Send one range: 'bytes=START-END'.", size=size)
+        raise Problem(
+            416,
+            "range_not_satisfiable",
+            "Send one range: 'bytes=START-END'.",
+            headers=_unsatisfiable(size),
+        )
     first, last = match.groups()
     if first == "":  # suffix: the last N bytes
         length = min(int(last), size)
         if length == 0:
-            raise Problem(416, "range_not_satisfiable", "An empty suffix range.", size=size)
+            raise Problem(
+                416, "range_not_satisfiable", "An empty suffix range.", headers=_unsatisfiable(size)
+            )
         return ByteRange(size - length, size - 1)
     start = int(first)
     end = min(int(last), size - 1) if last else size - 1
     if start >= size or end < start:
-        raise Problem(416, "range_not_satisfiable", f"The file has {size} bytes.", size=size)
+        raise Problem(
+            416,
+            "range_not_satisfiable",
+            f"The file has {size} bytes.",
+            headers=_unsatisfiable(size),
+        )
     return ByteRange(start, end)
 
 
@@ -114,7 +130,7 @@ class _LimitedFile:
         self._handle.close()
 
 
-def _headers(response: HttpResponse, artifact: Artifact, etag: str) -> HttpResponse:
+def _headers(response: HttpResponseBase, artifact: Artifact, etag: str) -> HttpResponseBase:
     response["ETag"] = etag
     response["Accept-Ranges"] = "bytes"
     response["Cache-Control"] = "private, no-store"
@@ -122,8 +138,11 @@ def _headers(response: HttpResponse, artifact: Artifact, etag: str) -> HttpRespo
     return response
 
 
-def _local(artifact: Artifact, byte_range: ByteRange | None, etag: str, head: bool) -> HttpResponse:
+def _local(
+    artifact: Artifact, byte_range: ByteRange | None, etag: str, head: bool
+) -> HttpResponseBase:
     filename = artifact.path.rsplit("/", 1)[-1]
+    response: HttpResponse | FileResponse
     if head:
         response = HttpResponse(status=206 if byte_range else 200)
     else:
@@ -139,7 +158,7 @@ def _local(artifact: Artifact, byte_range: ByteRange | None, etag: str, head: bo
     return _headers(response, artifact, etag)
 
 
-def _nginx(artifact: Artifact, etag: str) -> HttpResponse:
+def _nginx(artifact: Artifact, etag: str) -> HttpResponseBase:
     # nginx serves the bytes, and the Range, from its internal location.
     response = HttpResponse()
     response["X-Accel-Redirect"] = settings.ACCESSCTL_NGINX_INTERNAL_PREFIX + quote(
@@ -184,7 +203,7 @@ class FileView(APIView):
     permission_classes = [PartnerCaller]
     required_scope = "download"
 
-    def get(self, request: Request, grant_id: int, path: str) -> HttpResponse:
+    def get(self, request: Request, grant_id: int, path: str) -> HttpResponseBase:
         partner = request.auth.partner
         grant = queries.partner_grant(partner, grant_id)
         artifact = Artifact.objects.filter(checkpoint_id=grant.checkpoint_id, path=path).first()
@@ -221,7 +240,7 @@ class FileView(APIView):
             return _nginx(artifact, etag)
         return _local(artifact, byte_range, etag, head)
 
-    def head(self, request: Request, grant_id: int, path: str) -> HttpResponse:
+    def head(self, request: Request, grant_id: int, path: str) -> HttpResponseBase:
         return self.get(request, grant_id, path)
 
 

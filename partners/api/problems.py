@@ -31,7 +31,7 @@ _FORBIDDEN_CODES = {
 
 
 def problem_response(
-    status_code: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+    status_code: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
 ) -> Response:
     body = {
         "type": PROBLEM_TYPE + code,
@@ -54,14 +54,15 @@ def _flatten(detail: Any) -> str:
 
 def problems_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, Problem):
-        return problem_response(exc.status_code, exc.problem_code, str(exc.detail), **exc.extra)
+        return problem_response(
+            exc.status_code, exc.problem_code, str(exc.detail), headers=exc.headers, **exc.extra
+        )
     if isinstance(exc, ActionError):
         status_code = status.HTTP_403_FORBIDDEN if exc.code in _FORBIDDEN_CODES else exc.status
         if exc.code == "invalid":
             status_code = status.HTTP_400_BAD_REQUEST
-        return problem_response(
-            status_code, exc.code, exc.message, **({"fields": exc.fields} if exc.fields else {})
-        )
+        fields: dict[str, Any] = {"fields": exc.fields} if exc.fields else {}
+        return problem_response(status_code, exc.code, exc.message, **fields)
     if isinstance(exc, Http404):
         return problem_response(404, "not_found", "No such object, or not yours.")
     response = exception_handler(exc, context)

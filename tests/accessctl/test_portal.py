@@ -381,3 +381,41 @@ def test_role_groups_hold_exactly_the_declared_permissions():
             )
         )
         assert held == set(wanted), name
+
+
+def test_token_created_in_the_portal_is_shown_once_and_stored_hashed(client, world):
+    from partners import tokens
+    from partners.models import AccessToken
+
+    partner = world[0]
+    member = f.partner_user(partner)
+    c = portal_client(client, f.staff("Partner manager"))
+    response = c.post(
+        reverse("admin:partners_accesstoken_add"),
+        {
+            "user": member.pk,
+            "name": "ci",
+            "scopes": ["read", "download"],
+            "expires_at": "",
+            "allowed_networks": "[]",
+        },
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "no-store" in response["Cache-Control"]
+    secret = page.split('id="token-secret" readonly size="50" value="')[1].split('"')[0]
+    assert tokens.is_well_formed(secret)
+    token = AccessToken.objects.get()
+    assert token.partner == partner and token.scopes == ["download", "read"]
+    assert token.digest == tokens.digest(secret, token.pepper_id)
+    assert secret not in str(c.session.items())
+    assert (
+        secret
+        not in c.get(reverse("admin:partners_accesstoken_change", args=[token.pk])).content.decode()
+    )
+    assert secret not in str(list(AuditEvent.objects.values_list("changes", flat=True)))
+
+
+def test_release_manager_cannot_make_tokens(client, world):
+    c = portal_client(client, f.staff("Release manager"))
+    assert c.get(reverse("admin:partners_accesstoken_add")).status_code == 403
