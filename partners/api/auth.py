@@ -152,11 +152,12 @@ class StaffCaller(_TokenScope):
     """A staff automation token; each action still checks the user's own permissions."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        super().has_permission(request, view)
-        token: AccessToken = request.auth
-        if token.partner_id is not None or "staff" not in token.scopes or not request.user.is_staff:
+        token = request.auth
+        if isinstance(token, AccessToken) and (
+            token.partner_id is not None or "staff" not in token.scopes or not request.user.is_staff
+        ):
             raise Problem(403, "staff_token_required", "This endpoint is for staff tokens.")
-        return True
+        return super().has_permission(request, view)
 
 
 class TokenThrottle(throttling.SimpleRateThrottle):

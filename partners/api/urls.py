@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import downloads, views
+from . import downloads, staff, views
 
 app_name = "api"
 
@@ -19,4 +19,15 @@ urlpatterns = [
         views.GrantRequestDetailView.as_view(),
         name="grant-request",
     ),
+    # Staff automation: one view per operation.
+    path("staff/releases/<slug:slug>/checkpoints/", staff.CheckpointRegisterApi.as_view()),
+    path("staff/checkpoints/<int:checkpoint_id>/pull", staff.CheckpointPullApi.as_view()),
+    path("staff/windows/", staff.WindowCreateApi.as_view()),
+    path("staff/windows/<int:window_id>", staff.WindowApi.as_view()),
+    path("staff/grants/", staff.GrantIssueApi.as_view()),
+    path("staff/grants/<int:grant_id>/revoke", staff.GrantRevokeApi.as_view()),
+    path("staff/grant-requests/<int:request_id>/approve", staff.GrantRequestApproveApi.as_view()),
+    path("staff/grant-requests/<int:request_id>/reject", staff.GrantRequestRejectApi.as_view()),
+    path("staff/partners/<slug:slug>/suspend", staff.PartnerSuspendApi.as_view()),
+    path("staff/partners/<slug:slug>/reinstate", staff.PartnerReinstateApi.as_view()),
 ]

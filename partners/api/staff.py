@@ -1,0 +1,301 @@
+"""Staff API for automation (release pipelines, incident response).
+
+One view per operation; each parses, calls one action and renders. The action checks
+the token user's own permissions, so a token can do no more than its owner.
+"""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from partners import actions
+from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest, Partner, Release
+
+from .auth import StaffCaller
+
+__all__ = [
+    "CheckpointPullApi",
+    "CheckpointRegisterApi",
+    "GrantIssueApi",
+    "GrantRequestApproveApi",
+    "GrantRequestRejectApi",
+    "GrantRevokeApi",
+    "PartnerReinstateApi",
+    "PartnerSuspendApi",
+    "WindowApi",
+    "WindowCreateApi",
+]
+
+
+class StaffView(APIView):
+    permission_classes = [StaffCaller]
+    required_scope = "staff"
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300)
+
+
+def _reason(request: Request) -> str:
+    data = ReasonSerializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    return str(data.validated_data["reason"])
+
+
+class PartnerOut(serializers.ModelSerializer):
+    jurisdiction = serializers.CharField()
+
+    class Meta:
+        model = Partner
+        fields = ["slug", "legal_name", "jurisdiction", "status", "status_reason", "nda_expires_at"]
+
+
+class CheckpointOut(serializers.ModelSerializer):
+    release = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Checkpoint
+        fields = ["id", "release", "tag", "training_step", "status", "pulled_at", "pulled_reason"]
+
+
+class WindowOut(serializers.ModelSerializer):
+    release = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    partner = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = EmbargoWindow
+        fields = ["id", "release", "partner", "tier", "opens_at", "closes_at", "embargo_lifts_at"]
+
+
+class GrantOut(serializers.ModelSerializer):
+    partner = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Grant
+        fields = [
+            "id",
+            "partner",
+            "checkpoint",
+            "window",
+            "status",
+            "issued_at",
+            "expires_at",
+            "quota_bytes",
+            "bytes_used",
+            "revoked_at",
+            "revoke_reason",
+        ]
+
+
+class GrantRequestOut(serializers.ModelSerializer):
+    approvals = serializers.SerializerMethodField()
+    grant = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GrantRequest
+        fields = [
+            "id",
+            "partner",
+            "checkpoint",
+            "status",
+            "approvals_required",
+            "approvals",
+            "grant",
+        ]
+
+    def get_approvals(self, obj: GrantRequest) -> int:
+        return obj.approvals.count()
+
+    def get_grant(self, obj: GrantRequest) -> int | None:
+        grant = Grant.objects.filter(request=obj).values_list("pk", flat=True).first()
+        return grant
+
+
+class ArtifactIn(serializers.Serializer):
+    path = serializers.CharField(max_length=500)
+    size = serializers.IntegerField(min_value=0)
+    sha256 = serializers.RegexField(r"^[0-9a-f]{64}$")
+    storage_key = serializers.CharField(max_length=700)
+
+
+class CheckpointIn(serializers.Serializer):
+    tag = serializers.SlugField(max_length=64)
+    training_step = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    artifacts = ArtifactIn(many=True, allow_empty=False)
+
+
+class CheckpointRegisterApi(StaffView):
+    @extend_schema(
+        request=CheckpointIn,
+        responses={200: CheckpointOut, 201: CheckpointOut},
+        summary="Register a checkpoint's files (idempotent)",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        release = get_object_or_404(Release, slug=slug)
+        data = CheckpointIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = actions.register_checkpoint(
+            actor=request.user,
+            release=release,
+            tag=data.validated_data["tag"],
+            training_step=data.validated_data.get("training_step"),
+            artifacts=[actions.ArtifactSpec(**a) for a in data.validated_data["artifacts"]],
+        )
+        created = bool(result.added) and not result.unchanged
+        return Response(
+            {
+                **CheckpointOut(result.checkpoint).data,
+                "added": result.added,
+                "unchanged": result.unchanged,
+            },
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class CheckpointPullApi(StaffView):
+    @extend_schema(
+        request=ReasonSerializer,
+        responses=CheckpointOut,
+        summary="Pull a checkpoint: every download of it stops",
+    )
+    def post(self, request: Request, checkpoint_id: int) -> Response:
+        checkpoint = get_object_or_404(Checkpoint, pk=checkpoint_id)
+        done = actions.pull_checkpoint(
+            actor=request.user, checkpoint=checkpoint, reason=_reason(request)
+        )
+        return Response(CheckpointOut(done).data)
+
+
+class WindowIn(serializers.Serializer):
+    release = serializers.SlugField()
+    partner = serializers.SlugField()
+    opens_at = serializers.DateTimeField()
+    closes_at = serializers.DateTimeField()
+    embargo_lifts_at = serializers.DateTimeField(required=False, allow_null=True)
+    tier = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+
+
+def _set_window(request: Request, window: EmbargoWindow | None) -> EmbargoWindow:
+    data = WindowIn(data=request.data)
+    data.is_valid(raise_exception=True)
+    values = data.validated_data
+    return actions.set_window(
+        actor=request.user,
+        release=get_object_or_404(Release, slug=values["release"]),
+        partner=get_object_or_404(Partner, slug=values["partner"]),
+        opens_at=values["opens_at"],
+        closes_at=values["closes_at"],
+        embargo_lifts_at=values.get("embargo_lifts_at"),
+        tier=values["tier"],
+        window=window,
+    )
+
+
+class WindowCreateApi(StaffView):
+    @extend_schema(request=WindowIn, responses={201: WindowOut}, summary="Set a new embargo window")
+    def post(self, request: Request) -> Response:
+        return Response(WindowOut(_set_window(request, None)).data, status=status.HTTP_201_CREATED)
+
+
+class WindowApi(StaffView):
+    @extend_schema(request=WindowIn, responses=WindowOut, summary="Move an embargo window")
+    def put(self, request: Request, window_id: int) -> Response:
+        window = get_object_or_404(EmbargoWindow, pk=window_id)
+        return Response(WindowOut(_set_window(request, window)).data)
+
+
+class GrantIn(serializers.Serializer):
+    partner = serializers.SlugField()
+    checkpoint = serializers.IntegerField(min_value=1)
+    quota_bytes = serializers.IntegerField(min_value=1)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class GrantIssueApi(StaffView):
+    @extend_schema(
+        request=GrantIn,
+        responses={201: GrantOut},
+        summary="Issue a grant (after the public release)",
+    )
+    def post(self, request: Request) -> Response:
+        data = GrantIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        grant = actions.issue_grant(
+            actor=request.user,
+            partner=get_object_or_404(Partner, slug=values["partner"]),
+            checkpoint=get_object_or_404(Checkpoint, pk=values["checkpoint"]),
+            quota_bytes=values["quota_bytes"],
+            expires_at=values.get("expires_at"),
+        )
+        return Response(GrantOut(grant).data, status=status.HTTP_201_CREATED)
+
+
+class GrantRevokeApi(StaffView):
+    @extend_schema(
+        request=ReasonSerializer,
+        responses=GrantOut,
+        summary="Revoke a grant, effective on the next request",
+    )
+    def post(self, request: Request, grant_id: int) -> Response:
+        grant = get_object_or_404(Grant, pk=grant_id)
+        return Response(
+            GrantOut(
+                actions.revoke_grant(actor=request.user, grant=grant, reason=_reason(request))
+            ).data
+        )
+
+
+class GrantRequestApproveApi(StaffView):
+    @extend_schema(request=None, responses=GrantRequestOut, summary="Approve a grant request")
+    def post(self, request: Request, request_id: int) -> Response:
+        grant_request = get_object_or_404(GrantRequest, pk=request_id)
+        done = actions.approve_grant_request(actor=request.user, request=grant_request)
+        return Response(GrantRequestOut(done).data)
+
+
+class GrantRequestRejectApi(StaffView):
+    @extend_schema(
+        request=ReasonSerializer, responses=GrantRequestOut, summary="Reject a grant request"
+    )
+    def post(self, request: Request, request_id: int) -> Response:
+        grant_request = get_object_or_404(GrantRequest, pk=request_id)
+        done = actions.reject_grant_request(
+            actor=request.user, request=grant_request, reason=_reason(request)
+        )
+        return Response(GrantRequestOut(done).data)
+
+
+class PartnerSuspendApi(StaffView):
+    @extend_schema(
+        request=ReasonSerializer,
+        responses=PartnerOut,
+        summary="Suspend a partner: revokes its grants",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        partner = get_object_or_404(Partner, slug=slug)
+        return Response(
+            PartnerOut(
+                actions.suspend_partner(
+                    actor=request.user, partner=partner, reason=_reason(request)
+                )
+            ).data
+        )
+
+
+class PartnerReinstateApi(StaffView):
+    @extend_schema(
+        request=ReasonSerializer, responses=PartnerOut, summary="Reinstate a suspended partner"
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        partner = get_object_or_404(Partner, slug=slug)
+        return Response(
+            PartnerOut(
+                actions.reinstate_partner(
+                    actor=request.user, partner=partner, reason=_reason(request)
+                )
+            ).data
+        )
