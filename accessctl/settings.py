@@ -185,6 +185,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "GrantStatusEnum": "partners.models.Grant.Status",
+        "GrantRequestStatusEnum": "partners.models.GrantRequest.Status",
+        "CheckpointStatusEnum": "partners.models.Checkpoint.Status",
+        "PartnerStatusEnum": "partners.models.Partner.Status",
+    },
 }
 
 # Celery: the embedded default uses kombu's filesystem transport, which needs no server.
