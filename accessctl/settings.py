@@ -143,15 +143,35 @@ STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 
 ARTIFACT_ROOT = Path(env.str("ACCESSCTL_ARTIFACT_ROOT", default=str(DATA_DIR / "artifacts")))
+# Artifacts live in local files (embedded default, or behind nginx) or in an
+# S3-compatible bucket (django-storages with boto3, SigV4 presigned URLs).
+ACCESSCTL_ARTIFACT_STORAGE = env.str("ACCESSCTL_ARTIFACT_STORAGE", default="local")
+_ARTIFACT_STORAGES = {
+    "local": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(ARTIFACT_ROOT)},
+    },
+    "s3": {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("ACCESSCTL_S3_BUCKET", default="accessctl-artifacts"),
+            "endpoint_url": env.str("ACCESSCTL_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("ACCESSCTL_S3_REGION", default="us-east-1"),
+            # Credentials come from the usual AWS_* variables or the instance role.
+            "signature_version": "s3v4",
+            "addressing_style": env.str("ACCESSCTL_S3_ADDRESSING_STYLE", default="path"),
+            "querystring_auth": True,
+            "file_overwrite": False,
+            "default_acl": None,
+        },
+    },
+}
 STORAGES = {
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(DATA_DIR / "media")},
     },
-    "artifacts": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(ARTIFACT_ROOT)},
-    },
+    "artifacts": _ARTIFACT_STORAGES[ACCESSCTL_ARTIFACT_STORAGE],
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 

@@ -33,3 +33,8 @@ ensure_redis() {
 ensure_chromium() {
   [ -x /usr/bin/chromium ] || apt_install chromium
 }
+
+ensure_nginx() {
+  # Only the binary: the tests start their own nginx with their own configuration.
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx-light
+}

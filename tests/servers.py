@@ -1,0 +1,184 @@
+"""Real servers the tests run beside the app: SeaweedFS (S3) and nginx."""
+
+import json
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def weed_port() -> int:
+    """A free port whose +10000 twin (SeaweedFS's gRPC port) is free and valid too."""
+    for port in random.sample(range(20_000, 45_000), 500):
+        if _bindable(port) and _bindable(port + 10_000):
+            return port
+    raise RuntimeError("no free port pair for SeaweedFS")
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    access_key: str
+    secret_key: str
+    bucket: str
+
+    def client(self):
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        )
+
+
+@contextmanager
+def seaweedfs(workdir: Path) -> Iterator[S3Server]:
+    """``weed server`` with its S3 gateway enforcing SigV4 for one identity."""
+    weed = Path(sys.executable).with_name("weed")
+    data = workdir / "data"
+    data.mkdir(parents=True)
+    server = S3Server(
+        f"http://127.0.0.1:{weed_port()}", "accessctl-test", "test-secret-0123456789", "artifacts"
+    )
+    config = workdir / "s3.json"
+    config.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "accessctl",
+                        "credentials": [
+                            {"accessKey": server.access_key, "secretKey": server.secret_key}
+                        ],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
+    log = (workdir / "weed.log").open("wb")
+    process = subprocess.Popen(
+        [
+            str(weed),
+            "server",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-s3",
+            f"-s3.port={server.endpoint.rsplit(':', 1)[1]}",
+            f"-s3.config={config}",
+            f"-master.port={weed_port()}",
+            f"-volume.port={weed_port()}",
+            f"-filer.port={weed_port()}",
+            "-s3.port.iceberg=0",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        client, deadline = server.client(), time.monotonic() + 60
+        while True:
+            try:
+                client.create_bucket(Bucket=server.bucket)
+                break
+            except Exception:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError((workdir / "weed.log").read_text()[-2000:]) from None
+                time.sleep(0.3)
+        yield server
+    finally:
+        process.send_signal(signal.SIGINT)  # weed ignores SIGTERM for a while
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@contextmanager
+def nginx(
+    workdir: Path, *, upstream: str, artifact_root: Path, internal_prefix: str
+) -> Iterator[str]:
+    """nginx in front of ``upstream``, serving X-Accel-Redirect from ``artifact_root``."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = free_port()
+    for name in ("client", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (workdir / name).mkdir(parents=True, exist_ok=True)
+    conf = workdir / "nginx.conf"
+    conf.write_text(f"""
+user root;
+worker_processes 1;
+daemon off;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {workdir}/client;
+    proxy_temp_path {workdir}/proxy;
+    fastcgi_temp_path {workdir}/fastcgi;
+    uwsgi_temp_path {workdir}/uwsgi;
+    scgi_temp_path {workdir}/scgi;
+    sendfile on;
+    server {{
+        listen 127.0.0.1:{port};
+        location {internal_prefix} {{
+            internal;
+            alias {artifact_root}/;
+        }}
+        location / {{
+            proxy_pass {upstream};
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+        }}
+    }}
+}}
+""")
+    subprocess.run([binary, "-t", "-c", str(conf)], check=True, capture_output=True)
+    process = subprocess.Popen([binary, "-c", str(conf)])
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGQUIT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
