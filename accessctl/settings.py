@@ -287,7 +287,9 @@ if PRODUCTION:
     import base64 as _base64
 
     try:
-        _kek = _base64.urlsafe_b64decode(ACCESSCTL_KEY_ENCRYPTION_KEY + "==")
+        _kek = _base64.urlsafe_b64decode(
+            ACCESSCTL_KEY_ENCRYPTION_KEY + "=" * (-len(ACCESSCTL_KEY_ENCRYPTION_KEY) % 4)
+        )
     except ValueError:
         _kek = b""
     if len(_kek) != 32:

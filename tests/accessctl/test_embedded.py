@@ -139,6 +139,30 @@ def test_sqlite_enforces_the_same_database_rules(demo, statement, rule):
     assert rule in result.stderr
 
 
+PRODUCTION = {
+    "ACCESSCTL_ENV": "production",
+    "DJANGO_SECRET_KEY": "k9#Vq2!mZ-r7@Lp4$Wx8^Tn3&Hc6*Bf1(Jd5)Gs0" * 2,
+    "DJANGO_ALLOWED_HOSTS": "accessctl.lab.example",
+    "ACCESSCTL_KEY_ENCRYPTION_KEY": "q3V0m8yZx1Jk2Lp7Rt5Wn9Bc4Df6Gh0Jk2Lp7Rt5Wn0",
+    "ACCESSCTL_TOKEN_PEPPERS": "2:Zx8Vb3Nm6Qw9Er2Ty5Ui8Op1As4Df7Gh0Jk",
+}
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("ACCESSCTL_KEY_ENCRYPTION_KEY", "signing keys are never stored unencrypted"),
+        ("ACCESSCTL_TOKEN_PEPPERS", "ACCESSCTL_TOKEN_PEPPERS must be set"),
+        ("DJANGO_ALLOWED_HOSTS", "DJANGO_ALLOWED_HOSTS"),
+    ],
+)
+def test_production_refuses_to_start_without_each_secret(tmp_path, missing, message):
+    env = {k: v for k, v in PRODUCTION.items() if k != missing}
+    result = manage(tmp_path, "check", check=False, extra_env=env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
 def test_production_refuses_to_start_without_secrets(tmp_path):
     result = manage(tmp_path, "check", check=False, extra_env={"ACCESSCTL_ENV": "production"})
     assert result.returncode != 0
@@ -175,11 +199,6 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         "--deploy",
         "--fail-level",
         "WARNING",
-        extra_env={
-            "ACCESSCTL_ENV": "production",
-            "DJANGO_SECRET_KEY": "k9#Vq2!mZ-r7@Lp4$Wx8^Tn3&Hc6*Bf1(Jd5)Gs0" * 2,
-            "DJANGO_ALLOWED_HOSTS": "accessctl.lab.example",
-            "DATABASE_URL": os.environ["DATABASE_URL"],
-        },
+        extra_env={**PRODUCTION, "DATABASE_URL": os.environ["DATABASE_URL"]},
     )
     assert "no issues" in result.stdout
