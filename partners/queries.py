@@ -1,15 +1,29 @@
 """Reads, scoped by partner where a partner can reach them."""
 
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from django.db.models import Count, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Model, Q, QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from accessctl.audit.models import AuditEvent, Outcome
-from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest, Partner, Release
+from partners.models import (
+    Artifact,
+    Checkpoint,
+    EmbargoWindow,
+    Grant,
+    GrantRequest,
+    Partner,
+    Release,
+)
+
+M = TypeVar("M", bound=Model)
 
 __all__ = [
     "current_window",
+    "download_target",
     "expiring_grants",
     "partner_checkpoint",
     "partner_grant",
@@ -116,3 +130,90 @@ def partner_grant_request(partner: Partner, request_id: int) -> GrantRequest:
         GrantRequest.objects.filter(partner=partner).select_related("checkpoint__release"),
         pk=request_id,
     )
+
+
+def _partial(model: type[M], **values: Any) -> M:
+    """An instance as the ORM would load it with ``only(*values)``: the other fields are
+    deferred, so reading one queries the database instead of returning a wrong default."""
+    names = [f.attname for f in model._meta.concrete_fields]
+    return model.from_db(
+        "default", [n for n in names if n in values], [values[n] for n in names if n in values]
+    )
+
+
+_DOWNLOAD_TARGET = """
+    SELECT g.id, g.status, g.expires_at, g.quota_bytes, g.bytes_used, g.checkpoint_id,
+           g.window_id, w.opens_at, w.closes_at, c.status, c.release_id, r.policy,
+           r.policy_jurisdictions, a.id, a.path, a.size, a.sha256, a.storage_key
+    FROM partners_grant g
+    JOIN partners_embargowindow w ON w.id = g.window_id
+    JOIN partners_checkpoint c ON c.id = g.checkpoint_id
+    JOIN partners_release r ON r.id = c.release_id
+    LEFT JOIN partners_artifact a ON a.checkpoint_id = g.checkpoint_id AND a.path = %s
+    WHERE g.id = %s AND g.partner_id = %s
+"""
+
+
+def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, Artifact | None]:
+    """The partner's grant (with its window, checkpoint and release) and the file, read in
+    one statement: this is the hot path of every download.
+
+    The related rows come back as instances holding only what the decision reads; any
+    other field is deferred and loads on access, so nothing reads a wrong default.
+    Another partner's grant is not found (404).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_DOWNLOAD_TARGET, [path, grant_id, partner.pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise Http404
+    (
+        gid,
+        status,
+        expires_at,
+        quota,
+        used,
+        checkpoint_id,
+        window_id,
+        opens_at,
+        closes_at,
+        checkpoint_status,
+        release_id,
+        policy,
+        jurisdictions,
+        aid,
+        apath,
+        size,
+        sha256,
+        key,
+    ) = row
+    release = _partial(Release, id=release_id, policy=policy, policy_jurisdictions=jurisdictions)
+    checkpoint = _partial(
+        Checkpoint, id=checkpoint_id, status=checkpoint_status, release_id=release_id
+    )
+    checkpoint.release = release
+    window = _partial(EmbargoWindow, id=window_id, opens_at=opens_at, closes_at=closes_at)
+    grant = _partial(
+        Grant,
+        id=gid,
+        partner_id=partner.pk,
+        checkpoint_id=checkpoint_id,
+        window_id=window_id,
+        status=status,
+        expires_at=expires_at,
+        quota_bytes=quota,
+        bytes_used=used,
+    )
+    grant.partner, grant.checkpoint, grant.window = partner, checkpoint, window
+    artifact = None
+    if aid is not None:
+        artifact = _partial(
+            Artifact,
+            id=aid,
+            checkpoint_id=checkpoint_id,
+            path=apath,
+            size=size,
+            sha256=sha256,
+            storage_key=key,
+        )
+    return grant, artifact

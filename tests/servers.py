@@ -125,9 +125,16 @@ def seaweedfs(workdir: Path) -> Iterator[S3Server]:
 
 @contextmanager
 def nginx(
-    workdir: Path, *, upstream: str, artifact_root: Path, internal_prefix: str
+    workdir: Path,
+    *,
+    upstream: str,
+    artifact_root: Path,
+    internal_prefix: str,
+    direct_prefix: str | None = None,
 ) -> Iterator[str]:
-    """nginx in front of ``upstream``, serving X-Accel-Redirect from ``artifact_root``."""
+    """nginx in front of ``upstream``, serving X-Accel-Redirect from ``artifact_root``
+    (and, for benchmarks, the same files directly under ``direct_prefix``)."""
+    direct = f"location {direct_prefix} {{ alias {artifact_root}/; }}" if direct_prefix else ""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     port = free_port()
     for name in ("client", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -154,6 +161,7 @@ http {{
             internal;
             alias {artifact_root}/;
         }}
+        {direct}
         location / {{
             proxy_pass {upstream};
             proxy_set_header Host $http_host;

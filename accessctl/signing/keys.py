@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import secrets
+import time
 from functools import cache
 from typing import Any
 
@@ -74,8 +75,16 @@ def _private(kid: str) -> Ed25519PrivateKey:
 
 
 def _public(kid: str) -> Ed25519PublicKey:
-    """The public key of a key that may still verify (active or retired). Not cached, so a
-    revoked key stops verifying on the next call."""
+    """The public key of a key that may still verify (active or retired).
+
+    Cached per process for ``ACCESSCTL_KEY_CACHE_SECONDS``: revoking a signing key takes
+    effect within that time. (A grant token alone never authorizes anything: the grant's
+    row, the partner's API token and the decision are checked on every request.)
+    """
+    now = time.monotonic()
+    cached = _PUBLIC_CACHE.get(kid)
+    if cached is not None and cached[0] > now:
+        return cached[1]
     row = (
         SigningKey.objects.filter(kid=kid)
         .exclude(status=SigningKey.Status.REVOKED)
@@ -83,8 +92,14 @@ def _public(kid: str) -> Ed25519PublicKey:
         .first()
     )
     if row is None:
+        _PUBLIC_CACHE.pop(kid, None)
         raise BadSignature(f"unknown or revoked key {kid!r}")
-    return Ed25519PublicKey.from_public_bytes(bytes(row.public_key))
+    key = Ed25519PublicKey.from_public_bytes(bytes(row.public_key))
+    _PUBLIC_CACHE[kid] = (now + settings.ACCESSCTL_KEY_CACHE_SECONDS, key)
+    return key
+
+
+_PUBLIC_CACHE: dict[str, tuple[float, Ed25519PublicKey]] = {}
 
 
 def current_key() -> SigningKey:

@@ -23,17 +23,22 @@ def authorize_download(
     client_address: str | None,
     token_facts: dict[str, Any] | None = None,
     details: dict[str, Any] | None = None,
+    fresh: bool = False,
 ) -> Decision:
     """Decide one download from the committed rows, debit the quota, record the decision.
+
+    ``fresh=True`` says the caller read ``grant`` (with partner, window, checkpoint and
+    release) in this request (``queries.download_target``), so it is not read again.
 
     The debit is one conditional UPDATE: under concurrency PostgreSQL re-checks the
     condition after taking the row lock, so N racing requests never authorize more bytes
     than the quota holds, and a revocation committed before the UPDATE is always seen.
     """
     at = now()
-    grant = Grant.objects.select_related("partner", "window", "checkpoint__release").get(
-        pk=grant.pk
-    )
+    if not fresh:  # the caller did not just read the grant and its relations
+        grant = Grant.objects.select_related("partner", "window", "checkpoint__release").get(
+            pk=grant.pk
+        )
     partner, release = grant.partner, grant.checkpoint.release
     token = token_facts or {"token_expires_at": None, "token_revoked": False, "token_networks": ()}
     facts = DownloadFacts(

@@ -1,9 +1,11 @@
 """API token authentication, scopes, caller rules and per-token throttling."""
 
+import time
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
@@ -160,16 +162,33 @@ class StaffCaller(_TokenScope):
         return super().has_permission(request, view)
 
 
-class TokenThrottle(throttling.SimpleRateThrottle):
-    """Requests per token (``ACCESSCTL_API_RATE``), shared by all processes via the cache."""
+class TokenThrottle(throttling.BaseThrottle):
+    """At most ``ACCESSCTL_API_RATE`` requests per token per window (fixed windows).
 
-    scope = "token"
+    One atomic cache increment per request: DRF's sliding-log throttle stores every
+    request's time and would cost more the more a token is used. With a shared cache
+    (Redis, ``CACHE_URL``) the limit holds across all web processes.
+    """
 
-    def get_rate(self) -> str:
-        return str(settings.ACCESSCTL_API_RATE)
-
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
+    def allow_request(self, request: Request, view: Any) -> bool:
         token = request.auth
-        if not isinstance(token, AccessToken):
-            return self.cache_format % {"scope": "anon", "ident": self.get_ident(request)}
-        return self.cache_format % {"scope": self.scope, "ident": token.pk}
+        ident = f"t{token.pk}" if isinstance(token, AccessToken) else f"a{self.get_ident(request)}"
+        limit, period = _parse_rate(str(settings.ACCESSCTL_API_RATE))
+        window = int(time.time() // period)
+        key = f"accessctl:throttle:{ident}:{window}"
+        cache.add(key, 0, timeout=period + 1)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=period + 1)
+            count = 1
+        self._wait = (window + 1) * period - time.time()
+        return count <= limit
+
+    def wait(self) -> float | None:
+        return max(self._wait, 0.0)
+
+
+def _parse_rate(rate: str) -> tuple[int, int]:
+    count, _, unit = rate.partition("/")
+    return int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit[0]]

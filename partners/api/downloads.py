@@ -205,8 +205,7 @@ class FileView(APIView):
 
     def get(self, request: Request, grant_id: int, path: str) -> HttpResponseBase:
         partner = request.auth.partner
-        grant = queries.partner_grant(partner, grant_id)
-        artifact = Artifact.objects.filter(checkpoint_id=grant.checkpoint_id, path=path).first()
+        grant, artifact = queries.download_target(partner, grant_id, path)
         if artifact is None:
             raise Problem(404, "file_not_found", f"The checkpoint has no file {path!r}.")
         _grant_token(request, grant)
@@ -225,6 +224,7 @@ class FileView(APIView):
             requested_bytes=requested,
             client_address=request.META.get("REMOTE_ADDR"),
             token_facts=token_facts(request.auth),
+            fresh=True,
             details={
                 "range": f"{byte_range.start}-{byte_range.end}" if byte_range else "",
                 "user_agent": request.headers.get("User-Agent", "")[:200],

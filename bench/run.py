@@ -1,0 +1,264 @@
+"""Benchmarks of the download path, each side by side with its baseline in one run.
+
+    .venv/bin/python bench/run.py [--seconds 15] [--big-mib 1024] [--skip-throughput]
+
+Needs PostgreSQL (DATABASE_URL's server; a database ``accessctl_bench`` is made anew),
+wrk, curl and nginx; scripts/test installs them. Results go to stdout as Markdown.
+
+1. Authorization: ``GET /api/v1/grants/{id}/files/{path}`` (token auth, signed grant
+   token, decision, quota debit, audit insert) against a bare DRF endpoint doing one
+   SELECT by key and one INSERT; same gunicorn (2 sync workers), wrk, 32 connections.
+2. Throughput of one large file through each mode against the server serving it
+   directly: Django's FileResponse via gunicorn sendfile vs nginx static; nginx
+   X-Accel-Redirect vs nginx static; presigned S3 redirect vs the presigned URL itself.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import free_port, nginx, seaweedfs  # noqa: E402
+
+PY = str(ROOT / ".venv" / "bin" / "python")
+DB_SERVER = os.environ.get("DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:5432/postgres")
+DB_URL = DB_SERVER.rsplit("/", 1)[0] + "/accessctl_bench"
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "DATABASE_URL": DB_URL,
+        "DJANGO_DEBUG": "false",
+        "PYTHONPATH": str(ROOT),
+        **extra,
+    }
+
+
+def psql(sql: str) -> None:
+    subprocess.run(["psql", DB_SERVER, "-q", "-c", sql], check=True, capture_output=True)
+
+
+@contextmanager
+def gunicorn(extra: dict[str, str], workers: int = 2):
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/gunicorn"),
+            "accessctl.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(workers),
+            "--worker-class",
+            "sync",
+            "--access-logfile",
+            "/dev/null",
+            "--error-logfile",
+            "-",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env(**extra),
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            httpx.get(base + "/.well-known/jwks.json", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    try:
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def wrk(url: str, seconds: int, headers: dict[str, str]) -> dict[str, float]:
+    args = ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency"]
+    for key, value in headers.items():
+        args += ["-H", f"{key}: {value}"]
+    out = subprocess.run([*args, url], check=True, capture_output=True, text=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    latency = {}
+    for pct in ("50", "99"):
+        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)$", out, re.M).groups()
+        latency[pct] = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+    return {
+        "rps": rate,
+        "p50": latency["50"],
+        "p99": latency["99"],
+        "errors": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def curl_speed(url: str, headers: dict[str, str] | None = None, follow: bool = False) -> float:
+    args = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{speed_download}"]
+    if follow:
+        args.append("-L")
+    for key, value in (headers or {}).items():
+        args += ["-H", f"{key}: {value}"]
+    code, speed = subprocess.run(
+        [*args, url], check=True, capture_output=True, text=True
+    ).stdout.split()
+    if code not in {"200", "206"}:
+        raise RuntimeError(f"{url} answered {code}")
+    return float(speed) / 1e6
+
+
+def best_of(n: int, fn, *args, **kwargs) -> float:
+    return max(fn(*args, **kwargs) for _ in range(n))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--big-mib", type=int, default=1024)
+    parser.add_argument("--skip-throughput", action="store_true")
+    options = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="accessctl-bench-"))
+    data_dir, source = work / "data", work / "source"
+    source.mkdir(parents=True)
+    (source / "small.bin").write_bytes(os.urandom(4096))
+    files = {"small.bin": 4096}
+    if not options.skip_throughput:
+        with (source / "big.bin").open("wb") as handle:
+            for _ in range(options.big_mib):
+                handle.write(os.urandom(1 << 20))
+        files["big.bin"] = options.big_mib << 20
+
+    psql("DROP DATABASE IF EXISTS accessctl_bench")
+    psql("CREATE DATABASE accessctl_bench")
+    common = {"ACCESSCTL_DATA_DIR": str(data_dir)}
+    subprocess.run([PY, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env(**common), check=True)
+    seeded = json.loads(
+        subprocess.run(
+            [PY, "bench/seed.py", json.dumps(files), str(source)],
+            cwd=ROOT,
+            env=env(**common),
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    grant, token = seeded["grant"], seeded["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+
+    print(
+        f"# accessctl benchmarks ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, load generator on the same cores)\n"
+    )
+    print("## Authorization endpoint vs bare DRF endpoint (SELECT + INSERT)\n")
+    print(f"gunicorn 2 sync workers, wrk -t2 -c32 -d{options.seconds}s, PostgreSQL, 4 KiB file.\n")
+    print("| endpoint | requests/s | p50 ms | p99 ms | non-2xx/3xx | ratio rps | ratio p99 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    s3_fake = {
+        "ACCESSCTL_ARTIFACT_STORAGE": "s3",
+        "ACCESSCTL_S3_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench-secret",
+    }
+    modes = [
+        ("nginx (X-Accel-Redirect answer)", {"ACCESSCTL_DOWNLOAD_MODE": "nginx"}),
+        ("s3 (302 to presigned URL)", {"ACCESSCTL_DOWNLOAD_MODE": "s3", **s3_fake}),
+    ]
+    for label, extra in modes:
+        with gunicorn({**common, **extra}) as base:
+            grant_token = httpx.get(f"{base}/api/v1/grants/{grant}", headers=auth).json()["token"]
+            wrk(f"{base}/bench/baseline/{grant}", 3, {})  # warm up both
+            wrk(
+                f"{base}/api/v1/grants/{grant}/files/small.bin",
+                3,
+                {**auth, "X-Grant-Token": grant_token},
+            )
+            baseline = wrk(f"{base}/bench/baseline/{grant}", options.seconds, {})
+            result = wrk(
+                f"{base}/api/v1/grants/{grant}/files/small.bin",
+                options.seconds,
+                {**auth, "X-Grant-Token": grant_token},
+            )
+        print(
+            f"| baseline (before {label.split()[0]}) | {baseline['rps']:.0f} | {baseline['p50']:.1f} | {baseline['p99']:.1f} | {baseline['errors']} | 1.00 | 1.00 |"
+        )
+        print(
+            f"| authorize, {label} | {result['rps']:.0f} | {result['p50']:.1f} | {result['p99']:.1f} | {result['errors']} | "
+            f"{result['rps'] / baseline['rps']:.2f} | {result['p99'] / baseline['p99']:.2f} |"
+        )
+
+    if options.skip_throughput:
+        return
+    print(
+        f"\n## Throughput of one {options.big_mib} MiB file (curl on loopback, best of 3, MB/s)\n"
+    )
+    print("| path | MB/s | direct MB/s | ratio |")
+    print("| --- | ---: | ---: | ---: |")
+    artifact_root = data_dir / "artifacts"
+    prefix = "/_artifacts/"
+    with (
+        gunicorn({**common, "ACCESSCTL_DOWNLOAD_MODE": "local"}) as local_base,
+        gunicorn({**common, "ACCESSCTL_DOWNLOAD_MODE": "nginx"}) as accel_base,
+        nginx(
+            work / "nginx",
+            upstream=accel_base,
+            artifact_root=artifact_root,
+            internal_prefix=prefix,
+            direct_prefix="/direct/",
+        ) as front,
+    ):
+        grant_token = httpx.get(f"{local_base}/api/v1/grants/{grant}", headers=auth).json()["token"]
+        headers = {**auth, "X-Grant-Token": grant_token}
+        direct = best_of(3, curl_speed, f"{front}/direct/b1/t/big.bin")
+        local = best_of(3, curl_speed, f"{local_base}/api/v1/grants/{grant}/files/big.bin", headers)
+        accel = best_of(3, curl_speed, f"{front}/api/v1/grants/{grant}/files/big.bin", headers)
+        print(
+            f"| local: Django FileResponse via gunicorn sendfile | {local:.0f} | {direct:.0f} (nginx static) | {local / direct:.2f} |"
+        )
+        print(
+            f"| nginx: X-Accel-Redirect through nginx | {accel:.0f} | {direct:.0f} (nginx static) | {accel / direct:.2f} |"
+        )
+
+    with seaweedfs(work / "weed") as s3:
+        client = s3.client()
+        client.upload_file(str(source / "big.bin"), s3.bucket, "b1/t/big.bin")
+        s3_env = {
+            **common,
+            "ACCESSCTL_DOWNLOAD_MODE": "s3",
+            "ACCESSCTL_ARTIFACT_STORAGE": "s3",
+            "ACCESSCTL_S3_ENDPOINT_URL": s3.endpoint,
+            "ACCESSCTL_S3_BUCKET": s3.bucket,
+            "AWS_ACCESS_KEY_ID": s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        }
+        with gunicorn(s3_env) as base:
+            grant_token = httpx.get(f"{base}/api/v1/grants/{grant}", headers=auth).json()["token"]
+            headers = {**auth, "X-Grant-Token": grant_token}
+            presigned = httpx.get(
+                f"{base}/api/v1/grants/{grant}/files/big.bin", headers=headers
+            ).headers["Location"]
+            direct = best_of(3, curl_speed, presigned)
+            redirected = best_of(
+                3, curl_speed, f"{base}/api/v1/grants/{grant}/files/big.bin", headers, follow=True
+            )
+        print(
+            f"| s3: 302 to presigned URL, followed | {redirected:.0f} | {direct:.0f} (presigned URL) | {redirected / direct:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
