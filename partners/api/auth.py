@@ -16,6 +16,7 @@ from accessctl.audit.models import Outcome
 from partners import tokens
 from partners.decisions import CallerFacts, decide_caller
 from partners.models import AccessToken
+from partners.queries import token_by_digests
 
 from .errors import Problem
 
@@ -73,11 +74,7 @@ class TokenAuthentication(authentication.BaseAuthentication):
         presented = presented.strip()
         if scheme.lower() != "bearer" or not tokens.is_well_formed(presented):
             raise _reject(request, "token_malformed", None, presented)
-        token = (
-            AccessToken.objects.select_related("user", "partner")
-            .filter(digest__in=tokens.digests(presented))
-            .first()
-        )
+        token = token_by_digests(tokens.digests(presented))
         if token is None or not token.user.is_active:
             raise _reject(request, "token_invalid", None, presented)
         now = timezone.now()
