@@ -1,6 +1,6 @@
 """Benchmarks of the download path, each side by side with its baseline in one run.
 
-    .venv/bin/python bench/run.py [--seconds 15] [--big-mib 1024] [--skip-throughput]
+    .venv/bin/python bench/run.py [--seconds 10] [--rounds 3] [--big-mib 1024] [--skip-throughput]
 
 Needs PostgreSQL (DATABASE_URL's server; a database ``accessctl_bench`` is made anew),
 wrk, curl and nginx; scripts/test installs them. Results go to stdout as Markdown.
@@ -18,6 +18,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -108,6 +109,11 @@ def wrk(url: str, seconds: int, headers: dict[str, str]) -> dict[str, float]:
     }
 
 
+def median(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per metric, the median over the rounds."""
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
 def curl_speed(url: str, headers: dict[str, str] | None = None, follow: bool = False) -> float:
     args = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{speed_download}"]
     if follow:
@@ -128,7 +134,8 @@ def best_of(n: int, fn, *args, **kwargs) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--big-mib", type=int, default=1024)
     parser.add_argument("--skip-throughput", action="store_true")
     options = parser.parse_args()
@@ -165,7 +172,10 @@ def main() -> None:
         f"# accessctl benchmarks ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, load generator on the same cores)\n"
     )
     print("## Authorization endpoint vs bare DRF endpoint (SELECT + INSERT)\n")
-    print(f"gunicorn 2 sync workers, wrk -t2 -c32 -d{options.seconds}s, PostgreSQL, 4 KiB file.\n")
+    print(
+        f"gunicorn 2 sync workers, wrk -t2 -c32, {options.rounds} interleaved rounds of "
+        f"{options.seconds}s each, medians; PostgreSQL; 4 KiB file.\n"
+    )
     print("| endpoint | requests/s | p50 ms | p99 ms | non-2xx/3xx | ratio rps | ratio p99 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     s3_fake = {
@@ -181,24 +191,28 @@ def main() -> None:
     for label, extra in modes:
         with gunicorn({**common, **extra}) as base:
             grant_token = httpx.get(f"{base}/api/v1/grants/{grant}", headers=auth).json()["token"]
-            wrk(f"{base}/bench/baseline/{grant}", 3, {})  # warm up both
-            wrk(
-                f"{base}/api/v1/grants/{grant}/files/small.bin",
-                3,
-                {**auth, "X-Grant-Token": grant_token},
-            )
-            baseline = wrk(f"{base}/bench/baseline/{grant}", options.seconds, {})
-            result = wrk(
-                f"{base}/api/v1/grants/{grant}/files/small.bin",
-                options.seconds,
-                {**auth, "X-Grant-Token": grant_token},
-            )
+            targets = {
+                "baseline": (f"{base}/bench/baseline/{grant}", {}),
+                "authorize": (
+                    f"{base}/api/v1/grants/{grant}/files/small.bin",
+                    {**auth, "X-Grant-Token": grant_token},
+                ),
+            }
+            for url, headers in targets.values():  # warm up both
+                wrk(url, 3, headers)
+            runs: dict[str, list[dict[str, float]]] = {"baseline": [], "authorize": []}
+            for _ in range(options.rounds):  # interleaved, so drift hits both alike
+                for name, (url, headers) in targets.items():
+                    runs[name].append(wrk(url, options.seconds, headers))
+        baseline, result = median(runs["baseline"]), median(runs["authorize"])
         print(
-            f"| baseline (before {label.split()[0]}) | {baseline['rps']:.0f} | {baseline['p50']:.1f} | {baseline['p99']:.1f} | {baseline['errors']} | 1.00 | 1.00 |"
+            f"| baseline (bare DRF, SELECT + INSERT) | {baseline['rps']:.0f} | {baseline['p50']:.1f} | "
+            f"{baseline['p99']:.1f} | {baseline['errors']:.0f} | 1.00 | 1.00 |"
         )
         print(
-            f"| authorize, {label} | {result['rps']:.0f} | {result['p50']:.1f} | {result['p99']:.1f} | {result['errors']} | "
-            f"{result['rps'] / baseline['rps']:.2f} | {result['p99'] / baseline['p99']:.2f} |"
+            f"| authorize, {label} | {result['rps']:.0f} | {result['p50']:.1f} | {result['p99']:.1f} | "
+            f"{result['errors']:.0f} | {result['rps'] / baseline['rps']:.2f} | "
+            f"{result['p99'] / baseline['p99']:.2f} |"
         )
 
     if options.skip_throughput:
