@@ -3,14 +3,14 @@
 from enum import StrEnum
 from typing import Any
 
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 
 from accessctl.middleware import current_context
 
 from .models import AuditEvent, Outcome
 
-__all__ = ["AuditAction", "record"]
+__all__ = ["AuditAction", "event", "insert_sql", "record"]
 
 
 class AuditAction(StrEnum):
@@ -45,7 +45,7 @@ def _actor_label(actor: Any) -> str:
     return str(actor.get_username())
 
 
-def record(
+def event(
     action: AuditAction,
     *,
     actor: Any,
@@ -60,16 +60,14 @@ def record(
     at: Any = None,
     client_address: str | None = None,
 ) -> AuditEvent:
-    """Write one event. Call inside the transaction of the change it describes.
-
-    ``changes`` must never hold a secret (token, key, password): callers pass field values
-    of domain rows only.
-    """
+    """One event, not yet saved: ``record`` saves it; a hot path may write it in the same
+    statement as its change. ``changes`` must never hold a secret (token, key, password):
+    callers pass field values of domain rows only."""
     context = current_context()
     if target is not None:
         target_type = target._meta.label_lower
         target_id = str(target.pk)
-    return AuditEvent.objects.create(
+    return AuditEvent(
         occurred_at=at or timezone.now(),
         actor=actor if actor is not None and actor.pk else None,
         actor_label=_actor_label(actor),
@@ -84,3 +82,21 @@ def record(
         request_id=context.request_id,
         changes=changes or {},
     )
+
+
+def record(action: AuditAction, **kwargs: Any) -> AuditEvent:
+    """Write one event. Call inside the transaction of the change it describes."""
+    built = event(action, **kwargs)
+    built.save(force_insert=True)
+    return built
+
+
+def insert_sql(built: AuditEvent, *, source: str) -> tuple[str, list[Any]]:
+    """``INSERT INTO <audit table> (...) SELECT <values> FROM <source>``: the event is
+    written once per row of ``source`` (a CTE of the change), in the change's statement."""
+    fields = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
+    values = [f.get_db_prep_save(getattr(built, f.attname), connection) for f in fields]
+    placeholders = ", ".join(["%s"] * len(fields))
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    return f"INSERT INTO {table} ({columns}) SELECT {placeholders} FROM {source}", values  # noqa: S608

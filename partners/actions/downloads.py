@@ -1,8 +1,8 @@
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 
-from accessctl.audit.events import AuditAction, record
+from accessctl.audit.events import AuditAction, event, insert_sql, record
 from accessctl.audit.models import Outcome
 from partners.decisions import Decision, DownloadFacts, Reason, decide
 from partners.models import Artifact, Grant
@@ -11,16 +11,19 @@ from ._common import now
 
 __all__ = ["authorize_download"]
 
-# The debit, as one conditional statement (the hot path of every download): the row
-# lock and PostgreSQL's re-check of the WHERE clause after it make it exact under
+# The debit and its audit event, as one statement (the hot path of every download). One
+# statement is atomic: the event exists exactly when the debit happened. The row lock
+# and PostgreSQL's re-check of the WHERE clause after it make the debit exact under
 # concurrency, and a revocation committed before it is always seen.
 _DEBIT = """
-    UPDATE partners_grant SET bytes_used = bytes_used + %s
-    WHERE id = %s AND status = 'active' AND bytes_used + %s <= quota_bytes
+    WITH debit AS (
+        UPDATE partners_grant SET bytes_used = bytes_used + %s
+        WHERE id = %s AND status = 'active' AND bytes_used + %s <= quota_bytes
+        RETURNING id
+    )
 """
 
 
-@transaction.atomic
 def authorize_download(
     *,
     actor: Any,
@@ -68,25 +71,29 @@ def authorize_download(
         **token,
     )
     decision = decide(facts)
+    audit: dict[str, Any] = {
+        "actor": actor,
+        "target": grant,
+        "partner": partner,
+        "changes": {"artifact": artifact.path, "bytes": requested_bytes, **(details or {})},
+        "at": at,
+        "client_address": client_address,
+    }
     if decision.allowed:
-        with connection.cursor() as cursor:
-            cursor.execute(_DEBIT, [requested_bytes, grant.pk, requested_bytes])
-            debited = cursor.rowcount
-        if not debited:
-            status = Grant.objects.values_list("status", flat=True).get(pk=grant.pk)
-            reason = (
-                Reason.GRANT_REVOKED if status == Grant.Status.REVOKED else Reason.QUOTA_EXHAUSTED
-            )
-            decision = Decision(allowed=False, reason=reason)
+        allowed = event(AuditAction.DOWNLOAD_AUTHORIZED, **audit)
+        insert, values = insert_sql(allowed, source="debit")
+        with connection.cursor() as cursor:  # one statement: no BEGIN/COMMIT round trips
+            cursor.execute(_DEBIT + insert, [requested_bytes, grant.pk, requested_bytes, *values])
+            if cursor.rowcount:
+                return decision
+        # The grant changed between reading it and debiting it: say how.
+        status = Grant.objects.values_list("status", flat=True).get(pk=grant.pk)
+        reason = Reason.GRANT_REVOKED if status == Grant.Status.REVOKED else Reason.QUOTA_EXHAUSTED
+        decision = Decision(allowed=False, reason=reason)
     record(
-        AuditAction.DOWNLOAD_AUTHORIZED if decision.allowed else AuditAction.DOWNLOAD_DENIED,
-        actor=actor,
-        target=grant,
-        partner=partner,
-        outcome=Outcome.SUCCESS if decision.allowed else Outcome.DENIED,
-        reason=decision.reason or "",
-        changes={"artifact": artifact.path, "bytes": requested_bytes, **(details or {})},
-        at=at,
-        client_address=client_address,
+        AuditAction.DOWNLOAD_DENIED,
+        outcome=Outcome.DENIED,
+        reason=str(decision.reason),
+        **audit,
     )
     return decision
