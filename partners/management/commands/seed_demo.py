@@ -53,12 +53,12 @@ class Command(BaseCommand):
             password = secrets.token_urlsafe(12)
             with transaction.atomic():
                 totp = self._staff(password)
-                self._domain()
-            credentials.write_text(f"{password}\n{totp}\n")
+                partner_token = self._domain()
+            credentials.write_text(f"{password}\n{totp}\n{partner_token}\n")
             credentials.chmod(0o600)
         if not credentials.exists():
             raise CommandError("The demo was seeded, but its credentials file is gone.")
-        password, totp = credentials.read_text().split()
+        password, totp, partner_token = credentials.read_text().split()
         url = options["url"].rstrip("/") + "/admin/"
         self.stdout.write(
             "\n".join(
@@ -72,6 +72,9 @@ class Command(BaseCommand):
                     f"  password:   {password}  (all demo staff)",
                     f"  2FA (TOTP): add this key to an authenticator app: {totp}",
                     "              or print the current code: .venv/bin/python manage.py demo_totp admin",
+                    f"  partner API token (ada@aurora-gpu): {partner_token}",
+                    f"  try:       curl -H 'Authorization: Bearer {partner_token}' {options['url'].rstrip('/')}/api/v1/grants/",
+                    f"  API docs:   {options['url'].rstrip('/')}/api/docs/",
                     "",
                 ]
             )
@@ -94,7 +97,7 @@ class Command(BaseCommand):
             TOTPDevice.objects.create(user=user, name="demo", key=key, confirmed=True)
         return base64.b32encode(bytes.fromhex(key)).decode()
 
-    def _domain(self) -> None:
+    def _domain(self) -> str:
         now = timezone.now()
         User = get_user_model()
         alice, bob = User.objects.get(username="rm-alice"), User.objects.get(username="rm-bob")
@@ -244,6 +247,13 @@ class Command(BaseCommand):
             requested_bytes=grant.quota_bytes,
             client_address="203.0.113.5",
         )
+        _, secret = actions.create_token(
+            actor=admin,
+            user=engineer,
+            name="demo",
+            scopes=["read", "grants:request", "download"],
+        )
+        return secret
 
     def _register(self, release: Release, tag: str, shards: int) -> None:
         """Small generated shards, registered the way a release pipeline would."""
