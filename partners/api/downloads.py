@@ -14,6 +14,8 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from accessctl.audit.events import AuditAction, record
+from accessctl.audit.models import Outcome
 from accessctl.signing.keys import BadSignature, verify_token
 from partners import actions, queries
 from partners.models import Artifact, Grant
@@ -164,7 +166,6 @@ def _nginx(artifact: Artifact, etag: str) -> HttpResponseBase:
     response["X-Accel-Redirect"] = settings.ACCESSCTL_NGINX_INTERNAL_PREFIX + quote(
         artifact.storage_key
     )
-    response["X-Accel-Buffering"] = "no"
     response["Content-Type"] = "application/octet-stream"
     response["Content-Disposition"] = f'attachment; filename="{artifact.path.rsplit("/", 1)[-1]}"'
     return _headers(response, artifact, etag)
@@ -208,7 +209,20 @@ class FileView(APIView):
         grant, artifact = queries.download_target(partner, grant_id, path)
         if artifact is None:
             raise Problem(404, "file_not_found", f"The checkpoint has no file {path!r}.")
-        _grant_token(request, grant)
+        try:
+            _grant_token(request, grant)
+        except Problem as refused:
+            # A bad grant token is a denied download like any other: it leaves evidence.
+            record(
+                AuditAction.DOWNLOAD_DENIED,
+                actor=request.user,
+                target=grant,
+                partner=partner,
+                outcome=Outcome.DENIED,
+                reason=refused.problem_code,
+                changes={"artifact": artifact.path, "method": request.method},
+            )
+            raise
         etag = f'"{artifact.sha256}"'
         byte_range = None
         range_header = request.headers.get("Range")

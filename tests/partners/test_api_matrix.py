@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accessctl.audit.models import AuditEvent
 from accessctl.signing.keys import sign_token
 from partners import actions, tokens
 from partners.models import AccessToken, EmbargoWindow, Grant, Partner
@@ -294,3 +295,5 @@ def test_download_refusals(world, case):
     assert response.status_code == 403, response.content
     assert response.json()["code"] == code
     assert Grant.objects.get(pk=world["grant"].pk).bytes_used == 0
+    denied = AuditEvent.objects.filter(action="download.denied").get()
+    assert denied.reason == code and denied.target_id == str(world["grant"].pk)
