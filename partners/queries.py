@@ -139,12 +139,16 @@ def _partial(model: type[M], **values: Any) -> M:
     """An instance as the ORM would load it with ``only(*values)``: the other fields are
     deferred, so reading one queries the database instead of returning a wrong default."""
     fields = [f for f in model._meta.concrete_fields if f.attname in values]
-    converted = [
-        f.from_db_value(values[f.attname], None, connection)
-        if hasattr(f, "from_db_value") and values[f.attname] is not None
-        else values[f.attname]
-        for f in fields
-    ]
+    converted = []
+    for field in fields:
+        # The same converters the ORM's compiler applies: the backend's (SQLite returns
+        # text for datetimes, integers for booleans), then the field's own.
+        value, column = values[field.attname], field.get_col(model._meta.db_table)
+        for convert in connection.ops.get_db_converters(column) + column.get_db_converters(
+            connection
+        ):
+            value = convert(value, column, connection)
+        converted.append(value)
     return model.from_db("default", [f.attname for f in fields], converted)
 
 
@@ -234,7 +238,7 @@ _ACCESS_SQL = """
     FROM partners_accesstoken t
     JOIN auth_user u ON u.id = t.user_id
     LEFT JOIN partners_partner p ON p.id = t.partner_id
-    WHERE t.digest = ANY(%s)
+    WHERE t.digest IN ({placeholders})
 """
 
 
@@ -242,7 +246,8 @@ def token_by_digests(digests: list[str]) -> AccessToken | None:
     """The token whose digest is one of ``digests``, with its user and partner, in one
     indexed statement: every API request runs it."""
     with connection.cursor() as cursor:
-        cursor.execute(_ACCESS_SQL, [digests])
+        sql = _ACCESS_SQL.format(placeholders=", ".join(["%s"] * len(digests)))
+        cursor.execute(sql, digests)
         row = cursor.fetchone()
     if row is None:
         return None

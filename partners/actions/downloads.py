@@ -1,9 +1,9 @@
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 from accessctl.audit.events import AuditAction, event, insert_sql, record
-from accessctl.audit.models import Outcome
+from accessctl.audit.models import AuditEvent, Outcome
 from partners.decisions import Decision, DownloadFacts, Reason, decide
 from partners.models import Artifact, Grant
 
@@ -22,6 +22,30 @@ _DEBIT = """
         RETURNING id
     )
 """
+
+
+_DEBIT_ONLY = """
+    UPDATE partners_grant SET bytes_used = bytes_used + %s
+    WHERE id = %s AND status = 'active' AND bytes_used + %s <= quota_bytes
+"""
+
+
+def _debit(grant: Grant, requested_bytes: int, authorized: AuditEvent) -> bool:
+    """Debit the quota and write ``authorized`` atomically; False if the debit failed."""
+    params = [requested_bytes, grant.pk, requested_bytes]
+    if connection.vendor == "postgresql":
+        insert, values = insert_sql(authorized, source="debit")
+        with connection.cursor() as cursor:  # one statement: no BEGIN/COMMIT round trips
+            cursor.execute(_DEBIT + insert, [*params, *values])
+            return bool(cursor.rowcount)
+    # SQLite (the embedded default) has no data-modifying CTEs: two statements, one
+    # transaction (SQLite serializes writers, so the debit is exact there too).
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_DEBIT_ONLY, params)
+        if not cursor.rowcount:
+            return False
+        authorized.save(force_insert=True)
+    return True
 
 
 def authorize_download(
@@ -80,12 +104,8 @@ def authorize_download(
         "client_address": client_address,
     }
     if decision.allowed:
-        allowed = event(AuditAction.DOWNLOAD_AUTHORIZED, **audit)
-        insert, values = insert_sql(allowed, source="debit")
-        with connection.cursor() as cursor:  # one statement: no BEGIN/COMMIT round trips
-            cursor.execute(_DEBIT + insert, [requested_bytes, grant.pk, requested_bytes, *values])
-            if cursor.rowcount:
-                return decision
+        if _debit(grant, requested_bytes, event(AuditAction.DOWNLOAD_AUTHORIZED, **audit)):
+            return decision
         # The grant changed between reading it and debiting it: say how.
         status = Grant.objects.values_list("status", flat=True).get(pk=grant.pk)
         reason = Reason.GRANT_REVOKED if status == Grant.Status.REVOKED else Reason.QUOTA_EXHAUSTED

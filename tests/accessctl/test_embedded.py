@@ -202,3 +202,23 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         extra_env={**PRODUCTION, "DATABASE_URL": os.environ["DATABASE_URL"]},
     )
     assert "no issues" in result.stdout
+
+
+def test_demo_partner_downloads_through_the_api_on_sqlite(demo):
+    """The embedded default's download path (SQLite: debit and event in one transaction)."""
+    data_dir, _ = demo
+    token = (data_dir / "demo-credentials.txt").read_text().split()[2]
+    script = (
+        "import hashlib\n"
+        "from django.test import Client\n"
+        "from partners.models import Artifact, Grant\n"
+        f"c = Client(HTTP_HOST='localhost', HTTP_AUTHORIZATION='Bearer {token}')\n"
+        "grant = c.get('/api/v1/grants/').json()['results'][0]\n"
+        "a = Artifact.objects.filter(checkpoint_id=grant['checkpoint']).order_by('path').last()\n"
+        "before = Grant.objects.get(pk=grant['id']).bytes_used\n"
+        "r = c.get(f\"/api/v1/grants/{grant['id']}/files/{a.path}\", HTTP_X_GRANT_TOKEN=grant['token'], HTTP_RANGE='bytes=0-99')\n"
+        "body = b''.join(r.streaming_content)\n"
+        "print(r.status_code, len(body), Grant.objects.get(pk=grant['id']).bytes_used - before)\n"
+    )
+    out = manage(data_dir, "shell", "-c", script).stdout.split()
+    assert out == ["206", "100", "100"]
