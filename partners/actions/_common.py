@@ -81,6 +81,28 @@ def country_name(code: object) -> str:
     return str(countries.name(str(code))) or str(code)
 
 
+def save_changes(
+    model: type[models.Model], pk: Any, values: dict[str, Any], editable: Iterable[str]
+) -> tuple[Any, dict[str, Any]]:
+    """Lock the row, set ``values`` (only ``editable`` fields), validate, save what changed.
+
+    Returns the row and ``{field: [old, new]}`` for the audit event (empty: nothing saved).
+    """
+    editable = tuple(editable)
+    unknown = set(values) - set(editable)
+    if unknown:
+        raise ActionError("field_not_editable", f"Not editable: {', '.join(sorted(unknown))}.")
+    instance = model._default_manager.select_for_update().get(pk=pk)
+    before = snapshot(instance, editable)
+    for name, value in values.items():
+        setattr(instance, name, value)
+    validate(instance)
+    changes = field_changes(instance, before, editable)
+    if changes:
+        instance.save(update_fields=list(changes))
+    return instance, changes
+
+
 def now() -> datetime:
     return timezone.now()
 

@@ -9,7 +9,7 @@ from accessctl.audit.events import AuditAction, record
 from partners.errors import ActionError
 from partners.models import Artifact, Checkpoint, Grant, Release
 
-from ._common import field_changes, now, require, snapshot, validate
+from ._common import now, require, save_changes, validate
 
 __all__ = [
     "ArtifactSpec",
@@ -63,17 +63,8 @@ def update_release(*, actor: Any, release: Release, **values: Any) -> Release:
     """Rename, reschedule or mark a release launched. Its slug and export policy are fixed:
     windows and grants were decided under them."""
     require(actor, "partners.change_release")
-    unknown = set(values) - set(RELEASE_EDITABLE_FIELDS)
-    if unknown:
-        raise ActionError("field_not_editable", f"Not editable: {', '.join(sorted(unknown))}.")
-    release = Release.objects.select_for_update().get(pk=release.pk)
-    before = snapshot(release, RELEASE_EDITABLE_FIELDS)
-    for name, value in values.items():
-        setattr(release, name, value)
-    validate(release)
-    changes = field_changes(release, before, RELEASE_EDITABLE_FIELDS)
+    release, changes = save_changes(Release, release.pk, values, RELEASE_EDITABLE_FIELDS)
     if changes:
-        release.save(update_fields=list(changes))
         record(AuditAction.RELEASE_UPDATED, actor=actor, target=release, changes=changes)
     return release
 

@@ -7,7 +7,7 @@ from accessctl.audit.events import AuditAction, record
 from partners.errors import ActionError
 from partners.models import Grant, Partner
 
-from ._common import field_changes, now, require, snapshot, validate
+from ._common import now, require, save_changes, validate
 
 __all__ = [
     "create_partner",
@@ -67,17 +67,8 @@ def create_partner(
 def update_partner(*, actor: Any, partner: Partner, **values: Any) -> Partner:
     """Change a partner's details. Status changes go through suspend/reinstate/terminate."""
     require(actor, "partners.change_partner")
-    unknown = set(values) - set(EDITABLE_FIELDS)
-    if unknown:
-        raise ActionError("field_not_editable", f"Not editable here: {', '.join(sorted(unknown))}.")
-    partner = Partner.objects.select_for_update().get(pk=partner.pk)
-    before = snapshot(partner, EDITABLE_FIELDS)
-    for name, value in values.items():
-        setattr(partner, name, value)
-    validate(partner)
-    changes = field_changes(partner, before, EDITABLE_FIELDS)
+    partner, changes = save_changes(Partner, partner.pk, values, EDITABLE_FIELDS)
     if changes:
-        partner.save(update_fields=list(changes))
         record(
             AuditAction.PARTNER_UPDATED,
             actor=actor,
