@@ -342,3 +342,20 @@ def test_schema_and_offline_docs_are_served():
     assert "/api/v1/grants/{grant_id}/files/{path}" in schema.content.decode()
     docs = client.get("/api/docs/").content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in docs
+
+
+def test_rotate_signing_key_command_is_audited_and_keeps_old_tokens(world):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    old_token = grant_token(world)
+    out = StringIO()
+    call_command("rotate_signing_key", stdout=out)
+    event = AuditEvent.objects.get(action="signing_key.rotated")
+    assert out.getvalue().startswith(f"new signing key {event.changes['kid']}; retired: ")
+    assert len(event.changes["retired"]) == 1
+    response = world["client"].head(
+        f"/api/v1/grants/{world['grant'].pk}/files/config.json", HTTP_X_GRANT_TOKEN=old_token
+    )
+    assert response.status_code == 200
