@@ -12,7 +12,15 @@ from enum import StrEnum
 
 from partners.networks import address_in_networks
 
-__all__ = ["CallerFacts", "Decision", "DownloadFacts", "Reason", "decide", "decide_caller"]
+__all__ = [
+    "CallerFacts",
+    "Decision",
+    "DownloadFacts",
+    "Reason",
+    "decide",
+    "decide_caller",
+    "jurisdiction_allowed",
+]
 
 
 class Reason(StrEnum):

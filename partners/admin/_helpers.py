@@ -6,7 +6,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
@@ -86,22 +86,3 @@ class ActionErrorsAsMessages:
         except ActionError as exc:
             self.message_user(request, exc.message, messages.ERROR)  # type: ignore[attr-defined]
             return HttpResponseRedirect(request.get_full_path())
-
-
-def has_perm(codename: str) -> Callable[[Any, HttpRequest], bool]:
-    def check(self: Any, request: HttpRequest) -> bool:
-        return request.user.has_perm(codename)
-
-    return check
-
-
-def read_only(model_admin: type[admin.ModelAdmin]) -> type[admin.ModelAdmin]:
-    """Rows that are history: visible to those who may view them, changed only by actions."""
-
-    def no(self: Any, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    model_admin.has_add_permission = no  # type: ignore[method-assign]
-    model_admin.has_change_permission = no  # type: ignore[method-assign]
-    model_admin.has_delete_permission = no  # type: ignore[method-assign]
-    return model_admin

@@ -50,10 +50,6 @@ class Partner(models.Model):
     def __str__(self) -> str:
         return self.slug
 
-    @property
-    def nda_expired(self) -> bool:
-        return self.nda_expires_at <= timezone.now()
-
 
 class PartnerContact(models.Model):
     """Someone at a partner who is told about windows and grants."""

@@ -5,6 +5,8 @@ from django.db.models.lookups import Exact
 from django.utils import timezone
 from django_countries.fields import CountryField
 
+from partners.decisions import jurisdiction_allowed
+
 __all__ = ["Artifact", "Checkpoint", "Release"]
 
 
@@ -40,8 +42,9 @@ class Release(models.Model):
         return self.slug
 
     def jurisdiction_allowed(self, code: str) -> bool:
-        listed = code in {str(c) for c in self.policy_jurisdictions}
-        return listed if self.policy == self.Policy.ALLOW_LIST else not listed
+        """The export rule of ``decide``, for one jurisdiction."""
+        listed = frozenset(str(c) for c in self.policy_jurisdictions)
+        return jurisdiction_allowed(self.policy, listed, code)
 
 
 class Checkpoint(models.Model):
