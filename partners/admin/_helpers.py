@@ -1,18 +1,24 @@
 """Pieces shared by the portal's model admins."""
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
 from partners.errors import ActionError
 
-__all__ = ["ActionErrorsAsMessages", "action_error_to_validation", "reason_action"]
+__all__ = [
+    "ActionErrorsAsMessages",
+    "AddThenReadOnly",
+    "action_error_to_validation",
+    "reason_action",
+]
 
 
 class ReasonForm(forms.Form):
@@ -86,3 +92,28 @@ class ActionErrorsAsMessages:
         except ActionError as exc:
             self.message_user(request, exc.message, messages.ERROR)  # type: ignore[attr-defined]
             return HttpResponseRedirect(request.get_full_path())
+
+
+class AddThenReadOnly:
+    """An admin whose rows are made by an action through ``add_form`` and are history
+    afterwards: the add page shows ``add_fields``, the change page only reads."""
+
+    add_form: type[ModelForm]
+    add_fields: Sequence[str]
+    readonly_fields: ClassVar[Sequence[str]]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if obj is None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, change, **kwargs)  # type: ignore[misc]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.readonly_fields if obj else []
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.readonly_fields if obj else list(self.add_fields)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

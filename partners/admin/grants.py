@@ -12,7 +12,12 @@ from partners import actions
 from partners.errors import ActionError
 from partners.models import Grant, GrantApproval, GrantRequest
 
-from ._helpers import ActionErrorsAsMessages, action_error_to_validation, reason_action
+from ._helpers import (
+    ActionErrorsAsMessages,
+    AddThenReadOnly,
+    action_error_to_validation,
+    reason_action,
+)
 
 __all__ = ["GrantAdmin", "GrantRequestAdmin"]
 
@@ -56,7 +61,10 @@ class GrantIssueForm(forms.ModelForm):
 
 
 @admin.register(Grant)
-class GrantAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
+class GrantAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmin):
+    # A grant changes only by being revoked (or by the clock).
+    add_form = GrantIssueForm
+    add_fields = ("partner", "checkpoint", "quota_bytes", "expires_at")
     list_display = [
         "__str__",
         "partner",
@@ -93,26 +101,8 @@ class GrantAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
     def usage(self, grant: Grant) -> str:
         return f"{filesizeformat(grant.bytes_used)} of {filesizeformat(grant.quota_bytes)}"
 
-    def get_form(
-        self, request: HttpRequest, obj: Grant | None = None, change: bool = False, **kwargs: Any
-    ) -> type[ModelForm]:
-        if obj is None:
-            kwargs["form"] = GrantIssueForm
-        return super().get_form(request, obj, change, **kwargs)
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Grant | None = None) -> list[str]:
-        return self.readonly_fields if obj else []
-
-    def get_fields(self, request: HttpRequest, obj: Grant | None = None) -> Any:
-        return (
-            self.readonly_fields if obj else ["partner", "checkpoint", "quota_bytes", "expires_at"]
-        )
-
     def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("partners.issue_grant")
-
-    def has_change_permission(self, request: HttpRequest, obj: Grant | None = None) -> bool:
-        return False  # a grant changes only by being revoked (or by the clock)
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("partners.revoke_grant")
@@ -153,7 +143,9 @@ class GrantRequestForm(forms.ModelForm):
 
 
 @admin.register(GrantRequest)
-class GrantRequestAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
+class GrantRequestAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmin):
+    add_form = GrantRequestForm
+    add_fields = ("partner", "checkpoint", "quota_bytes", "note")
     list_display = [
         "__str__",
         "partner",
@@ -190,33 +182,11 @@ class GrantRequestAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
     def approvals_given(self, obj: Any) -> str:
         return f"{obj.approval_count} of {obj.approvals_required}"
 
-    def get_form(
-        self,
-        request: HttpRequest,
-        obj: GrantRequest | None = None,
-        change: bool = False,
-        **kwargs: Any,
-    ) -> type[ModelForm]:
-        if obj is None:
-            kwargs["form"] = GrantRequestForm
-        return super().get_form(request, obj, change, **kwargs)
-
-    def get_readonly_fields(
-        self, request: HttpRequest, obj: GrantRequest | None = None
-    ) -> list[str]:
-        return self.readonly_fields if obj else []
-
-    def get_fields(self, request: HttpRequest, obj: GrantRequest | None = None) -> Any:
-        return self.readonly_fields if obj else ["partner", "checkpoint", "quota_bytes", "note"]
-
     def get_inlines(self, request: HttpRequest, obj: GrantRequest | None) -> list[Any]:
         return self.inlines if obj else []
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("partners.issue_grant")
-
-    def has_change_permission(self, request: HttpRequest, obj: GrantRequest | None = None) -> bool:
-        return False
 
     def has_approve_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("partners.approve_grantrequest")

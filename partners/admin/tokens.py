@@ -1,5 +1,3 @@
-from typing import Any
-
 from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
@@ -11,7 +9,7 @@ from partners import actions
 from partners.models import AccessToken
 from partners.tokens import Scope
 
-from ._helpers import ActionErrorsAsMessages, reason_action
+from ._helpers import ActionErrorsAsMessages, AddThenReadOnly, reason_action
 
 __all__ = ["AccessTokenAdmin"]
 
@@ -37,7 +35,9 @@ class TokenCreateForm(forms.ModelForm):
 
 
 @admin.register(AccessToken)
-class AccessTokenAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
+class AccessTokenAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmin):
+    add_form = TokenCreateForm
+    add_fields = ("user", "name", "scopes", "expires_at", "allowed_networks")
     list_display = [
         "prefix",
         "name",
@@ -66,30 +66,6 @@ class AccessTokenAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
         "revoked_at",
         "revoked_by",
     ]
-
-    def get_form(
-        self,
-        request: HttpRequest,
-        obj: AccessToken | None = None,
-        change: bool = False,
-        **kwargs: Any,
-    ) -> type[ModelForm]:
-        if obj is None:
-            kwargs["form"] = TokenCreateForm
-        return super().get_form(request, obj, change, **kwargs)
-
-    def get_readonly_fields(self, request: HttpRequest, obj: AccessToken | None = None) -> Any:
-        return self.readonly_fields if obj else []
-
-    def get_fields(self, request: HttpRequest, obj: AccessToken | None = None) -> Any:
-        return (
-            self.readonly_fields
-            if obj
-            else ["user", "name", "scopes", "expires_at", "allowed_networks"]
-        )
-
-    def has_change_permission(self, request: HttpRequest, obj: AccessToken | None = None) -> bool:
-        return False
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("partners.revoke_accesstoken")
