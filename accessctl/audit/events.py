@@ -29,6 +29,7 @@ class AuditAction(StrEnum):
     GRANT_REQUEST_REJECTED = "grant_request.rejected"
     GRANT_ISSUED = "grant.issued"
     GRANT_REVOKED = "grant.revoked"
+    GRANT_EXPIRED = "grant.expired"
     TOKEN_CREATED = "token.created"
     TOKEN_REVOKED = "token.revoked"
     TOKEN_REJECTED = "token.rejected"

@@ -19,6 +19,7 @@ from .grants import (
     request_grant,
     revoke_grant,
 )
+from .lifecycle import expire_grants
 from .partners import (
     create_partner,
     reinstate_partner,
@@ -38,6 +39,7 @@ __all__ = [
     "create_partner",
     "create_release",
     "create_token",
+    "expire_grants",
     "issue_grant",
     "pull_checkpoint",
     "register_checkpoint",
