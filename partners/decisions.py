@@ -13,6 +13,7 @@ from enum import StrEnum
 from partners.networks import address_in_networks
 
 __all__ = [
+    "DETAIL",
     "CallerFacts",
     "Decision",
     "DownloadFacts",
@@ -37,6 +38,24 @@ class Reason(StrEnum):
     GRANT_REVOKED = "grant_revoked"
     GRANT_EXPIRED = "grant_expired"
     QUOTA_EXHAUSTED = "quota_exhausted"
+
+
+# What a refused partner is told, per reason: one text wherever the reason is raised.
+DETAIL: dict[Reason, str] = {
+    Reason.TOKEN_REVOKED: "This token was revoked.",
+    Reason.TOKEN_EXPIRED: "This token has expired.",
+    Reason.PARTNER_SUSPENDED: "Your organisation's access is suspended.",
+    Reason.PARTNER_TERMINATED: "Your organisation's access has ended.",
+    Reason.NDA_EXPIRED: "Your organisation's NDA has expired.",
+    Reason.JURISDICTION_BLOCKED: "This release may not be shared with your jurisdiction.",
+    Reason.ADDRESS_NOT_ALLOWED: "Requests from this address are not allowed for your organisation or token.",
+    Reason.CHECKPOINT_PULLED: "This checkpoint was withdrawn.",
+    Reason.WINDOW_NOT_OPEN: "Your window for this release has not opened yet.",
+    Reason.WINDOW_CLOSED: "Your window for this release has closed.",
+    Reason.GRANT_REVOKED: "This grant was revoked.",
+    Reason.GRANT_EXPIRED: "This grant has expired.",
+    Reason.QUOTA_EXHAUSTED: "This request would exceed the grant's byte quota.",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +108,11 @@ class Decision:
 
     def __bool__(self) -> bool:
         return self.allowed
+
+    @property
+    def detail(self) -> str:
+        """What the partner is told when refused."""
+        return DETAIL[self.reason] if self.reason else ""
 
 
 ALLOW = Decision(allowed=True)

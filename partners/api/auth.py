@@ -133,18 +133,8 @@ class PartnerCaller(_TokenScope):
         super().has_permission(request, view)
         decision = decide_caller(caller_facts(request))
         if not decision:
-            raise Problem(403, str(decision.reason), _CALLER_DETAIL[str(decision.reason)])
+            raise Problem(403, str(decision.reason), decision.detail)
         return True
-
-
-_CALLER_DETAIL = {
-    "token_revoked": "This token was revoked.",
-    "token_expired": "This token has expired.",
-    "partner_suspended": "Your organisation's access is suspended.",
-    "partner_terminated": "Your organisation's access has ended.",
-    "nda_expired": "Your organisation's NDA has expired.",
-    "address_not_allowed": "Requests from this address are not allowed for your organisation or token.",
-}
 
 
 class StaffCaller(_TokenScope):

@@ -246,7 +246,7 @@ class FileView(APIView):
             },
         )
         if not decision:
-            raise Problem(403, str(decision.reason), _DENIED[str(decision.reason)])
+            raise Problem(403, str(decision.reason), decision.detail)
         mode = settings.ACCESSCTL_DOWNLOAD_MODE
         if mode == "s3" and not head:
             return _s3(artifact)
@@ -256,20 +256,3 @@ class FileView(APIView):
 
     def head(self, request: Request, grant_id: int, path: str) -> HttpResponseBase:
         return self.get(request, grant_id, path)
-
-
-_DENIED = {
-    "token_revoked": "This token was revoked.",
-    "token_expired": "This token has expired.",
-    "partner_suspended": "Your organisation's access is suspended.",
-    "partner_terminated": "Your organisation's access has ended.",
-    "nda_expired": "Your organisation's NDA has expired.",
-    "jurisdiction_blocked": "This release may not be shared with your jurisdiction.",
-    "address_not_allowed": "Downloads from this address are not allowed.",
-    "checkpoint_pulled": "This checkpoint was withdrawn.",
-    "window_not_open": "Your window for this release has not opened yet.",
-    "window_closed": "Your window for this release has closed.",
-    "grant_revoked": "This grant was revoked.",
-    "grant_expired": "This grant has expired.",
-    "quota_exhausted": "This request would exceed the grant's byte quota.",
-}

@@ -143,3 +143,9 @@ def test_caller_rules_apply_alone():
         decide_caller(dataclasses.replace(caller, client_address="198.51.100.1")).reason
         == Reason.ADDRESS_NOT_ALLOWED
     )
+
+
+def test_every_reason_has_a_message_for_the_partner():
+    from partners.decisions import DETAIL
+
+    assert set(DETAIL) == set(Reason)
