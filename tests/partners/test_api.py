@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accessctl.audit.models import AuditEvent
-from accessctl.signing.keys import canonical_json, rotate_key
+from accessctl.signing.keys import BadSignature, canonical_json, rotate_key, verify_detached
 from partners import actions, tokens
 from partners.errors import ActionError
 from partners.models import AccessToken, Grant
@@ -179,6 +179,10 @@ def test_manifest_verifies_offline_against_the_published_key(world):
     tampered = dict(signed["manifest"], tag="other")
     with pytest.raises(InvalidSignature):
         public.verify(b64d(signed["signature"]["signature"]), canonical_json(tampered))
+    # The server-side verifier agrees with the offline one.
+    verify_detached(canonical_json(signed["manifest"]), signed["signature"])
+    with pytest.raises(BadSignature):
+        verify_detached(canonical_json(tampered), signed["signature"])
 
 
 def test_early_access_request_answers_202_and_waits_for_approval(world):
