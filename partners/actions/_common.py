@@ -103,6 +103,16 @@ def save_changes(
     return instance, changes
 
 
+def require_jurisdiction(release: Any, partner: Any) -> None:
+    """Refuse (``jurisdiction_blocked``) a partner the release's export policy excludes."""
+    if not release.jurisdiction_allowed(str(partner.jurisdiction)):
+        raise ActionError(
+            "jurisdiction_blocked",
+            f"Release {release.slug}'s export policy does not allow partners in "
+            f"{country_name(partner.jurisdiction)}.",
+        )
+
+
 def now() -> datetime:
     return timezone.now()
 

@@ -9,7 +9,7 @@ from partners.errors import ActionError, ActionForbidden
 from partners.models import Checkpoint, EmbargoWindow, Grant, GrantApproval, GrantRequest, Partner
 from partners.queries import current_window
 
-from ._common import country_name, integrity_as_action_error, now, require
+from ._common import integrity_as_action_error, now, require, require_jurisdiction
 
 __all__ = [
     "approve_grant_request",
@@ -36,12 +36,7 @@ def _check_eligible(partner: Partner, checkpoint: Checkpoint, at: datetime) -> E
     if partner.nda_expires_at <= at:
         raise ActionError("nda_expired", f"Partner {partner.slug}'s NDA has expired.")
     release = checkpoint.release
-    if not release.jurisdiction_allowed(str(partner.jurisdiction)):
-        raise ActionError(
-            "jurisdiction_blocked",
-            f"Release {release.slug}'s export policy does not allow partners in "
-            f"{country_name(partner.jurisdiction)}.",
-        )
+    require_jurisdiction(release, partner)
     if checkpoint.status != Checkpoint.Status.AVAILABLE:
         raise ActionError("checkpoint_pulled", f"Checkpoint {checkpoint} was pulled.")
     window = current_window(partner=partner, release=release, at=at)

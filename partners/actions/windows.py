@@ -9,7 +9,13 @@ from accessctl.audit.events import AuditAction, record
 from partners.errors import ActionError
 from partners.models import EmbargoWindow, Grant, Partner, Release
 
-from ._common import country_name, field_changes, integrity_as_action_error, require, snapshot
+from ._common import (
+    field_changes,
+    integrity_as_action_error,
+    require,
+    require_jurisdiction,
+    snapshot,
+)
 
 __all__ = ["check_window", "set_window"]
 
@@ -32,12 +38,7 @@ def check_window(
     embargo_lifts_at = embargo_lifts_at or max(release.public_release_at, opens_at)
     if embargo_lifts_at < opens_at:
         raise ActionError("window_invalid", "The embargo cannot lift before the window opens.")
-    if not release.jurisdiction_allowed(str(partner.jurisdiction)):
-        raise ActionError(
-            "jurisdiction_blocked",
-            f"Release {release.slug}'s export policy does not allow partners in "
-            f"{country_name(partner.jurisdiction)}.",
-        )
+    require_jurisdiction(release, partner)
     overlapping = EmbargoWindow.objects.filter(
         release=release, partner=partner, opens_at__lt=closes_at, closes_at__gt=opens_at
     )
