@@ -10,6 +10,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -234,10 +235,21 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
+# Three queues, so revocation work never waits behind email or exports. A worker started
+# without -Q consumes all three (the embedded demo); production runs one pool per queue.
+CELERY_TASK_QUEUES = [Queue("urgent"), Queue("default"), Queue("slow")]
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "partners.tasks.cascade_revocation": {"queue": "urgent"},
+    "partners.tasks.resume_revocations": {"queue": "urgent"},
+    "partners.tasks.send_notifications": {"queue": "slow"},
+    "partners.tasks.send_staff_digest": {"queue": "slow"},
+}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A message a killed worker held comes back after this long (longer than any task's
+    # time limit); the sweepers usually finish its work well before.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 900}
 
-EMAIL_BACKEND = env.str(
-    "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
-)
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="accessctl@localhost")
 
 # django-otp: staff sign in with a password and a TOTP code.
@@ -270,9 +282,12 @@ if PRODUCTION:
     if not SECURE_HSTS_PRELOAD:
         # The operator chose not to be on browsers' preload list; say so once, here.
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
-    EMAIL_BACKEND = env.str(
-        "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend"
-    )
+
+# Email: EMAIL_URL in django-environ's form, e.g. smtp+tls://user:password@host:587. The
+# embedded demo prints mail to the worker's console.
+vars().update(
+    env.email_url("EMAIL_URL", default="smtp://localhost:25" if PRODUCTION else "consolemail://")
+)
 
 # Secrets of the product itself. Production must set them; the embedded default makes
 # them once in DATA_DIR.
@@ -319,6 +334,15 @@ ACCESSCTL_DOWNLOAD_MODE = env.str("ACCESSCTL_DOWNLOAD_MODE", default="local")
 ACCESSCTL_PRESIGN_SECONDS = env.int("ACCESSCTL_PRESIGN_SECONDS", default=60)
 ACCESSCTL_NGINX_INTERNAL_PREFIX = env.str("ACCESSCTL_NGINX_INTERNAL_PREFIX", default="/_artifacts/")
 ACCESSCTL_API_RATE = env.str("ACCESSCTL_API_RATE", default="1200/min")
+# Lifecycle: remind approvers of requests pending this long (and again as often); warn
+# partners of windows closing and grants expiring this far ahead; re-run a revocation's
+# fan-out not finished after this many seconds (a lost message, a broker that was down).
+ACCESSCTL_REQUEST_REMINDER_HOURS = env.int("ACCESSCTL_REQUEST_REMINDER_HOURS", default=24)
+ACCESSCTL_DEADLINE_NOTICE_HOURS = env.int("ACCESSCTL_DEADLINE_NOTICE_HOURS", default=72)
+ACCESSCTL_REVOCATION_RESUME_SECONDS = env.int("ACCESSCTL_REVOCATION_RESUME_SECONDS", default=30)
+# Emails link here and sign with this name.
+ACCESSCTL_PUBLIC_URL = env.str("ACCESSCTL_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+ACCESSCTL_SITE_NAME = env.str("ACCESSCTL_SITE_NAME", default="accessctl")
 
 LOGGING = {
     "version": 1,

@@ -31,6 +31,7 @@ class Reason(StrEnum):
     PARTNER_TERMINATED = "partner_terminated"
     NDA_EXPIRED = "nda_expired"
     JURISDICTION_BLOCKED = "jurisdiction_blocked"
+    RELEASE_WITHDRAWN = "release_withdrawn"
     ADDRESS_NOT_ALLOWED = "address_not_allowed"
     CHECKPOINT_PULLED = "checkpoint_pulled"
     WINDOW_NOT_OPEN = "window_not_open"
@@ -49,6 +50,7 @@ DETAIL: dict[Reason, str] = {
     Reason.NDA_EXPIRED: "Your organisation's NDA has expired.",
     Reason.JURISDICTION_BLOCKED: "This release may not be shared with your jurisdiction.",
     Reason.ADDRESS_NOT_ALLOWED: "Requests from this address are not allowed for your organisation or token.",
+    Reason.RELEASE_WITHDRAWN: "This release was withdrawn.",
     Reason.CHECKPOINT_PULLED: "This checkpoint was withdrawn.",
     Reason.WINDOW_NOT_OPEN: "Your window for this release has not opened yet.",
     Reason.WINDOW_CLOSED: "Your window for this release has closed.",
@@ -87,7 +89,9 @@ class DownloadFacts:
     partner_jurisdiction: str
     partner_networks: Sequence[str]
     nda_expires_at: datetime
-    # The release's export-control policy: "allow" or "deny" the listed jurisdictions.
+    # The release: its status (the kill switch withdraws it) and its export-control
+    # policy: "allow" or "deny" the listed jurisdictions.
+    release_status: str
     release_policy: str
     release_jurisdictions: frozenset[str]
     # What is being downloaded and under which permission.
@@ -161,6 +165,8 @@ def decide(facts: DownloadFacts) -> Decision:
         facts.release_policy, facts.release_jurisdictions, facts.partner_jurisdiction
     ):
         return _deny(Reason.JURISDICTION_BLOCKED)
+    if facts.release_status == "withdrawn":
+        return _deny(Reason.RELEASE_WITHDRAWN)
     if facts.checkpoint_status != "available":
         return _deny(Reason.CHECKPOINT_PULLED)
     if now < facts.window_opens_at:

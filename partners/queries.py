@@ -19,6 +19,7 @@ from partners.models import (
     GrantRequest,
     Partner,
     Release,
+    Revocation,
 )
 
 M = TypeVar("M", bound=Model)
@@ -155,7 +156,7 @@ def _partial(model: type[M], **values: Any) -> M:
 _DOWNLOAD_TARGET = """
     SELECT g.id, g.status, g.expires_at, g.quota_bytes, g.bytes_used, g.checkpoint_id,
            g.window_id, w.opens_at, w.closes_at, c.status, c.release_id, r.policy,
-           r.policy_jurisdictions, a.id, a.path, a.size, a.sha256, a.storage_key
+           r.policy_jurisdictions, r.status, a.id, a.path, a.size, a.sha256, a.storage_key
     FROM partners_grant g
     JOIN partners_embargowindow w ON w.id = g.window_id
     JOIN partners_checkpoint c ON c.id = g.checkpoint_id
@@ -192,13 +193,20 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
         release_id,
         policy,
         jurisdictions,
+        release_status,
         aid,
         apath,
         size,
         sha256,
         key,
     ) = row
-    release = _partial(Release, id=release_id, policy=policy, policy_jurisdictions=jurisdictions)
+    release = _partial(
+        Release,
+        id=release_id,
+        policy=policy,
+        policy_jurisdictions=jurisdictions,
+        status=release_status,
+    )
     checkpoint = _partial(
         Checkpoint, id=checkpoint_id, status=checkpoint_status, release_id=release_id
     )
@@ -305,3 +313,12 @@ def token_by_digests(digests: list[str]) -> AccessToken | None:
             nda_expires_at=nda_expires_at,
         )
     return token
+
+
+def unfinished_revocations(*, older_than: datetime) -> list[int]:
+    """Revocations whose fan-out has not finished, that took effect before ``older_than``."""
+    return list(
+        Revocation.objects.filter(
+            status=Revocation.Status.PENDING, effective_at__lte=older_than
+        ).values_list("pk", flat=True)
+    )

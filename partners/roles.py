@@ -23,8 +23,15 @@ _VIEW_ALL = [
         "grantrequest",
         "grantapproval",
         "accesstoken",
+        "revocation",
+        "notification",
     )
-] + [("audit", "view_auditevent")]
+] + [
+    ("audit", "view_auditevent"),
+    ("django_celery_results", "view_taskresult"),
+    ("django_celery_results", "view_groupresult"),
+    ("django_celery_beat", "view_periodictask"),
+]
 
 ROLES: dict[str, list[tuple[str, str]]] = {
     "Release manager": _VIEW_ALL
@@ -67,7 +74,14 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         ("partners", "revoke_grant"),
         ("partners", "pull_checkpoint"),
         ("partners", "revoke_accesstoken"),
+        ("partners", "withdraw_release"),
         ("audit", "export_auditevent"),
+        # The lifecycle schedules (how often windows, grants and NDAs are checked).
+        ("django_celery_beat", "change_periodictask"),
+        ("django_celery_beat", "view_intervalschedule"),
+        ("django_celery_beat", "add_intervalschedule"),
+        ("django_celery_beat", "view_crontabschedule"),
+        ("django_celery_beat", "add_crontabschedule"),
     ],
     "Compliance": [*_VIEW_ALL, ("audit", "export_auditevent")],
 }

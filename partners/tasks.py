@@ -1,24 +1,130 @@
-"""Celery tasks: fetch what is due, call an action. Idempotent, acks_late, retried."""
+"""Celery tasks: thin wrappers that fetch what is due and call an action.
+
+Every task is idempotent (the actions change only rows still in their old state),
+``acks_late`` (a message is acknowledged after the work, so a killed worker's task runs
+again), retried with exponential backoff on database errors, and time-limited. The
+periodic ones are scheduled in the database (django-celery-beat, migrations 0006 and
+0008), so staff can change or pause them in the portal.
+"""
+
+from collections.abc import Callable
+from datetime import timedelta
 
 from celery import shared_task
-from django.db import OperationalError
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.utils import timezone
 
-from partners import actions
+from partners import actions, notify, queries
+from partners.dispatch import send
 
-__all__ = ["expire_grants"]
+__all__ = [
+    "announce_deadlines",
+    "cascade_revocation",
+    "close_windows",
+    "expire_grants",
+    "expire_ndas",
+    "lift_embargoes",
+    "open_windows",
+    "remind_pending_requests",
+    "resume_revocations",
+    "send_notifications",
+    "send_staff_digest",
+]
+
+RETRY = {
+    "acks_late": True,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=5,
-    soft_time_limit=120,
-)
-def expire_grants() -> int:
-    """Expire every grant past its expiry, in batches; returns how many."""
+def _drain(step: Callable[[], int]) -> int:
+    """Run a batched action until it finds nothing more to do; how many rows it changed."""
     total = 0
-    while done := actions.expire_grants():
+    while done := step():
         total += done
     return total
+
+
+@shared_task(**RETRY, soft_time_limit=120, time_limit=180)
+def expire_grants() -> int:
+    """Expire every grant past its expiry."""
+    return _drain(actions.expire_grants)
+
+
+@shared_task(**RETRY, soft_time_limit=120, time_limit=180)
+def open_windows() -> int:
+    return _drain(actions.open_windows)
+
+
+@shared_task(**RETRY, soft_time_limit=120, time_limit=180)
+def close_windows() -> int:
+    return _drain(actions.close_windows)
+
+
+@shared_task(**RETRY, soft_time_limit=120, time_limit=180)
+def lift_embargoes() -> int:
+    return _drain(actions.lift_embargoes)
+
+
+@shared_task(**RETRY, soft_time_limit=120, time_limit=180)
+def expire_ndas() -> int:
+    return _drain(actions.expire_ndas)
+
+
+@shared_task(**RETRY, soft_time_limit=120, time_limit=180)
+def remind_pending_requests() -> int:
+    return _drain(actions.remind_pending_requests)
+
+
+@shared_task(**RETRY, soft_time_limit=120, time_limit=180)
+def announce_deadlines() -> int:
+    return actions.announce_deadlines()
+
+
+@shared_task(**RETRY, soft_time_limit=240, time_limit=300)
+def cascade_revocation(revocation_id: int) -> dict[str, int] | None:
+    """The fan-out of one revocation (queue ``urgent``)."""
+    revocation = actions.cascade_revocation(revocation_id)
+    if revocation is None:
+        return None
+    return {
+        "grants_revoked": revocation.grants_revoked,
+        "requests_rejected": revocation.requests_rejected,
+        "tokens_revoked": revocation.tokens_revoked,
+        "notifications_queued": revocation.notifications_queued,
+    }
+
+
+@shared_task(**RETRY, soft_time_limit=60, time_limit=90)
+def resume_revocations() -> list[int]:
+    """Queue again every fan-out not finished in time (its message was lost with a killed
+    worker, or the broker was down when the revocation committed)."""
+    older_than = timezone.now() - timedelta(seconds=settings.ACCESSCTL_REVOCATION_RESUME_SECONDS)
+    pending = queries.unfinished_revocations(older_than=older_than)
+    for revocation_id in pending:
+        send("partners.tasks.cascade_revocation", revocation_id)
+    return pending
+
+
+@shared_task(**RETRY, soft_time_limit=240, time_limit=300)
+def send_notifications() -> dict[str, int]:
+    """Send every due email (queue ``slow``); failures back off per message."""
+    sent = failed = 0
+    while True:
+        done, bad = notify.send_due()
+        sent, failed = sent + done, failed + bad
+        if not done + bad:
+            return {"sent": sent, "failed": failed}
+
+
+@shared_task(**RETRY, soft_time_limit=120, time_limit=180)
+def send_staff_digest() -> int:
+    """Queue today's digest for staff (once a day), then send it."""
+    queued = actions.queue_staff_digest()
+    send("partners.tasks.send_notifications")
+    return queued

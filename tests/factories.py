@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from partners import actions
+from partners.decisions import Decision
 from partners.models import Checkpoint, EmbargoWindow, Grant, Membership, Partner, Release
 
 _seq = itertools.count(1)
@@ -142,3 +143,15 @@ def stored_checkpoint(of: Release, files: dict[str, bytes], tag: str = "step-1")
             actions.ArtifactSpec(path=path, size=spec.size, sha256=spec.sha256, storage_key=key)
         )
     return actions.register_checkpoint(actor=None, release=of, tag=tag, artifacts=specs).checkpoint
+
+
+def authorize(grant: Grant, *, requested_bytes: int = 1) -> Decision:
+    """Ask for a download under ``grant`` through the real action (first file, 1 byte)."""
+    artifact = grant.checkpoint.artifacts.order_by("pk").first()
+    return actions.authorize_download(
+        actor=None,
+        grant=grant,
+        artifact=artifact,
+        requested_bytes=requested_bytes,
+        client_address="203.0.113.9",
+    )

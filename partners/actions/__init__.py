@@ -19,7 +19,16 @@ from .grants import (
     request_grant,
     revoke_grant,
 )
-from .lifecycle import expire_grants
+from .lifecycle import (
+    announce_deadlines,
+    close_windows,
+    expire_grants,
+    expire_ndas,
+    lift_embargoes,
+    open_windows,
+    queue_staff_digest,
+    remind_pending_requests,
+)
 from .partners import (
     create_partner,
     reinstate_partner,
@@ -27,24 +36,36 @@ from .partners import (
     terminate_partner,
     update_partner,
 )
+from .revocations import (
+    cascade_revocation,
+    withdraw_release,
+)
 from .tokens import create_token, revoke_token
 from .windows import check_window, set_window
 
 __all__ = [
     "ArtifactSpec",
+    "announce_deadlines",
     "approve_grant_request",
     "authorize_download",
+    "cascade_revocation",
     "check_grant",
     "check_window",
+    "close_windows",
     "create_partner",
     "create_release",
     "create_token",
     "expire_grants",
+    "expire_ndas",
     "issue_grant",
+    "lift_embargoes",
+    "open_windows",
     "pull_checkpoint",
+    "queue_staff_digest",
     "register_checkpoint",
     "reinstate_partner",
     "reject_grant_request",
+    "remind_pending_requests",
     "request_grant",
     "revoke_grant",
     "revoke_token",
@@ -53,4 +74,5 @@ __all__ = [
     "terminate_partner",
     "update_partner",
     "update_release",
+    "withdraw_release",
 ]

@@ -7,9 +7,10 @@ from django.db import transaction
 
 from accessctl.audit.events import AuditAction, record
 from partners.errors import ActionError
-from partners.models import Artifact, Checkpoint, Grant, Release
+from partners.models import Artifact, Checkpoint, Release, Revocation
 
 from ._common import now, require, save_changes, validate
+from .revocations import start_revocation
 
 __all__ = [
     "ArtifactSpec",
@@ -63,6 +64,11 @@ def update_release(*, actor: Any, release: Release, **values: Any) -> Release:
     """Rename, reschedule or mark a release launched. Its slug and export policy are fixed:
     windows and grants were decided under them."""
     require(actor, "partners.change_release")
+    if Release.Status.WITHDRAWN in {values.get("status"), release.status}:
+        raise ActionError(
+            "release_withdrawn",
+            "A withdrawn release cannot change; the kill switch is the only way to withdraw one.",
+        )
     release, changes = save_changes(Release, release.pk, values, RELEASE_EDITABLE_FIELDS)
     if changes:
         record(AuditAction.RELEASE_UPDATED, actor=actor, target=release, changes=changes)
@@ -157,7 +163,8 @@ def register_checkpoint(
 
 @transaction.atomic
 def pull_checkpoint(*, actor: Any, checkpoint: Checkpoint, reason: str) -> Checkpoint:
-    """Withdraw a checkpoint: every download of it stops and its active grants are revoked."""
+    """Withdraw a checkpoint: every download of it stops now; the cascade revokes its
+    grants."""
     require(actor, "partners.pull_checkpoint")
     if not reason.strip():
         raise ActionError("reason_required", "Say why: the reason is kept in the audit trail.")
@@ -169,17 +176,18 @@ def pull_checkpoint(*, actor: Any, checkpoint: Checkpoint, reason: str) -> Check
     checkpoint.pulled_at = at
     checkpoint.pulled_reason = reason
     checkpoint.save(update_fields=["status", "pulled_at", "pulled_reason"])
-    revoked = Grant.objects.filter(checkpoint=checkpoint, status=Grant.Status.ACTIVE).update(
-        status=Grant.Status.REVOKED,
-        revoked_at=at,
-        revoked_by=actor,
-        revoke_reason=f"checkpoint pulled: {reason}",
+    revocation = start_revocation(
+        Revocation.Scope.CHECKPOINT, checkpoint, actor=actor, reason=reason, at=at
     )
     record(
         AuditAction.CHECKPOINT_PULLED,
         actor=actor,
         target=checkpoint,
-        changes={"reason": reason, "status": ["available", "pulled"], "grants_revoked": revoked},
+        changes={
+            "reason": reason,
+            "status": ["available", "pulled"],
+            "revocation": revocation.pk,
+        },
         at=at,
     )
     return checkpoint

@@ -82,6 +82,7 @@ def authorize_download(
         partner_jurisdiction=str(partner.jurisdiction),
         partner_networks=tuple(partner.allowed_networks),
         nda_expires_at=partner.nda_expires_at,
+        release_status=release.status,
         release_policy=release.policy,
         release_jurisdictions=frozenset(str(c) for c in release.policy_jurisdictions),
         checkpoint_status=grant.checkpoint.status,

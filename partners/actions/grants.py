@@ -5,11 +5,23 @@ from django.conf import settings
 from django.db import transaction
 
 from accessctl.audit.events import AuditAction, record
+from partners import notify
 from partners.errors import ActionError, ActionForbidden
-from partners.models import Checkpoint, EmbargoWindow, Grant, GrantApproval, GrantRequest, Partner
+from partners.models import (
+    Checkpoint,
+    EmbargoWindow,
+    Grant,
+    GrantApproval,
+    GrantRequest,
+    Notification,
+    Partner,
+    Release,
+    Revocation,
+)
 from partners.queries import current_window
 
 from ._common import integrity_as_action_error, now, require, require_jurisdiction
+from .revocations import start_revocation
 
 __all__ = [
     "approve_grant_request",
@@ -37,6 +49,8 @@ def _check_eligible(partner: Partner, checkpoint: Checkpoint, at: datetime) -> E
         raise ActionError("nda_expired", f"Partner {partner.slug}'s NDA has expired.")
     release = checkpoint.release
     require_jurisdiction(release, partner)
+    if release.status == Release.Status.WITHDRAWN:
+        raise ActionError("release_withdrawn", f"Release {release.slug} was withdrawn.")
     if checkpoint.status != Checkpoint.Status.AVAILABLE:
         raise ActionError("checkpoint_pulled", f"Checkpoint {checkpoint} was pulled.")
     window = current_window(partner=partner, release=release, at=at)
@@ -121,6 +135,19 @@ def _issue(
             "request": request.pk if request else None,
         },
         at=at,
+    )
+    approved = request is not None and request.approvals_required > 0
+    notify.queue(
+        Notification.Kind.REQUEST_APPROVED if approved else Notification.Kind.GRANT_ISSUED,
+        f"grant.issued:{grant.pk}",
+        notify.partner_recipients([partner.pk]),
+        {
+            "grant": grant.pk,
+            "request": request.pk if request else None,
+            "checkpoint": str(checkpoint),
+            "expires_at": expires_at.isoformat(),
+            "quota_bytes": quota_bytes,
+        },
     )
     return grant
 
@@ -300,6 +327,12 @@ def reject_grant_request(*, actor: Any, request: GrantRequest, reason: str) -> G
         changes={"reason": reason, "status": ["pending", "rejected"]},
         at=at,
     )
+    notify.queue(
+        Notification.Kind.REQUEST_REJECTED,
+        f"grant_request.rejected:{request.pk}",
+        notify.partner_recipients([request.partner_id]),
+        {"request": request.pk, "checkpoint": str(request.checkpoint), "reason": reason},
+    )
     return request
 
 
@@ -323,13 +356,20 @@ def revoke_grant(*, actor: Any, grant: Grant, reason: str) -> Grant:
         actor,
         reason,
     )
-    grant.save(update_fields=["status", "revoked_at", "revoked_by", "revoke_reason"])
+    grant.revocation = start_revocation(
+        Revocation.Scope.GRANT, grant, actor=actor, reason=reason, at=at
+    )
+    grant.save(update_fields=["status", "revoked_at", "revoked_by", "revoke_reason", "revocation"])
     record(
         AuditAction.GRANT_REVOKED,
         actor=actor,
         target=grant,
         partner_id=grant.partner_id,
-        changes={"reason": reason, "status": [old, grant.status]},
+        changes={
+            "reason": reason,
+            "status": [old, grant.status],
+            "revocation": grant.revocation.pk,
+        },
         at=at,
     )
     return grant

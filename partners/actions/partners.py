@@ -5,9 +5,10 @@ from django.db import transaction
 
 from accessctl.audit.events import AuditAction, record
 from partners.errors import ActionError
-from partners.models import Grant, Partner
+from partners.models import Partner, Revocation
 
 from ._common import now, require, save_changes, validate
+from .revocations import partner_cascade_pending, start_revocation
 
 __all__ = [
     "create_partner",
@@ -79,16 +80,6 @@ def update_partner(*, actor: Any, partner: Partner, **values: Any) -> Partner:
     return partner
 
 
-def _revoke_partner_grants(partner: Partner, *, actor: Any, reason: str, at: datetime) -> int:
-    # One set-based UPDATE: effective for every download the moment this commits.
-    return Grant.objects.filter(partner=partner, status=Grant.Status.ACTIVE).update(
-        status=Grant.Status.REVOKED,
-        revoked_at=at,
-        revoked_by=actor if actor is not None else None,
-        revoke_reason=reason,
-    )
-
-
 def _set_status(
     *, actor: Any, partner: Partner, status: str, allowed_from: set[str], reason: str
 ) -> tuple[Partner, str]:
@@ -109,8 +100,13 @@ def _set_status(
 
 
 @transaction.atomic
-def suspend_partner(*, actor: Any, partner: Partner, reason: str) -> Partner:
-    """Stop every download of the partner at once and revoke its active grants."""
+def suspend_partner(*, actor: Any, partner: Partner, reason: str, reason_code: str = "") -> Partner:
+    """Stop every download of the partner at once; its grants are revoked by the cascade.
+
+    The status change is the enforcement (every request reads it); the fan-out that
+    revokes the grants, rejects pending requests and tells people runs in Celery.
+    ``reason_code`` marks a system suspension (``nda_expired``) in the audit event.
+    """
     partner, old = _set_status(
         actor=actor,
         partner=partner,
@@ -119,15 +115,16 @@ def suspend_partner(*, actor: Any, partner: Partner, reason: str) -> Partner:
         reason=reason,
     )
     at = now()
-    revoked = _revoke_partner_grants(
-        partner, actor=actor, reason=f"partner suspended: {reason}", at=at
+    revocation = start_revocation(
+        Revocation.Scope.PARTNER, partner, actor=actor, reason=reason, at=at
     )
     record(
         AuditAction.PARTNER_SUSPENDED,
         actor=actor,
         target=partner,
         partner=partner,
-        changes={"reason": reason, "status": [old, partner.status], "grants_revoked": revoked},
+        reason=reason_code,
+        changes={"reason": reason, "status": [old, partner.status], "revocation": revocation.pk},
         at=at,
     )
     return partner
@@ -135,7 +132,11 @@ def suspend_partner(*, actor: Any, partner: Partner, reason: str) -> Partner:
 
 @transaction.atomic
 def reinstate_partner(*, actor: Any, partner: Partner, reason: str) -> Partner:
-    """Let a suspended partner back in. Revoked grants stay revoked: issue new ones."""
+    """Let a suspended partner back in. Revoked grants stay revoked: issue new ones.
+
+    Refused while the suspension's fan-out is still running, so no grant it is about to
+    revoke is usable in between.
+    """
     partner, old = _set_status(
         actor=actor,
         partner=partner,
@@ -143,6 +144,11 @@ def reinstate_partner(*, actor: Any, partner: Partner, reason: str) -> Partner:
         allowed_from={Partner.Status.SUSPENDED},
         reason=reason,
     )
+    if partner_cascade_pending(partner):  # raising rolls the status change back
+        raise ActionError(
+            "revocation_in_progress",
+            f"Partner {partner.slug}'s grants are still being revoked; try again in a minute.",
+        )
     record(
         AuditAction.PARTNER_REINSTATED,
         actor=actor,
@@ -155,7 +161,8 @@ def reinstate_partner(*, actor: Any, partner: Partner, reason: str) -> Partner:
 
 @transaction.atomic
 def terminate_partner(*, actor: Any, partner: Partner, reason: str) -> Partner:
-    """End the relationship for good: no way back, every grant revoked."""
+    """End the relationship for good: no way back; the cascade revokes every grant and
+    token."""
     partner, old = _set_status(
         actor=actor,
         partner=partner,
@@ -164,15 +171,15 @@ def terminate_partner(*, actor: Any, partner: Partner, reason: str) -> Partner:
         reason=reason,
     )
     at = now()
-    revoked = _revoke_partner_grants(
-        partner, actor=actor, reason=f"partner terminated: {reason}", at=at
+    revocation = start_revocation(
+        Revocation.Scope.PARTNER, partner, actor=actor, reason=reason, at=at
     )
     record(
         AuditAction.PARTNER_TERMINATED,
         actor=actor,
         target=partner,
         partner=partner,
-        changes={"reason": reason, "status": [old, partner.status], "grants_revoked": revoked},
+        changes={"reason": reason, "status": [old, partner.status], "revocation": revocation.pk},
         at=at,
     )
     return partner

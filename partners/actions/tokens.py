@@ -7,9 +7,10 @@ from django.db import transaction
 from accessctl.audit.events import AuditAction, record
 from partners import tokens
 from partners.errors import ActionError
-from partners.models import AccessToken, Membership
+from partners.models import AccessToken, Membership, Revocation
 
 from ._common import now, require, validate
+from .revocations import start_revocation
 
 __all__ = ["create_token", "revoke_token"]
 
@@ -94,12 +95,13 @@ def revoke_token(*, actor: Any, token: AccessToken, reason: str) -> AccessToken:
     at = now()
     token.revoked_at, token.revoked_by = at, actor
     token.save(update_fields=["revoked_at", "revoked_by"])
+    revocation = start_revocation(Revocation.Scope.TOKEN, token, actor=actor, reason=reason, at=at)
     record(
         AuditAction.TOKEN_REVOKED,
         actor=actor,
         target=token,
         partner_id=token.partner_id,
-        changes={"reason": reason, "prefix": token.prefix},
+        changes={"reason": reason, "prefix": token.prefix, "revocation": revocation.pk},
         at=at,
     )
     return token

@@ -12,6 +12,7 @@ from partners.models import EmbargoWindow, Grant, Partner, Release
 from ._common import (
     field_changes,
     integrity_as_action_error,
+    now,
     require,
     require_jurisdiction,
     snapshot,
@@ -33,6 +34,8 @@ def check_window(
 ) -> datetime:
     """Refuse a window that cannot be set; return its embargo lift time (default: the
     release's public time, or the opening if that is later). Forms call this too."""
+    if release.status == Release.Status.WITHDRAWN:
+        raise ActionError("release_withdrawn", f"Release {release.slug} was withdrawn.")
     if opens_at >= closes_at:
         raise ActionError("window_invalid", "The window must open before it closes.")
     embargo_lifts_at = embargo_lifts_at or max(release.public_release_at, opens_at)
@@ -95,6 +98,15 @@ def set_window(
         before = snapshot(window, _FIELDS)
     window.opens_at, window.closes_at = opens_at, closes_at
     window.embargo_lifts_at, window.tier = embargo_lifts_at, tier
+    # A moment moved into the future will be recorded (and announced) again when due.
+    at = now()
+    for marker, due in (
+        ("opened_at", opens_at),
+        ("closed_at", closes_at),
+        ("embargo_lifted_at", embargo_lifts_at),
+    ):
+        if due > at:
+            setattr(window, marker, None)
     with integrity_as_action_error():
         if window.pk:
             # Clip first, so the database rule "no grant outlives its window" holds at

@@ -108,7 +108,7 @@ class PartnerAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
         return request.user.has_perm("partners.suspend_partner")
 
     @reason_action(
-        description="Suspend selected partners (revokes their grants)",
+        description="Suspend selected partners (stops downloads now, then revokes their grants)",
         permission="suspend",
         submit_label="Suspend",
     )

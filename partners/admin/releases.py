@@ -100,8 +100,20 @@ class ReleaseAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
     list_display = ["slug", "name", "public_release_at", "status", "policy", "jurisdictions"]
     list_filter = ["status", "policy"]
     search_fields = ["slug", "name"]
-    readonly_fields = ["created_at"]
+    readonly_fields = ["created_at", "withdrawn_at", "withdrawn_reason"]
     inlines = [WindowInline, CheckpointInline]
+    actions = ["withdraw"]
+
+    @reason_action(
+        description="Kill switch: withdraw selected releases (stops every download now)",
+        permission="withdraw",
+        submit_label="Withdraw the release",
+    )
+    def withdraw(self, request: HttpRequest, release: Release, reason: str) -> None:
+        actions.withdraw_release(actor=request.user, release=release, reason=reason)
+
+    def has_withdraw_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("partners.withdraw_release")
 
     @admin.display(description="Jurisdictions")
     def jurisdictions(self, obj: Release) -> str:

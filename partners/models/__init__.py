@@ -1,6 +1,8 @@
 from .grants import Grant, GrantApproval, GrantRequest
+from .notifications import Notification
 from .partners import Membership, Partner, PartnerContact
 from .releases import Artifact, Checkpoint, Release
+from .revocations import Revocation
 from .tokens import AccessToken
 from .windows import EmbargoWindow
 
@@ -13,7 +15,9 @@ __all__ = [
     "GrantApproval",
     "GrantRequest",
     "Membership",
+    "Notification",
     "Partner",
     "PartnerContact",
     "Release",
+    "Revocation",
 ]

@@ -36,6 +36,9 @@ class GrantRequest(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     rejection_reason = models.CharField(max_length=300, blank=True)
+    reminded_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When staff were last reminded."
+    )
 
     class Meta:
         ordering = ["-requested_at"]
@@ -111,6 +114,14 @@ class Grant(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     revoke_reason = models.CharField(max_length=300, blank=True)
+    revocation = models.ForeignKey(
+        "partners.Revocation",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="grants",
+        help_text="The revocation that ended this grant.",
+    )
 
     class Meta:
         ordering = ["-issued_at"]

@@ -17,6 +17,7 @@ class Release(models.Model):
         PLANNED = "planned", "Planned"
         LAUNCHED = "launched", "Launched"
         CANCELLED = "cancelled", "Cancelled"
+        WITHDRAWN = "withdrawn", "Withdrawn (kill switch)"
 
     class Policy(models.TextChoices):
         ALLOW_LIST = "allow", "Only the listed jurisdictions"
@@ -28,6 +29,8 @@ class Release(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PLANNED)
     policy = models.CharField(max_length=8, choices=Policy.choices, default=Policy.DENY_LIST)
     policy_jurisdictions = CountryField(multiple=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -36,7 +39,13 @@ class Release(models.Model):
             models.CheckConstraint(
                 condition=models.Q(policy__in=["allow", "deny"]), name="release_policy_valid"
             ),
+            models.CheckConstraint(
+                condition=models.Q(status="withdrawn", withdrawn_at__isnull=False)
+                | (~models.Q(status="withdrawn") & models.Q(withdrawn_at__isnull=True)),
+                name="release_withdrawn_has_time",
+            ),
         ]
+        permissions = [("withdraw_release", "Can withdraw a whole release (kill switch)")]
 
     def __str__(self) -> str:
         return self.slug

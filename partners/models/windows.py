@@ -31,6 +31,10 @@ class EmbargoWindow(models.Model):
     embargo_lifts_at = models.DateTimeField(
         help_text="When the partner may publish results obtained with this release."
     )
+    # When the lifecycle tasks recorded (audited, announced) each moment; empty until then.
+    opened_at = models.DateTimeField(null=True, blank=True, editable=False)
+    closed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    embargo_lifted_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

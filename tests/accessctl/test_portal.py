@@ -12,7 +12,8 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accessctl.audit.models import AuditEvent
-from partners.models import EmbargoWindow, Grant, Partner
+from partners import actions
+from partners.models import EmbargoWindow, Grant, Partner, Revocation
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -272,8 +273,12 @@ def test_suspend_action_in_the_portal(client, world):
         },
     )
     partner.refresh_from_db()
-    grant.refresh_from_db()
     assert partner.status == Partner.Status.SUSPENDED
+    assert f.authorize(grant).reason == "partner_suspended"
+    revocation = Revocation.objects.get(partner=partner)
+    assert revocation.status == Revocation.Status.PENDING  # the fan-out is Celery's
+    actions.cascade_revocation(revocation.pk)
+    grant.refresh_from_db()
     assert grant.status == Grant.Status.REVOKED
 
 

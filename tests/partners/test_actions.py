@@ -7,7 +7,7 @@ from django.utils import timezone
 from accessctl.audit.models import AuditEvent
 from partners import actions
 from partners.errors import ActionError
-from partners.models import EmbargoWindow, Grant, GrantRequest, Partner
+from partners.models import EmbargoWindow, Grant, GrantRequest, Partner, Revocation
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -65,7 +65,7 @@ def test_update_partner_rejects_bad_networks_and_writes_nothing():
     assert not events("partner.updated").exists()
 
 
-def test_suspend_partner_revokes_its_active_grants(setup):
+def test_suspend_partner_refuses_at_once_and_its_cascade_revokes_the_grants(setup):
     partner, release, checkpoint, _ = setup
     grant = f.grant(checkpoint, partner)
     other = f.partner(jurisdiction="DE")
@@ -74,13 +74,21 @@ def test_suspend_partner_revokes_its_active_grants(setup):
 
     actions.suspend_partner(actor=f.staff("Security officer"), partner=partner, reason="leak")
 
+    decision = f.authorize(grant)
+    assert decision.reason == "partner_suspended"
+    revocation = Revocation.objects.get(partner=partner)
+    assert events("partner.suspended").get().changes["revocation"] == revocation.pk
+
+    actions.cascade_revocation(revocation.pk)
     grant.refresh_from_db()
     other_grant.refresh_from_db()
     assert grant.status == Grant.Status.REVOKED
-    assert grant.revoke_reason == "partner suspended: leak"
+    assert grant.revocation == revocation
+    assert grant.revoke_reason == f"revocation #{revocation.pk} (partner): leak"
     assert other_grant.status == Grant.Status.ACTIVE
-    event = events("partner.suspended").get()
-    assert event.changes["grants_revoked"] == 1
+    revocation.refresh_from_db()
+    assert (revocation.status, revocation.grants_revoked) == ("done", 1)
+    assert events("grant.revoked").get().target_id == str(grant.pk)
 
 
 def test_suspend_needs_a_reason(setup):
@@ -98,6 +106,10 @@ def test_reinstate_only_a_suspended_partner(setup):
         actions.reinstate_partner(actor=None, partner=partner, reason="fine")
     assert exc.value.code == "partner_status_conflict"
     actions.suspend_partner(actor=None, partner=partner, reason="audit")
+    with pytest.raises(ActionError) as exc:
+        actions.reinstate_partner(actor=None, partner=partner, reason="too soon")
+    assert exc.value.code == "revocation_in_progress"
+    actions.cascade_revocation(Revocation.objects.get(partner=partner).pk)
     actions.reinstate_partner(actor=None, partner=partner, reason="audit passed")
     partner.refresh_from_db()
     assert partner.status == Partner.Status.ACTIVE
@@ -380,6 +392,8 @@ def test_pull_checkpoint_revokes_its_grants(setup):
     partner, _, checkpoint, _ = setup
     grant = f.grant(checkpoint, partner)
     actions.pull_checkpoint(actor=f.staff("Security officer"), checkpoint=checkpoint, reason="bad")
+    assert f.authorize(grant).reason == "checkpoint_pulled"
+    actions.cascade_revocation(Revocation.objects.get(checkpoint=checkpoint).pk)
     grant.refresh_from_db()
     assert grant.status == Grant.Status.REVOKED
     with pytest.raises(ActionError) as exc:

@@ -85,6 +85,9 @@ CALLS = {
         actor=a, request=_pending_request(w), reason="r"
     ),
     "revoke_grant": lambda a, w: actions.revoke_grant(actor=a, grant=w["grant"], reason="r"),
+    "withdraw_release": lambda a, w: actions.withdraw_release(
+        actor=a, release=w["release"], reason="r"
+    ),
     "create_token": lambda a, w: actions.create_token(
         actor=a, user=f.partner_user(w["partner"]), name="ci", scopes=["read"]
     ),
@@ -116,7 +119,13 @@ ALLOWED = {
         "create_token",
         "revoke_token",
     },
-    "Security officer": {"suspend_partner", "pull_checkpoint", "revoke_grant", "revoke_token"},
+    "Security officer": {
+        "suspend_partner",
+        "pull_checkpoint",
+        "revoke_grant",
+        "revoke_token",
+        "withdraw_release",
+    },
     "Compliance": set(),
 }
 
@@ -130,6 +139,14 @@ def test_every_action_is_in_the_matrix():
         "check_grant",
         "check_window",
         "expire_grants",
+        "open_windows",
+        "close_windows",
+        "lift_embargoes",
+        "expire_ndas",
+        "remind_pending_requests",
+        "announce_deadlines",
+        "queue_staff_digest",
+        "cascade_revocation",
     }
     assert public - not_staff - {"reinstate_partner", "terminate_partner"} == set(CALLS)
 

@@ -7,7 +7,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accessctl.audit.models import AuditEvent
-from partners.models import EmbargoWindow, Grant, Partner
+from partners import actions
+from partners.models import EmbargoWindow, Grant, Partner, Revocation
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -115,6 +116,8 @@ def test_security_officer_suspends_in_an_incident(world):
         "/api/v1/staff/partners/aurora-gpu/suspend", {"reason": "leak"}, format="json"
     )
     assert response.status_code == 200 and response.json()["status"] == "suspended"
+    assert f.authorize(grant).reason == "partner_suspended"
+    actions.cascade_revocation(Revocation.objects.get(partner=partner).pk)
     grant.refresh_from_db()
     assert grant.status == Grant.Status.REVOKED
     missing_reason = client.post(

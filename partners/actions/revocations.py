@@ -1,0 +1,345 @@
+"""Revocation cascades: the root change now, the fan-out in Celery.
+
+``start_revocation`` is called by every revoking action (revoke a token or a grant,
+suspend or terminate a partner, pull a checkpoint, withdraw a release) inside that
+action's transaction, after it changed the root row: from that commit every download is
+refused, whatever the state of the broker or the workers. It records a ``Revocation``
+and queues ``cascade_revocation`` (the ``urgent`` queue) after commit.
+
+``cascade_revocation`` does the rest in short transactions of at most ``batch`` rows,
+never holding a lock for long: revoke the dependent grants issued up to the revocation's
+``effective_at``, reject pending requests, revoke a terminated partner's tokens, queue
+the notifications, then mark the revocation done (one ``revocation.completed`` event
+with the counts). Each step touches only rows still in their old state, so a cascade
+interrupted anywhere (a killed worker) or run twice at once finishes with every row
+changed, and audited, exactly once.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, QuerySet
+
+from accessctl.audit.events import AuditAction, event, record
+from accessctl.audit.models import AuditEvent
+from partners import notify
+from partners.dispatch import after_commit
+from partners.errors import ActionError
+from partners.models import (
+    AccessToken,
+    Grant,
+    GrantRequest,
+    Notification,
+    Partner,
+    Release,
+    Revocation,
+)
+
+from ._common import now, require
+
+__all__ = [
+    "cascade_revocation",
+    "partner_cascade_pending",
+    "start_revocation",
+    "withdraw_release",
+]
+
+BATCH = 1000
+
+
+def start_revocation(
+    scope: Revocation.Scope, target: Any, *, actor: Any, reason: str, at: datetime
+) -> Revocation:
+    """Record the revocation of ``target`` (already changed by the caller) and queue its
+    fan-out after commit."""
+    revocation = Revocation.objects.create(
+        scope=scope,
+        reason=reason,
+        requested_by=actor,
+        effective_at=at,
+        **{str(scope): target},
+    )
+    after_commit("partners.tasks.cascade_revocation", revocation.pk)
+    return revocation
+
+
+@transaction.atomic
+def withdraw_release(*, actor: Any, release: Release, reason: str) -> Release:
+    """The kill switch: every download of every checkpoint of the release stops now.
+
+    Only the security officer role holds ``withdraw_release``. There is no way back:
+    a withdrawn release stays withdrawn (register a new one).
+    """
+    require(actor, "partners.withdraw_release")
+    if not reason.strip():
+        raise ActionError("reason_required", "Say why: the reason is kept in the audit trail.")
+    release = Release.objects.select_for_update().get(pk=release.pk)
+    if release.status == Release.Status.WITHDRAWN:
+        return release
+    at = now()
+    old = release.status
+    release.status, release.withdrawn_at, release.withdrawn_reason = (
+        Release.Status.WITHDRAWN,
+        at,
+        reason,
+    )
+    release.save(update_fields=["status", "withdrawn_at", "withdrawn_reason"])
+    revocation = start_revocation(
+        Revocation.Scope.RELEASE, release, actor=actor, reason=reason, at=at
+    )
+    record(
+        AuditAction.RELEASE_WITHDRAWN,
+        actor=actor,
+        target=release,
+        changes={"reason": reason, "status": [old, release.status], "revocation": revocation.pk},
+        at=at,
+    )
+    return release
+
+
+# What a revocation's dependent rows are, per scope: (lookup on the row, revocation field).
+# A token or a grant has none: the root change was the whole of it.
+_DEPENDENTS = {
+    Revocation.Scope.PARTNER: ("partner_id", "partner_id"),
+    Revocation.Scope.CHECKPOINT: ("checkpoint_id", "checkpoint_id"),
+    Revocation.Scope.RELEASE: ("checkpoint__release_id", "release_id"),
+}
+
+
+def _in_scope(revocation: Revocation) -> dict[str, Any] | None:
+    if revocation.scope not in _DEPENDENTS:
+        return None
+    lookup, field = _DEPENDENTS[Revocation.Scope(revocation.scope)]
+    return {lookup: getattr(revocation, field)}
+
+
+def _grants_in_scope(revocation: Revocation) -> QuerySet[Grant]:
+    scope = _in_scope(revocation)
+    if scope is None:
+        return Grant.objects.none()
+    return Grant.objects.filter(
+        status=Grant.Status.ACTIVE, issued_at__lte=revocation.effective_at, **scope
+    )
+
+
+def _requests_in_scope(revocation: Revocation) -> QuerySet[GrantRequest]:
+    scope = _in_scope(revocation)
+    if scope is None:
+        return GrantRequest.objects.none()
+    return GrantRequest.objects.filter(
+        status=GrantRequest.Status.PENDING, requested_at__lte=revocation.effective_at, **scope
+    )
+
+
+def _tokens_in_scope(revocation: Revocation) -> QuerySet[AccessToken]:
+    """A terminated partner's tokens end with it; a suspended partner keeps them (they
+    are refused while it is suspended, and work again if it is reinstated)."""
+    partner = revocation.partner
+    if partner is None or partner.status != Partner.Status.TERMINATED:
+        return AccessToken.objects.none()
+    return AccessToken.objects.filter(
+        partner_id=partner.pk,
+        revoked_at__isnull=True,
+        created_at__lte=revocation.effective_at,
+    )
+
+
+def _audit_each(
+    action: AuditAction, rows: list[tuple[int, int]], revocation: Revocation, changes: dict
+) -> None:
+    target_type = {
+        AuditAction.GRANT_REVOKED: "partners.grant",
+        AuditAction.GRANT_REQUEST_REJECTED: "partners.grantrequest",
+        AuditAction.TOKEN_REVOKED: "partners.accesstoken",
+    }[action]
+    AuditEvent.objects.bulk_create(
+        event(
+            action,
+            actor=revocation.requested_by,
+            target_type=target_type,
+            target_id=str(pk),
+            partner_id=partner_id,
+            changes={**changes, "revocation": revocation.pk},
+        )
+        for pk, partner_id in rows
+    )
+
+
+def _step(revocation: Revocation, batch: int) -> bool:
+    """One short transaction: end up to ``batch`` dependent rows. False when none left."""
+    cause = f"revocation #{revocation.pk} ({revocation.scope}): {revocation.reason}"[:300]
+    with transaction.atomic():
+        rows = list(
+            _grants_in_scope(revocation)
+            .select_for_update(of=("self",))
+            .order_by("pk")
+            .values_list("pk", "partner_id")[:batch]
+        )
+        if rows:
+            Grant.objects.filter(pk__in=[pk for pk, _ in rows], status=Grant.Status.ACTIVE).update(
+                status=Grant.Status.REVOKED,
+                revoked_at=revocation.effective_at,
+                revoked_by=revocation.requested_by,
+                revoke_reason=cause,
+                revocation=revocation,
+            )
+            _audit_each(
+                AuditAction.GRANT_REVOKED,
+                rows,
+                revocation,
+                {"reason": revocation.reason, "status": ["active", "revoked"]},
+            )
+            Revocation.objects.filter(pk=revocation.pk).update(
+                grants_revoked=F("grants_revoked") + len(rows)
+            )
+            return True
+        rows = list(
+            _requests_in_scope(revocation)
+            .select_for_update(of=("self",))
+            .order_by("pk")
+            .values_list("pk", "partner_id")[:batch]
+        )
+        if rows:
+            GrantRequest.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+                status=GrantRequest.Status.REJECTED,
+                decided_at=revocation.effective_at,
+                rejected_by=revocation.requested_by,
+                rejection_reason=cause,
+            )
+            _audit_each(
+                AuditAction.GRANT_REQUEST_REJECTED,
+                rows,
+                revocation,
+                {"reason": revocation.reason, "status": ["pending", "rejected"]},
+            )
+            Revocation.objects.filter(pk=revocation.pk).update(
+                requests_rejected=F("requests_rejected") + len(rows)
+            )
+            return True
+        rows = list(
+            _tokens_in_scope(revocation)
+            .select_for_update()
+            .order_by("pk")
+            .values_list("pk", "partner_id")[:batch]
+        )
+        if rows:
+            AccessToken.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+                revoked_at=revocation.effective_at, revoked_by=revocation.requested_by
+            )
+            _audit_each(AuditAction.TOKEN_REVOKED, rows, revocation, {"reason": revocation.reason})
+            Revocation.objects.filter(pk=revocation.pk).update(
+                tokens_revoked=F("tokens_revoked") + len(rows)
+            )
+            return True
+    return False
+
+
+def _affected_partners(revocation: Revocation) -> list[int]:
+    if revocation.scope in _DEPENDENTS and revocation.scope != Revocation.Scope.PARTNER:
+        grants = Grant.objects.filter(revocation=revocation)
+        return list(grants.order_by().values_list("partner_id", flat=True).distinct())
+    target = revocation.target
+    partner_id = target.pk if revocation.scope == Revocation.Scope.PARTNER else None
+    partner_id = partner_id or getattr(target, "partner_id", None)
+    return [partner_id] if partner_id else []
+
+
+def _notify(revocation: Revocation) -> int:
+    """Tell the affected partners' contacts what they lost (not the internal reason) and
+    the security staff what happened; once per revocation and address."""
+    target = str(revocation.target)
+    queued = 0
+    for partner_id in _affected_partners(revocation):
+        lost = Grant.objects.filter(revocation=revocation, partner_id=partner_id)
+        checkpoints = sorted(
+            f"{slug}:{tag}"
+            for slug, tag in lost.values_list("checkpoint__release__slug", "checkpoint__tag")
+            .order_by()
+            .distinct()
+        )
+        queued += notify.queue(
+            Notification.Kind.GRANT_REVOKED,
+            f"revocation:{revocation.pk}:partner:{partner_id}",
+            notify.partner_recipients([partner_id]),
+            {
+                "scope": revocation.scope,
+                "target": target,
+                "grants": lost.count(),
+                "checkpoints": checkpoints[:20],
+                "more_checkpoints": max(len(checkpoints) - 20, 0),
+                "at": revocation.effective_at.isoformat(),
+            },
+        )
+    summary = Revocation.objects.get(pk=revocation.pk)
+    queued += notify.queue(
+        Notification.Kind.REVOCATION_SUMMARY,
+        f"revocation:{revocation.pk}:staff",
+        notify.staff_recipients("partners.revoke_grant"),
+        {
+            "revocation": revocation.pk,
+            "scope": revocation.get_scope_display(),
+            "target": target,
+            "reason": revocation.reason,
+            "by": str(revocation.requested_by or "system"),
+            "at": revocation.effective_at.isoformat(),
+            "grants_revoked": summary.grants_revoked,
+            "requests_rejected": summary.requests_rejected,
+            "tokens_revoked": summary.tokens_revoked,
+            "url": f"{settings.ACCESSCTL_PUBLIC_URL}/admin/partners/revocation/{revocation.pk}/",
+        },
+    )
+    return queued
+
+
+def cascade_revocation(revocation_id: int, *, batch: int = BATCH) -> Revocation | None:
+    """Finish a revocation's fan-out; safe to run again, late, or twice at once.
+
+    Returns the revocation (done), or None if it does not exist.
+    """
+    revocation = (
+        Revocation.objects.select_related("requested_by", "partner", "grant", "token")
+        .filter(pk=revocation_id)
+        .first()
+    )
+    if revocation is None:
+        return None
+    if revocation.status == Revocation.Status.DONE:
+        return revocation
+    Revocation.objects.filter(pk=revocation.pk).update(attempts=F("attempts") + 1)
+    while _step(revocation, batch):
+        pass
+    with transaction.atomic():
+        queued = _notify(revocation)
+        finished_at = now()
+        finished = Revocation.objects.filter(
+            pk=revocation.pk, status=Revocation.Status.PENDING
+        ).update(
+            status=Revocation.Status.DONE, completed_at=finished_at, notifications_queued=queued
+        )
+        revocation.refresh_from_db()
+        if finished:
+            record(
+                AuditAction.REVOCATION_COMPLETED,
+                actor=revocation.requested_by,
+                target=revocation,
+                partner_id=revocation.partner_id,
+                changes={
+                    "scope": revocation.scope,
+                    "target": str(revocation.target),
+                    "grants_revoked": revocation.grants_revoked,
+                    "requests_rejected": revocation.requests_rejected,
+                    "tokens_revoked": revocation.tokens_revoked,
+                    "notifications_queued": queued,
+                    "seconds": round((finished_at - revocation.effective_at).total_seconds(), 3),
+                },
+            )
+    return revocation
+
+
+def partner_cascade_pending(partner: Partner) -> bool:
+    """Whether a suspension's fan-out is still running for ``partner``."""
+    return Revocation.objects.filter(
+        scope=Revocation.Scope.PARTNER, partner=partner, status=Revocation.Status.PENDING
+    ).exists()

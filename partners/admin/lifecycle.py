@@ -1,0 +1,54 @@
+"""Read-only views of what the lifecycle did: revocations and their fan-out, emails."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from partners.models import Notification, Revocation
+
+__all__ = ["NotificationAdmin", "RevocationAdmin"]
+
+
+class ReadOnly:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Revocation)
+class RevocationAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "scope",
+        "target_label",
+        "requested_by",
+        "effective_at",
+        "status",
+        "grants_revoked",
+        "requests_rejected",
+        "tokens_revoked",
+        "completed_at",
+    ]
+    list_filter = ["status", "scope"]
+    search_fields = ["reason", "partner__slug", "release__slug"]
+    date_hierarchy = "effective_at"
+    list_select_related = ["partner", "checkpoint__release", "release", "grant", "token"]
+
+    @admin.display(description="Target")
+    def target_label(self, obj: Revocation) -> str:
+        return str(obj.target)
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ["created_at", "kind", "email", "partner", "status", "attempts", "sent_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["email", "key"]
+    date_hierarchy = "created_at"
+    list_select_related = ["partner"]
