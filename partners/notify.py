@@ -7,6 +7,7 @@ subject) and ``.html``, sends them through Django's email backend and records th
 outcome; a failed send is retried with exponential backoff, then marked failed.
 """
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -114,7 +115,10 @@ def send_due(*, batch: int = 100) -> tuple[int, int]:
     if not due:
         return 0, 0
     sent = failed = 0
-    with get_connection() as connection:
+    connection = get_connection()
+    with contextlib.suppress(Exception):  # if it fails, each send below says why
+        connection.open()  # one session for the batch
+    try:
         for notification in due:
             attempt = notification.attempts + 1
             try:
@@ -139,4 +143,6 @@ def send_due(*, batch: int = 100) -> tuple[int, int]:
             Notification.objects.filter(pk=notification.pk).update(
                 status=Notification.Status.SENT, sent_at=timezone.now(), last_error=""
             )
+    finally:
+        connection.close()
     return sent, failed

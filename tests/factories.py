@@ -11,7 +11,15 @@ from django.utils import timezone
 
 from partners import actions
 from partners.decisions import Decision
-from partners.models import Checkpoint, EmbargoWindow, Grant, Membership, Partner, Release
+from partners.models import (
+    Checkpoint,
+    EmbargoWindow,
+    Grant,
+    Membership,
+    Partner,
+    PartnerContact,
+    Release,
+)
 
 _seq = itertools.count(1)
 
@@ -154,4 +162,14 @@ def authorize(grant: Grant, *, requested_bytes: int = 1) -> Decision:
         artifact=artifact,
         requested_bytes=requested_bytes,
         client_address="203.0.113.9",
+    )
+
+
+def contact(of: Partner, email: str | None = None, *, notify: bool = True) -> PartnerContact:
+    n = next(_seq)
+    return PartnerContact.objects.create(
+        partner=of,
+        name=f"Contact {n}",
+        email=email or f"contact{n}@{of.slug}.example",
+        notify=notify,
     )

@@ -113,6 +113,13 @@ def require_jurisdiction(release: Any, partner: Any) -> None:
         )
 
 
+def require_not_withdrawn(release: Any) -> None:
+    """Refuse (``release_withdrawn``) anything new for a release the kill switch withdrew,
+    reading the committed row (the caller's instance may be older)."""
+    if type(release)._default_manager.filter(pk=release.pk, status="withdrawn").exists():
+        raise ActionError("release_withdrawn", f"Release {release.slug} was withdrawn.")
+
+
 def now() -> datetime:
     return timezone.now()
 

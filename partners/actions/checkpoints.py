@@ -9,7 +9,7 @@ from accessctl.audit.events import AuditAction, record
 from partners.errors import ActionError
 from partners.models import Artifact, Checkpoint, Release, Revocation
 
-from ._common import now, require, save_changes, validate
+from ._common import now, require, require_not_withdrawn, save_changes, validate
 from .revocations import start_revocation
 
 __all__ = [
@@ -64,7 +64,8 @@ def update_release(*, actor: Any, release: Release, **values: Any) -> Release:
     """Rename, reschedule or mark a release launched. Its slug and export policy are fixed:
     windows and grants were decided under them."""
     require(actor, "partners.change_release")
-    if Release.Status.WITHDRAWN in {values.get("status"), release.status}:
+    require_not_withdrawn(release)
+    if values.get("status") == Release.Status.WITHDRAWN:
         raise ActionError(
             "release_withdrawn",
             "A withdrawn release cannot change; the kill switch is the only way to withdraw one.",
@@ -106,6 +107,7 @@ def register_checkpoint(
     partners may already hold the registered bytes.
     """
     require(actor, "partners.add_checkpoint")
+    require_not_withdrawn(release)
     if not artifacts:
         raise ActionError("no_artifacts", "A checkpoint needs at least one file.")
     checkpoint, created = Checkpoint.objects.select_for_update().get_or_create(

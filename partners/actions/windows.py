@@ -15,6 +15,7 @@ from ._common import (
     now,
     require,
     require_jurisdiction,
+    require_not_withdrawn,
     snapshot,
 )
 
@@ -34,8 +35,7 @@ def check_window(
 ) -> datetime:
     """Refuse a window that cannot be set; return its embargo lift time (default: the
     release's public time, or the opening if that is later). Forms call this too."""
-    if release.status == Release.Status.WITHDRAWN:
-        raise ActionError("release_withdrawn", f"Release {release.slug} was withdrawn.")
+    require_not_withdrawn(release)
     if opens_at >= closes_at:
         raise ActionError("window_invalid", "The window must open before it closes.")
     embargo_lifts_at = embargo_lifts_at or max(release.public_release_at, opens_at)
