@@ -246,9 +246,18 @@ CELERY_TASK_ROUTES = {
     "partners.tasks.send_staff_digest": {"queue": "slow"},
 }
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    # A message a killed worker held comes back after this long (longer than any task's
-    # time limit); the sweepers usually finish its work well before.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 900}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # A message a killed worker held comes back after this long (longer than any
+        # task's time limit); the sweepers usually finish its work well before.
+        "visibility_timeout": 900,
+        # Sending from a request gives up fast when Redis is down (the change is already
+        # committed and a sweeper sends the work later) instead of retrying for seconds.
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.2,
+        "socket_connect_timeout": 2,
+    }
 
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="accessctl@localhost")
 

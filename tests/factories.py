@@ -12,6 +12,7 @@ from django.utils import timezone
 from partners import actions
 from partners.decisions import Decision
 from partners.models import (
+    Artifact,
     Checkpoint,
     EmbargoWindow,
     Grant,
@@ -173,3 +174,35 @@ def contact(of: Partner, email: str | None = None, *, notify: bool = True) -> Pa
         email=email or f"contact{n}@{of.slug}.example",
         notify=notify,
     )
+
+
+def many_grants(to: Partner, of: Release, n: int, *, prefix: str = "bulk") -> list[int]:
+    """``n`` active grants for ``to`` on ``n`` new checkpoints of ``of`` (which needs a
+    window for ``to``), written in bulk: the database rules still check every row."""
+    at = timezone.now()
+    window = EmbargoWindow.objects.get(partner=to, release=of, opens_at__lte=at, closes_at__gt=at)
+    checkpoints = Checkpoint.objects.bulk_create(
+        Checkpoint(release=of, tag=f"{prefix}-{i}") for i in range(n)
+    )
+    Artifact.objects.bulk_create(
+        Artifact(
+            checkpoint=cp,
+            path="model.safetensors",
+            size=1_000,
+            sha256="0" * 64,
+            storage_key=f"{of.slug}/{cp.tag}/model.safetensors",
+        )
+        for cp in checkpoints
+    )
+    grants = Grant.objects.bulk_create(
+        Grant(
+            partner=to,
+            checkpoint=cp,
+            window=window,
+            issued_at=at,
+            expires_at=min(at + timedelta(days=7), window.closes_at),
+            quota_bytes=1_000_000,
+        )
+        for cp in checkpoints
+    )
+    return [g.pk for g in grants]
