@@ -10,7 +10,7 @@ outcome; a failed send is retried with exponential backoff, then marked failed.
 import contextlib
 import logging
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -25,7 +25,7 @@ from django.utils import timezone
 from partners.dispatch import after_commit
 from partners.models import Notification, PartnerContact
 
-__all__ = ["partner_recipients", "queue", "send_due", "staff_recipients"]
+__all__ = ["partner_recipients", "queue", "send_due", "staff_recipients", "when"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,11 @@ Recipient = tuple[str, int | None]  # (address, partner id or None for staff)
 
 MAX_ATTEMPTS = 6
 LEASE = timedelta(minutes=5)
+
+
+def when(moment: datetime) -> str:
+    """A time as emails show it: to the minute, in UTC."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def partner_recipients(partner_ids: Iterable[int]) -> list[Recipient]:

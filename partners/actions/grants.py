@@ -145,7 +145,7 @@ def _issue(
             "grant": grant.pk,
             "request": request.pk if request else None,
             "checkpoint": str(checkpoint),
-            "expires_at": expires_at.isoformat(),
+            "expires_at": notify.when(expires_at),
             "quota_bytes": quota_bytes,
         },
     )

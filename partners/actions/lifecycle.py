@@ -101,9 +101,9 @@ def _window_context(window: EmbargoWindow) -> dict:
         "partner": window.partner.legal_name,
         "release": window.release.name,
         "release_slug": window.release.slug,
-        "opens_at": window.opens_at.isoformat(),
-        "closes_at": window.closes_at.isoformat(),
-        "embargo_lifts_at": window.embargo_lifts_at.isoformat(),
+        "opens_at": notify.when(window.opens_at),
+        "closes_at": notify.when(window.closes_at),
+        "embargo_lifts_at": notify.when(window.embargo_lifts_at),
     }
 
 
@@ -243,7 +243,7 @@ def expire_ndas(*, at: datetime | None = None, batch: int = BATCH) -> int:
                 {
                     "partner": partner.legal_name,
                     "nda_reference": partner.nda_reference,
-                    "nda_expires_at": partner.nda_expires_at.isoformat(),
+                    "nda_expires_at": notify.when(partner.nda_expires_at),
                 },
             )
             done += 1
@@ -327,7 +327,7 @@ def announce_deadlines(*, at: datetime | None = None) -> int:
             {
                 "grant": grant.pk,
                 "checkpoint": str(grant.checkpoint),
-                "expires_at": grant.expires_at.isoformat(),
+                "expires_at": notify.when(grant.expires_at),
                 "bytes_left": grant.bytes_left,
             },
         )

@@ -269,7 +269,7 @@ def _notify(revocation: Revocation) -> int:
                 "grants": lost.count(),
                 "checkpoints": checkpoints[:20],
                 "more_checkpoints": max(len(checkpoints) - 20, 0),
-                "at": revocation.effective_at.isoformat(),
+                "at": notify.when(revocation.effective_at),
             },
         )
     summary = Revocation.objects.get(pk=revocation.pk)
@@ -283,7 +283,7 @@ def _notify(revocation: Revocation) -> int:
             "target": target,
             "reason": revocation.reason,
             "by": str(revocation.requested_by or "system"),
-            "at": revocation.effective_at.isoformat(),
+            "at": notify.when(revocation.effective_at),
             "grants_revoked": summary.grants_revoked,
             "requests_rejected": summary.requests_rejected,
             "tokens_revoked": summary.tokens_revoked,

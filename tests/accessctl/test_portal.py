@@ -282,6 +282,33 @@ def test_suspend_action_in_the_portal(client, world):
     assert grant.status == Grant.Status.REVOKED
 
 
+def test_kill_switch_in_the_portal_is_offered_to_security_officers_only(client, world):
+    _partner, release, *_, grant = world
+    changelist = reverse("admin:partners_release_changelist")
+    manager_page = portal_client(client, f.staff("Release manager")).get(changelist)
+    assert manager_page.status_code == 200
+    assert 'value="withdraw"' not in manager_page.content.decode()
+
+    officer = portal_client(client, f.staff("Security officer"))
+    assert 'value="withdraw"' in officer.get(changelist).content.decode()
+    officer.post(
+        changelist,
+        {
+            "action": "withdraw",
+            "_selected_action": [release.pk],
+            "confirm": "yes",
+            "reason": "leak",
+        },
+    )
+    release.refresh_from_db()
+    assert release.status == "withdrawn" and release.withdrawn_reason == "leak"
+    assert f.authorize(grant).reason == "release_withdrawn"
+    revocations = officer.get(reverse("admin:partners_revocation_changelist"))
+    assert (
+        revocations.status_code == 200 and "Release (kill switch)" in revocations.content.decode()
+    )
+
+
 # Roles
 
 
