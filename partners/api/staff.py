@@ -7,12 +7,21 @@ the token user's own permissions, so a token can do no more than its owner.
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from partners import actions
-from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest, Partner, Release
+from partners.models import (
+    Checkpoint,
+    EmbargoWindow,
+    Grant,
+    GrantRequest,
+    Partner,
+    Release,
+    Revocation,
+)
 
 from .auth import StaffCaller
 
@@ -25,6 +34,8 @@ __all__ = [
     "GrantRevokeApi",
     "PartnerReinstateApi",
     "PartnerSuspendApi",
+    "ReleaseWithdrawApi",
+    "RevocationApi",
     "WindowApi",
     "WindowCreateApi",
 ]
@@ -51,6 +62,57 @@ class PartnerOut(serializers.ModelSerializer):
     class Meta:
         model = Partner
         fields = ["slug", "legal_name", "jurisdiction", "status", "status_reason", "nda_expires_at"]
+
+
+class ReleaseOut(serializers.ModelSerializer):
+    class Meta:
+        model = Release
+        fields = ["slug", "name", "status", "public_release_at", "withdrawn_at", "withdrawn_reason"]
+
+
+class RevocationOut(serializers.ModelSerializer):
+    """A revocation and its fan-out: ``status`` becomes ``done`` when every dependent
+    grant is revoked, pending requests rejected and notifications queued."""
+
+    target = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Revocation
+        fields = [
+            "id",
+            "scope",
+            "target",
+            "reason",
+            "effective_at",
+            "status",
+            "grants_revoked",
+            "requests_rejected",
+            "tokens_revoked",
+            "notifications_queued",
+            "completed_at",
+        ]
+
+    def get_target(self, obj: Revocation) -> str:
+        return str(obj.target)
+
+
+def _latest_revocation(scope: str, obj: object) -> int | None:
+    return (
+        Revocation.objects.filter(scope=scope, **{scope: obj})
+        .order_by("-effective_at")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+class RevokedOut(serializers.Serializer):
+    """Adds ``revocation``: the id to follow at ``/api/v1/staff/revocations/{id}``."""
+
+    revocation_scope = ""
+    revocation = serializers.SerializerMethodField()
+
+    def get_revocation(self, obj: object) -> int | None:
+        return _latest_revocation(self.revocation_scope, obj)
 
 
 class CheckpointOut(serializers.ModelSerializer):
@@ -114,6 +176,34 @@ class GrantRequestOut(serializers.ModelSerializer):
         return grant
 
 
+class PartnerSuspendedOut(RevokedOut, PartnerOut):
+    revocation_scope = "partner"
+
+    class Meta(PartnerOut.Meta):
+        fields = [*PartnerOut.Meta.fields, "revocation"]
+
+
+class CheckpointPulledOut(RevokedOut, CheckpointOut):
+    revocation_scope = "checkpoint"
+
+    class Meta(CheckpointOut.Meta):
+        fields = [*CheckpointOut.Meta.fields, "revocation"]
+
+
+class GrantRevokedOut(RevokedOut, GrantOut):
+    revocation_scope = "grant"
+
+    class Meta(GrantOut.Meta):
+        fields = [*GrantOut.Meta.fields, "revocation"]
+
+
+class ReleaseWithdrawnOut(RevokedOut, ReleaseOut):
+    revocation_scope = "release"
+
+    class Meta(ReleaseOut.Meta):
+        fields = [*ReleaseOut.Meta.fields, "revocation"]
+
+
 class ArtifactIn(serializers.Serializer):
     path = serializers.CharField(max_length=500)
     size = serializers.IntegerField(min_value=0)
@@ -158,15 +248,15 @@ class CheckpointRegisterApi(StaffView):
 class CheckpointPullApi(StaffView):
     @extend_schema(
         request=ReasonSerializer,
-        responses=CheckpointOut,
-        summary="Pull a checkpoint: every download of it stops",
+        responses=CheckpointPulledOut,
+        summary="Pull a checkpoint: every download of it stops now",
     )
     def post(self, request: Request, checkpoint_id: int) -> Response:
         checkpoint = get_object_or_404(Checkpoint, pk=checkpoint_id)
         done = actions.pull_checkpoint(
             actor=request.user, checkpoint=checkpoint, reason=_reason(request)
         )
-        return Response(CheckpointOut(done).data)
+        return Response(CheckpointPulledOut(done).data)
 
 
 class WindowIn(serializers.Serializer):
@@ -237,13 +327,13 @@ class GrantIssueApi(StaffView):
 class GrantRevokeApi(StaffView):
     @extend_schema(
         request=ReasonSerializer,
-        responses=GrantOut,
+        responses=GrantRevokedOut,
         summary="Revoke a grant, effective on the next request",
     )
     def post(self, request: Request, grant_id: int) -> Response:
         grant = get_object_or_404(Grant, pk=grant_id)
         return Response(
-            GrantOut(
+            GrantRevokedOut(
                 actions.revoke_grant(actor=request.user, grant=grant, reason=_reason(request))
             ).data
         )
@@ -272,13 +362,13 @@ class GrantRequestRejectApi(StaffView):
 class PartnerSuspendApi(StaffView):
     @extend_schema(
         request=ReasonSerializer,
-        responses=PartnerOut,
-        summary="Suspend a partner: revokes its grants",
+        responses=PartnerSuspendedOut,
+        summary="Suspend a partner: every download stops now, the fan-out revokes its grants",
     )
     def post(self, request: Request, slug: str) -> Response:
         partner = get_object_or_404(Partner, slug=slug)
         return Response(
-            PartnerOut(
+            PartnerSuspendedOut(
                 actions.suspend_partner(
                     actor=request.user, partner=partner, reason=_reason(request)
                 )
@@ -299,3 +389,31 @@ class PartnerReinstateApi(StaffView):
                 )
             ).data
         )
+
+
+class ReleaseWithdrawApi(StaffView):
+    @extend_schema(
+        request=ReasonSerializer,
+        responses=ReleaseWithdrawnOut,
+        summary="Kill switch: withdraw a release; every download of it stops (security officers)",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        release = get_object_or_404(Release, slug=slug)
+        done = actions.withdraw_release(
+            actor=request.user, release=release, reason=_reason(request)
+        )
+        return Response(ReleaseWithdrawnOut(done).data)
+
+
+class RevocationApi(StaffView):
+    @extend_schema(responses=RevocationOut, summary="A revocation and the state of its fan-out")
+    def get(self, request: Request, revocation_id: int) -> Response:
+        if not request.user.has_perm("partners.view_revocation"):
+            raise PermissionDenied
+        revocation = get_object_or_404(
+            Revocation.objects.select_related(
+                "partner", "checkpoint__release", "release", "grant", "token"
+            ),
+            pk=revocation_id,
+        )
+        return Response(RevocationOut(revocation).data)

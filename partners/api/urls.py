@@ -30,4 +30,6 @@ urlpatterns = [
     path("staff/grant-requests/<int:request_id>/reject", staff.GrantRequestRejectApi.as_view()),
     path("staff/partners/<slug:slug>/suspend", staff.PartnerSuspendApi.as_view()),
     path("staff/partners/<slug:slug>/reinstate", staff.PartnerReinstateApi.as_view()),
+    path("staff/releases/<slug:slug>/withdraw", staff.ReleaseWithdrawApi.as_view()),
+    path("staff/revocations/<int:revocation_id>", staff.RevocationApi.as_view()),
 ]

@@ -162,3 +162,44 @@ def test_two_staff_tokens_approve_early_access(world):
     assert again.status_code == 409 and again.json()["code"] == "already_approved"
     two = second.post(f"/api/v1/staff/grant-requests/{request.pk}/approve", format="json").json()
     assert two["status"] == "approved" and two["grant"] is not None
+
+
+def test_kill_switch_over_the_api_and_following_its_fan_out(world):
+    partner, launched, checkpoint = world
+    grant = f.grant(checkpoint, partner)
+    manager, _ = staff_client("Release manager")
+    refused = manager.post(
+        f"/api/v1/staff/releases/{launched.slug}/withdraw", {"reason": "x"}, format="json"
+    )
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+
+    officer, _ = staff_client("Security officer")
+    response = officer.post(
+        f"/api/v1/staff/releases/{launched.slug}/withdraw", {"reason": "leak"}, format="json"
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "withdrawn" and body["withdrawn_reason"] == "leak"
+    assert f.authorize(grant).reason == "release_withdrawn"
+
+    follow = f"/api/v1/staff/revocations/{body['revocation']}"
+    pending = officer.get(follow).json()
+    assert (pending["scope"], pending["status"], pending["grants_revoked"]) == (
+        "release",
+        "pending",
+        0,
+    )
+    actions.cascade_revocation(body["revocation"])
+    done = officer.get(follow).json()
+    assert (done["status"], done["grants_revoked"], done["target"]) == ("done", 1, "v3")
+    assert Grant.objects.get(pk=grant.pk).status == Grant.Status.REVOKED
+
+
+def test_revocation_status_needs_the_view_permission(world):
+    partner = world[0]
+    actions.suspend_partner(actor=None, partner=partner, reason="x")
+    revocation = Revocation.objects.get(partner=partner)
+    nobody, _ = staff_client(None)
+    response = nobody.get(f"/api/v1/staff/revocations/{revocation.pk}")
+    assert response.status_code == 403
+    assert "grants_revoked" not in response.json()
