@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -451,3 +452,17 @@ def test_token_created_in_the_portal_is_shown_once_and_stored_hashed(client, wor
 def test_release_manager_cannot_make_tokens(client, world):
     c = portal_client(client, f.staff("Release manager"))
     assert c.get(reverse("admin:partners_accesstoken_add")).status_code == 403
+
+
+def test_staff_see_task_results_and_security_officers_edit_schedules(client):
+    results = reverse("admin:django_celery_results_taskresult_changelist")
+    schedules = reverse("admin:django_celery_beat_periodictask_changelist")
+    compliance = portal_client(client, f.staff("Compliance"))
+    assert compliance.get(results).status_code == 200
+    page = compliance.get(schedules)
+    assert page.status_code == 200 and "Expire grants past their expiry" in page.content.decode()
+    task = PeriodicTask.objects.get(task="partners.tasks.expire_grants")
+    change = reverse("admin:django_celery_beat_periodictask_change", args=[task.pk])
+    assert 'name="_save"' not in compliance.get(change).content.decode()
+    officer = portal_client(client, f.staff("Security officer"))
+    assert 'name="_save"' in officer.get(change).content.decode()
