@@ -1,0 +1,460 @@
+"""Verify an accessctl audit export offline, trusting only the lab's public key.
+
+    python verify_export.py EXPORT.jsonl --public-key jwks.json|key.pem
+
+This file is self-contained (Python 3.11 standard library plus ``cryptography``): copy it
+anywhere, no Django needed. ``manage.py verify_audit_export`` runs the same code. It also
+holds the Merkle tree arithmetic the server uses to seal the log, so both sides share one
+definition.
+
+The log is a Merkle tree as in RFC 6962 / RFC 9162 section 2.1: leaf hash
+``SHA-256(0x00 || canonical event)``, node hash ``SHA-256(0x01 || left || right)``, the
+tree over ``n`` leaves split at the largest power of two below ``n``. A signed checkpoint
+states a tree size and root hash. An export (JSON Lines) holds:
+
+1. ``header``: the filters, the signed checkpoints covering the export (the earliest
+   that contains its first event, and the one its proofs are against) with a consistency
+   proof between them, and a signed *manifest* naming the exported leaf indices (as
+   ranges, in order), their count and the export's files.
+2. one ``event`` line per exported event, in leaf order: ``leaf_index`` and the event.
+3. ``nodes`` lines: the tree nodes the events' inclusion proofs need, shared between
+   proofs (``[level, index, hash]``; level 0 is a leaf). The audit path of each event is
+   read from these, so each event is proven on its own.
+4. ``end``: the number of event lines. A missing ``end`` line means a truncated file.
+
+Exit status 0 when everything verifies; 1 with one line per failure otherwise, naming the
+event (by leaf index and id) or the checkpoint that fails and how: modified, inserted,
+deleted, reordered, truncated, or signed by an unknown key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import bisect
+import hashlib
+import itertools
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT = "accessctl-audit-export/1"
+CHECKPOINT_ORIGIN = "accessctl-audit-log/1"
+
+# --- Merkle tree arithmetic (RFC 9162, section 2.1) ---------------------------------
+
+
+def leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def split(n: int) -> int:
+    """The largest power of two smaller than ``n`` (n >= 2)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+NodeGetter = Callable[[int, int], bytes]  # (level, index) of a perfect subtree -> hash
+
+
+def subtree_root(get: NodeGetter, start: int, end: int) -> bytes:
+    """MTH of leaves [start, end), from stored perfect subtrees (level, index)."""
+    size = end - start
+    if size & (size - 1) == 0 and start % size == 0:
+        return get(size.bit_length() - 1, start // size)
+    k = split(size)
+    return node_hash(subtree_root(get, start, start + k), subtree_root(get, start + k, end))
+
+
+def inclusion_path(m: int, n: int) -> list[tuple[int, int]]:
+    """The subtrees [start, end) whose roots form leaf ``m``'s audit path in a tree of
+    ``n`` leaves, leaf-side first (RFC 9162 2.1.3.1)."""
+    path: list[tuple[int, int]] = []
+    start, end = 0, n
+    while end - start > 1:
+        k = split(end - start)
+        if m < start + k:
+            path.append((start + k, end))
+            end = start + k
+        else:
+            path.append((start, start + k))
+            start += k
+    path.reverse()
+    return path
+
+
+def consistency_path(m: int, n: int) -> list[tuple[int, int]]:
+    """The subtrees whose roots prove a tree of ``m`` leaves is a prefix of one of ``n``
+    (RFC 9162 2.1.4.1, SUBPROOF)."""
+
+    def sub(m: int, start: int, end: int, complete: bool) -> list[tuple[int, int]]:
+        size = end - start
+        if m == size:
+            return [] if complete else [(start, end)]
+        k = split(size)
+        if m <= k:
+            return [*sub(m, start, start + k, complete), (start + k, end)]
+        return [*sub(m - k, start + k, end, False), (start, start + k)]
+
+    return sub(m, 0, n, True) if 0 < m < n else []
+
+
+def perfect_subtrees(start: int, end: int) -> Iterator[tuple[int, int]]:
+    """Split [start, end) of an RFC tree into the (level, index) perfect subtrees whose
+    hashes combine into its root: what ``subtree_root`` reads."""
+    size = end - start
+    if size & (size - 1) == 0 and start % size == 0:
+        yield size.bit_length() - 1, start // size
+        return
+    k = split(size)
+    yield from perfect_subtrees(start, start + k)
+    yield from perfect_subtrees(start + k, end)
+
+
+def root_from_path(leaf: bytes, m: int, n: int, path: list[bytes]) -> bytes:
+    """The root implied by leaf ``m``'s hash and its audit path (RFC 9162 2.1.3.2)."""
+    fn, sn, r = m, n - 1, leaf
+    for p in path:
+        if sn == 0:
+            raise ValueError("audit path too long")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            while not fn & 1 and fn:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            r = node_hash(r, p)
+        fn, sn = fn >> 1, sn >> 1
+    if sn != 0:
+        raise ValueError("audit path too short")
+    return r
+
+
+def verify_consistency(m: int, n: int, old: bytes, new: bytes, proof: list[bytes]) -> bool:
+    """RFC 9162 2.1.4.2: is the tree of ``m`` leaves with root ``old`` a prefix of the
+    tree of ``n`` leaves with root ``new``?"""
+    if m == n:
+        return old == new and not proof
+    if not 0 < m < n:
+        return False
+    if m & (m - 1) == 0:
+        proof = [old, *proof]
+    if not proof:
+        return False
+    fn, sn = m - 1, n - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = proof[0]
+    for c in proof[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            while not fn & 1 and fn:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = node_hash(sr, c)
+        fn, sn = fn >> 1, sn >> 1
+    return fr == old and sr == new and sn == 0
+
+
+# --- Canonical forms -----------------------------------------------------------------
+
+
+def canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def checkpoint_text(tree_size: int, root: bytes, sealed_at: str) -> bytes:
+    """What a checkpoint signature covers (a signed note in the manner of RFC 9162's
+    signed tree heads)."""
+    return f"{CHECKPOINT_ORIGIN}\n{tree_size}\n{b64(root)}\n{sealed_at}\n".encode()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def unb64(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+def ranges(indices: Iterable[int]) -> list[list[int]]:
+    """Sorted leaf indices as [[first, last], ...]."""
+    out: list[list[int]] = []
+    for i in indices:
+        if out and i == out[-1][1] + 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return out
+
+
+# --- Keys ------------------------------------------------------------------------------
+
+
+def load_public_keys(path: Path) -> dict[str | None, Any]:
+    """Keys by id from a JWKS file (``/.well-known/jwks.json``), or one PEM key (id
+    ``None``: it verifies whatever key id a signature names)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    raw = path.read_bytes()
+    if raw.lstrip().startswith(b"{"):
+        keys = {}
+        for jwk in json.loads(raw)["keys"]:
+            x = jwk["x"] + "=" * (-len(jwk["x"]) % 4)
+            keys[jwk["kid"]] = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(x))
+        return keys
+    key = load_pem_public_key(raw)
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("the PEM key is not an Ed25519 public key")
+    return {None: key}
+
+
+def signature_problem(keys: dict[str | None, Any], payload: bytes, sig: dict[str, str]) -> str:
+    """'' when ``sig`` verifies under a known key, else what is wrong."""
+    from cryptography.exceptions import InvalidSignature
+
+    kid = sig.get("kid")
+    key = keys.get(kid) or keys.get(None)
+    if key is None:
+        return f"signed by an unknown key {kid!r}"
+    try:
+        key.verify(unb64(sig["signature"]), payload)
+    except (InvalidSignature, KeyError, ValueError):
+        return f"signature by key {kid!r} does not verify (modified, or signed by another key)"
+    return ""
+
+
+# --- Verification ---------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    events: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def fail(self, text: str) -> None:
+        self.failures.append(text)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def _event_label(line_no: int, record: dict[str, Any]) -> str:
+    event = record.get("event") or {}
+    return f"event at line {line_no} (leaf {record.get('leaf_index')}, id {event.get('id')})"
+
+
+def verify(path: Path, keys: dict[str | None, Any]) -> Report:
+    """Check the export at ``path``; constant memory apart from the proof nodes and one
+    hash per exported event."""
+    report = Report()
+    with path.open("rb") as handle:
+        lines = iter(enumerate(handle, start=1))
+        try:
+            _, first = next(lines)
+            header = json.loads(first)
+        except (StopIteration, ValueError):
+            report.fail("line 1: not an accessctl audit export header (truncated or not JSON)")
+            return report
+        if header.get("type") != "header" or header.get("format") != FORMAT:
+            report.fail(f"line 1: not a {FORMAT} header")
+            return report
+        manifest, target = _check_header(header, keys, report)
+        if manifest is None or target is None:
+            return report
+        tree_size, root = target
+        expected = [
+            i for first_i, last_i in manifest["leaf_ranges"] for i in range(first_i, last_i + 1)
+        ]
+        expected_set = set(expected)
+        leaves: dict[int, tuple[int, dict[str, Any], bytes]] = {}
+        seen: list[int] = []
+        nodes: dict[tuple[int, int], bytes] = {}
+        end = None
+        for line_no, raw in lines:
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                report.fail(f"line {line_no}: not JSON (modified or truncated)")
+                continue
+            kind = record.get("type")
+            if kind == "event":
+                index = record.get("leaf_index")
+                label = _event_label(line_no, record)
+                if not isinstance(index, int) or index not in expected_set:
+                    report.fail(
+                        f"{label}: inserted (not among the exported leaves the manifest signs)"
+                    )
+                    continue
+                if index in leaves:
+                    report.fail(f"{label}: inserted (leaf {index} appears twice)")
+                    continue
+                leaves[index] = (line_no, record, leaf_hash(canonical(record.get("event"))))
+                seen.append(index)
+            elif kind == "nodes":
+                for level, index, value in record.get("nodes", []):
+                    nodes[(level, index)] = unb64(value)
+            elif kind == "end":
+                end = record
+            else:
+                report.fail(f"line {line_no}: unknown line type {kind!r}")
+        report.events = len(leaves)
+        if end is None:
+            report.fail("the file is truncated: no end line")
+        elif end.get("events") != len(seen):
+            report.fail(f"end line says {end.get('events')} events, the file holds {len(seen)}")
+        for index in sorted(expected_set - set(leaves)):
+            report.fail(f"leaf {index}: deleted (signed in the manifest, missing from the file)")
+        order = [i for i in seen if i in expected_set]
+        for before, after in itertools.pairwise(order):
+            if after < before:
+                line_no, record, _ = leaves[after]
+                report.fail(
+                    f"{_event_label(line_no, record)}: reordered (comes after leaf {before})"
+                )
+        _check_inclusion(leaves, nodes, tree_size, root, report)
+    return report
+
+
+def _check_header(
+    header: dict[str, Any], keys: dict[str | None, Any], report: Report
+) -> tuple[dict[str, Any] | None, tuple[int, bytes] | None]:
+    checkpoints = header.get("checkpoints") or []
+    parsed = []
+    for cp in checkpoints:
+        label = f"checkpoint (tree size {cp.get('tree_size')}, sealed {cp.get('sealed_at')})"
+        try:
+            size, root = int(cp["tree_size"]), unb64(cp["root_hash"])
+            payload = checkpoint_text(size, root, cp["sealed_at"])
+        except (KeyError, ValueError, TypeError):
+            report.fail(f"{label}: malformed")
+            continue
+        if problem := signature_problem(keys, payload, cp.get("signature") or {}):
+            report.fail(f"{label}: {problem}")
+            continue
+        parsed.append((size, root, label))
+    if len(parsed) != len(checkpoints) or not parsed:
+        if not checkpoints:
+            report.fail("the header holds no checkpoint")
+        return None, None
+    for (m, old, label_m), (n, new, label_n) in itertools.pairwise(parsed):
+        proof = [unb64(h) for h in header.get("consistency", {}).get(f"{m}-{n}", [])]
+        if not verify_consistency(m, n, old, new, proof):
+            report.fail(f"{label_n} is not consistent with {label_m}: the log was rewritten")
+            return None, None
+    manifest = header.get("manifest") or {}
+    try:
+        body = {k: v for k, v in manifest.items() if k != "signature"}
+        problem = signature_problem(keys, canonical(body), manifest["signature"])
+    except (KeyError, TypeError):
+        problem = "no signature"
+    if problem:
+        report.fail(f"manifest: {problem}")
+        return None, None
+    size, root, _ = parsed[-1]
+    if manifest.get("tree_size") != size or manifest.get("root_hash") != b64(root):
+        report.fail("manifest: names another checkpoint than the header's last one")
+        return None, None
+    return manifest, (size, root)
+
+
+def _check_inclusion(
+    leaves: dict[int, tuple[int, dict[str, Any], bytes]],
+    nodes: dict[tuple[int, int], bytes],
+    tree_size: int,
+    root: bytes,
+    report: Report,
+) -> None:
+    """Each event on its own: its leaf hash and its audit path (read from the shared
+    nodes) must give the checkpoint's root.
+
+    Fast path: hash the tree once, bottom-up, from the events where there are events and
+    from the nodes elsewhere, and check every node the file states against the computed
+    one. When all agree and the root matches, every event's own proof holds (each path
+    uses only stated nodes, all equal to the computed ones). Otherwise each event is
+    checked on its own, which names exactly the events that fail.
+    """
+    exported = sorted(leaves)
+
+    def stated(start: int, end: int) -> bytes | None:
+        try:
+            return subtree_root(lambda lv, ix: nodes[(lv, ix)], start, end)
+        except KeyError:
+            return None
+
+    def has_events(start: int, end: int) -> bool:
+        i = bisect.bisect_left(exported, start)
+        return i < len(exported) and exported[i] < end
+
+    agreed = True
+
+    def walk(start: int, end: int) -> bytes | None:
+        nonlocal agreed
+        if not has_events(start, end):
+            return stated(start, end)
+        if end - start == 1:
+            value: bytes | None = leaves[start][2]
+        else:
+            k = split(end - start)
+            left, right = walk(start, start + k), walk(start + k, end)
+            value = node_hash(left, right) if left is not None and right is not None else None
+        claim = stated(start, end) if (end - start) & (end - start - 1) == 0 else None
+        if value is None or (claim is not None and claim != value):
+            agreed = False
+        return value
+
+    if exported and walk(0, tree_size) == root and agreed:
+        return
+    for index in exported:
+        line_no, record, computed = leaves[index]
+        label = _event_label(line_no, record)
+        path = []
+        for start, end in inclusion_path(index, tree_size):
+            value = stated(start, end)
+            if value is None:
+                report.fail(f"{label}: no inclusion proof (its proof nodes are missing)")
+                break
+            path.append(value)
+        else:
+            if root_from_path(computed, index, tree_size, path) != root:
+                report.fail(
+                    f"{label}: modified (its inclusion proof does not give the signed root)"
+                )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("export", type=Path, help="the .jsonl export file")
+    parser.add_argument(
+        "--public-key", type=Path, required=True, help="the lab's JWKS (jwks.json) or a PEM key"
+    )
+    options = parser.parse_args(argv)
+    try:
+        keys = load_public_keys(options.public_key)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: cannot read the public key {options.public_key}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = verify(options.export, keys)
+    except OSError as exc:
+        print(f"error: cannot read {options.export}: {exc.strerror}", file=sys.stderr)
+        return 2
+    for failure in report.failures:
+        print(f"FAIL {failure}")
+    if report.ok:
+        print(f"OK {report.events} events verified against the signed checkpoints")
+        return 0
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
