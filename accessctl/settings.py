@@ -7,6 +7,7 @@ refuses to start with a missing or weak secret, DEBUG, or no allowed hosts.
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -147,7 +148,7 @@ ARTIFACT_ROOT = Path(env.str("ACCESSCTL_ARTIFACT_ROOT", default=str(DATA_DIR / "
 # Artifacts live in local files (embedded default, or behind nginx) or in an
 # S3-compatible bucket (django-storages with boto3, SigV4 presigned URLs).
 ACCESSCTL_ARTIFACT_STORAGE = env.str("ACCESSCTL_ARTIFACT_STORAGE", default="local")
-_ARTIFACT_STORAGES = {
+_ARTIFACT_STORAGES: dict[str, dict[str, Any]] = {
     "local": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(ARTIFACT_ROOT)},
@@ -173,6 +174,18 @@ STORAGES = {
         "OPTIONS": {"location": str(DATA_DIR / "media")},
     },
     "artifacts": _ARTIFACT_STORAGES[ACCESSCTL_ARTIFACT_STORAGE],
+    # Audit exports: beside the artifacts (same backend), under their own root or prefix.
+    "exports": {
+        **_ARTIFACT_STORAGES[ACCESSCTL_ARTIFACT_STORAGE],
+        "OPTIONS": {
+            **_ARTIFACT_STORAGES[ACCESSCTL_ARTIFACT_STORAGE]["OPTIONS"],
+            **(
+                {"location": "audit-exports"}
+                if ACCESSCTL_ARTIFACT_STORAGE == "s3"
+                else {"location": str(DATA_DIR / "exports")}
+            ),
+        },
+    },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
@@ -244,6 +257,7 @@ CELERY_TASK_ROUTES = {
     "partners.tasks.resume_revocations": {"queue": "urgent"},
     "partners.tasks.send_notifications": {"queue": "slow"},
     "partners.tasks.send_staff_digest": {"queue": "slow"},
+    "accessctl.audit.tasks.write_audit_export": {"queue": "slow"},
 }
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -352,6 +366,8 @@ ACCESSCTL_REVOCATION_RESUME_SECONDS = env.int("ACCESSCTL_REVOCATION_RESUME_SECON
 # Emails link here and sign with this name.
 ACCESSCTL_PUBLIC_URL = env.str("ACCESSCTL_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 ACCESSCTL_SITE_NAME = env.str("ACCESSCTL_SITE_NAME", default="accessctl")
+# Audit events younger than this are never deleted, whatever the retention command asks.
+ACCESSCTL_AUDIT_RETENTION_MIN_DAYS = env.int("ACCESSCTL_AUDIT_RETENTION_MIN_DAYS", default=365)
 
 LOGGING = {
     "version": 1,

@@ -42,6 +42,9 @@ class AuditAction(StrEnum):
     SIGNING_KEY_ROTATED = "signing_key.rotated"
     DOWNLOAD_AUTHORIZED = "download.authorized"
     DOWNLOAD_DENIED = "download.denied"
+    AUDIT_EXPORT_REQUESTED = "audit.export_requested"
+    AUDIT_EXPORTED = "audit.exported"
+    AUDIT_RETENTION_APPLIED = "audit.retention_applied"
     STAFF_SIGNED_IN = "staff.signed_in"
     STAFF_SIGN_IN_FAILED = "staff.sign_in_failed"
 

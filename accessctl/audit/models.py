@@ -57,3 +57,93 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.action} {self.target_label}"
+
+
+class AuditLeaf(models.Model):
+    """Leaf ``index`` of the sealed log: the hash of event ``event_id``'s canonical form.
+
+    Leaves are appended by the sealer in the order it finds committed events (not by id:
+    a transaction that commits late is sealed late), never changed, and kept when
+    retention deletes old events, so proofs for later events still work.
+    """
+
+    index = models.BigIntegerField(primary_key=True)
+    event_id = models.BigIntegerField(unique=True)
+    hash = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"leaf {self.index} (event {self.event_id})"
+
+
+class AuditNode(models.Model):
+    """The hash of a perfect subtree: ``2**level`` leaves from ``index * 2**level``
+    (level >= 1; level 0 is ``AuditLeaf``)."""
+
+    pk = models.CompositePrimaryKey("level", "index")
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"node {self.level}/{self.index}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement of the log: its size and root hash at ``sealed_at``."""
+
+    tree_size = models.BigIntegerField(unique=True)
+    root_hash = models.BinaryField()
+    sealed_at = models.DateTimeField()
+    key_id = models.CharField(max_length=64)
+    signature = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["-tree_size"]
+        get_latest_by = "tree_size"
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.tree_size} at {self.sealed_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AuditRetention(models.Model):
+    """One application of the retention procedure: events of leaves below
+    ``purged_below`` were deleted (their leaves and the tree stay)."""
+
+    purged_below = models.BigIntegerField()
+    cutoff = models.DateTimeField()
+    events_deleted = models.BigIntegerField()
+    applied_at = models.DateTimeField()
+    applied_by = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["-applied_at"]
+
+    def __str__(self) -> str:
+        return f"retention below leaf {self.purged_below}"
+
+
+class AuditExport(models.Model):
+    """A compliance export: filters chosen by staff, written by a Celery task."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField()
+    filters = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    events = models.BigIntegerField(default=0)
+    tree_size = models.BigIntegerField(null=True, blank=True)
+    files = models.JSONField(default=dict, help_text="format -> {name, size, sha256}")
+    error = models.CharField(max_length=300, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+
+    def __str__(self) -> str:
+        return f"export #{self.pk}"

@@ -1,0 +1,30 @@
+"""Celery tasks of the audit trail: sealing (periodic) and exports (queue ``slow``)."""
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from . import exports, sealing
+
+__all__ = ["seal_audit_log", "write_audit_export"]
+
+RETRY = {
+    "acks_late": True,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+@shared_task(**RETRY, soft_time_limit=120, time_limit=180)
+def seal_audit_log() -> int | None:
+    """Seal new events; the new tree size, or None when nothing was new."""
+    checkpoint = sealing.seal()
+    return checkpoint.tree_size if checkpoint else None
+
+
+@shared_task(**RETRY, soft_time_limit=1800, time_limit=2400)
+def write_audit_export(export_id: int) -> int:
+    """Write one export's files; how many events it holds."""
+    return exports.write_export(export_id).events

@@ -1,0 +1,331 @@
+"""The tamper-evident audit log: append-only in the database, sealed into a signed
+Merkle tree, exported with proofs, and verified offline by the standalone verifier,
+which names the event or checkpoint that fails for each kind of tampering."""
+
+import csv
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.files.storage import storages
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from accessctl.audit import sealing, verify_export
+from accessctl.audit.events import AuditAction, record
+from accessctl.audit.exports import request_export, write_export
+from accessctl.audit.models import AuditCheckpoint, AuditEvent, AuditLeaf
+from accessctl.audit.retention import apply_retention
+from accessctl.signing import keys
+from partners import actions
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+DAY = timedelta(days=1)
+
+
+@pytest.fixture
+def history():
+    """Two partners' worth of real actions: grants, a revocation, denied downloads."""
+    a, b = f.partner("aurora"), f.partner("borealis", jurisdiction="DE")
+    v3 = f.release("v3", public_in=-DAY)
+    v4 = f.release("v4", public_in=-DAY)
+    grants = []
+    for partner in (a, b):
+        for release in (v3, v4):
+            f.window(release, partner)
+            grants.append(f.grant(f.checkpoint(release, tag=f"s-{partner.slug}"), partner))
+    actions.revoke_grant(actor=None, grant=grants[0], reason="audit test")
+    for grant in grants:
+        f.authorize(grant)
+    return {"a": a, "b": b, "v3": v3, "v4": v4, "grants": grants}
+
+
+@pytest.fixture
+def jwks(tmp_path):
+    keys.current_key()
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps(keys.jwks()))
+    return path
+
+
+def export(tmp_path, filters=None):
+    staff = f.staff("Compliance")
+    requested = request_export(actor=staff, filters=filters or {})
+    done = write_export(requested.pk)
+    files = {}
+    for kind, meta in done.files.items():
+        path = tmp_path / f"export.{kind}"
+        with storages["exports"].open(meta["name"], "rb") as handle:
+            path.write_bytes(handle.read())
+        files[kind] = path
+    return done, files
+
+
+def verify(path, jwks):
+    return verify_export.verify(path, verify_export.load_public_keys(jwks))
+
+
+def lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def write(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+# The database refuses changes.
+
+
+def test_database_refuses_update_and_delete_of_audit_events(history):
+    event = AuditEvent.objects.first()
+    for sql in (
+        "UPDATE audit_auditevent SET action = 'x' WHERE id = %s",
+        "DELETE FROM audit_auditevent WHERE id = %s",
+    ):
+        with pytest.raises(DatabaseError, match="audit_immutable"), transaction.atomic():
+            connection.cursor().execute(sql, [event.pk])
+    with pytest.raises(DatabaseError, match="audit_immutable"), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).update(reason="edited")
+    sealing.seal()
+    for table in ("audit_auditleaf", "audit_auditnode", "audit_auditcheckpoint"):
+        with pytest.raises(DatabaseError, match="audit_immutable"), transaction.atomic():
+            connection.cursor().execute(f"DELETE FROM {table}")  # noqa: S608
+
+
+def test_retention_deletes_only_old_sealed_events_and_is_audited(jwks, tmp_path):
+    old = [
+        record(AuditAction.PARTNER_UPDATED, actor=None, at=timezone.now() - 400 * DAY)
+        for _ in range(3)
+    ]
+    recent = f.partner("fresh")
+    retention = apply_retention(older_than=365 * DAY, operator="ops@lab")
+    assert retention.events_deleted == 3 and retention.purged_below == 3
+    assert not AuditEvent.objects.filter(pk__in=[e.pk for e in old]).exists()
+    assert AuditEvent.objects.filter(target_id=str(recent.pk)).exists()
+    applied = AuditEvent.objects.get(action="audit.retention_applied")
+    assert applied.changes["events_deleted"] == 3 and applied.changes["operator"] == "ops@lab"
+    assert AuditLeaf.objects.filter(index__lt=3).count() == 3  # the tree stays
+    _, files = export(tmp_path)
+    report = verify(files["jsonl"], jwks)
+    assert report.ok, report.failures
+
+
+# Sealing.
+
+
+def test_sealing_signs_checkpoints_each_consistent_with_the_last(history):
+    first = sealing.seal()
+    assert sealing.seal() is None  # nothing new
+    f.partner("late")
+    second = sealing.seal()
+    assert first.tree_size == AuditEvent.objects.count() - 1 == second.tree_size - 1
+    for checkpoint in (first, second):
+        payload = verify_export.checkpoint_text(
+            checkpoint.tree_size,
+            bytes(checkpoint.root_hash),
+            sealing.timestamp(checkpoint.sealed_at),
+        )
+        keys.verify_detached(payload, {"kid": checkpoint.key_id, "signature": checkpoint.signature})
+    proof = [verify_export.unb64(h) for h in sealing.consistency(first.tree_size, second.tree_size)]
+    assert verify_export.verify_consistency(
+        first.tree_size, second.tree_size, bytes(first.root_hash), bytes(second.root_hash), proof
+    )
+    assert AuditLeaf.objects.values("event_id").distinct().count() == second.tree_size
+
+
+def test_sealer_refuses_to_sign_over_a_rewritten_tree(history):
+    sealing.seal()
+    with connection.cursor() as cursor:  # a superuser can switch the trigger off
+        cursor.execute("SET session_replication_role = replica")
+        cursor.execute(
+            "UPDATE audit_auditnode SET hash = %s WHERE level = (SELECT max(level) FROM audit_auditnode)",
+            [b"\0" * 32],
+        )
+        cursor.execute("SET session_replication_role = DEFAULT")
+    f.partner("after")
+    with pytest.raises(sealing.SealError):
+        sealing.seal()
+
+
+# Exports and the verifier.
+
+
+def test_export_verifies_and_holds_every_event_in_three_formats(history, jwks, tmp_path):
+    done, files = export(tmp_path)
+    report = verify(files["jsonl"], jwks)
+    assert report.ok, report.failures
+    assert report.events == done.events == AuditLeaf.objects.count()
+    with files["csv"].open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == done.events
+    assert {"grant.issued", "grant.revoked", "download.authorized"} <= {r["action"] for r in rows}
+    ocsf = lines(files["ocsf"])
+    assert ocsf[0]["class_uid"] == 6003 and ocsf[0]["metadata"]["product"]["name"] == "accessctl"
+    assert {r["status"] for r in ocsf} >= {"Success", "Failure"}
+    assert AuditEvent.objects.filter(action="audit.exported", target_id=str(done.pk)).exists()
+    assert verify_export.main([str(files["jsonl"]), "--public-key", str(jwks)]) == 0
+
+
+def test_filters_choose_the_events(history, jwks, tmp_path):
+    a = history["a"]
+    _, files = export(tmp_path, {"partner": "aurora", "action": "download.*"})
+    events = [r["event"] for r in lines(files["jsonl"]) if r["type"] == "event"]
+    assert events and all(
+        e["partner_id"] == a.pk and e["action"].startswith("download.") for e in events
+    )
+    assert (
+        len(events) == AuditEvent.objects.filter(partner=a, action__startswith="download.").count()
+    )
+    assert verify(files["jsonl"], jwks).ok
+    _, by_release = export(tmp_path, {"release": "v3", "outcome": "denied"})
+    denied = [r["event"] for r in lines(by_release["jsonl"]) if r["type"] == "event"]
+    assert denied and {e["outcome"] for e in denied} == {"denied"}
+    assert verify(by_release["jsonl"], jwks).ok
+
+
+def tampered(files, change):
+    records = lines(files["jsonl"])
+    change(records)
+    write(files["jsonl"], records)
+    return records
+
+
+def event_lines(records):
+    return [i for i, r in enumerate(records) if r["type"] == "event"]
+
+
+def test_verifier_names_a_modified_event(history, jwks, tmp_path):
+    _, files = export(tmp_path)
+    records = tampered(
+        files, lambda rs: rs[event_lines(rs)[3]]["event"].update(actor_label="someone else")
+    )
+    victim = records[event_lines(records)[3]]
+    (failure,) = verify(files["jsonl"], jwks).failures
+    assert f"leaf {victim['leaf_index']}, id {victim['event']['id']}" in failure
+    assert "modified" in failure
+
+
+def test_verifier_names_an_inserted_event(history, jwks, tmp_path):
+    _, files = export(tmp_path)
+
+    def insert(rs):
+        fake = json.loads(json.dumps(rs[event_lines(rs)[0]]))
+        fake["event"]["id"] = 999999
+        rs.insert(event_lines(rs)[1], fake)
+
+    tampered(files, insert)
+    failures = verify(files["jsonl"], jwks).failures
+    assert any("id 999999" in x and "inserted" in x for x in failures), failures
+
+
+def test_verifier_names_a_deleted_event(history, jwks, tmp_path):
+    _, files = export(tmp_path)
+    records = lines(files["jsonl"])
+    gone = records[event_lines(records)[2]]["leaf_index"]
+    tampered(files, lambda rs: rs.pop(event_lines(rs)[2]))
+    failures = verify(files["jsonl"], jwks).failures
+    assert f"leaf {gone}: deleted" in "\n".join(failures)
+
+
+def test_verifier_names_reordered_events(history, jwks, tmp_path):
+    _, files = export(tmp_path)
+
+    def swap(rs):
+        i, j = event_lines(rs)[1], event_lines(rs)[2]
+        rs[i], rs[j] = rs[j], rs[i]
+
+    tampered(files, swap)
+    assert any("reordered" in x for x in verify(files["jsonl"], jwks).failures)
+
+
+def test_verifier_names_a_truncated_file(history, jwks, tmp_path):
+    _, files = export(tmp_path)
+    text = files["jsonl"].read_text().splitlines(keepends=True)
+    files["jsonl"].write_text("".join(text[: len(text) // 2]))
+    failures = verify(files["jsonl"], jwks).failures
+    assert any("truncated" in x for x in failures)
+    assert any(": deleted" in x for x in failures)
+
+
+def test_verifier_refuses_a_checkpoint_signed_by_an_unknown_key(history, jwks, tmp_path):
+    _, files = export(tmp_path)
+    keys.rotate_key()  # a key the verifier's JWKS (written before) does not hold
+    checkpoint = sealing.seal() or AuditCheckpoint.objects.latest()
+    forged = sealing.checkpoint_json(checkpoint)
+
+    def replace(rs):
+        rs[0]["checkpoints"][-1]["signature"] = forged["signature"]
+
+    tampered(files, replace)
+    failures = verify(files["jsonl"], jwks).failures
+    assert any("checkpoint" in x and "unknown key" in x for x in failures), failures
+
+
+def test_verifier_refuses_a_forged_manifest(history, jwks, tmp_path):
+    _, files = export(tmp_path)
+    tampered(files, lambda rs: rs[0]["manifest"].update(leaf_ranges=[[0, 1]]))
+    assert any("manifest" in x for x in verify(files["jsonl"], jwks).failures)
+
+
+def test_verifier_names_rows_changed_in_the_database_behind_the_trigger(history, jwks, tmp_path):
+    sealing.seal()
+    edited, removed = AuditEvent.objects.order_by("id")[4:6]
+    with connection.cursor() as cursor:  # a superuser bypasses the trigger
+        cursor.execute("SET session_replication_role = replica")
+        cursor.execute(
+            "UPDATE audit_auditevent SET actor_label = 'nobody' WHERE id = %s", [edited.pk]
+        )
+        cursor.execute("DELETE FROM audit_auditevent WHERE id = %s", [removed.pk])
+        cursor.execute("SET session_replication_role = DEFAULT")
+    _, files = export(tmp_path)
+    failures = "\n".join(verify(files["jsonl"], jwks).failures)
+    edited_leaf = AuditLeaf.objects.get(event_id=edited.pk).index
+    removed_leaf = AuditLeaf.objects.get(event_id=removed.pk).index
+    assert f"leaf {edited_leaf}, id {edited.pk}): modified" in failures
+    assert f"leaf {removed_leaf}: deleted" in failures
+
+
+def test_the_standalone_verifier_runs_without_django(history, jwks, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, files = export(tmp_path)
+    script = Path(verify_export.__file__)
+    isolated = tmp_path / "verifier"
+    isolated.mkdir()
+    (isolated / script.name).write_bytes(script.read_bytes())
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            str(isolated / script.name),
+            str(files["jsonl"]),
+            "--public-key",
+            str(jwks),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=isolated,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.startswith("OK ")
+    tampered(files, lambda rs: rs[event_lines(rs)[0]]["event"].update(action="x"))
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            str(isolated / script.name),
+            str(files["jsonl"]),
+            "--public-key",
+            str(jwks),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=isolated,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert again.returncode == 1 and again.stdout.startswith("FAIL event at line")
