@@ -1,11 +1,34 @@
-from django.contrib import admin
-from django.http import HttpRequest
+from typing import Any
 
-from .models import AuditEvent
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, Q, QuerySet
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from .exports import ExportError, request_export, storage
+from .models import AuditCheckpoint, AuditEvent, AuditExport
+
+__all__ = ["AuditEventAdmin", "AuditExportAdmin", "AuditHistory", "events_for"]
+
+
+class ReadOnly:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnly, admin.ModelAdmin):
     """The audit trail: read-only for everyone, superusers included."""
 
     list_display = [
@@ -24,11 +47,169 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_select_related = ["partner"]
     show_full_result_count = False
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        # The per-object history links here with ?target_type=...&target_id=...
+        return lookup in {"target_type", "target_id"} or super().lookup_allowed(
+            lookup, value, request
+        )
 
-    def has_change_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
-        return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
-        return False
+def events_for(obj: Model) -> QuerySet[AuditEvent]:
+    """Every event about ``obj``; for a partner also every event in its name."""
+    about = Q(target_type=obj._meta.label_lower, target_id=str(obj.pk))
+    if obj._meta.label_lower == "partners.partner":
+        about |= Q(partner_id=obj.pk)
+    return AuditEvent.objects.filter(about).order_by("-occurred_at", "-id")
+
+
+class AuditHistory:
+    """An admin's *History* page shows the object's audit events (Django's own change
+    log is not the record: every change goes through an audited action)."""
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        model_admin: Any = self
+        obj = model_admin.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404
+        if not model_admin.has_view_or_change_permission(request, obj):
+            raise PermissionDenied
+        trail = reverse("admin:audit_auditevent_changelist")
+        return TemplateResponse(
+            request,
+            "admin/accessctl/audit_history.html",
+            {
+                **model_admin.admin_site.each_context(request),
+                "title": f"Audit history: {obj}",
+                "object": obj,
+                "opts": model_admin.model._meta,
+                "events": events_for(obj).select_related("partner")[:500],
+                "trail_url": f"{trail}?target_type={obj._meta.label_lower}&target_id={obj.pk}",
+                **(extra_context or {}),
+            },
+        )
+
+
+class ExportForm(forms.Form):
+    since = forms.DateTimeField(required=False, help_text="From (UTC), inclusive.")
+    until = forms.DateTimeField(required=False, help_text="Until (UTC), exclusive.")
+    partner = forms.SlugField(required=False, help_text="Partner slug.")
+    release = forms.SlugField(required=False, help_text="Release slug.")
+    action = forms.CharField(
+        required=False, help_text="An action (grant.revoked) or a prefix (grant.*)."
+    )
+    outcome = forms.ChoiceField(
+        required=False,
+        choices=[("", "any"), ("success", "success"), ("denied", "denied"), ("failure", "failure")],
+    )
+
+
+@admin.register(AuditExport)
+class AuditExportAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "requested_at",
+        "requested_by",
+        "filters",
+        "status",
+        "events",
+        "downloads",
+    ]
+    list_filter = ["status"]
+    readonly_fields = fields = (
+        "requested_by",
+        "requested_at",
+        "filters",
+        "status",
+        "events",
+        "tree_size",
+        "downloads",
+        "error",
+        "completed_at",
+    )
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("audit.export_auditevent")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("request/", wrap(self.request_view), name="audit_auditexport_request"),
+            path(
+                "<int:export_id>/download/<str:kind>/",
+                wrap(self.download_view),
+                name="audit_auditexport_download",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        extra = {"request_url": reverse("admin:audit_auditexport_request"), **(extra_context or {})}
+        return super().changelist_view(request, extra)
+
+    @admin.display(description="Files")
+    def downloads(self, obj: AuditExport) -> str:
+        if obj.status != AuditExport.Status.READY:
+            return "-"
+        return format_html_join(
+            " ",
+            '<a href="{}">{}</a>',
+            (
+                (reverse("admin:audit_auditexport_download", args=[obj.pk, kind]), kind)
+                for kind in obj.files
+            ),
+        )
+
+    def request_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = ExportForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                export = request_export(actor=request.user, filters=form.cleaned_data)
+            except ExportError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(
+                    request,
+                    f"Export #{export.pk} is being written; it appears here when ready.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:audit_auditexport_changelist"))
+        return TemplateResponse(
+            request,
+            "admin/accessctl/export_form.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Export the audit trail",
+                "form": form,
+                "opts": self.model._meta,
+            },
+        )
+
+    def download_view(self, request: HttpRequest, export_id: int, kind: str) -> FileResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        export = AuditExport.objects.filter(pk=export_id, status=AuditExport.Status.READY).first()
+        if export is None or kind not in export.files:
+            raise Http404
+        name = export.files[kind]["name"]
+        return FileResponse(
+            storage().open(name, "rb"), as_attachment=True, filename=name.rsplit("/", 1)[-1]
+        )
+
+
+@admin.register(AuditCheckpoint)
+class AuditCheckpointAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ["tree_size", "sealed_at", "key_id", "root"]
+    date_hierarchy = "sealed_at"
+
+    @admin.display(description="Root hash (base64url)")
+    def root(self, obj: AuditCheckpoint) -> str:
+        from .verify_export import b64
+
+        return format_html("<code>{}</code>", b64(bytes(obj.root_hash)))

@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
+from accessctl.audit.admin import AuditHistory
 from partners import actions
 from partners.errors import ActionError
 from partners.models import Grant, GrantApproval, GrantRequest
@@ -61,7 +62,7 @@ class GrantIssueForm(forms.ModelForm):
 
 
 @admin.register(Grant)
-class GrantAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmin):
+class GrantAdmin(AuditHistory, AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmin):
     # A grant changes only by being revoked (or by the clock).
     add_form = GrantIssueForm
     add_fields = ("partner", "checkpoint", "quota_bytes", "expires_at")

@@ -6,6 +6,7 @@ from django.db.models import Model
 from django.forms import ModelForm
 from django.http import HttpRequest
 
+from accessctl.audit.admin import AuditHistory
 from accessctl.audit.events import AuditAction, record
 from partners import actions
 from partners.actions.partners import EDITABLE_FIELDS
@@ -61,7 +62,7 @@ class PartnerForm(forms.ModelForm):
 
 
 @admin.register(Partner)
-class PartnerAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
+class PartnerAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
     form = PartnerForm
     list_display = ["slug", "legal_name", "kind", "jurisdiction", "status", "nda_expires_at"]
     list_filter = ["status", "kind", "jurisdiction"]

@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
+from accessctl.audit.admin import AuditHistory
 from partners import actions
 from partners.actions.checkpoints import RELEASE_EDITABLE_FIELDS
 from partners.errors import ActionError
@@ -96,7 +97,7 @@ class CheckpointInline(admin.TabularInline):
 
 
 @admin.register(Release)
-class ReleaseAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
+class ReleaseAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
     list_display = ["slug", "name", "public_release_at", "status", "policy", "jurisdictions"]
     list_filter = ["status", "policy"]
     search_fields = ["slug", "name"]
@@ -174,7 +175,7 @@ class WindowStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(EmbargoWindow)
-class EmbargoWindowAdmin(ActionErrorsAsMessages, admin.ModelAdmin):
+class EmbargoWindowAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
     form = WindowForm
     list_display = [
         "release",
@@ -221,7 +222,7 @@ class ArtifactInline(admin.TabularInline):
 
 
 @admin.register(Checkpoint)
-class CheckpointAdmin(admin.ModelAdmin):
+class CheckpointAdmin(AuditHistory, admin.ModelAdmin):
     list_display = ["__str__", "training_step", "status", "files", "total_size", "registered_at"]
     list_filter = ["status", "release"]
     search_fields = ["tag", "release__slug"]

@@ -5,6 +5,7 @@ from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from accessctl.audit.admin import AuditHistory
 from partners import actions
 from partners.models import AccessToken
 from partners.tokens import Scope
@@ -35,7 +36,7 @@ class TokenCreateForm(forms.ModelForm):
 
 
 @admin.register(AccessToken)
-class AccessTokenAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmin):
+class AccessTokenAdmin(AuditHistory, AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmin):
     add_form = TokenCreateForm
     add_fields = ("user", "name", "scopes", "expires_at", "allowed_networks")
     list_display = [

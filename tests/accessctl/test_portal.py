@@ -466,3 +466,48 @@ def test_staff_see_task_results_and_security_officers_edit_schedules(client):
     assert 'name="_save"' not in compliance.get(change).content.decode()
     officer = portal_client(client, f.staff("Security officer"))
     assert 'name="_save"' in officer.get(change).content.decode()
+
+
+# Audit trail, history and exports
+
+
+def test_each_object_page_has_its_audit_history(client, world):
+    partner, _release, _checkpoint, _window, grant = world
+    actions.revoke_grant(actor=None, grant=grant, reason="history test")
+    viewer = portal_client(client, f.staff("Compliance"))
+    page = viewer.get(reverse("admin:partners_grant_history", args=[grant.pk]))
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "grant.issued" in text and "grant.revoked" in text and "history test" in text
+    partner_page = viewer.get(reverse("admin:partners_partner_history", args=[partner.pk])).content
+    assert b"partner.created" in partner_page and b"grant.revoked" in partner_page
+
+
+def test_compliance_requests_and_downloads_an_export_that_verifies(client, world, tmp_path):
+    from accessctl.audit import verify_export
+    from accessctl.audit.exports import write_export
+    from accessctl.audit.models import AuditExport
+    from accessctl.signing import keys
+
+    viewer = portal_client(client, f.staff("Compliance"))
+    response = viewer.post(
+        reverse("admin:audit_auditexport_request"), {"partner": "aurora-gpu", "outcome": ""}
+    )
+    assert response.status_code == 302
+    export = AuditExport.objects.get()
+    assert export.filters == {"partner": "aurora-gpu"}
+    write_export(export.pk)  # what the Celery task does
+    listing = viewer.get(reverse("admin:audit_auditexport_changelist")).content.decode()
+    assert f"/admin/audit/auditexport/{export.pk}/download/jsonl/" in listing
+    download = viewer.get(reverse("admin:audit_auditexport_download", args=[export.pk, "jsonl"]))
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b"".join(download.streaming_content))
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(__import__("json").dumps(keys.jwks()))
+    report = verify_export.verify(path, verify_export.load_public_keys(jwks))
+    assert report.ok and report.events > 0
+
+    manager = portal_client(client, f.staff("Release manager"))
+    assert manager.get(reverse("admin:audit_auditexport_request")).status_code == 403
+    refused = manager.get(reverse("admin:audit_auditexport_download", args=[export.pk, "jsonl"]))
+    assert refused.status_code == 403
