@@ -1,0 +1,222 @@
+"""Every action of ``partners.actions`` writes its audit events, exactly: one per change.
+
+The table below lists every public action; a new action missing from it fails
+``test_every_action_is_listed``, so nothing can change state without evidence.
+"""
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accessctl.audit.models import AuditEvent
+from partners import actions
+from partners.models import AccessToken, EmbargoWindow, Grant, GrantRequest, Partner, Revocation
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+DAY, HOUR = timedelta(days=1), timedelta(hours=1)
+
+
+@pytest.fixture
+def world():
+    partner = f.partner("aurora")
+    launched = f.release("v3", public_in=-DAY)
+    upcoming = f.release("v4", public_in=30 * DAY)
+    for release in (launched, upcoming):
+        f.window(release, partner)
+    return {
+        "partner": partner,
+        "launched": launched,
+        "upcoming": upcoming,
+        "launched_cp": f.checkpoint(launched, tag="l1"),
+        "upcoming_cp": f.checkpoint(upcoming, tag="u1"),
+        "officer": f.superuser(),
+    }
+
+
+def pending(w):
+    return actions.request_grant(
+        actor=f.partner_user(w["partner"]),
+        partner=w["partner"],
+        checkpoint=w["upcoming_cp"],
+        quota_bytes=1,
+    )
+
+
+def a_grant(w):
+    return f.grant(w["launched_cp"], w["partner"])
+
+
+def due_grant(w):
+    grant = a_grant(w)
+    Grant.objects.filter(pk=grant.pk).update(
+        issued_at=timezone.now() - 2 * HOUR, expires_at=timezone.now() - HOUR
+    )
+    return grant
+
+
+def closed_window(w):
+    grant = due_grant(w)
+    now = timezone.now()
+    EmbargoWindow.objects.filter(pk=grant.window_id).update(
+        opened_at=now - DAY, closes_at=now - HOUR
+    )
+    return grant
+
+
+def a_token(w):
+    return AccessToken.objects.get(prefix=f.token(f.partner_user(w["partner"]))[:12])
+
+
+# name -> (prepare(world) -> call(), the events the call must write, as a multiset)
+ACTIONS = {
+    "create_partner": (
+        lambda w: lambda: f.partner("new"),
+        {"partner.created": 1},
+    ),
+    "update_partner": (
+        lambda w: (
+            lambda: actions.update_partner(actor=w["officer"], partner=w["partner"], legal_name="X")
+        ),
+        {"partner.updated": 1},
+    ),
+    "suspend_partner": (
+        lambda w: (
+            lambda: actions.suspend_partner(actor=w["officer"], partner=w["partner"], reason="r")
+        ),
+        {"partner.suspended": 1},
+    ),
+    "reinstate_partner": (
+        lambda w: (
+            actions.suspend_partner(actor=None, partner=w["partner"], reason="r"),
+            actions.cascade_revocation(Revocation.objects.get().pk),
+            lambda: actions.reinstate_partner(
+                actor=w["officer"], partner=w["partner"], reason="ok"
+            ),
+        )[-1],
+        {"partner.reinstated": 1},
+    ),
+    "terminate_partner": (
+        lambda w: (
+            lambda: actions.terminate_partner(actor=w["officer"], partner=w["partner"], reason="r")
+        ),
+        {"partner.terminated": 1},
+    ),
+    "create_release": (lambda w: lambda: f.release("v9"), {"release.created": 1}),
+    "update_release": (
+        lambda w: (
+            lambda: actions.update_release(actor=w["officer"], release=w["launched"], name="X")
+        ),
+        {"release.updated": 1},
+    ),
+    "withdraw_release": (
+        lambda w: (
+            lambda: actions.withdraw_release(actor=w["officer"], release=w["launched"], reason="r")
+        ),
+        {"release.withdrawn": 1},
+    ),
+    "register_checkpoint": (
+        lambda w: lambda: f.checkpoint(w["launched"], tag="new"),
+        {"checkpoint.registered": 1},
+    ),
+    "pull_checkpoint": (
+        lambda w: (
+            lambda: actions.pull_checkpoint(
+                actor=w["officer"], checkpoint=w["launched_cp"], reason="r"
+            )
+        ),
+        {"checkpoint.pulled": 1},
+    ),
+    "set_window": (
+        lambda w: (p := f.partner("other"), lambda: f.window(w["launched"], p))[-1],
+        {"window.set": 1},
+    ),
+    "issue_grant": (lambda w: lambda: a_grant(w), {"grant.issued": 1}),
+    # Before the public release a request waits; after it, it is issued at once: two changes.
+    "request_grant": (lambda w: lambda: pending(w), {"grant.requested": 1}),
+    "approve_grant_request": (
+        lambda w: (
+            r := pending(w),
+            lambda: actions.approve_grant_request(actor=f.superuser(), request=r),
+        )[-1],
+        {"grant_request.approved": 1},
+    ),
+    "reject_grant_request": (
+        lambda w: (
+            r := pending(w),
+            lambda: actions.reject_grant_request(actor=w["officer"], request=r, reason="no"),
+        )[-1],
+        {"grant_request.rejected": 1},
+    ),
+    "revoke_grant": (
+        lambda w: (
+            g := a_grant(w),
+            lambda: actions.revoke_grant(actor=w["officer"], grant=g, reason="r"),
+        )[-1],
+        {"grant.revoked": 1},
+    ),
+    "authorize_download": (
+        lambda w: (g := a_grant(w), lambda: f.authorize(g))[-1],
+        {"download.authorized": 1},
+    ),
+    "create_token": (lambda w: lambda: a_token(w), {"token.created": 1}),
+    "revoke_token": (
+        lambda w: (
+            t := a_token(w),
+            lambda: actions.revoke_token(actor=w["officer"], token=t, reason="r"),
+        )[-1],
+        {"token.revoked": 1},
+    ),
+    "cascade_revocation": (
+        lambda w: (
+            a_grant(w),
+            actions.suspend_partner(actor=None, partner=w["partner"], reason="r"),
+            lambda: actions.cascade_revocation(Revocation.objects.get().pk),
+        )[-1],
+        {"grant.revoked": 1, "revocation.completed": 1},
+    ),
+    "expire_grants": (lambda w: (due_grant(w), actions.expire_grants)[-1], {"grant.expired": 1}),
+    "open_windows": (lambda w: actions.open_windows, {"window.opened": 2}),
+    "close_windows": (
+        lambda w: (closed_window(w), actions.close_windows)[-1],
+        {"window.closed": 1, "grant.expired": 1},
+    ),
+    "lift_embargoes": (lambda w: actions.lift_embargoes, {"window.embargo_lifted": 1}),
+    "expire_ndas": (
+        lambda w: (
+            Partner.objects.filter(pk=w["partner"].pk).update(nda_expires_at=timezone.now() - HOUR),
+            actions.expire_ndas,
+        )[-1],
+        {"partner.suspended": 1},
+    ),
+    "remind_pending_requests": (
+        lambda w: (
+            GrantRequest.objects.filter(pk=pending(w).pk).update(
+                requested_at=timezone.now() - 2 * DAY
+            ),
+            actions.remind_pending_requests,
+        )[-1],
+        {"grant_request.reminded": 1},
+    ),
+}
+
+# Checks and announcements change no state, so they record nothing.
+NO_EVENTS = {"check_grant", "check_window", "announce_deadlines", "queue_staff_digest"}
+
+
+def test_every_action_is_listed():
+    public = {name for name in actions.__all__ if name[0].islower()}
+    assert public == set(ACTIONS) | NO_EVENTS
+
+
+@pytest.mark.parametrize("name", sorted(ACTIONS))
+def test_action_writes_exactly_its_events(world, name):
+    prepare, expected = ACTIONS[name]
+    call = prepare(world)
+    before = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    call()
+    written = Counter(AuditEvent.objects.filter(id__gt=before).values_list("action", flat=True))
+    assert written == Counter(expected)
