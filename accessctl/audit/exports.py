@@ -37,7 +37,7 @@ from .sealing import FIELDS, checkpoint_json, consistency, event_record, seal, t
 __all__ = ["ExportError", "matching_events", "request_export", "write_export"]
 
 NODES_PER_LINE = 1000
-FETCH = 5000
+FETCH = 50_000
 
 
 class ExportError(Exception):
@@ -186,23 +186,43 @@ def _needed_nodes(exported: array, size: int) -> Iterator[tuple[int, int]]:
                 stack.append((a, b))
 
 
+def _runs(indices: list[int], gap: int = 256) -> Iterator[tuple[int, int]]:
+    """Sorted indices as (first, last) runs, merging gaps up to ``gap``."""
+    first = last = indices[0]
+    for index in indices[1:]:
+        if index - last > gap:
+            yield first, last
+            first = index
+        last = index
+    yield first, last
+
+
 def _fetch(keys: list[tuple[int, int]]) -> list[list[Any]]:
-    by_level: dict[int, list[int]] = {}
+    """The stored hashes of ``keys``, read as index ranges per level (a range scan of the
+    primary key; an ``= ANY`` list gets a generic plan once prepared, and scans)."""
+    by_level: dict[int, set[int]] = {}
     for level, index in keys:
-        by_level.setdefault(level, []).append(index)
+        by_level.setdefault(level, set()).add(index)
     out = []
     with connection.cursor() as cursor:
-        for level, indices in by_level.items():
-            if level == 0:
-                cursor.execute(
-                    'SELECT "index", hash FROM audit_auditleaf WHERE "index" = ANY(%s)', [indices]
-                )
-            else:
-                cursor.execute(
-                    'SELECT "index", hash FROM audit_auditnode WHERE level = %s AND "index" = ANY(%s)',
-                    [level, indices],
-                )
-            out += [[level, index, merkle.b64(bytes(value))] for index, value in cursor.fetchall()]
+        for level, wanted in sorted(by_level.items()):
+            for first, last in _runs(sorted(wanted)):
+                if level == 0:
+                    cursor.execute(
+                        'SELECT "index", hash FROM audit_auditleaf WHERE "index" BETWEEN %s AND %s',
+                        [first, last],
+                    )
+                else:
+                    cursor.execute(
+                        'SELECT "index", hash FROM audit_auditnode '
+                        'WHERE level = %s AND "index" BETWEEN %s AND %s',
+                        [level, first, last],
+                    )
+                out += [
+                    [level, index, merkle.b64(bytes(value))]
+                    for index, value in cursor.fetchall()
+                    if index in wanted
+                ]
     return out
 
 

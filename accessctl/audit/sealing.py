@@ -105,12 +105,23 @@ def _append(events: Iterable[dict[str, Any]], old: int) -> int:
     }
     if not leaves:
         return old
-    events_by_index = dict(zip(leaves, (values["id"] for values in events), strict=True))
-    AuditLeaf.objects.bulk_create(
-        AuditLeaf(index=i, event_id=events_by_index[i], hash=h) for i, h in leaves.items()
-    )
+    ids = [values["id"] for values in events]
     new = old + len(leaves)
-    AuditNode.objects.bulk_create(_new_nodes(old, new, leaves), batch_size=5000)
+    nodes = list(_new_nodes(old, new, leaves))
+    if connection.vendor == "postgresql":  # COPY: several times faster than INSERTs
+        with connection.cursor() as cursor:
+            with cursor.copy('COPY audit_auditleaf ("index", event_id, hash) FROM STDIN') as copy:
+                for (index, value), event_id in zip(leaves.items(), ids, strict=True):
+                    copy.write_row((index, event_id, value))
+            with cursor.copy('COPY audit_auditnode (level, "index", hash) FROM STDIN') as copy:
+                for node in nodes:
+                    copy.write_row((node.level, node.index, node.hash))
+        return new
+    AuditLeaf.objects.bulk_create(
+        AuditLeaf(index=i, event_id=e, hash=h)
+        for (i, h), e in zip(leaves.items(), ids, strict=True)
+    )
+    AuditNode.objects.bulk_create(nodes, batch_size=5000)
     return new
 
 

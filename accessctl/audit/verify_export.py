@@ -35,6 +35,7 @@ import bisect
 import hashlib
 import itertools
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -250,9 +251,36 @@ class Report:
         return not self.failures
 
 
-def _event_label(line_no: int, record: dict[str, Any]) -> str:
-    event = record.get("event") or {}
-    return f"event at line {line_no} (leaf {record.get('leaf_index')}, id {event.get('id')})"
+def _event_label(line_no: int, index: object, event_id: object) -> str:
+    return f"event at line {line_no} (leaf {index}, id {event_id})"
+
+
+_EVENT_PREFIX = b'{"event":'
+_EVENT_TAIL = re.compile(rb',"leaf_index":(\d+),"type":"event"}\r?\n?$')
+_EVENT_ID = re.compile(rb',"id":(\d+),"occurred_at":')
+
+
+def _event_line(raw: bytes) -> tuple[object, object, bytes] | None:
+    """(leaf index, event id, leaf hash) of an event line, or None if it is not one.
+
+    The exporter writes canonical JSON, so the event's bytes are hashed as they stand
+    (no decoding and re-encoding: this is most of the verifier's work). A line that is
+    not in that exact form is decoded and its event re-encoded canonically instead.
+    """
+    tail = _EVENT_TAIL.search(raw)
+    if raw.startswith(_EVENT_PREFIX) and tail:
+        body = raw[len(_EVENT_PREFIX) : tail.start()]
+        found = _EVENT_ID.search(body)
+        return int(tail.group(1)), int(found.group(1)) if found else None, leaf_hash(body)
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or record.get("type") != "event":
+        return None
+    event = record.get("event")
+    event_id = event.get("id") if isinstance(event, dict) else None
+    return record.get("leaf_index"), event_id, leaf_hash(canonical(event))
 
 
 def verify(path: Path, keys: dict[str | None, Any]) -> Report:
@@ -279,37 +307,37 @@ def verify(path: Path, keys: dict[str | None, Any]) -> Report:
                 f"leaf {index}: deleted (its event row was gone from the database at export "
                 "time, though sealed and not removed by retention)"
             )
-        expected = [
+        expected = {
             i for first_i, last_i in manifest["leaf_ranges"] for i in range(first_i, last_i + 1)
-        ]
-        expected_set = set(expected)
-        leaves: dict[int, tuple[int, dict[str, Any], bytes]] = {}
+        }
+        leaves: dict[int, tuple[int, object, bytes]] = {}
         seen: list[int] = []
         nodes: dict[tuple[int, int], bytes] = {}
         end = None
         for line_no, raw in lines:
+            parsed = _event_line(raw)
+            if parsed is not None:
+                index, event_id, value = parsed
+                label = _event_label(line_no, index, event_id)
+                if not isinstance(index, int) or index not in expected:
+                    report.fail(
+                        f"{label}: inserted (not among the exported leaves the manifest signs)"
+                    )
+                elif index in leaves:
+                    report.fail(f"{label}: inserted (leaf {index} appears twice)")
+                else:
+                    leaves[index] = (line_no, event_id, value)
+                    seen.append(index)
+                continue
             try:
                 record = json.loads(raw)
             except ValueError:
                 report.fail(f"line {line_no}: not JSON (modified or truncated)")
                 continue
             kind = record.get("type")
-            if kind == "event":
-                index = record.get("leaf_index")
-                label = _event_label(line_no, record)
-                if not isinstance(index, int) or index not in expected_set:
-                    report.fail(
-                        f"{label}: inserted (not among the exported leaves the manifest signs)"
-                    )
-                    continue
-                if index in leaves:
-                    report.fail(f"{label}: inserted (leaf {index} appears twice)")
-                    continue
-                leaves[index] = (line_no, record, leaf_hash(canonical(record.get("event"))))
-                seen.append(index)
-            elif kind == "nodes":
-                for level, index, value in record.get("nodes", []):
-                    nodes[(level, index)] = unb64(value)
+            if kind == "nodes":
+                for level, index, text in record.get("nodes", []):
+                    nodes[(level, index)] = unb64(text)
             elif kind == "end":
                 end = record
             else:
@@ -319,14 +347,13 @@ def verify(path: Path, keys: dict[str | None, Any]) -> Report:
             report.fail("the file is truncated: no end line")
         elif end.get("events") != len(seen):
             report.fail(f"end line says {end.get('events')} events, the file holds {len(seen)}")
-        for index in sorted(expected_set - set(leaves)):
+        for index in sorted(expected - set(leaves)):
             report.fail(f"leaf {index}: deleted (signed in the manifest, missing from the file)")
-        order = [i for i in seen if i in expected_set]
-        for before, after in itertools.pairwise(order):
+        for before, after in itertools.pairwise(seen):
             if after < before:
-                line_no, record, _ = leaves[after]
+                line_no, event_id, _ = leaves[after]
                 report.fail(
-                    f"{_event_label(line_no, record)}: reordered (comes after leaf {before})"
+                    f"{_event_label(line_no, after, event_id)}: reordered (comes after leaf {before})"
                 )
         _check_inclusion(leaves, nodes, tree_size, root, report)
     return report
@@ -375,7 +402,7 @@ def _check_header(
 
 
 def _check_inclusion(
-    leaves: dict[int, tuple[int, dict[str, Any], bytes]],
+    leaves: dict[int, tuple[int, object, bytes]],
     nodes: dict[tuple[int, int], bytes],
     tree_size: int,
     root: bytes,
@@ -422,8 +449,8 @@ def _check_inclusion(
     if exported and walk(0, tree_size) == root and agreed:
         return
     for index in exported:
-        line_no, record, computed = leaves[index]
-        label = _event_label(line_no, record)
+        line_no, event_id, computed = leaves[index]
+        label = _event_label(line_no, index, event_id)
         path = []
         for start, end in inclusion_path(index, tree_size):
             value = stated(start, end)
