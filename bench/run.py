@@ -221,6 +221,39 @@ def main() -> None:
             f"{result['p99'] / baseline['p99']:.2f} |"
         )
 
+    print("\n## Cost of auditing\n")
+    print(
+        "The same authorization (nginx mode) with and without its audit event (the "
+        "benchmark-only switch `ACCESSCTL_BENCH_WITHOUT_AUDIT` drops the INSERT from the "
+        f"debit statement); {options.rounds} interleaved rounds of {options.seconds}s, medians.\n"
+    )
+    print("| authorization | requests/s | p50 ms | p99 ms | ratio rps |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    nginx_mode = {**common, "ACCESSCTL_DOWNLOAD_MODE": "nginx"}
+    with (
+        gunicorn(nginx_mode) as audited,
+        gunicorn({**nginx_mode, "ACCESSCTL_BENCH_WITHOUT_AUDIT": "1"}) as unaudited,
+    ):
+        grant_token = httpx.get(f"{audited}/api/v1/grants/{grant}", headers=auth).json()["token"]
+        headers = {**auth, "X-Grant-Token": grant_token}
+        targets = {
+            "without audit event": f"{unaudited}/api/v1/grants/{grant}/files/small.bin",
+            "with audit event": f"{audited}/api/v1/grants/{grant}/files/small.bin",
+        }
+        for url in targets.values():
+            wrk(url, 3, headers)
+        runs = {name: [] for name in targets}
+        for _ in range(options.rounds):
+            for name, url in targets.items():
+                runs[name].append(wrk(url, options.seconds, headers))
+    without = median(runs["without audit event"])
+    for name in targets:
+        result = median(runs[name])
+        print(
+            f"| {name} | {result['rps']:.0f} | {result['p50']:.1f} | {result['p99']:.1f} | "
+            f"{result['rps'] / without['rps']:.2f} |"
+        )
+
     if options.skip_throughput:
         return
     print(

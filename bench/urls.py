@@ -1,3 +1,5 @@
+import os
+
 from django.db import connection
 from django.urls import include, path
 from django.utils import timezone
@@ -27,6 +29,19 @@ class Baseline(APIView):
             target_id=str(grant.pk),
         )
         return Response({"id": grant.pk, "bytes_used": grant.bytes_used, "db": connection.vendor})
+
+
+if os.environ.get("ACCESSCTL_BENCH_WITHOUT_AUDIT"):
+    # Benchmark only: the same authorization with its quota debit but no audit insert,
+    # to measure what the audit event costs (bench/run.py, "Cost of auditing").
+    from partners.actions import downloads
+
+    def _debit_without_audit(grant: Grant, requested_bytes: int, authorized: AuditEvent) -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(downloads._DEBIT_ONLY, [requested_bytes, grant.pk, requested_bytes])
+            return bool(cursor.rowcount)
+
+    downloads._debit = _debit_without_audit
 
 
 urlpatterns = [

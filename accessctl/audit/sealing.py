@@ -77,8 +77,12 @@ def stored_node(level: int, index: int) -> bytes:
     return bytes(AuditNode.objects.values_list("hash", flat=True).get(level=level, index=index))
 
 
-def _unsealed(limit: int) -> list[dict[str, Any]]:
-    events = AuditEvent.objects.filter(~Exists(AuditLeaf.objects.filter(event_id=OuterRef("pk"))))
+def _unsealed(limit: int, after: int) -> list[dict[str, Any]]:
+    """Committed events without a leaf, by id, from id ``after`` on (within one run the
+    batches move forward; an event that commits behind them is found by the next run)."""
+    events = AuditEvent.objects.filter(
+        ~Exists(AuditLeaf.objects.filter(event_id=OuterRef("pk"))), id__gt=after
+    )
     last = AuditCheckpoint.objects.order_by("-tree_size").first()
     if last is not None:
         events = events.filter(occurred_at__gte=last.sealed_at - LOOKBACK)
@@ -134,16 +138,17 @@ def seal(*, batch: int = BATCH) -> AuditCheckpoint | None:
 
     Each batch is one transaction; the checkpoint covers all of them.
     """
-    sealed_any = False
+    sealed_any, after = False, 0
     while True:
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK])
-            events = _unsealed(batch)
+            events = _unsealed(batch, after)
             if not events:
                 break
             _append(events, tree_size())
+            after = events[-1]["id"]
             sealed_any = True
     if not sealed_any:
         return None

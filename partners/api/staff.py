@@ -4,6 +4,7 @@ One view per operation; each parses, calls one action and renders. The action ch
 the token user's own permissions, so a token can do no more than its owner.
 """
 
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -12,7 +13,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accessctl.audit.exports import ExportError, request_export
+from accessctl.audit.exports import storage as export_storage
+from accessctl.audit.models import AuditExport
 from partners import actions
+from partners.errors import ActionError, ActionForbidden
 from partners.models import (
     Checkpoint,
     EmbargoWindow,
@@ -26,6 +31,9 @@ from partners.models import (
 from .auth import StaffCaller
 
 __all__ = [
+    "AuditExportApi",
+    "AuditExportCreateApi",
+    "AuditExportFileApi",
     "CheckpointPullApi",
     "CheckpointRegisterApi",
     "GrantIssueApi",
@@ -417,3 +425,76 @@ class RevocationApi(StaffView):
             pk=revocation_id,
         )
         return Response(RevocationOut(revocation).data)
+
+
+class AuditExportIn(serializers.Serializer):
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    partner = serializers.SlugField(required=False)
+    release = serializers.SlugField(required=False)
+    action = serializers.CharField(required=False, max_length=64)
+    outcome = serializers.ChoiceField(choices=["success", "denied", "failure"], required=False)
+
+
+class AuditExportOut(serializers.ModelSerializer):
+    files = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AuditExport
+        fields = ["id", "status", "filters", "requested_at", "events", "tree_size", "files"]
+
+    def get_files(self, obj: AuditExport) -> dict[str, dict[str, object]]:
+        return {
+            kind: {
+                "size": meta["size"],
+                "sha256": meta["sha256"],
+                "url": f"/api/v1/staff/audit-exports/{obj.pk}/files/{kind}",
+            }
+            for kind, meta in obj.files.items()
+        }
+
+
+def _may_export(request: Request) -> None:
+    if not request.user.has_perm("audit.export_auditevent"):
+        raise ActionForbidden("audit.export_auditevent")
+
+
+class AuditExportCreateApi(StaffView):
+    @extend_schema(
+        request=AuditExportIn,
+        responses={202: AuditExportOut},
+        summary="Export the audit trail (written in the background; poll the export)",
+    )
+    def post(self, request: Request) -> Response:
+        data = AuditExportIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            export = request_export(actor=request.user, filters=dict(data.validated_data))
+        except ExportError as exc:
+            if exc.code == "forbidden":
+                raise ActionForbidden("audit.export_auditevent") from exc
+            raise ActionError(exc.code, exc.message) from exc
+        return Response(AuditExportOut(export).data, status=status.HTTP_202_ACCEPTED)
+
+
+class AuditExportApi(StaffView):
+    @extend_schema(responses=AuditExportOut, summary="An export: its status and files")
+    def get(self, request: Request, export_id: int) -> Response:
+        _may_export(request)
+        return Response(AuditExportOut(get_object_or_404(AuditExport, pk=export_id)).data)
+
+
+class AuditExportFileApi(StaffView):
+    @extend_schema(
+        responses={(200, "application/octet-stream"): bytes},
+        summary="Download one file of a ready export (jsonl, csv or ocsf)",
+    )
+    def get(self, request: Request, export_id: int, kind: str) -> FileResponse:
+        _may_export(request)
+        export = get_object_or_404(AuditExport, pk=export_id, status=AuditExport.Status.READY)
+        if kind not in export.files:
+            raise Http404
+        name = export.files[kind]["name"]
+        return FileResponse(
+            export_storage().open(name, "rb"), as_attachment=True, filename=name.rsplit("/", 1)[-1]
+        )

@@ -32,4 +32,9 @@ urlpatterns = [
     path("staff/partners/<slug:slug>/reinstate", staff.PartnerReinstateApi.as_view()),
     path("staff/releases/<slug:slug>/withdraw", staff.ReleaseWithdrawApi.as_view()),
     path("staff/revocations/<int:revocation_id>", staff.RevocationApi.as_view()),
+    path("staff/audit-exports/", staff.AuditExportCreateApi.as_view()),
+    path("staff/audit-exports/<int:export_id>", staff.AuditExportApi.as_view()),
+    path(
+        "staff/audit-exports/<int:export_id>/files/<str:kind>", staff.AuditExportFileApi.as_view()
+    ),
 ]

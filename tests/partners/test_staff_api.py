@@ -203,3 +203,40 @@ def test_revocation_status_needs_the_view_permission(world):
     response = nobody.get(f"/api/v1/staff/revocations/{revocation.pk}")
     assert response.status_code == 403
     assert "grants_revoked" not in response.json()
+
+
+def test_audit_export_over_the_staff_api(world, tmp_path):
+    import json
+
+    from accessctl.audit import verify_export
+    from accessctl.audit.exports import write_export
+    from accessctl.signing import keys
+
+    partner, _, checkpoint = world
+    f.grant(checkpoint, partner)
+    manager, _ = staff_client("Release manager")
+    refused = manager.post("/api/v1/staff/audit-exports/", {"partner": "aurora-gpu"}, format="json")
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+
+    officer, _ = staff_client("Compliance")
+    response = officer.post(
+        "/api/v1/staff/audit-exports/",
+        {"partner": "aurora-gpu", "action": "grant.*"},
+        format="json",
+    )
+    assert response.status_code == 202 and response.json()["status"] == "pending"
+    export_id = response.json()["id"]
+    bad = officer.post("/api/v1/staff/audit-exports/", {"outcome": "maybe"}, format="json")
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid"
+
+    write_export(export_id)  # the Celery task
+    ready = officer.get(f"/api/v1/staff/audit-exports/{export_id}").json()
+    assert ready["status"] == "ready" and ready["events"] >= 1
+    download = officer.get(ready["files"]["jsonl"]["url"])
+    assert download.status_code == 200
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b"".join(download.streaming_content))
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(keys.jwks()))
+    report = verify_export.verify(path, verify_export.load_public_keys(jwks))
+    assert report.ok and report.events == ready["events"]
