@@ -6,7 +6,7 @@ the token user's own permissions, so a token can do no more than its owner.
 
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
@@ -436,13 +436,20 @@ class AuditExportIn(serializers.Serializer):
     outcome = serializers.ChoiceField(choices=["success", "denied", "failure"], required=False)
 
 
+class ExportFileOut(serializers.Serializer):
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    url = serializers.CharField()
+
+
 class AuditExportOut(serializers.ModelSerializer):
-    files = serializers.SerializerMethodField()
+    files = serializers.SerializerMethodField(help_text="jsonl, csv and ocsf, when ready")
 
     class Meta:
         model = AuditExport
         fields = ["id", "status", "filters", "requested_at", "events", "tree_size", "files"]
 
+    @extend_schema_field(serializers.DictField(child=ExportFileOut()))
     def get_files(self, obj: AuditExport) -> dict[str, dict[str, object]]:
         return {
             kind: {
