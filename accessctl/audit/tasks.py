@@ -2,8 +2,10 @@
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
+from django.utils import timezone
 
 from . import exports, sealing
+from .models import AuditExport
 
 __all__ = ["seal_audit_log", "write_audit_export"]
 
@@ -26,5 +28,16 @@ def seal_audit_log() -> int | None:
 
 @shared_task(**RETRY, soft_time_limit=1800, time_limit=2400)
 def write_audit_export(export_id: int) -> int:
-    """Write one export's files; how many events it holds."""
-    return exports.write_export(export_id).events
+    """Write one export's files; how many events it holds. A failure other than the
+    database's (retried) marks the export failed, with the reason, for the portal."""
+    try:
+        return exports.write_export(export_id).events
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:
+        AuditExport.objects.filter(pk=export_id).update(
+            status=AuditExport.Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:300],
+            completed_at=timezone.now(),
+        )
+        raise

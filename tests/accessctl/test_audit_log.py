@@ -329,3 +329,27 @@ def test_the_standalone_verifier_runs_without_django(history, jwks, tmp_path):
         env={"PATH": "/usr/bin:/bin"},
     )
     assert again.returncode == 1 and again.stdout.startswith("FAIL event at line")
+
+
+def test_an_export_that_cannot_be_written_is_marked_failed_with_the_reason(
+    history, settings, tmp_path
+):
+    from accessctl.audit.models import AuditExport
+    from accessctl.audit.tasks import write_audit_export
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the export folder should be")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "exports": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(blocker)},
+        },
+    }
+    requested = request_export(actor=f.staff("Compliance"), filters={})
+    with pytest.raises(OSError):
+        write_audit_export(requested.pk)
+    failed = AuditExport.objects.get(pk=requested.pk)
+    assert failed.status == "failed" and failed.error.startswith(
+        ("FileExistsError", "NotADirectoryError")
+    )
