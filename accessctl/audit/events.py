@@ -39,6 +39,8 @@ class AuditAction(StrEnum):
     TOKEN_CREATED = "token.created"
     TOKEN_REVOKED = "token.revoked"
     TOKEN_REJECTED = "token.rejected"
+    TOKEN_USED = "token.used"
+    API_DENIED = "api.denied"
     SIGNING_KEY_ROTATED = "signing_key.rotated"
     DOWNLOAD_AUTHORIZED = "download.authorized"
     DOWNLOAD_DENIED = "download.denied"

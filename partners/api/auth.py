@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
@@ -83,10 +84,30 @@ class TokenAuthentication(authentication.BaseAuthentication):
         if token.expires_at <= now:
             raise _reject(request, "token_expired", token, presented)
         if token.last_used_at is None or token.last_used_at < now - LAST_USED_RESOLUTION:
-            # At most one write a minute per token, and a conditional one.
-            AccessToken.objects.filter(pk=token.pk).filter(
-                Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
-            ).update(last_used_at=now)
+            # At most one write a minute per token, and a conditional one; the use is
+            # recorded with it (downloads and changes have their own events every time).
+            with transaction.atomic():
+                bumped = (
+                    AccessToken.objects.filter(pk=token.pk)
+                    .filter(
+                        Q(last_used_at__isnull=True)
+                        | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+                    )
+                    .update(last_used_at=now)
+                )
+                if bumped:
+                    record(
+                        AuditAction.TOKEN_USED,
+                        actor=token.user,
+                        target=token,
+                        partner_id=token.partner_id,
+                        changes={
+                            "prefix": token.prefix,
+                            "method": request.method,
+                            "path": request.path[:300],
+                        },
+                        at=now,
+                    )
         return token.user, token
 
 
@@ -133,6 +154,20 @@ class PartnerCaller(_TokenScope):
         super().has_permission(request, view)
         decision = decide_caller(caller_facts(request))
         if not decision:
+            token = request.auth
+            record(
+                AuditAction.API_DENIED,
+                actor=token.user,
+                target=token,
+                partner_id=token.partner_id,
+                outcome=Outcome.DENIED,
+                reason=str(decision.reason),
+                changes={
+                    "prefix": token.prefix,
+                    "method": request.method,
+                    "path": request.path[:300],
+                },
+            )
             raise Problem(403, str(decision.reason), decision.detail)
         return True
 

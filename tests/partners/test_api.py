@@ -363,3 +363,28 @@ def test_rotate_signing_key_command_is_audited_and_keeps_old_tokens(world):
         f"/api/v1/grants/{world['grant'].pk}/files/config.json", HTTP_X_GRANT_TOKEN=old_token
     )
     assert response.status_code == 200
+
+
+def test_token_use_and_caller_refusals_are_audited_without_the_secret(world):
+    client, secret = world["client"], world["secret"]
+    assert client.get("/api/v1/releases/").status_code == 200
+    assert client.get("/api/v1/releases/").status_code == 200
+    used = AuditEvent.objects.filter(action="token.used")
+    assert used.count() == 1  # at most once a minute per token, with its last_used_at
+    assert used.get().changes == {
+        "prefix": secret[:12],
+        "method": "GET",
+        "path": "/api/v1/releases/",
+    }
+
+    actions.suspend_partner(actor=None, partner=world["partner"], reason="audit")
+    refused = client.get("/api/v1/releases/")
+    assert refused.status_code == 403
+    denied = AuditEvent.objects.get(action="api.denied")
+    assert (denied.outcome, denied.reason, denied.partner_id) == (
+        "denied",
+        "partner_suspended",
+        world["partner"].pk,
+    )
+    everything = str(list(AuditEvent.objects.values_list("changes", "target_label")))
+    assert secret not in everything and secret[12:] not in everything
