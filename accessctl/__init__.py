@@ -1,5 +1,6 @@
-"""accessctl: embargoed sharing of pre-release model checkpoints."""
+"""accessctl: embargoed sharing of pre-release model checkpoints.
 
-from .celery import app as celery_app
-
-__all__ = ["celery_app"]
+The Celery app (``accessctl.celery``) is loaded when Django starts (``AuditConfig.ready``)
+and by ``celery -A accessctl``; importing this package loads neither Django nor Celery,
+so the partner CLI (``accessctl.cli``) stays light.
+"""

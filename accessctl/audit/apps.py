@@ -7,4 +7,6 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self) -> None:
+        from accessctl import celery  # noqa: F401  (the Celery app, current in every process)
+
         from . import signals  # noqa: F401  (sign-in events)

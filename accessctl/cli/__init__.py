@@ -1,0 +1,1 @@
+"""``accessctl``: the partner download CLI. Needs httpx, rich and cryptography only."""

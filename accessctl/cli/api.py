@@ -1,0 +1,143 @@
+"""The partner API as the CLI sees it: httpx, retries, and refusals as ``CliError``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+
+__all__ = ["EXIT", "Api", "CliError", "canonical", "unb64", "with_retries"]
+
+T = TypeVar("T")
+
+# Exit status per server refusal code (documented in docs/cli.md); anything else is 4.
+EXIT = {
+    "verification_failed": 1,
+    "usage": 2,
+    "network": 3,
+    "not_authenticated": 4,
+    "token_malformed": 4,
+    "token_invalid": 4,
+    "token_expired": 4,
+    "token_revoked": 4,
+    "scope_missing": 5,
+    "partner_token_required": 5,
+    "partner_suspended": 5,
+    "partner_terminated": 5,
+    "nda_expired": 5,
+    "address_not_allowed": 5,
+    "jurisdiction_blocked": 5,
+    "release_withdrawn": 5,
+    "checkpoint_pulled": 5,
+    "no_window": 6,
+    "window_not_open": 6,
+    "window_closed": 6,
+    "no_grant": 7,
+    "request_pending": 7,
+    "grant_revoked": 7,
+    "grant_expired": 7,
+    "grant_token_invalid": 7,
+    "grant_token_missing": 7,
+    "quota_exhausted": 8,
+    "not_found": 9,
+    "file_not_found": 9,
+    "throttled": 10,
+}
+
+
+class CliError(Exception):
+    """One line for the user, and the exit status."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT.get(self.code, 4)
+
+
+class Retry(Exception):
+    """A failure worth trying again (network, 5xx, an expired presigned URL)."""
+
+
+def with_retries(
+    attempt: Callable[[], T], *, tries: int = 6, base: float = 0.5, cap: float = 15.0
+) -> T:
+    """Run ``attempt`` until it succeeds, backing off exponentially (with jitter) on
+    ``Retry`` and network errors; the last failure becomes a ``CliError('network')``."""
+    for n in range(tries):
+        try:
+            return attempt()
+        except (Retry, httpx.TransportError) as exc:
+            if n == tries - 1:
+                raise CliError("network", f"giving up after {tries} attempts: {exc}") from exc
+            time.sleep(min(cap, base * 2**n) * (0.5 + random.random() / 2))  # noqa: S311
+    raise AssertionError("unreachable")
+
+
+def problem(response: httpx.Response) -> CliError:
+    """The server's refusal (RFC 9457 problem) as one line."""
+    try:
+        body = response.json()
+        code, detail = str(body.get("code", "")), str(body.get("detail", ""))
+    except (ValueError, AttributeError):
+        code, detail = "", response.text[:200]
+    code = code or ("not_found" if response.status_code == 404 else f"http_{response.status_code}")
+    return CliError(
+        code, f"{detail or response.reason_phrase} ({code}, HTTP {response.status_code})"
+    )
+
+
+class Api:
+    def __init__(self, server: str, token: str, *, timeout: float = 30.0) -> None:
+        self.server = server.rstrip("/")
+        self.client = httpx.Client(
+            base_url=self.server,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "accessctl-cli/0.1"},
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def get(self, path: str, **params: Any) -> Any:
+        def attempt() -> Any:
+            response = self.client.get(path, params=params or None)
+            if response.status_code >= 500:
+                raise Retry(f"HTTP {response.status_code} from {path}")
+            if response.status_code >= 400:
+                raise problem(response)
+            return response.json()
+
+        return with_retries(attempt)
+
+    def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        response = self.client.post(path, json=body)
+        if response.status_code >= 400:
+            raise problem(response)
+        return response.status_code, response.json()
+
+    def pages(self, path: str) -> list[Any]:
+        """Every item of a cursor-paginated list."""
+        items, url = [], path
+        while url:
+            page = self.get(url)
+            items += page["results"]
+            url = page.get("next")
+            if url and url.startswith(self.server):
+                url = url[len(self.server) :]
+        return items
+
+
+def canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

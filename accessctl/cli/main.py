@@ -1,0 +1,343 @@
+"""accessctl: download pre-release checkpoints you are granted, and verify them.
+
+Configuration, first found wins: --server/--token, the environment (ACCESSCTL_SERVER,
+ACCESSCTL_TOKEN), the file written by ``accessctl login`` (mode 0600, in
+$XDG_CONFIG_HOME/accessctl/config.json or ~/.config/accessctl/config.json). The token is
+never printed. Errors are one line on stderr; exit statuses are listed in docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .api import Api, CliError
+
+__all__ = ["main"]
+
+TOKEN_FORMAT = re.compile(r"^acx_[0-9A-Za-z]{36}$")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "accessctl" / "config.json"
+
+
+def load_config() -> dict[str, str]:
+    path = config_path()
+    if not path.exists():
+        return {}
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError) as exc:
+        raise CliError("usage", f"cannot read {path}: {exc}") from exc
+
+
+def settings(options: argparse.Namespace) -> tuple[str, str]:
+    saved = load_config()
+    server = options.server or os.environ.get("ACCESSCTL_SERVER") or saved.get("server")
+    token = options.token or os.environ.get("ACCESSCTL_TOKEN") or saved.get("token")
+    if not server or not token:
+        raise CliError("usage", "not logged in: run `accessctl login --server URL` first")
+    return server, token
+
+
+def size(text: str) -> int:
+    match = re.fullmatch(r"(\d+)([KMG]?)i?B?", text.strip(), re.IGNORECASE)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 16M)")
+    return (
+        int(match.group(1))
+        * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[match.group(2).upper()]
+    )
+
+
+def human(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+# --- commands -----------------------------------------------------------------------
+
+
+def cmd_login(options: argparse.Namespace) -> int:
+    server = (options.server or os.environ.get("ACCESSCTL_SERVER") or "").rstrip("/")
+    if not server:
+        raise CliError("usage", "say which server: accessctl login --server https://...")
+    token = options.token or os.environ.get("ACCESSCTL_TOKEN")
+    if not token:
+        token = sys.stdin.readline().strip() if options.token_stdin else getpass.getpass("Token: ")
+    if not TOKEN_FORMAT.match(token):
+        raise CliError("token_malformed", "that is not an accessctl token (acx_ and 36 characters)")
+    api = Api(server, token)
+    try:
+        me = api.get("/api/v1/me")
+    finally:
+        api.close()
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump({"server": server, "token": token}, handle)
+    os.chmod(path, 0o600)
+    out.print(
+        f"Logged in to {server} as {me['user']} of {me['partner']['slug']} "
+        f"(token {me['token']['prefix']}…)."
+    )
+    out.print(f"Saved to {path} (readable by you only).")
+    return 0
+
+
+def cmd_whoami(api: Api, options: argparse.Namespace) -> int:
+    me = api.get("/api/v1/me")
+    partner, token = me["partner"], me["token"]
+    out.print(f"user      {me['user']}")
+    out.print(f"partner   {partner['slug']} ({partner['legal_name']}, {partner['status']})")
+    out.print(
+        f"token     {token['name']} ({token['prefix']}…), scopes {', '.join(token['scopes'])}"
+    )
+    out.print(f"expires   {token['expires_at']}")
+    out.print(f"server    {api.server}")
+    return 0
+
+
+def cmd_releases(api: Api, options: argparse.Namespace) -> int:
+    table = Table("release", "name", "window", "opens", "closes", "embargo lifts")
+    for release in api.pages("/api/v1/releases/"):
+        window = release.get("window") or {}
+        table.add_row(
+            release["slug"],
+            release.get("name", ""),
+            window.get("state", ""),
+            window.get("opens_at", ""),
+            window.get("closes_at", ""),
+            window.get("embargo_lifts_at", ""),
+        )
+    out.print(table)
+    return 0
+
+
+def cmd_checkpoints(api: Api, options: argparse.Namespace) -> int:
+    table = Table("id", "checkpoint", "step", "files", "size", "status")
+    for cp in api.pages(f"/api/v1/releases/{options.release}/checkpoints/"):
+        table.add_row(
+            str(cp["id"]),
+            f"{cp['release']}:{cp['tag']}",
+            str(cp.get("training_step") or ""),
+            str(cp["files"]),
+            human(cp["size"]),
+            cp["status"],
+        )
+    out.print(table)
+    return 0
+
+
+def resolve(api: Api, name: str) -> dict[str, Any]:
+    """A checkpoint by ``release:tag`` or id."""
+    if ":" not in name:
+        if not name.isdigit():
+            raise CliError("usage", f"name a checkpoint as RELEASE:TAG or by id, not {name!r}")
+        manifest = api.get(f"/api/v1/checkpoints/{name}/manifest")["manifest"]
+        return {"id": int(name), "release": manifest["release"], "tag": manifest["tag"]}
+    release, tag = name.split(":", 1)
+    for cp in api.pages(f"/api/v1/releases/{release}/checkpoints/"):
+        if cp["tag"] == tag:
+            return dict(cp)
+    raise CliError("not_found", f"release {release} has no checkpoint {tag!r}")
+
+
+def active_grant(api: Api, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    name = f"{checkpoint['release']}:{checkpoint['tag']}"
+    mine = [g for g in api.pages("/api/v1/grants/") if g["checkpoint"] == checkpoint["id"]]
+    for grant in mine:
+        if grant["status"] == "active":
+            return dict(api.get(f"/api/v1/grants/{grant['id']}"))
+    if mine:  # the newest first: say what happened to it
+        last = mine[0]
+        code = {"revoked": "grant_revoked", "exhausted": "quota_exhausted"}.get(
+            last["status"], "grant_expired"
+        )
+        raise CliError(
+            code,
+            f"your grant #{last['id']} for {name} is {last['status']}; ask for a new one with "
+            f"`accessctl grants request {name}`",
+        )
+    raise CliError(
+        "no_grant",
+        f"you hold no active grant for {checkpoint['release']}:{checkpoint['tag']}; "
+        f"ask for one with `accessctl grants request {checkpoint['release']}:{checkpoint['tag']}`",
+    )
+
+
+def cmd_grants(api: Api, options: argparse.Namespace) -> int:
+    if options.action == "request":
+        if not options.checkpoint:
+            raise CliError("usage", "accessctl grants request RELEASE:TAG [--quota SIZE]")
+        checkpoint = resolve(api, options.checkpoint)
+        body: dict[str, Any] = {"checkpoint": checkpoint["id"]}
+        if options.quota:
+            body["quota_bytes"] = options.quota
+        if options.note:
+            body["note"] = options.note
+        status, answer = api.post("/api/v1/grants/", body)
+        if status == 201:
+            out.print(
+                f"Grant #{answer['id']} issued: {human(answer['quota_bytes'])} until "
+                f"{answer['expires_at']}. Download with `accessctl download "
+                f"{checkpoint['release']}:{checkpoint['tag']} --dir DIR`."
+            )
+        else:
+            out.print(
+                f"Request #{answer['id']} waits for {answer['approvals_required']} staff "
+                "approvals (early access); `accessctl grants` shows it once issued."
+            )
+        return 0
+    table = Table("grant", "checkpoint", "status", "expires", "quota", "used", "left")
+    for grant in api.pages("/api/v1/grants/"):
+        table.add_row(
+            str(grant["id"]),
+            f"{grant['release']}:{grant['tag']}",
+            grant["status"],
+            grant["expires_at"],
+            human(grant["quota_bytes"]),
+            human(grant["bytes_used"]),
+            human(grant["bytes_left"]),
+        )
+    out.print(table)
+    return 0
+
+
+def keys_for(api: Api | None, public_key: str | None) -> tuple[str, dict[str | None, Any], str]:
+    from .fetch import load_keys
+
+    if public_key:
+        try:
+            text = Path(public_key).read_text()
+        except OSError as exc:
+            raise CliError("usage", f"cannot read {public_key}: {exc.strerror}") from exc
+        return text, load_keys(text), f"the pinned key {public_key}"
+    if api is None:
+        raise CliError("usage", "give --public-key (a JWKS or PEM file)")
+    text = json.dumps(api.get("/.well-known/jwks.json"))
+    return text, load_keys(text), "the server's published keys"
+
+
+def cmd_download(api: Api, options: argparse.Namespace) -> int:
+    from .fetch import Download, verify_manifest
+
+    checkpoint = resolve(api, options.checkpoint)
+    grant = active_grant(api, checkpoint)
+    signed = api.get(f"/api/v1/checkpoints/{checkpoint['id']}/manifest")
+    jwks_text, keys, source = keys_for(api, options.public_key)
+    verify_manifest(signed, keys, source)
+    server, token = settings(options)
+    download = Download(
+        server=server,
+        token=token,
+        grant=grant,
+        signed=signed,
+        jwks_text=jwks_text,
+        root=Path(options.dir),
+        include=options.include or (),
+        connections=options.connections,
+        chunk=options.chunk_size,
+        progress=not options.quiet and err.is_terminal,
+    )
+    fetched = download.run()
+    total = sum(f["size"] for f in download.files)
+    out.print(
+        f"{len(download.files)} files ({human(total)}) of {checkpoint['release']}:"
+        f"{checkpoint['tag']} in {options.dir}, verified against the signed manifest "
+        f"({len(fetched)} downloaded, {len(download.files) - len(fetched)} already there)."
+    )
+    return 0
+
+
+def cmd_verify(options: argparse.Namespace) -> int:
+    from .fetch import verify_dir
+
+    keys = None
+    if options.public_key:
+        _, keys, _ = keys_for(None, options.public_key)
+    problems = verify_dir(Path(options.dir), keys)
+    for line in problems:
+        err.print(f"FAIL {line}")
+    if problems:
+        raise CliError("verification_failed", f"{len(problems)} files do not verify")
+    out.print(f"OK every file in {options.dir} matches the signed manifest")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="accessctl", description=__doc__.split("\n\n")[0])
+    root.add_argument("--server", help="e.g. https://access.lab.example")
+    root.add_argument("--token", help="an API token (prefer `accessctl login`)")
+    sub = root.add_subparsers(dest="command", required=True)
+    login = sub.add_parser("login", help="check a token and save it (mode 0600)")
+    login.add_argument("--token-stdin", action="store_true", help="read the token from stdin")
+    sub.add_parser("whoami", help="your partner and token")
+    sub.add_parser("releases", help="releases you have a window for")
+    cps = sub.add_parser("checkpoints", help="a release's checkpoints")
+    cps.add_argument("release")
+    grants = sub.add_parser("grants", help="list your grants (quota left), or request one")
+    grants.add_argument("action", nargs="?", choices=["list", "request"], default="list")
+    grants.add_argument("checkpoint", nargs="?", help="RELEASE:TAG or id (request)")
+    grants.add_argument("--quota", type=size, help="bytes to ask for, e.g. 200G")
+    grants.add_argument("--note", default="")
+    download = sub.add_parser("download", help="download and verify a checkpoint")
+    download.add_argument("checkpoint", help="RELEASE:TAG or id")
+    download.add_argument("--dir", required=True)
+    download.add_argument("--include", action="append", help="glob of paths (repeatable)")
+    download.add_argument("--connections", type=int, default=8)
+    download.add_argument("--chunk-size", type=size, default=16 << 20, help="default 16M")
+    download.add_argument("--public-key", help="pin the lab's key: a JWKS or PEM file")
+    download.add_argument("--quiet", action="store_true", help="no progress bars")
+    verify = sub.add_parser("verify", help="check a downloaded directory against its manifest")
+    verify.add_argument("dir")
+    verify.add_argument("--public-key", help="a JWKS or PEM file (default: the saved keys)")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parser().parse_args(argv)
+    try:
+        if options.command == "login":
+            return cmd_login(options)
+        if options.command == "verify":
+            return cmd_verify(options)
+        api = Api(*settings(options))
+        try:
+            command = {
+                "whoami": cmd_whoami,
+                "releases": cmd_releases,
+                "checkpoints": cmd_checkpoints,
+                "grants": cmd_grants,
+                "download": cmd_download,
+            }[options.command]
+            return command(api, options)
+        finally:
+            api.close()
+    except CliError as exc:
+        err.print(f"error: {exc.message}", markup=False)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        err.print("interrupted: run the same command again to resume", markup=False)
+        return 130
+    except OSError as exc:
+        err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), markup=False)
+        return 2

@@ -1,0 +1,244 @@
+"""The partner CLI end to end: a real ``accessctl`` process against a live server."""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from partners import actions
+from partners.models import Grant
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+CLI = str(Path(sys.executable).with_name("accessctl"))
+DAY = timedelta(days=1)
+BIG = os.urandom(8 << 20)
+FILES = {
+    "model-00001.safetensors": BIG,
+    "model-00002.safetensors": os.urandom(700_000),
+    "config.json": b'{"layers": 2}',
+}
+
+
+@pytest.fixture
+def world(live_server, tmp_path, settings):
+    settings.ACCESSCTL_API_RATE = "1000000/min"
+    partner = f.partner("aurora")
+    release = f.release("v3", public_in=-DAY)
+    checkpoint = f.stored_checkpoint(release, FILES, tag="step-1")
+    f.window(release, partner)
+    grant = f.grant(checkpoint, partner, quota_bytes=10 * len(BIG))
+    secret = f.token(f.partner_user(partner))
+    return {
+        "server": live_server.url,
+        "secret": secret,
+        "grant": grant,
+        "partner": partner,
+        "release": release,
+        "env": {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")},
+        "dir": tmp_path / "download",
+    }
+
+
+def cli(world, *args, **kwargs):
+    return subprocess.run(
+        [CLI, "--server", world["server"], "--token", world["secret"], *args],
+        capture_output=True,
+        text=True,
+        env=world["env"],
+        timeout=120,
+        **kwargs,
+    )
+
+
+def download_args(world, *extra):
+    return ("download", "v3:step-1", "--dir", str(world["dir"]), "--quiet", *extra)
+
+
+def test_login_saves_the_token_privately_and_never_prints_it(world):
+    run = subprocess.run(
+        [CLI, "--server", world["server"], "login", "--token-stdin"],
+        input=world["secret"] + "\n",
+        capture_output=True,
+        text=True,
+        env=world["env"],
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "Logged in" in run.stdout and "aurora" in run.stdout
+    config = Path(world["env"]["XDG_CONFIG_HOME"]) / "accessctl" / "config.json"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    whoami = subprocess.run(
+        [CLI, "whoami"], capture_output=True, text=True, env=world["env"], timeout=60
+    )
+    assert whoami.returncode == 0 and "aurora" in whoami.stdout
+    for output in (run.stdout, run.stderr, whoami.stdout, whoami.stderr):
+        assert world["secret"] not in output and world["secret"][12:] not in output
+
+
+def test_lists_releases_checkpoints_and_grants_with_quota_left(world):
+    releases = cli(world, "releases")
+    assert releases.returncode == 0 and "v3" in releases.stdout and "open" in releases.stdout
+    checkpoints = cli(world, "checkpoints", "v3")
+    assert "v3:step-1" in checkpoints.stdout and "3" in checkpoints.stdout
+    grants = cli(world, "grants")
+    assert grants.returncode == 0 and "v3:step-1" in grants.stdout and "80.0 MiB" in grants.stdout
+
+
+def test_download_verifies_every_file_and_verify_detects_corruption(world):
+    run = cli(world, *download_args(world, "--chunk-size", "1M", "--connections", "4"))
+    assert run.returncode == 0, run.stderr
+    assert "verified against the signed manifest" in run.stdout
+    for name, content in FILES.items():
+        assert (world["dir"] / name).read_bytes() == content
+    assert cli(world, "verify", str(world["dir"])).returncode == 0
+    shard = world["dir"] / "model-00002.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[1000] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    check = cli(world, "verify", str(world["dir"]))
+    assert check.returncode == 1
+    assert "FAIL model-00002.safetensors: SHA-256 differs from the signed manifest" in check.stderr
+    again = cli(world, *download_args(world))  # repairs only what is wrong
+    assert again.returncode == 0 and "1 downloaded, 2 already there" in again.stdout
+
+
+def test_include_patterns_choose_files(world):
+    run = cli(world, *download_args(world, "--include", "*.json"))
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in world["dir"].iterdir() if p.is_file()) == ["config.json"]
+
+
+def start_slow(world, chunk=64 << 10):
+    """A slow download (one connection, small chunks) of the big file, once 20 chunks are
+    done: (process, state file, chunk size)."""
+    process = subprocess.Popen(
+        [
+            CLI,
+            "--server",
+            world["server"],
+            "--token",
+            world["secret"],
+            *download_args(
+                world, "--connections", "1", "--chunk-size", str(chunk), "--include", "model-00001*"
+            ),
+        ],
+        env=world["env"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    state = world["dir"] / ".accessctl" / "partial" / "model-00001.safetensors.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if len(json.loads(state.read_text())["done"]) >= 20:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.005)
+    return process, state, chunk
+
+
+def test_a_killed_download_resumes_without_fetching_finished_parts_again(world):
+    process, state, chunk = start_slow(world)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    done = set(json.loads(state.read_text())["done"])
+    assert 20 <= len(done) < len(BIG) // chunk, "the download ended before it was killed"
+    time.sleep(0.3)  # the server finishes the request that was in flight
+    used_before = Grant.objects.get(pk=world["grant"].pk).bytes_used
+    run = cli(world, *download_args(world, "--include", "model-00001*", "--chunk-size", "1M"))
+    assert run.returncode == 0, run.stderr
+    assert (world["dir"] / "model-00001.safetensors").read_bytes() == BIG
+    resumed = Grant.objects.get(pk=world["grant"].pk).bytes_used - used_before
+    # Only the chunks not recorded as done were asked for again.
+    assert resumed == len(BIG) - len(done) * chunk
+    assert not (world["dir"] / ".accessctl" / "partial" / "model-00001.safetensors.part").exists()
+
+
+def test_a_grant_revoked_mid_download_stops_with_a_clear_message(world):
+    process, state, _ = start_slow(world)
+    actions.revoke_grant(actor=None, grant=world["grant"], reason="leak")
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 7
+    assert stderr.strip() == "error: This grant was revoked. (grant_revoked, HTTP 403)"
+    assert state.exists()  # what was fetched is kept for a new grant
+    assert not (world["dir"] / "model-00001.safetensors").exists()
+    again = cli(world, *download_args(world))
+    assert again.returncode == 7
+    assert again.stderr.strip() == (
+        f"error: your grant #{world['grant'].pk} for v3:step-1 is revoked; ask for a new one "
+        "with `accessctl grants request v3:step-1`"
+    )
+
+
+def test_a_manifest_signed_by_another_key_is_refused(world, tmp_path):
+    other = tmp_path / "other.pem"
+    other.write_bytes(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    run = cli(world, *download_args(world, "--public-key", str(other)))
+    assert run.returncode == 1
+    assert run.stderr.strip() == (
+        f"error: the manifest's signature does not verify against the pinned key {other}: refusing it"
+    )
+    assert not (world["dir"] / "config.json").exists()
+
+
+def test_refusals_are_one_line_with_their_exit_status(world):
+    wrong = subprocess.run(
+        [CLI, "--server", world["server"], "--token", "acx_" + "A" * 36, "whoami"],
+        capture_output=True,
+        text=True,
+        env=world["env"],
+        timeout=60,
+    )
+    assert wrong.returncode == 4 and len(wrong.stderr.strip().splitlines()) == 1
+    assert (
+        "(token_malformed, HTTP 401)" in wrong.stderr or "(token_invalid, HTTP 401)" in wrong.stderr
+    )
+    actions.suspend_partner(actor=None, partner=world["partner"], reason="audit")
+    suspended = cli(world, *download_args(world))
+    assert suspended.returncode == 5
+    assert suspended.stderr.strip() == (
+        "error: Your organisation's access is suspended. (partner_suspended, HTTP 403)"
+    )
+    unknown = cli(world, "download", "v3:nope", "--dir", str(world["dir"]))
+    assert unknown.returncode == 5  # the caller rules come first: still suspended
+    nothing = subprocess.run(
+        [CLI, "--server", "http://127.0.0.1:9", "--token", world["secret"], "whoami"],
+        capture_output=True,
+        text=True,
+        env=world["env"],
+        timeout=120,
+    )
+    assert nothing.returncode == 3 and nothing.stderr.startswith("error: giving up after")
+
+
+def test_the_cli_imports_neither_django_nor_celery():
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, accessctl.cli.main; print(sorted(m for m in sys.modules if m.split('.')[0] in {'django', 'celery'}))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ["PATH"]},
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == "[]"
