@@ -1,6 +1,8 @@
 import pytest
 from django.conf import settings
 
+from tests.servers import seaweedfs
+
 if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     pytest.exit(
         "The tests run on PostgreSQL: run scripts/test, or set DATABASE_URL to a PostgreSQL server.",
@@ -29,3 +31,33 @@ def _artifact_root(settings, tmp_path):
         },
     }
     return root
+
+
+# A real S3-compatible server (SeaweedFS) for the s3 download mode, one per module.
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory):
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_mode(settings, s3_server):
+    settings.ACCESSCTL_DOWNLOAD_MODE = "s3"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": s3_server.bucket,
+                "endpoint_url": s3_server.endpoint,
+                "access_key": s3_server.access_key,
+                "secret_key": s3_server.secret_key,
+                "region_name": "us-east-1",
+                "signature_version": "s3v4",
+                "addressing_style": "path",
+                "file_overwrite": False,
+                "default_acl": None,
+            },
+        },
+    }
+    return s3_server

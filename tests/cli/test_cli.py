@@ -242,3 +242,13 @@ def test_the_cli_imports_neither_django_nor_celery():
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip() == "[]"
+
+
+def test_download_through_presigned_urls_from_the_s3_server(s3_mode, world, settings):
+    settings.ACCESSCTL_PRESIGN_SECONDS = 5
+    run = cli(world, *download_args(world, "--chunk-size", "1M", "--connections", "4"))
+    assert run.returncode == 0, run.stderr
+    for name, content in FILES.items():
+        assert (world["dir"] / name).read_bytes() == content
+    grant = Grant.objects.get(pk=world["grant"].pk)
+    assert grant.bytes_used == sum(len(c) for c in FILES.values())  # one authorization per byte

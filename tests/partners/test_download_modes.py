@@ -9,38 +9,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests import factories as f
-from tests.servers import nginx, seaweedfs
+from tests.servers import nginx
 
 CONTENT = os.urandom(200_000)
-
-
-@pytest.fixture(scope="module")
-def s3_server(tmp_path_factory):
-    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
-        yield server
-
-
-@pytest.fixture
-def s3_mode(settings, s3_server):
-    settings.ACCESSCTL_DOWNLOAD_MODE = "s3"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "artifacts": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": s3_server.bucket,
-                "endpoint_url": s3_server.endpoint,
-                "access_key": s3_server.access_key,
-                "secret_key": s3_server.secret_key,
-                "region_name": "us-east-1",
-                "signature_version": "s3v4",
-                "addressing_style": "path",
-                "file_overwrite": False,
-                "default_acl": None,
-            },
-        },
-    }
-    return s3_server
 
 
 def setup_grant(files):
