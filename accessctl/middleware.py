@@ -6,9 +6,12 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-__all__ = ["RequestContext", "RequestContextMiddleware", "current_context"]
+from partners.networks import address_in_networks
+
+__all__ = ["RequestContext", "RequestContextMiddleware", "client_address", "current_context"]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -26,13 +29,31 @@ def current_context() -> RequestContext:
     return _context.get()
 
 
+def client_address(request: HttpRequest) -> str | None:
+    """The client's address: ``REMOTE_ADDR``, or, when the request comes from a trusted
+    proxy (``ACCESSCTL_TRUSTED_PROXIES``), the address that proxy put last in
+    ``X-Forwarded-For``. Addresses a client wrote into the header itself are never used:
+    only the hop the trusted proxy saw."""
+    remote = request.META.get("REMOTE_ADDR")
+    proxies = settings.ACCESSCTL_TRUSTED_PROXIES
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if proxies and forwarded and address_in_networks(remote, proxies):
+        last = forwarded.split(",")[-1].strip()
+        if address_in_networks(last, ("0.0.0.0/0", "::/0")):
+            return last
+    return remote
+
+
 class RequestContextMiddleware:
-    """Give each request an id (a well-formed ``X-Request-ID`` from the proxy is kept)."""
+    """Give each request an id (a well-formed ``X-Request-ID`` from the proxy is kept) and
+    settle its client address once (see ``client_address``), in ``REMOTE_ADDR`` too, so
+    every rule, rate limit and audit event uses the same one."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.META["REMOTE_ADDR"] = client_address(request)
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = _context.set(

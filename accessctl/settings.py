@@ -283,7 +283,11 @@ AXES_FAILURE_LIMIT = env.int("ACCESSCTL_LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("ACCESSCTL_LOGIN_COOLOFF_HOURS", default=1.0)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_IPWARE_META_PRECEDENCE_ORDER = env.list("ACCESSCTL_CLIENT_IP_HEADERS", default=["REMOTE_ADDR"])
+# Behind a reverse proxy: its addresses (CIDR). A request from one of them is attributed to
+# the last address it wrote in X-Forwarded-For (deploy/nginx overwrites that header);
+# the middleware puts it in REMOTE_ADDR for every check, limit and audit event.
+ACCESSCTL_TRUSTED_PROXIES = env.list("ACCESSCTL_TRUSTED_PROXIES", default=[])
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 AXES_VERBOSE = False
 
@@ -369,10 +373,27 @@ ACCESSCTL_SITE_NAME = env.str("ACCESSCTL_SITE_NAME", default="accessctl")
 # Audit events younger than this are never deleted, whatever the retention command asks.
 ACCESSCTL_AUDIT_RETENTION_MIN_DAYS = env.int("ACCESSCTL_AUDIT_RETENTION_MIN_DAYS", default=365)
 
+# Logs: one JSON object per line in production (python-json-logger), plain text in the
+# embedded demo; every record carries the request id its audit events hold.
+ACCESSCTL_LOG_FORMAT = env.str("ACCESSCTL_LOG_FORMAT", default="json" if PRODUCTION else "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request": {"()": "accessctl.logs.RequestContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(client_address)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": ACCESSCTL_LOG_FORMAT,
+            "filters": ["request"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("ACCESSCTL_LOG_LEVEL", default="INFO")},
 }

@@ -511,3 +511,27 @@ def test_compliance_requests_and_downloads_an_export_that_verifies(client, world
     assert manager.get(reverse("admin:audit_auditexport_request")).status_code == 403
     refused = manager.get(reverse("admin:audit_auditexport_download", args=[export.pk, "jsonl"]))
     assert refused.status_code == 403
+
+
+# Client address behind a proxy
+
+
+@pytest.mark.parametrize(
+    ("remote", "forwarded", "trusted", "expected"),
+    [
+        ("203.0.113.9", "", ["127.0.0.1/32"], "203.0.113.9"),  # no proxy
+        ("127.0.0.1", "198.51.100.7", ["127.0.0.1/32"], "198.51.100.7"),  # through nginx
+        ("127.0.0.1", "6.6.6.6, 198.51.100.7", ["127.0.0.1/32"], "198.51.100.7"),  # spoof + hop
+        ("203.0.113.9", "198.51.100.7", ["127.0.0.1/32"], "203.0.113.9"),  # untrusted sender
+        ("127.0.0.1", "198.51.100.7", [], "127.0.0.1"),  # no proxy configured
+        ("127.0.0.1", "not-an-address", ["127.0.0.1/32"], "127.0.0.1"),
+    ],
+)
+def test_client_address_is_taken_from_trusted_proxies_only(
+    settings, rf, remote, forwarded, trusted, expected
+):
+    from accessctl.middleware import client_address
+
+    settings.ACCESSCTL_TRUSTED_PROXIES = trusted
+    request = rf.get("/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded)
+    assert client_address(request) == expected

@@ -1,0 +1,16 @@
+"""Log records carry the request id and client address of the request they belong to,
+the same values the request's audit events hold, so logs and audit join on request id."""
+
+import logging
+
+from accessctl.middleware import current_context
+
+__all__ = ["RequestContextFilter"]
+
+
+class RequestContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = current_context()
+        record.request_id = context.request_id
+        record.client_address = context.client_address or ""
+        return True

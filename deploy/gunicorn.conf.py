@@ -1,0 +1,24 @@
+"""gunicorn for accessctl: ``gunicorn -c deploy/gunicorn.conf.py accessctl.wsgi``.
+
+Sync workers: requests are short (authorizations answer with X-Accel-Redirect or a 302;
+bytes never pass through Python in production). Scale with processes and replicas.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+worker_class = "sync"
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 30
+keepalive = 5
+max_requests = 10_000  # recycle workers now and then
+max_requests_jitter = 1_000
+limit_request_line = 8190
+limit_request_fields = 100
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+accesslog = "-"
+errorlog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+preload_app = True
