@@ -1,9 +1,13 @@
 """Liveness and readiness for load balancers and Kubernetes probes.
 
 ``/healthz``: the process answers (no dependency is touched, so a database outage does
-not make every web process restart). ``/readyz``: the database answers a query, the
-broker accepts a connection, artifact storage is reachable; 503 with the failing checks
-otherwise. Neither needs authentication nor says more than ok/failed per check.
+not make every web process restart). ``/readyz``: checks the database, the broker and
+artifact storage and reports each. Only the database decides readiness (503): requests
+are decided from it, while a broker outage must not stop downloads or revocations (the
+work waits in the database) and downloads in s3 mode never touch storage from the web
+process. A failed broker or storage check answers 200 with ``"status": "degraded"``;
+``?strict=1`` makes any failure a 503, for monitoring. Neither needs authentication nor
+says more than ok/failed and the exception's type per check.
 """
 
 import time
@@ -38,6 +42,7 @@ CHECKS: dict[str, Callable[[], None]] = {
     "broker": _broker,
     "storage": _storage,
 }
+REQUIRED = {"database"}
 
 
 @never_cache
@@ -48,17 +53,17 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
     results: dict[str, dict[str, object]] = {}
-    ready = True
+    failed = set()
     for name, check in CHECKS.items():
         started = time.perf_counter()
         try:
             check()
-        except Exception as exc:  # any failure means not ready; say which, not the details
-            ready = False
+        except Exception as exc:  # say which check failed and how, not the details
+            failed.add(name)
             results[name] = {"status": "failed", "error": type(exc).__name__}
         else:
             results[name] = {"status": "ok"}
         results[name]["ms"] = round((time.perf_counter() - started) * 1000, 1)
-    return JsonResponse(
-        {"status": "ok" if ready else "failed", "checks": results}, status=200 if ready else 503
-    )
+    blocking = failed if request.GET.get("strict") else failed & REQUIRED
+    status = "failed" if blocking else "degraded" if failed else "ok"
+    return JsonResponse({"status": status, "checks": results}, status=503 if blocking else 200)

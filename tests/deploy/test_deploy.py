@@ -1,0 +1,294 @@
+"""The files in deploy/ checked with the real tools available here: nginx, gunicorn,
+systemd-analyze, kubectl kustomize (when present), and YAML parsing for the rest."""
+
+import datetime
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from django.urls import resolve
+
+from partners.models import Grant
+from tests import factories as f
+from tests.servers import free_port
+from tests.workers import database_url, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "accessctl.example.org")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    chain, private = folder / "fullchain.pem", folder / "privkey.pem"
+    chain.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return chain, private
+
+
+def shipped_nginx(work: Path, *, upstream_port: int, artifacts: Path) -> tuple[Path, int, int]:
+    """The shipped site configuration, with only host specifics replaced (ports, paths),
+    inside a minimal nginx.conf. Returns (conf, http port, https port)."""
+    chain, private = self_signed(work)
+    http_port, https_port = free_port(), free_port()
+    site = (DEPLOY / "nginx" / "accessctl.conf").read_text()
+    for old, new in (
+        ("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};"),
+        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
+        ("listen [::]:80;", ""),
+        ("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;"),
+        ("listen [::]:443 ssl http2;", ""),
+        ("/etc/ssl/accessctl/fullchain.pem", str(chain)),
+        ("/etc/ssl/accessctl/privkey.pem", str(private)),
+        ("/srv/accessctl/data/artifacts/", f"{artifacts}/"),
+    ):
+        assert old in site, f"the shipped configuration no longer contains {old!r}"
+        site = site.replace(old, new)
+    (work / "accessctl.conf").write_text(site)
+    for name in ("client", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (work / name).mkdir(exist_ok=True)
+    conf = work / "nginx.conf"
+    conf.write_text(
+        f"user root; worker_processes 1; daemon off; pid {work}/nginx.pid;\n"
+        f"error_log {work}/error.log warn;\nevents {{ worker_connections 256; }}\n"
+        f"http {{ access_log off; client_body_temp_path {work}/client; "
+        f"proxy_temp_path {work}/proxy; fastcgi_temp_path {work}/fastcgi; "
+        f"uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;\n"
+        f"include {work}/accessctl.conf; }}\n"
+    )
+    return conf, http_port, https_port
+
+
+def test_nginx_accepts_the_shipped_configuration(tmp_path):
+    conf, _, _ = shipped_nginx(tmp_path, upstream_port=8000, artifacts=tmp_path)
+    check = subprocess.run([NGINX, "-t", "-c", str(conf)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert "syntax is ok" in check.stderr and "test is successful" in check.stderr
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_shipped_nginx_before_gunicorn_serves_a_download_by_x_accel_redirect(tmp_path, settings):
+    artifacts = tmp_path / "artifacts"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(artifacts)},
+        },
+    }
+    content = os.urandom(300_000)
+    partner = f.partner()
+    release = f.release(public_in=-datetime.timedelta(days=1))
+    checkpoint = f.stored_checkpoint(release, {"shard.bin": content})
+    f.window(release, partner)
+    grant = f.grant(checkpoint, partner, quota_bytes=10 * len(content))
+    secret = f.token(f.partner_user(partner))
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        # The same embedded secrets (token pepper, key encryption key) as this process.
+        "ACCESSCTL_DATA_DIR": str(settings.DATA_DIR),
+        "ACCESSCTL_ARTIFACT_ROOT": str(artifacts),
+        "ACCESSCTL_DOWNLOAD_MODE": "nginx",
+        "ACCESSCTL_TRUSTED_PROXIES": "127.0.0.1/32",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "2",
+        "DJANGO_ALLOWED_HOSTS": "*",
+    }
+    gunicorn = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "-c",
+            str(DEPLOY / "gunicorn.conf.py"),
+            "accessctl.wsgi",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    (tmp_path / "nginx").mkdir()
+    conf, http_port, https_port = shipped_nginx(
+        tmp_path / "nginx", upstream_port=port, artifacts=artifacts
+    )
+    proxy = subprocess.Popen([NGINX, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    base = f"https://127.0.0.1:{https_port}"
+    try:
+        with httpx.Client(base_url=base, verify=False, timeout=10) as client:  # noqa: S501 (self-signed)
+            wait_for(lambda: _answers(client, "/healthz"), what="gunicorn behind nginx", timeout=60)
+            auth = {"Authorization": f"Bearer {secret}"}
+            detail = client.get(f"/api/v1/grants/{grant.pk}", headers=auth)
+            assert detail.status_code == 200, detail.text
+            token = detail.json()["token"]
+            response = client.get(
+                f"/api/v1/grants/{grant.pk}/files/shard.bin",
+                headers={**auth, "X-Grant-Token": token, "Range": "bytes=1000-1999"},
+            )
+            assert response.status_code == 206
+            assert response.content == content[1000:2000]
+            assert "x-accel-redirect" not in response.headers  # nginx consumed it
+            assert response.headers["strict-transport-security"].startswith("max-age=")
+            direct = client.get(f"/_artifacts/{checkpoint.artifacts.get().storage_key}")
+            assert direct.status_code == 404  # internal only
+            plain = httpx.get(f"http://127.0.0.1:{http_port}/healthz", follow_redirects=False)
+            assert plain.status_code == 301 and plain.headers["location"].startswith("https://")
+            ready = client.get("/readyz")
+            assert ready.json()["checks"]["database"]["status"] == "ok"
+            # nginx gives each request an id (its $request_id) that Django keeps.
+            assert len(ready.headers["x-request-id"]) == 32
+        assert Grant.objects.get(pk=grant.pk).bytes_used == 1000
+    finally:
+        proxy.send_signal(signal.SIGQUIT)
+        gunicorn.send_signal(signal.SIGTERM)
+        proxy.wait(timeout=30)
+        gunicorn.wait(timeout=30)
+
+
+def _answers(client: httpx.Client, path: str) -> bool:
+    try:
+        return client.get(path).status_code == 200
+    except httpx.HTTPError:
+        time.sleep(0.1)
+        return False
+
+
+def test_systemd_units_verify(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed here")
+    units = []
+    for unit in (DEPLOY / "systemd").glob("*.service"):
+        text = unit.read_text()
+        for old, new in (
+            ("/srv/accessctl/venv/bin", str(Path(sys.executable).parent)),
+            ("/srv/accessctl/app", str(ROOT)),
+            ("/etc/accessctl/accessctl.env", str(DEPLOY / "accessctl.env.example")),
+            ("User=accessctl", "User=root"),
+            ("Group=accessctl", "Group=root"),
+        ):
+            text = text.replace(old, new)
+        name = unit.name.replace("@.service", "@urgent.service")
+        (tmp_path / name).write_text(text)
+        if unit.name.endswith("@.service"):
+            (tmp_path / unit.name).write_text(text)
+        units.append(str(tmp_path / name))
+    check = subprocess.run([analyze, "verify", *units], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert check.stderr.strip() == ""
+
+
+def manifests() -> list[dict]:
+    docs = []
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs
+
+
+def test_kubernetes_manifests_reference_what_exists():
+    docs = manifests()
+    by_kind: dict[str, list[dict]] = {}
+    for doc in docs:
+        by_kind.setdefault(doc["kind"], []).append(doc)
+    kustomization = by_kind["Kustomization"][0]
+    for resource in kustomization["resources"]:
+        assert (DEPLOY / "k8s" / resource).exists()
+    config = by_kind["ConfigMap"][0]["data"]
+    deployments = {d["metadata"]["name"]: d for d in by_kind["Deployment"]}
+    assert set(deployments) == {
+        "accessctl-web",
+        "accessctl-worker-urgent",
+        "accessctl-worker-default",
+        "accessctl-beat",
+    }
+    assert deployments["accessctl-beat"]["spec"]["replicas"] == 1
+    for deployment in deployments.values():
+        spec = deployment["spec"]
+        assert (
+            spec["selector"]["matchLabels"].items()
+            <= spec["template"]["metadata"]["labels"].items()
+        )
+        for container in spec["template"]["spec"]["containers"]:
+            assert container["image"] == kustomization["images"][0]["name"]
+            assert container["resources"]["requests"]["cpu"]
+            assert {"name": "accessctl"} in [e.get("secretRef") for e in container["envFrom"]]
+    web = deployments["accessctl-web"]["spec"]["template"]["spec"]["containers"][0]
+    assert config["GUNICORN_BIND"].endswith(f":{web['ports'][0]['containerPort']}")
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        path = web[probe]["httpGet"]["path"]
+        assert resolve(path).url_name in {"healthz", "readyz"}
+    # Every HPA and PDB points at a Deployment that exists, by name or by its labels.
+    for hpa in by_kind["HorizontalPodAutoscaler"]:
+        assert hpa["spec"]["scaleTargetRef"]["name"] in deployments
+    labels = [d["spec"]["template"]["metadata"]["labels"] for d in deployments.values()]
+    for pdb in by_kind["PodDisruptionBudget"]:
+        wanted = pdb["spec"]["selector"]["matchLabels"].items()
+        assert any(wanted <= label.items() for label in labels)
+    service = by_kind["Service"][0]
+    assert service["spec"]["ports"][0]["targetPort"] == web["ports"][0]["name"]
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "EXPOSE 8000" in dockerfile and "deploy/gunicorn.conf.py" in dockerfile
+    kubectl = shutil.which("kubectl")
+    if kubectl:
+        built = subprocess.run(
+            [kubectl, "kustomize", str(DEPLOY / "k8s")], capture_output=True, text=True
+        )
+        assert built.returncode == 0, built.stderr
+        assert "image: registry.example.org/accessctl:0.1.0" in built.stdout
+
+
+def test_compose_file_runs_the_same_processes():
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {
+        "db",
+        "redis",
+        "migrate",
+        "web",
+        "worker-urgent",
+        "worker-default",
+        "beat",
+        "nginx",
+    } <= set(services)
+    assert (
+        services["worker-urgent"]["command"][services["worker-urgent"]["command"].index("-Q") + 1]
+        == "urgent"
+    )
+    assert services["nginx"]["network_mode"] == "service:web"
+    env_example = (DEPLOY / "accessctl.env.example").read_text()
+    for required in (
+        "DJANGO_SECRET_KEY",
+        "ACCESSCTL_KEY_ENCRYPTION_KEY",
+        "ACCESSCTL_TOKEN_PEPPERS",
+        "DJANGO_ALLOWED_HOSTS",
+    ):
+        assert f"{required}=" in env_example
