@@ -1,8 +1,10 @@
 """The Celery application, configured from Django settings (``CELERY_*``)."""
 
 import os
+import time
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 __all__ = ["app"]
 
@@ -11,3 +13,38 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "accessctl.settings")
 app = Celery("accessctl")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+_started_at: dict[str, float] = {}
+
+
+@signals.task_prerun.connect
+def _started(task_id: str, task: Any, **kwargs: Any) -> None:
+    _started_at[task_id] = time.monotonic()
+
+
+@signals.task_postrun.connect
+def _finished(task_id: str, task: Any, **kwargs: Any) -> None:
+    from accessctl.metrics import TASK_SECONDS
+
+    started = _started_at.pop(task_id, None)
+    if started is not None:
+        TASK_SECONDS.labels(task.name).observe(time.monotonic() - started)
+
+
+@signals.task_failure.connect
+def _failed(sender: Any = None, **kwargs: Any) -> None:
+    from accessctl.metrics import TASK_FAILURES
+
+    TASK_FAILURES.labels(getattr(sender, "name", "unknown")).inc()
+
+
+@signals.worker_init.connect
+def _serve_metrics(**kwargs: Any) -> None:
+    """Workers have no web server: serve their metrics on a port, if one is configured."""
+    port = os.environ.get("ACCESSCTL_WORKER_METRICS_PORT")
+    if port:
+        import prometheus_client
+
+        from accessctl.metrics import registry
+
+        prometheus_client.start_http_server(int(port), registry=registry())

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "axes",
     "django_celery_beat",
     "django_celery_results",
+    "django_prometheus",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -74,6 +75,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "accessctl.middleware.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -84,6 +86,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 AUTHENTICATION_BACKENDS = [
@@ -287,6 +290,11 @@ AXES_RESET_ON_SUCCESS = True
 # the last address it wrote in X-Forwarded-For (deploy/nginx overwrites that header);
 # the middleware puts it in REMOTE_ADDR for every check, limit and audit event.
 ACCESSCTL_TRUSTED_PROXIES = env.list("ACCESSCTL_TRUSTED_PROXIES", default=[])
+# Who may scrape /metrics (CIDR); everyone else gets 404.
+ACCESSCTL_METRICS_ALLOW = env.list(
+    "ACCESSCTL_METRICS_ALLOW",
+    default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+)
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 AXES_VERBOSE = False

@@ -4,6 +4,7 @@ from django.db import connection, transaction
 
 from accessctl.audit.events import AuditAction, event, insert_sql, record
 from accessctl.audit.models import AuditEvent, Outcome
+from accessctl.metrics import DEBITED, DECISIONS
 from partners.decisions import Decision, DownloadFacts, Reason, decide
 from partners.models import Artifact, Grant
 
@@ -106,6 +107,8 @@ def authorize_download(
     }
     if decision.allowed:
         if _debit(grant, requested_bytes, event(AuditAction.DOWNLOAD_AUTHORIZED, **audit)):
+            DECISIONS.labels("allowed", "").inc()
+            DEBITED.inc(requested_bytes)
             return decision
         # The grant changed between reading it and debiting it: say how.
         status = Grant.objects.values_list("status", flat=True).get(pk=grant.pk)
@@ -117,4 +120,5 @@ def authorize_download(
         reason=str(decision.reason),
         **audit,
     )
+    DECISIONS.labels("denied", str(decision.reason)).inc()
     return decision

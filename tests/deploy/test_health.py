@@ -29,3 +29,43 @@ def test_a_broker_outage_degrades_but_does_not_take_web_out_of_service(client):
     assert ready.json()["checks"]["broker"]["status"] == "failed"
     assert ready.json()["checks"]["database"]["status"] == "ok"
     assert strict.status_code == 503 and strict.json()["status"] == "failed"
+
+
+def test_metrics_count_decisions_by_reason_and_are_not_public(client):
+    from datetime import timedelta
+
+    from accessctl.audit.sealing import seal
+    from partners import actions
+    from tests import factories as f
+
+    release = f.release(public_in=-timedelta(days=1))
+    partner = f.partner()
+    f.window(release, partner)
+    grant = f.grant(f.checkpoint(release), partner, quota_bytes=10)
+
+    def value(text, name):
+        line = next(
+            (x for x in text.splitlines() if x.startswith(name + " ") or x.startswith(name + "{")),
+            None,
+        )
+        return float(line.rsplit(" ", 1)[1]) if line else 0.0
+
+    before = client.get("/metrics").content.decode()
+    f.authorize(grant, requested_bytes=4)
+    actions.revoke_grant(actor=None, grant=grant, reason="metrics")
+    f.authorize(grant, requested_bytes=4)
+    after = client.get("/metrics").content.decode()
+    allowed = 'accessctl_download_decisions_total{outcome="allowed",reason=""}'
+    revoked = 'accessctl_download_decisions_total{outcome="denied",reason="grant_revoked"}'
+    assert value(after, allowed) - value(before, allowed) == 1
+    assert value(after, revoked) - value(before, revoked) == 1
+    assert (
+        value(after, "accessctl_quota_debited_bytes_total")
+        - value(before, "accessctl_quota_debited_bytes_total")
+        == 4
+    )
+    assert "django_http_requests_total_by_method_total" in after
+    assert value(after, "accessctl_audit_seal_delay_seconds") > 0  # events await sealing
+    seal()
+    assert value(client.get("/metrics").content.decode(), "accessctl_audit_seal_delay_seconds") == 0
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 404
