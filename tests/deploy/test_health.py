@@ -69,3 +69,11 @@ def test_metrics_count_decisions_by_reason_and_are_not_public(client):
     seal()
     assert value(client.get("/metrics").content.decode(), "accessctl_audit_seal_delay_seconds") == 0
     assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 404
+
+
+def test_pages_carry_a_content_security_policy_without_inline_scripts(client):
+    policy = client.get("/admin/login/")["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";") if d.strip())
+    assert directives["script-src"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'" and directives["object-src"] == "'none'"
+    assert "Content-Security-Policy" not in client.get("/api/docs/")  # inline viewer bootstrap
