@@ -5,8 +5,9 @@ import time
 from typing import Any
 
 from celery import Celery, signals
+from django.db import InterfaceError, OperationalError
 
-__all__ = ["app"]
+__all__ = ["RETRY", "app"]
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "accessctl.settings")
 
@@ -15,6 +16,18 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 _started_at: dict[str, float] = {}
+
+# What every accessctl task declares: acknowledged after the work (a killed worker's task
+# runs again; the tasks are idempotent), retried with exponential backoff and jitter when
+# the database is unavailable.
+RETRY: dict[str, Any] = {
+    "acks_late": True,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
 @signals.task_prerun.connect

@@ -12,9 +12,9 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
+from accessctl.celery import RETRY
 from partners import actions, notify, queries
 from partners.dispatch import send
 
@@ -31,15 +31,6 @@ __all__ = [
     "send_notifications",
     "send_staff_digest",
 ]
-
-RETRY = {
-    "acks_late": True,
-    "autoretry_for": (OperationalError, InterfaceError),
-    "retry_backoff": True,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 8,
-}
 
 
 def _drain(step: Callable[[], int]) -> int:

@@ -4,19 +4,12 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
+from accessctl.celery import RETRY
+
 from . import exports, sealing
 from .models import AuditExport
 
 __all__ = ["seal_audit_log", "write_audit_export"]
-
-RETRY = {
-    "acks_late": True,
-    "autoretry_for": (OperationalError, InterfaceError),
-    "retry_backoff": True,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 8,
-}
 
 
 @shared_task(**RETRY, soft_time_limit=120, time_limit=180)

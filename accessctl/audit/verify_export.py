@@ -203,18 +203,25 @@ def ranges(indices: Iterable[int]) -> list[list[int]]:
 
 
 def load_public_keys(path: Path) -> dict[str | None, Any]:
-    """Keys by id from a JWKS file (``/.well-known/jwks.json``), or one PEM key (id
-    ``None``: it verifies whatever key id a signature names)."""
+    """Keys by id from a JWKS file (``/.well-known/jwks.json``), or one PEM key."""
+    return parse_public_keys(path.read_text())
+
+
+def parse_public_keys(text: str) -> dict[str | None, Any]:
+    """Ed25519 keys by key id from a JWKS document, or one PEM key (id ``None``: it
+    verifies whatever key id a signature names). ``ValueError`` if it is neither."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-    raw = path.read_bytes()
-    if raw.lstrip().startswith(b"{"):
-        keys = {}
-        for jwk in json.loads(raw)["keys"]:
-            keys[jwk["kid"]] = Ed25519PublicKey.from_public_bytes(unb64(jwk["x"]))
-        return keys
-    key = load_pem_public_key(raw)
+    if text.lstrip().startswith("{"):
+        try:
+            return {
+                jwk["kid"]: Ed25519PublicKey.from_public_bytes(unb64(jwk["x"]))
+                for jwk in json.loads(text)["keys"]
+            }
+        except (KeyError, TypeError) as exc:
+            raise ValueError("not a JWK set of Ed25519 keys") from exc
+    key = load_pem_public_key(text.encode())
     if not isinstance(key, Ed25519PublicKey):
         raise ValueError("the PEM key is not an Ed25519 public key")
     return {None: key}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import random
 import time
 from collections.abc import Callable
@@ -11,7 +9,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-__all__ = ["EXIT", "Api", "CliError", "canonical", "unb64", "with_retries"]
+__all__ = ["EXIT", "Api", "CliError", "with_retries"]
 
 T = TypeVar("T")
 
@@ -133,11 +131,3 @@ class Api:
             if url and url.startswith(self.server):
                 url = url[len(self.server) :]
         return items
-
-
-def canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

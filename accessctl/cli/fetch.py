@@ -37,7 +37,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from .api import CliError, Retry, canonical, problem, unb64, with_retries
+from accessctl.audit.verify_export import canonical, parse_public_keys, unb64
+
+from .api import CliError, Retry, problem, with_retries
 
 __all__ = ["Download", "load_keys", "sha256_of", "verify_dir", "verify_manifest"]
 
@@ -46,18 +48,10 @@ STATE = ".accessctl"
 
 def load_keys(text: str) -> dict[str | None, Any]:
     """Ed25519 public keys by key id from a JWKS document, or one PEM key (id None)."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-    if text.lstrip().startswith("{"):
-        return {
-            jwk["kid"]: Ed25519PublicKey.from_public_bytes(unb64(jwk["x"]))
-            for jwk in json.loads(text)["keys"]
-        }
-    key = load_pem_public_key(text.encode())
-    if not isinstance(key, Ed25519PublicKey):
-        raise CliError("usage", "the public key is not an Ed25519 key")
-    return {None: key}
+    try:
+        return parse_public_keys(text)
+    except ValueError as exc:
+        raise CliError("usage", f"cannot use that public key: {exc}") from exc
 
 
 def verify_manifest(signed: dict[str, Any], keys: dict[str | None, Any], source: str) -> None:

@@ -15,6 +15,8 @@ interrupted anywhere (a killed worker) or run twice at once finishes with every 
 changed, and audited, exactly once.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -146,91 +148,88 @@ def _tokens_in_scope(revocation: Revocation) -> QuerySet[AccessToken]:
     )
 
 
-def _audit_each(
-    action: AuditAction, rows: list[tuple[int, int]], revocation: Revocation, changes: dict
-) -> None:
-    target_type = {
-        AuditAction.GRANT_REVOKED: "partners.grant",
-        AuditAction.GRANT_REQUEST_REJECTED: "partners.grantrequest",
-        AuditAction.TOKEN_REVOKED: "partners.accesstoken",
-    }[action]
-    AuditEvent.objects.bulk_create(
-        event(
-            action,
-            actor=revocation.requested_by,
-            target_type=target_type,
-            target_id=str(pk),
-            partner_id=partner_id,
-            changes={**changes, "revocation": revocation.pk},
-        )
-        for pk, partner_id in rows
-    )
+@dataclass(frozen=True, slots=True)
+class _Dependents:
+    """One kind of row a cascade ends: which rows (still in their old state), how they
+    change, the event each gets, and the revocation's counter."""
+
+    rows: Callable[[Revocation], QuerySet[Any]]
+    change: Callable[[Revocation, str], dict[str, Any]]
+    action: AuditAction
+    changes: dict[str, Any]
+    counter: str
+
+
+_CASCADE = (
+    _Dependents(
+        rows=_grants_in_scope,
+        change=lambda r, cause: {
+            "status": Grant.Status.REVOKED,
+            "revoked_at": r.effective_at,
+            "revoked_by": r.requested_by,
+            "revoke_reason": cause,
+            "revocation": r,
+        },
+        action=AuditAction.GRANT_REVOKED,
+        changes={"status": ["active", "revoked"]},
+        counter="grants_revoked",
+    ),
+    _Dependents(
+        rows=_requests_in_scope,
+        change=lambda r, cause: {
+            "status": GrantRequest.Status.REJECTED,
+            "decided_at": r.effective_at,
+            "rejected_by": r.requested_by,
+            "rejection_reason": cause,
+        },
+        action=AuditAction.GRANT_REQUEST_REJECTED,
+        changes={"status": ["pending", "rejected"]},
+        counter="requests_rejected",
+    ),
+    _Dependents(
+        rows=_tokens_in_scope,
+        change=lambda r, cause: {"revoked_at": r.effective_at, "revoked_by": r.requested_by},
+        action=AuditAction.TOKEN_REVOKED,
+        changes={},
+        counter="tokens_revoked",
+    ),
+)
 
 
 def _step(revocation: Revocation, batch: int) -> bool:
-    """One short transaction: end up to ``batch`` dependent rows. False when none left."""
+    """One short transaction: end up to ``batch`` dependent rows, one event each.
+    False when none is left."""
     cause = f"revocation #{revocation.pk} ({revocation.scope}): {revocation.reason}"[:300]
-    with transaction.atomic():
-        rows = list(
-            _grants_in_scope(revocation)
-            .select_for_update(of=("self",))
-            .order_by("pk")
-            .values_list("pk", "partner_id")[:batch]
-        )
-        if rows:
-            Grant.objects.filter(pk__in=[pk for pk, _ in rows], status=Grant.Status.ACTIVE).update(
-                status=Grant.Status.REVOKED,
-                revoked_at=revocation.effective_at,
-                revoked_by=revocation.requested_by,
-                revoke_reason=cause,
-                revocation=revocation,
+    for dependents in _CASCADE:
+        with transaction.atomic():
+            pending = dependents.rows(revocation)
+            rows = list(
+                pending.select_for_update(of=("self",))
+                .order_by("pk")
+                .values_list("pk", "partner_id")[:batch]
             )
-            _audit_each(
-                AuditAction.GRANT_REVOKED,
-                rows,
-                revocation,
-                {"reason": revocation.reason, "status": ["active", "revoked"]},
+            if not rows:
+                continue
+            pending.filter(pk__in=[pk for pk, _ in rows]).update(
+                **dependents.change(revocation, cause)
             )
-            Revocation.objects.filter(pk=revocation.pk).update(
-                grants_revoked=F("grants_revoked") + len(rows)
-            )
-            return True
-        rows = list(
-            _requests_in_scope(revocation)
-            .select_for_update(of=("self",))
-            .order_by("pk")
-            .values_list("pk", "partner_id")[:batch]
-        )
-        if rows:
-            GrantRequest.objects.filter(pk__in=[pk for pk, _ in rows]).update(
-                status=GrantRequest.Status.REJECTED,
-                decided_at=revocation.effective_at,
-                rejected_by=revocation.requested_by,
-                rejection_reason=cause,
-            )
-            _audit_each(
-                AuditAction.GRANT_REQUEST_REJECTED,
-                rows,
-                revocation,
-                {"reason": revocation.reason, "status": ["pending", "rejected"]},
+            AuditEvent.objects.bulk_create(
+                event(
+                    dependents.action,
+                    actor=revocation.requested_by,
+                    target_type=pending.model._meta.label_lower,
+                    target_id=str(pk),
+                    partner_id=partner_id,
+                    changes={
+                        "reason": revocation.reason,
+                        **dependents.changes,
+                        "revocation": revocation.pk,
+                    },
+                )
+                for pk, partner_id in rows
             )
             Revocation.objects.filter(pk=revocation.pk).update(
-                requests_rejected=F("requests_rejected") + len(rows)
-            )
-            return True
-        rows = list(
-            _tokens_in_scope(revocation)
-            .select_for_update()
-            .order_by("pk")
-            .values_list("pk", "partner_id")[:batch]
-        )
-        if rows:
-            AccessToken.objects.filter(pk__in=[pk for pk, _ in rows]).update(
-                revoked_at=revocation.effective_at, revoked_by=revocation.requested_by
-            )
-            _audit_each(AuditAction.TOKEN_REVOKED, rows, revocation, {"reason": revocation.reason})
-            Revocation.objects.filter(pk=revocation.pk).update(
-                tokens_revoked=F("tokens_revoked") + len(rows)
+                **{dependents.counter: F(dependents.counter) + len(rows)}
             )
             return True
     return False

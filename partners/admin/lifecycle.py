@@ -1,24 +1,11 @@
 """Read-only views of what the lifecycle did: revocations and their fan-out, emails."""
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
+from accessctl.audit.admin import ReadOnly
 from partners.models import Notification, Revocation
 
 __all__ = ["NotificationAdmin", "RevocationAdmin"]
-
-
-class ReadOnly:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Revocation)

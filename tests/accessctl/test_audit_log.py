@@ -297,37 +297,22 @@ def test_the_standalone_verifier_runs_without_django(history, jwks, tmp_path):
     isolated = tmp_path / "verifier"
     isolated.mkdir()
     (isolated / script.name).write_bytes(script.read_bytes())
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            str(isolated / script.name),
-            str(files["jsonl"]),
-            "--public-key",
-            str(jwks),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=isolated,
-        env={"PATH": "/usr/bin:/bin"},
-    )
+
+    def standalone():
+        command = [sys.executable, "-I", str(isolated / script.name), str(files["jsonl"])]
+        return subprocess.run(
+            [*command, "--public-key", str(jwks)],
+            capture_output=True,
+            text=True,
+            cwd=isolated,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+
+    run = standalone()
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.startswith("OK ")
     tampered(files, lambda rs: rs[event_lines(rs)[0]]["event"].update(action="x"))
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            str(isolated / script.name),
-            str(files["jsonl"]),
-            "--public-key",
-            str(jwks),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=isolated,
-        env={"PATH": "/usr/bin:/bin"},
-    )
+    again = standalone()
     assert again.returncode == 1 and again.stdout.startswith("FAIL event at line")
 
 

@@ -1,15 +1,11 @@
 """Time-driven transitions: the action, and the task run by a real Celery worker on Redis."""
 
 import os
-import subprocess
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import redis
 from django.core import mail
-from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -19,8 +15,8 @@ from partners import actions, notify
 from partners.models import EmbargoWindow, Grant, Notification, Revocation
 from partners.tasks import expire_grants
 from tests import factories as f
+from tests.workers import workers
 
-ROOT = Path(__file__).resolve().parents[2]
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -67,45 +63,8 @@ def test_expire_grants_works_in_batches():
 def worker(tmp_path):
     """A real worker process on Redis, using the test database."""
     redis.Redis.from_url(REDIS_URL).flushdb()
-    settings_dict = connection.settings_dict
-    database = (
-        f"postgres://{settings_dict['USER']}:{settings_dict['PASSWORD']}@{settings_dict['HOST'] or '127.0.0.1'}:"
-        f"{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
-    )
-    env = {
-        **os.environ,
-        "DATABASE_URL": database,
-        "CELERY_BROKER_URL": REDIS_URL,
-        "ACCESSCTL_DATA_DIR": str(tmp_path),
-    }
-    celery = str(Path(sys.executable).with_name("celery"))
-    process = subprocess.Popen(
-        [
-            celery,
-            "-A",
-            "accessctl",
-            "worker",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    process.stderr.close()
+    with workers(REDIS_URL, {"ACCESSCTL_DATA_DIR": str(tmp_path)}) as start:
+        yield start()
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

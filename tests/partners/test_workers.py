@@ -17,7 +17,7 @@ from accessctl.celery import app
 from partners import actions
 from partners.models import Grant, Revocation
 from tests import factories as f
-from tests.workers import Inbox, RedisServer, use_broker, wait_for, workers
+from tests.workers import Inbox, RedisServer, database_url, use_broker, wait_for, workers
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -111,7 +111,7 @@ def test_a_worker_killed_mid_cascade_is_finished_by_the_next_without_doing_anyth
     blocker = sorted(grant_ids)[1500]  # in the second batch of 1000
     with (
         workers(broker, worker_env) as start,
-        psycopg.connect(conninfo(), autocommit=False) as other,
+        psycopg.connect(database_url(), autocommit=False) as other,
     ):
         # Another transaction holds one grant of the second batch: the worker commits
         # the first batch, then waits on that row lock, and is killed there.
@@ -198,14 +198,6 @@ def test_a_cascade_and_a_transition_sent_twice_at_once_change_things_once(broker
         action__in=["grant.revoked", "grant.expired"], target_id__in=map(str, grant_ids)
     )
     assert ended.count() == 3000 == ended.values("target_id").distinct().count()
-
-
-def conninfo() -> str:
-    s = connection.settings_dict
-    return (
-        f"host={s['HOST'] or '127.0.0.1'} port={s['PORT'] or 5432} dbname={s['NAME']} "
-        f"user={s['USER']} password={s['PASSWORD']}"
-    )
 
 
 def waiting_on_a_lock(other) -> bool:
