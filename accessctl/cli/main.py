@@ -25,7 +25,8 @@ from .api import Api, CliError
 __all__ = ["main"]
 
 TOKEN_FORMAT = re.compile(r"^acx_[0-9A-Za-z]{36}$")
-out = Console(highlight=False, soft_wrap=True)
+# Piped output (scripts, CI logs) is not cut to 80 columns: tables keep whole names.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 250)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -74,6 +74,8 @@ class Command(BaseCommand):
                     "              or print the current code: .venv/bin/python manage.py demo_totp admin",
                     f"  partner API token (ada@aurora-gpu): {partner_token}",
                     f"  try:       curl -H 'Authorization: Bearer {partner_token}' {options['url'].rstrip('/')}/api/v1/grants/",
+                    f"  or the CLI: .venv/bin/accessctl --server {options['url'].rstrip('/')} --token {partner_token} "
+                    "download v4:step-120000 --dir ./v4",
                     f"  API docs:   {options['url'].rstrip('/')}/api/docs/",
                     "",
                 ]
