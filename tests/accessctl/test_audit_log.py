@@ -338,3 +338,20 @@ def test_an_export_that_cannot_be_written_is_marked_failed_with_the_reason(
     assert failed.status == "failed" and failed.error.startswith(
         ("FileExistsError", "NotADirectoryError")
     )
+
+
+def test_verifier_refuses_checkpoints_that_are_not_consistent(history, jwks, tmp_path):
+    sealing.seal()
+    f.partner("later")  # more events, a second checkpoint
+    _, files = export(tmp_path)
+    header = lines(files["jsonl"])[0]
+    assert len(header["checkpoints"]) == 2
+    assert verify(files["jsonl"], jwks).ok
+
+    def rewrite(rs):
+        ((key, proof),) = rs[0]["consistency"].items()
+        rs[0]["consistency"][key] = [verify_export.b64(b"\0" * 32), *proof[1:]]
+
+    tampered(files, rewrite)
+    failures = verify(files["jsonl"], jwks).failures
+    assert any("is not consistent with" in x and "rewritten" in x for x in failures), failures
