@@ -8,6 +8,7 @@ an empty directory so every process's counts are summed. Workers serve their met
 ``ACCESSCTL_WORKER_METRICS_PORT`` when it is set.
 """
 
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -67,8 +68,6 @@ class AuditSealCollector(Collector):
 
 
 def registry() -> prometheus_client.CollectorRegistry:
-    import os
-
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         collected = prometheus_client.CollectorRegistry()
         multiprocess.MultiProcessCollector(collected)

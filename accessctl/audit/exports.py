@@ -262,18 +262,6 @@ def _ocsf(index: int, event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class _Hashing:
-    """A binary file that also hashes and counts what is written to it."""
-
-    def __init__(self, handle: IO[bytes]) -> None:
-        self.handle, self.sha256, self.size = handle, hashlib.sha256(), 0
-
-    def write(self, data: bytes) -> None:
-        self.handle.write(data)
-        self.sha256.update(data)
-        self.size += len(data)
-
-
 def _line(value: Any) -> bytes:
     return merkle.canonical(value) + b"\n"
 
@@ -346,7 +334,7 @@ def write_export(export_id: int) -> AuditExport:
         }
         evidence_path = folder / "export.jsonl"
         with evidence_path.open("wb") as raw, body_path.open("rb") as body:
-            out = _Hashing(raw)
+            out = raw
             out.write(_line(header))
             while chunk := body.read(1 << 20):
                 out.write(chunk)
@@ -401,6 +389,6 @@ def write_export(export_id: int) -> AuditExport:
     return export
 
 
-def _write_nodes(out: _Hashing, nodes: list[list[Any]]) -> None:
+def _write_nodes(out: IO[bytes], nodes: list[list[Any]]) -> None:
     for start in range(0, len(nodes), NODES_PER_LINE):
         out.write(_line({"type": "nodes", "nodes": nodes[start : start + NODES_PER_LINE]}))

@@ -133,6 +133,14 @@ def _root(size: int) -> bytes:
     return merkle.subtree_root(stored_node, 0, size)
 
 
+def _lock_sealer() -> None:
+    """One sealer at a time, until the current transaction ends (SQLite, the embedded
+    default, serializes writers anyway)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK])
+
+
 def seal(*, batch: int = BATCH) -> AuditCheckpoint | None:
     """Seal every committed, unsealed event and sign a checkpoint; None if none was new.
 
@@ -141,9 +149,7 @@ def seal(*, batch: int = BATCH) -> AuditCheckpoint | None:
     sealed_any, after = False, 0
     while True:
         with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK])
+            _lock_sealer()
             events = _unsealed(batch, after)
             if not events:
                 break
@@ -153,9 +159,7 @@ def seal(*, batch: int = BATCH) -> AuditCheckpoint | None:
     if not sealed_any:
         return None
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK])
+        _lock_sealer()
         size = tree_size()
         if AuditCheckpoint.objects.filter(tree_size=size).exists():
             return None  # another sealer signed this size meanwhile

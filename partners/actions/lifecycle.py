@@ -9,7 +9,7 @@ audited exactly once. Enforcement never waits for these: ``decide`` compares the
 current time with the rows' times on every request.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -113,9 +113,10 @@ def _record_windows(
     marker: str,
     due_field: str,
     action: AuditAction,
-    kind: Notification.Kind | None,
+    kind: Notification.Kind,
     at: datetime,
     extra: dict[int, dict] | None = None,
+    announce: Callable[[EmbargoWindow], bool] = lambda window: True,
 ) -> int:
     EmbargoWindow.objects.filter(pk__in=[w.pk for w in windows]).update(**{marker: at})
     AuditEvent.objects.bulk_create(
@@ -134,7 +135,7 @@ def _record_windows(
         for w in windows
     )
     for w in windows:
-        if kind is not None:
+        if announce(w):
             notify.queue(
                 kind,
                 f"{action}:{w.pk}:{getattr(w, due_field).isoformat()}",
@@ -149,24 +150,15 @@ def open_windows(*, at: datetime | None = None, batch: int = BATCH) -> int:
     """Record windows that have opened and tell the partner (unless already closed)."""
     at = at or now()
     windows = _due_windows(Q(opened_at__isnull=True, opens_at__lte=at), batch)
-    still_open = [w for w in windows if w.closes_at > at]
-    _record_windows(
-        [w for w in windows if w.closes_at <= at],
-        marker="opened_at",
-        due_field="opens_at",
-        action=AuditAction.WINDOW_OPENED,
-        kind=None,
-        at=at,
-    )
-    _record_windows(
-        still_open,
+    return _record_windows(
+        windows,
         marker="opened_at",
         due_field="opens_at",
         action=AuditAction.WINDOW_OPENED,
         kind=Notification.Kind.WINDOW_OPENED,
         at=at,
+        announce=lambda window: window.closes_at > at,
     )
-    return len(windows)
 
 
 @transaction.atomic
