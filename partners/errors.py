@@ -18,5 +18,8 @@ class ActionError(Exception):
 class ActionForbidden(ActionError):
     status = 403
 
-    def __init__(self, permission: str) -> None:
-        super().__init__("forbidden", f"You lack the permission {permission!r} for this change.")
+    def __init__(self, operation: str, reason: str = "") -> None:
+        because = f": {reason}" if reason else ""
+        super().__init__("forbidden", f"You may not do {operation!r}{because}.")
+        self.operation = operation
+        self.reason = reason

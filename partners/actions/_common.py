@@ -10,7 +10,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django_countries import countries
 
-from partners.errors import ActionError, ActionForbidden
+from partners.errors import ActionError
 
 # The database rules (partners.db_rules and model constraints) name themselves in the
 # error text; these are the messages a person sees when one of them refuses a change.
@@ -38,12 +38,6 @@ _INTEGRITY_MESSAGES = {
         "This partner already has a pending request for this checkpoint.",
     ),
 }
-
-
-def require(actor: Any, permission: str) -> None:
-    """Refuse unless ``actor`` holds ``permission``. ``None`` is the system itself."""
-    if actor is not None and not actor.has_perm(permission):
-        raise ActionForbidden(permission)
 
 
 @contextmanager

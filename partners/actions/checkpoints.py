@@ -6,10 +6,11 @@ from typing import Any
 from django.db import transaction
 
 from accessctl.audit.events import AuditAction, record
+from partners.authority import Operation, authorize
 from partners.errors import ActionError
 from partners.models import Artifact, Checkpoint, Release, Revocation
 
-from ._common import now, require, require_not_withdrawn, save_changes, validate
+from ._common import now, require_not_withdrawn, save_changes, validate
 from .revocations import start_revocation
 
 __all__ = [
@@ -33,7 +34,7 @@ def create_release(
     policy: str = Release.Policy.DENY_LIST,
     policy_jurisdictions: Sequence[str] = (),
 ) -> Release:
-    require(actor, "partners.add_release")
+    authorize(actor, Operation.RELEASE_CREATE)
     if Release.objects.filter(slug=slug).exists():
         raise ActionError("release_exists", f"A release with the slug {slug!r} already exists.")
     # django-countries' multiple field takes a list; its stubs say str.
@@ -63,7 +64,7 @@ def create_release(
 def update_release(*, actor: Any, release: Release, **values: Any) -> Release:
     """Rename, reschedule or mark a release launched. Its slug and export policy are fixed:
     windows and grants were decided under them."""
-    require(actor, "partners.change_release")
+    authorize(actor, Operation.RELEASE_CHANGE, release)
     require_not_withdrawn(release)
     if values.get("status") == Release.Status.WITHDRAWN:
         raise ActionError(
@@ -106,7 +107,7 @@ def register_checkpoint(
     bytes differ is refused (``artifact_changed``) and nothing at all is written, because
     partners may already hold the registered bytes.
     """
-    require(actor, "partners.add_checkpoint")
+    authorize(actor, Operation.CHECKPOINT_REGISTER, release)
     require_not_withdrawn(release)
     if not artifacts:
         raise ActionError("no_artifacts", "A checkpoint needs at least one file.")
@@ -167,7 +168,7 @@ def register_checkpoint(
 def pull_checkpoint(*, actor: Any, checkpoint: Checkpoint, reason: str) -> Checkpoint:
     """Withdraw a checkpoint: every download of it stops now; the cascade revokes its
     grants."""
-    require(actor, "partners.pull_checkpoint")
+    authorize(actor, Operation.CHECKPOINT_PULL, checkpoint)
     if not reason.strip():
         raise ActionError("reason_required", "Say why: the reason is kept in the audit trail.")
     checkpoint = Checkpoint.objects.select_for_update().get(pk=checkpoint.pk)

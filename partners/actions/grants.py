@@ -6,7 +6,8 @@ from django.db import transaction
 
 from accessctl.audit.events import AuditAction, record
 from partners import notify
-from partners.errors import ActionError, ActionForbidden
+from partners.authority import Operation, authorize
+from partners.errors import ActionError
 from partners.models import (
     Checkpoint,
     EmbargoWindow,
@@ -20,7 +21,7 @@ from partners.models import (
 )
 from partners.queries import current_window
 
-from ._common import integrity_as_action_error, now, require, require_jurisdiction
+from ._common import integrity_as_action_error, now, require_jurisdiction
 from .revocations import start_revocation
 
 __all__ = [
@@ -162,7 +163,7 @@ def issue_grant(
     expires_at: datetime | None = None,
 ) -> Grant:
     """Issue a grant directly. Early access must go through a request and its approvals."""
-    require(actor, "partners.issue_grant")
+    authorize(actor, Operation.GRANT_ISSUE, partner)
     at = now()
     checkpoint = Checkpoint.objects.select_related("release").get(pk=checkpoint.pk)
     if _is_early_access(checkpoint, at):
@@ -182,13 +183,6 @@ def issue_grant(
     )
 
 
-def _may_request_for(actor: Any, partner: Partner) -> bool:
-    membership = getattr(actor, "partner_membership", None)
-    if membership is not None:
-        return membership.partner_id == partner.pk
-    return actor.is_staff and actor.has_perm("partners.issue_grant")
-
-
 @transaction.atomic
 def request_grant(
     *, actor: Any, partner: Partner, checkpoint: Checkpoint, quota_bytes: int, note: str = ""
@@ -198,8 +192,7 @@ def request_grant(
     The returned request's ``status`` says which: ``approved`` (its ``grant`` exists) or
     ``pending``.
     """
-    if not _may_request_for(actor, partner):
-        raise ActionForbidden("partners.issue_grant")
+    authorize(actor, Operation.GRANT_REQUEST, partner)
     at = now()
     partner, checkpoint = _current(partner, checkpoint)
     _check_eligible(partner, checkpoint, at)
@@ -272,7 +265,7 @@ def approve_grant_request(*, actor: Any, request: GrantRequest) -> GrantRequest:
     Four eyes: whoever filed the request cannot approve it, and nobody approves twice.
     The row lock serializes approvals, so two approvers racing cannot issue two grants.
     """
-    require(actor, "partners.approve_grantrequest")
+    authorize(actor, Operation.GRANT_REQUEST_DECIDE, request)
     request = _lock_pending(request)
     if request.requested_by_id == actor.pk:
         raise ActionError(
@@ -311,7 +304,7 @@ def approve_grant_request(*, actor: Any, request: GrantRequest) -> GrantRequest:
 
 @transaction.atomic
 def reject_grant_request(*, actor: Any, request: GrantRequest, reason: str) -> GrantRequest:
-    require(actor, "partners.approve_grantrequest")
+    authorize(actor, Operation.GRANT_REQUEST_DECIDE, request)
     if not reason.strip():
         raise ActionError("reason_required", "Say why: the partner is told the reason.")
     request = _lock_pending(request)
@@ -342,7 +335,7 @@ def revoke_grant(*, actor: Any, grant: Grant, reason: str) -> Grant:
 
     Revoking a grant that is no longer usable (revoked or expired) changes nothing.
     """
-    require(actor, "partners.revoke_grant")
+    authorize(actor, Operation.GRANT_REVOKE, grant)
     if not reason.strip():
         raise ActionError("reason_required", "Say why: the reason is kept in the audit trail.")
     grant = Grant.objects.select_for_update().get(pk=grant.pk)

@@ -4,10 +4,11 @@ from typing import Any
 from django.db import transaction
 
 from accessctl.audit.events import AuditAction, record
+from partners.authority import Operation, authorize
 from partners.errors import ActionError
 from partners.models import Partner, Revocation
 
-from ._common import now, require, save_changes, validate
+from ._common import now, save_changes, validate
 from .revocations import partner_cascade_pending, start_revocation
 
 __all__ = [
@@ -40,7 +41,7 @@ def create_partner(
     nda_expires_at: datetime,
     allowed_networks: list[str] | None = None,
 ) -> Partner:
-    require(actor, "partners.add_partner")
+    authorize(actor, Operation.PARTNER_CREATE)
     if Partner.objects.filter(slug=slug).exists():
         raise ActionError("partner_exists", f"A partner with the slug {slug!r} already exists.")
     partner = Partner(
@@ -67,7 +68,7 @@ def create_partner(
 @transaction.atomic
 def update_partner(*, actor: Any, partner: Partner, **values: Any) -> Partner:
     """Change a partner's details. Status changes go through suspend/reinstate/terminate."""
-    require(actor, "partners.change_partner")
+    authorize(actor, Operation.PARTNER_CHANGE, partner)
     partner, changes = save_changes(Partner, partner.pk, values, EDITABLE_FIELDS)
     if changes:
         record(
@@ -83,7 +84,7 @@ def update_partner(*, actor: Any, partner: Partner, **values: Any) -> Partner:
 def _set_status(
     *, actor: Any, partner: Partner, status: str, allowed_from: set[str], reason: str
 ) -> tuple[Partner, str]:
-    require(actor, "partners.suspend_partner")
+    authorize(actor, Operation.PARTNER_SUSPEND, partner)
     if not reason.strip():
         raise ActionError("reason_required", "Say why: the reason is kept in the audit trail.")
     partner = Partner.objects.select_for_update().get(pk=partner.pk)

@@ -27,6 +27,7 @@ from django.db.models import F, QuerySet
 from accessctl.audit.events import AuditAction, event, record
 from accessctl.audit.models import AuditEvent
 from partners import notify
+from partners.authority import Operation, authorize
 from partners.dispatch import after_commit
 from partners.errors import ActionError
 from partners.models import (
@@ -39,7 +40,7 @@ from partners.models import (
     Revocation,
 )
 
-from ._common import now, require
+from ._common import now
 
 __all__ = [
     "cascade_revocation",
@@ -74,7 +75,7 @@ def withdraw_release(*, actor: Any, release: Release, reason: str) -> Release:
     Only the security officer role holds ``withdraw_release``. There is no way back:
     a withdrawn release stays withdrawn (register a new one).
     """
-    require(actor, "partners.withdraw_release")
+    authorize(actor, Operation.RELEASE_WITHDRAW, release)
     if not reason.strip():
         raise ActionError("reason_required", "Say why: the reason is kept in the audit trail.")
     release = Release.objects.select_for_update().get(pk=release.pk)

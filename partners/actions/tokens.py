@@ -6,10 +6,11 @@ from django.db import transaction
 
 from accessctl.audit.events import AuditAction, record
 from partners import tokens
+from partners.authority import Operation, authorize
 from partners.errors import ActionError
 from partners.models import AccessToken, Membership, Revocation
 
-from ._common import now, require, validate
+from ._common import now, validate
 from .revocations import start_revocation
 
 __all__ = ["create_token", "revoke_token"]
@@ -30,7 +31,7 @@ def create_token(
     A partner member's token acts for that partner; a staff member's token is for
     automation and may only carry the ``staff`` scope.
     """
-    require(actor, "partners.add_accesstoken")
+    authorize(actor, Operation.TOKEN_INVITE_MEMBER, user)
     at = now()
     membership = Membership.objects.filter(user=user).select_related("partner").first()
     partner = membership.partner if membership else None
@@ -86,7 +87,7 @@ def create_token(
 @transaction.atomic
 def revoke_token(*, actor: Any, token: AccessToken, reason: str) -> AccessToken:
     """Revoke at once; revoking a revoked token changes nothing."""
-    require(actor, "partners.revoke_accesstoken")
+    authorize(actor, Operation.TOKEN_REVOKE, token)
     if not reason.strip():
         raise ActionError("reason_required", "Say why: the reason is kept in the audit trail.")
     token = AccessToken.objects.select_for_update().get(pk=token.pk)

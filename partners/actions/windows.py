@@ -6,6 +6,7 @@ from django.db.models import F
 from django.db.models.functions import Least
 
 from accessctl.audit.events import AuditAction, record
+from partners.authority import Operation, authorize
 from partners.errors import ActionError
 from partners.models import EmbargoWindow, Grant, Partner, Release
 
@@ -13,7 +14,6 @@ from ._common import (
     field_changes,
     integrity_as_action_error,
     now,
-    require,
     require_jurisdiction,
     require_not_withdrawn,
     snapshot,
@@ -77,7 +77,7 @@ def set_window(
     Closing a window earlier clips the expiry of its grants to the new close, in the same
     transaction, so no grant ever outlives its window.
     """
-    require(actor, "partners.change_embargowindow" if window else "partners.add_embargowindow")
+    authorize(actor, Operation.WINDOW_CHANGE if window else Operation.WINDOW_CREATE, partner)
     embargo_lifts_at = check_window(
         release=release,
         partner=partner,

@@ -17,6 +17,7 @@ from accessctl.audit.exports import ExportError, request_export
 from accessctl.audit.exports import storage as export_storage
 from accessctl.audit.models import AuditExport
 from partners import actions
+from partners.authority import Operation, authorize
 from partners.errors import ActionError, ActionForbidden
 from partners.models import (
     Checkpoint,
@@ -462,8 +463,7 @@ class AuditExportOut(serializers.ModelSerializer):
 
 
 def _may_export(request: Request) -> None:
-    if not request.user.has_perm("audit.export_auditevent"):
-        raise ActionForbidden("audit.export_auditevent")
+    authorize(request.user, Operation.AUDIT_EXPORT)
 
 
 class AuditExportCreateApi(StaffView):
@@ -479,7 +479,7 @@ class AuditExportCreateApi(StaffView):
             export = request_export(actor=request.user, filters=dict(data.validated_data))
         except ExportError as exc:
             if exc.code == "forbidden":
-                raise ActionForbidden("audit.export_auditevent") from exc
+                raise ActionForbidden(str(Operation.AUDIT_EXPORT), exc.message) from exc
             raise ActionError(exc.code, exc.message) from exc
         return Response(AuditExportOut(export).data, status=status.HTTP_202_ACCEPTED)
 
