@@ -25,7 +25,7 @@ from typing import Any
 
 from partners.errors import ActionForbidden
 
-__all__ = ["RULES", "Operation", "Rule", "Subject", "authorize", "may"]
+__all__ = ["RULES", "Operation", "Rule", "Subject", "as_markdown", "authorize", "may"]
 
 
 class Operation(StrEnum):
@@ -222,3 +222,35 @@ def authorize(actor: Any, operation: Operation, target: Any = None) -> None:
     reason = _refusal(actor, operation, target)
     if reason is not None:
         raise ActionForbidden(str(operation), reason)
+
+
+def _roles_holding(permission: str | None) -> str:
+    from partners.roles import ROLES
+
+    if permission is None:
+        return "-"
+    app_label, codename = permission.split(".")
+    return ", ".join(role for role, perms in ROLES.items() if (app_label, codename) in perms)
+
+
+def as_markdown() -> str:
+    """The table docs/security.md shows (a test keeps the two identical)."""
+    subjects = {
+        Subject.ANY: "anyone the permission covers",
+        Subject.SELF: "only the actor's own credentials",
+        Subject.OWN_PARTNER: "only the actor's own partner",
+        Subject.STAFF_OR_OWN_PARTNER: "a member: their own partner; staff: any partner",
+    }
+    lines = [
+        "| operation | permission | roles holding it | for whom | conditions the action checks |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for operation, rule in RULES.items():
+        who = _roles_holding(rule.permission)
+        if rule.permission is None:
+            who = "every staff member" if rule.staff_only else "partner members (and staff)"
+        lines.append(
+            f"| `{operation}` | {f'`{rule.permission}`' if rule.permission else '-'} | {who} "
+            f"| {subjects[rule.subject]} | {rule.note or '-'} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -82,9 +82,15 @@ def update_partner(*, actor: Any, partner: Partner, **values: Any) -> Partner:
 
 
 def _set_status(
-    *, actor: Any, partner: Partner, status: str, allowed_from: set[str], reason: str
+    operation: Operation,
+    *,
+    actor: Any,
+    partner: Partner,
+    status: str,
+    allowed_from: set[str],
+    reason: str,
 ) -> tuple[Partner, str]:
-    authorize(actor, Operation.PARTNER_SUSPEND, partner)
+    authorize(actor, operation, partner)
     if not reason.strip():
         raise ActionError("reason_required", "Say why: the reason is kept in the audit trail.")
     partner = Partner.objects.select_for_update().get(pk=partner.pk)
@@ -109,6 +115,7 @@ def suspend_partner(*, actor: Any, partner: Partner, reason: str, reason_code: s
     ``reason_code`` marks a system suspension (``nda_expired``) in the audit event.
     """
     partner, old = _set_status(
+        Operation.PARTNER_SUSPEND,
         actor=actor,
         partner=partner,
         status=Partner.Status.SUSPENDED,
@@ -139,6 +146,7 @@ def reinstate_partner(*, actor: Any, partner: Partner, reason: str) -> Partner:
     revoke is usable in between.
     """
     partner, old = _set_status(
+        Operation.PARTNER_REINSTATE,
         actor=actor,
         partner=partner,
         status=Partner.Status.ACTIVE,
@@ -165,6 +173,7 @@ def terminate_partner(*, actor: Any, partner: Partner, reason: str) -> Partner:
     """End the relationship for good: no way back; the cascade revokes every grant and
     token."""
     partner, old = _set_status(
+        Operation.PARTNER_TERMINATE,
         actor=actor,
         partner=partner,
         status=Partner.Status.TERMINATED,

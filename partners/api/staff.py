@@ -4,6 +4,8 @@ One view per operation; each parses, calls one action and renders. The action ch
 the token user's own permissions, so a token can do no more than its owner.
 """
 
+from typing import Any
+
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -51,8 +53,18 @@ __all__ = [
 
 
 class StaffView(APIView):
+    """A staff operation: the token's owner must be allowed ``operation`` by the authority
+    table before anything in the request is parsed (the action checks it again, with its
+    target)."""
+
     permission_classes = [StaffCaller]
     required_scope = "staff"
+    operation: Operation | None = None
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if self.operation is not None:
+            authorize(request.user, self.operation)
 
 
 class ReasonSerializer(serializers.Serializer):
@@ -227,6 +239,8 @@ class CheckpointIn(serializers.Serializer):
 
 
 class CheckpointRegisterApi(StaffView):
+    operation = Operation.CHECKPOINT_REGISTER
+
     @extend_schema(
         request=CheckpointIn,
         responses={200: CheckpointOut, 201: CheckpointOut},
@@ -255,6 +269,8 @@ class CheckpointRegisterApi(StaffView):
 
 
 class CheckpointPullApi(StaffView):
+    operation = Operation.CHECKPOINT_PULL
+
     @extend_schema(
         request=ReasonSerializer,
         responses=CheckpointPulledOut,
@@ -294,12 +310,16 @@ def _set_window(request: Request, window: EmbargoWindow | None) -> EmbargoWindow
 
 
 class WindowCreateApi(StaffView):
+    operation = Operation.WINDOW_CREATE
+
     @extend_schema(request=WindowIn, responses={201: WindowOut}, summary="Set a new embargo window")
     def post(self, request: Request) -> Response:
         return Response(WindowOut(_set_window(request, None)).data, status=status.HTTP_201_CREATED)
 
 
 class WindowApi(StaffView):
+    operation = Operation.WINDOW_CHANGE
+
     @extend_schema(request=WindowIn, responses=WindowOut, summary="Move an embargo window")
     def put(self, request: Request, window_id: int) -> Response:
         window = get_object_or_404(EmbargoWindow, pk=window_id)
@@ -314,6 +334,8 @@ class GrantIn(serializers.Serializer):
 
 
 class GrantIssueApi(StaffView):
+    operation = Operation.GRANT_ISSUE
+
     @extend_schema(
         request=GrantIn,
         responses={201: GrantOut},
@@ -334,6 +356,8 @@ class GrantIssueApi(StaffView):
 
 
 class GrantRevokeApi(StaffView):
+    operation = Operation.GRANT_REVOKE
+
     @extend_schema(
         request=ReasonSerializer,
         responses=GrantRevokedOut,
@@ -349,6 +373,8 @@ class GrantRevokeApi(StaffView):
 
 
 class GrantRequestApproveApi(StaffView):
+    operation = Operation.GRANT_REQUEST_DECIDE
+
     @extend_schema(request=None, responses=GrantRequestOut, summary="Approve a grant request")
     def post(self, request: Request, request_id: int) -> Response:
         grant_request = get_object_or_404(GrantRequest, pk=request_id)
@@ -357,6 +383,8 @@ class GrantRequestApproveApi(StaffView):
 
 
 class GrantRequestRejectApi(StaffView):
+    operation = Operation.GRANT_REQUEST_DECIDE
+
     @extend_schema(
         request=ReasonSerializer, responses=GrantRequestOut, summary="Reject a grant request"
     )
@@ -369,6 +397,8 @@ class GrantRequestRejectApi(StaffView):
 
 
 class PartnerSuspendApi(StaffView):
+    operation = Operation.PARTNER_SUSPEND
+
     @extend_schema(
         request=ReasonSerializer,
         responses=PartnerSuspendedOut,
@@ -386,6 +416,8 @@ class PartnerSuspendApi(StaffView):
 
 
 class PartnerReinstateApi(StaffView):
+    operation = Operation.PARTNER_REINSTATE
+
     @extend_schema(
         request=ReasonSerializer, responses=PartnerOut, summary="Reinstate a suspended partner"
     )
@@ -401,6 +433,8 @@ class PartnerReinstateApi(StaffView):
 
 
 class ReleaseWithdrawApi(StaffView):
+    operation = Operation.RELEASE_WITHDRAW
+
     @extend_schema(
         request=ReasonSerializer,
         responses=ReleaseWithdrawnOut,
@@ -462,11 +496,9 @@ class AuditExportOut(serializers.ModelSerializer):
         }
 
 
-def _may_export(request: Request) -> None:
-    authorize(request.user, Operation.AUDIT_EXPORT)
-
-
 class AuditExportCreateApi(StaffView):
+    operation = Operation.AUDIT_EXPORT
+
     @extend_schema(
         request=AuditExportIn,
         responses={202: AuditExportOut},
@@ -485,19 +517,21 @@ class AuditExportCreateApi(StaffView):
 
 
 class AuditExportApi(StaffView):
+    operation = Operation.AUDIT_EXPORT
+
     @extend_schema(responses=AuditExportOut, summary="An export: its status and files")
     def get(self, request: Request, export_id: int) -> Response:
-        _may_export(request)
         return Response(AuditExportOut(get_object_or_404(AuditExport, pk=export_id)).data)
 
 
 class AuditExportFileApi(StaffView):
+    operation = Operation.AUDIT_EXPORT
+
     @extend_schema(
         responses={(200, "application/octet-stream"): bytes},
         summary="Download one file of a ready export (jsonl, csv or ocsf)",
     )
     def get(self, request: Request, export_id: int, kind: str) -> FileResponse:
-        _may_export(request)
         export = get_object_or_404(AuditExport, pk=export_id, status=AuditExport.Status.READY)
         if kind not in export.files:
             raise Http404
