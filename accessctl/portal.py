@@ -1,15 +1,19 @@
 """The staff portal's admin site: two-factor sign-in (django-otp) and the dashboard."""
 
+import types
 from datetime import timedelta
 from typing import Any
 
 from django import forms
+from django.contrib import admin
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.plugins.otp_static.models import StaticDevice
+
+from accessctl.admin_secrets import SecretFieldGuard
 
 __all__ = ["PortalLoginForm", "PortalSite"]
 
@@ -53,6 +57,21 @@ class PortalSite(OTPAdminSite):
 
     def __init__(self, name: str = "admin") -> None:
         super().__init__(name)
+
+    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+        """Every ModelAdmin, ours or an installed app's, gets ``SecretFieldGuard``: secret
+        fields can be neither looked up, filtered, searched, ordered by nor listed."""
+        base = admin_class or admin.ModelAdmin
+        if not issubclass(base, SecretFieldGuard):
+            base = types.new_class(
+                base.__name__,
+                (SecretFieldGuard, base),
+                {},
+                lambda ns: ns.update(
+                    {"__module__": base.__module__, "__qualname__": base.__qualname__}
+                ),
+            )
+        super().register(model_or_iterable, base, **options)
 
     def index(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

@@ -379,6 +379,8 @@ ACCESSCTL_TOKEN_PEPPER_ID = next(iter(ACCESSCTL_TOKEN_PEPPERS))
 ACCESSCTL_DEFAULT_GRANT_DAYS = env.int("ACCESSCTL_DEFAULT_GRANT_DAYS", default=14)
 ACCESSCTL_EARLY_ACCESS_APPROVALS = env.int("ACCESSCTL_EARLY_ACCESS_APPROVALS", default=2)
 ACCESSCTL_TOKEN_MAX_DAYS = env.int("ACCESSCTL_TOKEN_MAX_DAYS", default=90)
+# How long a partner member's emailed token link (a one-time claim code) works.
+ACCESSCTL_TOKEN_CLAIM_HOURS = env.int("ACCESSCTL_TOKEN_CLAIM_HOURS", default=24)
 ACCESSCTL_KEY_CACHE_SECONDS = env.int("ACCESSCTL_KEY_CACHE_SECONDS", default=30)
 # How downloads leave: "local" (Django streams the file), "s3" (302 to a presigned URL),
 # or "nginx" (X-Accel-Redirect to an internal location).

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from accessctl.health import healthz, readyz
 from accessctl.metrics import metrics_view
 from partners.api.views import JwksView
+from partners.claim import claim_view
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
@@ -24,6 +25,7 @@ urlpatterns = [
         csp_exempt()(SpectacularRedocView.as_view(url_name="schema")),
         name="api-redoc",
     ),
+    path("tokens/claim", claim_view, name="token-claim"),
     path(".well-known/jwks.json", JwksView.as_view(), name="jwks"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),

@@ -47,7 +47,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 from partners import actions
-from partners.models import Membership
+from django.core import mail
+from django.test.utils import override_settings
 from tests import factories as f
 
 n = int(sys.argv[1])
@@ -65,13 +66,15 @@ for slug, count in (("holder", n), ("empty-1", 0), ("empty-2", 0), ("empty-3", 0
         opens_at=now - timedelta(days=1), closes_at=now + timedelta(days=20),
     )
     grants = f.many_grants(partner, release, count, prefix=slug) if count else []
-    user = get_user_model().objects.create_user(f"{slug}-engineer")
-    Membership.objects.create(user=user, partner=partner)
-    _, secret = actions.create_token(actor=None, user=user, name="bench", scopes=["read", "download"])
-    out[slug] = {"grants": grants, "token": secret}
+    user = get_user_model().objects.create_user(f"{slug}-engineer", email=f"eng@{slug}.example")
+    actions.add_member(actor=None, partner=partner, user=user)
+    with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+        mail.outbox = []
+        out[slug] = {"grants": grants, "token": f.token(user, scopes=["read", "download"])}
 officer = get_user_model().objects.create_user("officer", email="officer@lab.example", is_staff=True)
 officer.groups.add(Group.objects.get(name="Security officer"))
-_, out["staff_token"] = actions.create_token(actor=None, user=officer, name="bench", scopes=["staff"])
+# The officer's own token, with a real one-time backup code on their own device.
+out["staff_token"] = f.token(officer)
 print(json.dumps(out))
 """
 

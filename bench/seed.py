@@ -13,7 +13,6 @@ from django.core.files.base import ContentFile  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from partners import actions  # noqa: E402
-from partners.models import Membership  # noqa: E402
 from partners.storage import artifact_storage  # noqa: E402
 
 
@@ -64,12 +63,28 @@ def main(files: dict[str, int]) -> dict[str, object]:
     grant = actions.issue_grant(
         actor=None, partner=partner, checkpoint=checkpoint, quota_bytes=2**62
     )
-    user = get_user_model().objects.create_user("bench-user")
-    Membership.objects.create(user=user, partner=partner)
-    _, secret = actions.create_token(
-        actor=None, user=user, name="bench", scopes=["read", "download"]
-    )
-    return {"grant": grant.pk, "token": secret}
+    user = get_user_model().objects.create_user("bench-user", email="bench-user@bench.example")
+    actions.add_member(actor=None, partner=partner, user=user)
+    return {"grant": grant.pk, "token": member_token(user)}
+
+
+def member_token(user: object) -> str:
+    """Invite the member and claim the token from the (in-memory) email, the only way a
+    partner member's token is made."""
+    import re
+
+    from django.core import mail
+    from django.test.utils import override_settings
+
+    with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+        mail.outbox = []
+        actions.invite_member_token(
+            actor=None, user=user, name="bench", scopes=["read", "download"]
+        )
+        code = re.search(r"/tokens/claim#(\S+)", str(mail.outbox[-1].body))
+    if code is None:
+        raise SystemExit("the bench member's token invitation was not sent")
+    return actions.claim_token(code=code.group(1))[1]
 
 
 if __name__ == "__main__":

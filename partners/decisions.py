@@ -18,8 +18,10 @@ __all__ = [
     "Decision",
     "DownloadFacts",
     "Reason",
+    "StaffCallerFacts",
     "decide",
     "decide_caller",
+    "decide_staff_caller",
     "jurisdiction_allowed",
 ]
 
@@ -39,6 +41,7 @@ class Reason(StrEnum):
     GRANT_REVOKED = "grant_revoked"
     GRANT_EXPIRED = "grant_expired"
     QUOTA_EXHAUSTED = "quota_exhausted"
+    STAFF_ACCESS_ENDED = "staff_access_ended"
 
 
 # What a refused partner is told, per reason: one text wherever the reason is raised.
@@ -57,6 +60,7 @@ DETAIL: dict[Reason, str] = {
     Reason.GRANT_REVOKED: "This grant was revoked.",
     Reason.GRANT_EXPIRED: "This grant has expired.",
     Reason.QUOTA_EXHAUSTED: "This request would exceed the grant's byte quota.",
+    Reason.STAFF_ACCESS_ENDED: "This token's owner is no longer active lab staff.",
 }
 
 
@@ -72,6 +76,20 @@ class CallerFacts:
     partner_status: str
     partner_networks: Sequence[str]
     nda_expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StaffCallerFacts:
+    """Who is calling the staff API: the credential and its owner. The same credential
+    rules as for partners (revocation, expiry, address ranges) and the owner's standing."""
+
+    now: datetime
+    client_address: str | None
+    token_expires_at: datetime | None
+    token_revoked: bool
+    token_networks: Sequence[str]
+    user_active: bool
+    user_staff: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +165,20 @@ def decide_caller(facts: CallerFacts | DownloadFacts) -> Decision:
     for networks in (facts.partner_networks, facts.token_networks):
         if networks and not address_in_networks(facts.client_address, networks):
             return _deny(Reason.ADDRESS_NOT_ALLOWED)
+    return ALLOW
+
+
+def decide_staff_caller(facts: StaffCallerFacts) -> Decision:
+    """The caller rules for a staff token: the credential first, then its owner, then the
+    address, in the partner rules' order."""
+    if facts.token_revoked:
+        return _deny(Reason.TOKEN_REVOKED)
+    if facts.token_expires_at is not None and facts.token_expires_at <= facts.now:
+        return _deny(Reason.TOKEN_EXPIRED)
+    if not (facts.user_active and facts.user_staff):
+        return _deny(Reason.STAFF_ACCESS_ENDED)
+    if facts.token_networks and not address_in_networks(facts.client_address, facts.token_networks):
+        return _deny(Reason.ADDRESS_NOT_ALLOWED)
     return ALLOW
 
 

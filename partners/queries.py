@@ -242,17 +242,20 @@ _ACCESS_SQL = """
     SELECT t.id, t.user_id, t.partner_id, t.name, t.prefix, t.scopes, t.allowed_networks,
            t.expires_at, t.last_used_at, t.revoked_at,
            u.username, u.is_active, u.is_staff, u.is_superuser,
-           p.slug, p.status, p.jurisdiction, p.allowed_networks, p.nda_expires_at
+           p.slug, p.status, p.jurisdiction, p.allowed_networks, p.nda_expires_at,
+           m.partner_id
     FROM partners_accesstoken t
     JOIN auth_user u ON u.id = t.user_id
     LEFT JOIN partners_partner p ON p.id = t.partner_id
+    LEFT JOIN partners_membership m ON m.user_id = t.user_id
     WHERE t.digest IN ({placeholders})
 """
 
 
 def token_by_digests(digests: list[str]) -> AccessToken | None:
-    """The token whose digest is one of ``digests``, with its user and partner, in one
-    indexed statement: every API request runs it."""
+    """The token whose digest is one of ``digests``, with its user, its partner and the
+    partner its user belongs to now (``member_of_id``), in one indexed statement: every
+    API request runs it."""
     with connection.cursor() as cursor:
         sql = _ACCESS_SQL.format(placeholders=", ".join(["%s"] * len(digests)))
         cursor.execute(sql, digests)
@@ -279,6 +282,7 @@ def token_by_digests(digests: list[str]) -> AccessToken | None:
         jurisdiction,
         partner_networks,
         nda_expires_at,
+        member_of,
     ) = row
     user = _partial(
         get_user_model(),
@@ -302,6 +306,9 @@ def token_by_digests(digests: list[str]) -> AccessToken | None:
         revoked_at=revoked_at,
     )
     token.user = user
+    # The partner the token's user acts for *now* (None: none): a partner token whose
+    # user has left its partner is refused even if its revocation were missed.
+    token.member_of_id = member_of  # type: ignore[attr-defined]
     if partner_id is not None:
         token.partner = _partial(
             Partner,

@@ -23,6 +23,7 @@ _VIEW_ALL = [
         "grantrequest",
         "grantapproval",
         "accesstoken",
+        "tokeninvitation",
         "revocation",
         "notification",
     )

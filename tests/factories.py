@@ -2,12 +2,17 @@
 
 import hashlib
 import itertools
+import re
+import secrets
 from datetime import datetime, timedelta
 
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core import mail
+from django.test import TestCase
 from django.utils import timezone
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
 from partners import actions
 from partners.decisions import Decision
@@ -16,7 +21,6 @@ from partners.models import (
     Checkpoint,
     EmbargoWindow,
     Grant,
-    Membership,
     Partner,
     PartnerContact,
     Release,
@@ -68,7 +72,7 @@ def partner(slug: str | None = None, *, jurisdiction: str = "US", **kwargs) -> P
 
 def partner_user(of: Partner, **kwargs) -> object:
     user = UserFactory(**kwargs)
-    Membership.objects.create(user=user, partner=of)
+    actions.add_member(actor=None, partner=of, user=user)
     return user
 
 
@@ -130,11 +134,40 @@ def grant(cp: Checkpoint, to: Partner, *, quota_bytes: int = 10_000, approvers=N
     return Grant.objects.get(request=request)
 
 
+def backup_code(user) -> str:
+    """A real one-time backup code on ``user``'s own django-otp device (a fresh one each
+    call: TOTP codes cannot be used twice in one time step)."""
+    device, _ = StaticDevice.objects.get_or_create(user=user, name="backup", confirmed=True)
+    code = secrets.token_hex(8)
+    StaticToken.objects.create(device=device, token=code)
+    return code
+
+
+def claim_code(user) -> str:
+    """The one-time claim code from the last invitation mailed to ``user``."""
+    for message in reversed(mail.outbox):
+        if message.to == [user.email]:
+            return re.search(r"/tokens/claim#(\S+)", message.body).group(1)
+    raise AssertionError(f"no invitation was mailed to {user.email}")
+
+
+def invite(user, *, actor=None, scopes=("read", "grants:request", "download"), **kwargs) -> str:
+    """Invite partner member ``user`` to a token and return the emailed claim code."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        actions.invite_member_token(
+            actor=actor, user=user, name="test", scopes=list(scopes), **kwargs
+        )
+    return claim_code(user)
+
+
 def token(user, *, scopes=("read", "grants:request", "download"), **kwargs) -> str:
-    """A fresh API token's secret."""
-    return actions.create_token(actor=None, user=user, name="test", scopes=list(scopes), **kwargs)[
-        1
-    ]
+    """A fresh API token's secret, made the way its owner would: a staff member for
+    themselves with a second factor; a partner member by claiming an emailed invitation."""
+    if user.is_staff:
+        return actions.create_staff_token(
+            actor=user, name="test", second_factor=backup_code(user), **kwargs
+        )[1]
+    return actions.claim_token(code=invite(user, scopes=scopes, **kwargs))[1]
 
 
 def stored_checkpoint(of: Release, files: dict[str, bytes], tag: str = "step-1") -> Checkpoint:
@@ -168,7 +201,8 @@ def authorize(grant: Grant, *, requested_bytes: int = 1) -> Decision:
 
 def contact(of: Partner, email: str | None = None, *, notify: bool = True) -> PartnerContact:
     n = next(_seq)
-    return PartnerContact.objects.create(
+    return actions.add_contact(
+        actor=None,
         partner=of,
         name=f"Contact {n}",
         email=email or f"contact{n}@{of.slug}.example",

@@ -29,6 +29,7 @@ from .lifecycle import (
     queue_staff_digest,
     remind_pending_requests,
 )
+from .members import add_contact, add_member, change_contact, remove_contact, remove_member
 from .partners import (
     create_partner,
     reinstate_partner,
@@ -40,23 +41,34 @@ from .revocations import (
     cascade_revocation,
     withdraw_release,
 )
-from .tokens import create_token, revoke_token
+from .tokens import (
+    claim_token,
+    create_staff_token,
+    invite_member_token,
+    revoke_token,
+    rotate_token,
+)
 from .windows import check_window, set_window
 
 __all__ = [
     "ArtifactSpec",
+    "add_contact",
+    "add_member",
     "announce_deadlines",
     "approve_grant_request",
     "authorize_download",
     "cascade_revocation",
+    "change_contact",
     "check_grant",
     "check_window",
+    "claim_token",
     "close_windows",
     "create_partner",
     "create_release",
-    "create_token",
+    "create_staff_token",
     "expire_grants",
     "expire_ndas",
+    "invite_member_token",
     "issue_grant",
     "lift_embargoes",
     "open_windows",
@@ -66,9 +78,12 @@ __all__ = [
     "reinstate_partner",
     "reject_grant_request",
     "remind_pending_requests",
+    "remove_contact",
+    "remove_member",
     "request_grant",
     "revoke_grant",
     "revoke_token",
+    "rotate_token",
     "set_window",
     "suspend_partner",
     "terminate_partner",

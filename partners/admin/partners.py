@@ -7,9 +7,10 @@ from django.forms import ModelForm
 from django.http import HttpRequest
 
 from accessctl.audit.admin import AuditHistory
-from accessctl.audit.events import AuditAction, record
 from partners import actions
+from partners.actions.members import CONTACT_FIELDS
 from partners.actions.partners import EDITABLE_FIELDS
+from partners.authority import Operation, may
 from partners.models import EmbargoWindow, Membership, Partner, PartnerContact
 
 from ._helpers import ActionErrorsAsMessages, reason_action
@@ -19,7 +20,17 @@ __all__ = ["PartnerAdmin"]
 
 class ContactInline(admin.TabularInline):
     model = PartnerContact
+    fields = CONTACT_FIELDS
     extra = 0
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return may(request.user, Operation.CONTACT_ADD, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return may(request.user, Operation.CONTACT_CHANGE)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return may(request.user, Operation.CONTACT_REMOVE)
 
 
 class MembershipInline(admin.TabularInline):
@@ -27,6 +38,50 @@ class MembershipInline(admin.TabularInline):
     extra = 0
     autocomplete_fields = ["user"]
     readonly_fields = ["created_at"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return may(request.user, Operation.MEMBER_ADD, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        # Changing a row's user is a removal and an addition (see _save_members).
+        return may(request.user, Operation.MEMBER_ADD) and may(
+            request.user, Operation.MEMBER_REMOVE
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return may(request.user, Operation.MEMBER_REMOVE)
+
+
+def _save_contacts(actor: Any, partner: Partner, formset: Any) -> None:
+    for contact in formset.deleted_objects:
+        actions.remove_contact(actor=actor, contact=contact)
+    for contact, fields in formset.changed_objects:
+        values = {name: getattr(contact, name) for name in fields if name in CONTACT_FIELDS}
+        actions.change_contact(actor=actor, contact=contact, **values)
+    for contact in formset.new_objects:
+        actions.add_contact(
+            actor=actor,
+            partner=partner,
+            **{name: getattr(contact, name) for name in CONTACT_FIELDS},
+        )
+
+
+def _save_members(actor: Any, partner: Partner, formset: Any) -> None:
+    for membership in formset.deleted_objects:
+        actions.remove_member(actor=actor, membership=membership, reason="removed in the portal")
+    for membership, _ in formset.changed_objects:
+        # Another person in an existing row: the one before leaves, the new one joins.
+        actions.remove_member(
+            actor=actor,
+            membership=Membership.objects.get(pk=membership.pk),
+            reason="replaced in the portal",
+        )
+        actions.add_member(actor=actor, partner=partner, user=membership.user)
+    for membership in formset.new_objects:
+        actions.add_member(actor=actor, partner=partner, user=membership.user)
+
+
+_INLINE_SAVES = {PartnerContact: _save_contacts, Membership: _save_members}
 
 
 class WindowInline(admin.TabularInline):
@@ -88,22 +143,12 @@ class PartnerAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
     def save_formset(
         self, request: HttpRequest, form: ModelForm, formset: Any, change: bool
     ) -> None:
-        # Contacts and memberships are plain rows; who may act for a partner is evidence,
-        # so every change to them is recorded on the partner.
-        formset.save()
-        changes = {
-            "added": [str(o) for o in formset.new_objects],
-            "changed": [str(o) for o, _ in formset.changed_objects],
-            "removed": [str(o) for o in formset.deleted_objects],
-        }
-        if any(changes.values()):
-            record(
-                AuditAction.PARTNER_UPDATED,
-                actor=request.user,
-                target=form.instance,
-                partner=form.instance,
-                changes={formset.model._meta.verbose_name_plural: changes},
-            )
+        """Contacts and members change through their actions (each audited; removing a
+        member revokes their tokens), never by saving the formset's rows directly."""
+        formset.save(commit=False)
+        save = _INLINE_SAVES.get(formset.model)
+        if save is not None:
+            save(request.user, form.instance, formset)
 
     def has_suspend_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("partners.suspend_partner")

@@ -1,44 +1,50 @@
+"""API tokens in the portal.
+
+* *Add access token* makes a staff token for the signed-in staff member themselves, after
+  a fresh second-factor code; the secret is shown once, to them.
+* *Add token invitation* asks for a partner member's token: the member gets a one-time
+  link by email and the secret is shown to them alone. The staff member never sees it.
+"""
+
+from typing import Any
+
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils import timezone
 
 from accessctl.audit.admin import AuditHistory
 from partners import actions
-from partners.models import AccessToken
-from partners.tokens import Scope
+from partners.actions.tokens import PARTNER_SCOPES
+from partners.authority import Operation, may
+from partners.errors import ActionError
+from partners.models import AccessToken, TokenInvitation
 
 from ._helpers import ActionErrorsAsMessages, AddThenReadOnly, reason_action
 
-__all__ = ["AccessTokenAdmin"]
+__all__ = ["AccessTokenAdmin", "TokenInvitationAdmin"]
+
+NETWORKS_HELP = 'Address ranges it may be used from, e.g. ["203.0.113.0/24"]; empty: any.'
 
 
-class TokenCreateForm(forms.ModelForm):
-    user = forms.ModelChoiceField(queryset=get_user_model().objects.filter(is_active=True))
-    scopes = forms.MultipleChoiceField(
-        choices=[(s.value, s.value) for s in Scope],
-        widget=forms.CheckboxSelectMultiple,
-        help_text="Partner members: read, grants:request, download. Staff: staff.",
-    )
+class StaffTokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What it is for, e.g. release pipeline.")
     expires_at = forms.DateTimeField(required=False, help_text="Empty: the longest allowed.")
-    allowed_networks = forms.JSONField(
-        required=False, initial=list, help_text='e.g. ["203.0.113.0/24"]'
+    allowed_networks = forms.JSONField(required=False, initial=list, help_text=NETWORKS_HELP)
+    second_factor = forms.CharField(
+        label="Authentication code",
+        max_length=32,
+        help_text="A current code from your authenticator app (or a backup code).",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
     )
-
-    class Meta:
-        model = AccessToken
-        fields = ["user", "name", "scopes", "expires_at", "allowed_networks"]
-
-    def _post_clean(self) -> None:
-        pass  # validated by the action, which also makes the secret
 
 
 @admin.register(AccessToken)
-class AccessTokenAdmin(AuditHistory, AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmin):
-    add_form = TokenCreateForm
-    add_fields = ("user", "name", "scopes", "expires_at", "allowed_networks")
+class AccessTokenAdmin(AuditHistory, AddThenReadOnly, admin.ModelAdmin):
     list_display = [
         "prefix",
         "name",
@@ -68,41 +74,45 @@ class AccessTokenAdmin(AuditHistory, AddThenReadOnly, ActionErrorsAsMessages, ad
         "revoked_by",
     ]
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return may(request.user, Operation.TOKEN_CREATE_STAFF, request.user)
+
     def has_revoke_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("partners.revoke_accesstoken")
+        return may(request.user, Operation.TOKEN_REVOKE)
 
-    def save_model(
-        self, request: HttpRequest, obj: AccessToken, form: ModelForm, change: bool
-    ) -> None:
-        data = form.cleaned_data
-        token, secret = actions.create_token(
-            actor=request.user,
-            user=data["user"],
-            name=data["name"],
-            scopes=data["scopes"],
-            expires_at=data.get("expires_at"),
-            allowed_networks=data.get("allowed_networks") or [],
-        )
-        obj.pk = token.pk
-        request._accessctl_token_secret = secret  # type: ignore[attr-defined]
-
-    def response_add(
-        self, request: HttpRequest, obj: AccessToken, post_url_continue: str | None = None
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        """Show the secret once, in this response only: it is never stored, not even in
-        the session or a message cookie."""
-        secret = getattr(request, "_accessctl_token_secret", None)
-        if secret is None:
-            return super().response_add(request, obj, post_url_continue)
+        """Not the admin's change form: that runs in one transaction, and a refused code
+        must still count against the device's throttle (see ``verify_second_factor``)."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = StaffTokenForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                token, secret = actions.create_staff_token(
+                    actor=request.user,
+                    name=data["name"],
+                    second_factor=data["second_factor"],
+                    expires_at=data.get("expires_at"),
+                    allowed_networks=data.get("allowed_networks") or [],
+                )
+            except ActionError as exc:
+                form.add_error(
+                    "second_factor" if "second_factor" in exc.code else None, exc.message
+                )
+            else:
+                return _show_secret(self, request, token, secret)
         response = TemplateResponse(
             request,
-            "admin/accessctl/token_created.html",
+            "admin/accessctl/staff_token_form.html",
             {
                 **self.admin_site.each_context(request),
-                "token": obj,
-                "secret": secret,
+                "title": "New staff token for yourself",
+                "form": form,
                 "opts": self.opts,
-                "title": "Token created",
+                **(extra_context or {}),
             },
         )
         response["Cache-Control"] = "no-store"
@@ -111,3 +121,105 @@ class AccessTokenAdmin(AuditHistory, AddThenReadOnly, ActionErrorsAsMessages, ad
     @reason_action(description="Revoke selected tokens", permission="revoke", submit_label="Revoke")
     def revoke(self, request: HttpRequest, token: AccessToken, reason: str) -> None:
         actions.revoke_token(actor=request.user, token=token, reason=reason)
+
+
+def _show_secret(
+    model_admin: admin.ModelAdmin, request: HttpRequest, token: AccessToken, secret: str
+) -> HttpResponse:
+    """The secret, in this response only: never stored, not even in the session or a
+    message cookie, and not cached."""
+    response = TemplateResponse(
+        request,
+        "admin/accessctl/token_created.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "token": token,
+            "secret": secret,
+            "opts": model_admin.opts,
+            "title": "Token created",
+        },
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class InvitationForm(forms.ModelForm):
+    user = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(
+            is_active=True, is_staff=False, partner_membership__isnull=False
+        ),
+        help_text="A partner member; the link goes to their own email address.",
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=[(s, s) for s in sorted(PARTNER_SCOPES)], widget=forms.CheckboxSelectMultiple
+    )
+    expires_at = forms.DateTimeField(
+        required=False, help_text="When the token expires. Empty: the longest allowed."
+    )
+    allowed_networks = forms.JSONField(required=False, initial=list, help_text=NETWORKS_HELP)
+
+    class Meta:
+        model = TokenInvitation
+        fields = ["user", "name", "scopes", "expires_at", "allowed_networks"]
+
+    def _post_clean(self) -> None:
+        pass  # validated by the action
+
+
+@admin.register(TokenInvitation)
+class TokenInvitationAdmin(AuditHistory, AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmin):
+    add_form = InvitationForm
+    add_fields = ("user", "name", "scopes", "expires_at", "allowed_networks")
+    list_display = ["name", "user", "partner", "scopes", "created_by", "claim_by", "state", "token"]
+    list_filter = ["partner", ("claimed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "user__username", "partner__slug"]
+    list_select_related = ["user", "partner", "created_by", "token"]
+    readonly_fields = [
+        "user",
+        "partner",
+        "name",
+        "scopes",
+        "allowed_networks",
+        "token_expires_at",
+        "created_at",
+        "created_by",
+        "claim_by",
+        "claimed_at",
+        "token",
+        "cancelled_at",
+    ]
+
+    @admin.display(description="state")
+    def state(self, obj: TokenInvitation) -> str:
+        return obj.state_at(timezone.now())
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return may(request.user, Operation.TOKEN_INVITE_MEMBER)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: TokenInvitation, form: ModelForm, change: bool
+    ) -> None:
+        data = form.cleaned_data
+        invitation = actions.invite_member_token(
+            actor=request.user,
+            user=data["user"],
+            name=data["name"],
+            scopes=data["scopes"],
+            expires_at=data.get("expires_at"),
+            allowed_networks=data.get("allowed_networks") or [],
+        )
+        obj.pk, obj.user, obj.partner, obj.name = (
+            invitation.pk,
+            invitation.user,
+            invitation.partner,
+            invitation.name,
+        )
+        self.message_user(
+            request,
+            f"A one-time link was emailed to {invitation.user} ({invitation.user.email}); "
+            "the token is made, and shown to them alone, when they open it.",
+            messages.SUCCESS,
+        )

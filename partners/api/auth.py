@@ -15,7 +15,13 @@ from rest_framework.request import Request
 from accessctl.audit.events import AuditAction, record
 from accessctl.audit.models import Outcome
 from partners import tokens
-from partners.decisions import CallerFacts, decide_caller
+from partners.decisions import (
+    CallerFacts,
+    Decision,
+    StaffCallerFacts,
+    decide_caller,
+    decide_staff_caller,
+)
 from partners.models import AccessToken
 from partners.queries import token_by_digests
 
@@ -27,6 +33,7 @@ __all__ = [
     "TokenAuthentication",
     "TokenThrottle",
     "caller_facts",
+    "staff_caller_facts",
     "token_facts",
 ]
 
@@ -55,6 +62,7 @@ def _reject(request: Request, code: str, token: AccessToken | None, presented: s
         "token_invalid": "This token is not known.",
         "token_revoked": "This token was revoked.",
         "token_expired": "This token has expired.",
+        "token_membership_ended": "This token's owner no longer acts for its partner.",
     }
     return TokenFailed(code, messages[code])
 
@@ -83,6 +91,9 @@ class TokenAuthentication(authentication.BaseAuthentication):
             raise _reject(request, "token_revoked", token, presented)
         if token.expires_at <= now:
             raise _reject(request, "token_expired", token, presented)
+        if token.partner_id is not None and token.member_of_id != token.partner_id:  # type: ignore[attr-defined]
+            # Removing a member revokes their tokens; this holds even if one were missed.
+            raise _reject(request, "token_membership_ended", token, presented)
         if token.last_used_at is None or token.last_used_at < now - LAST_USED_RESOLUTION:
             # At most one write a minute per token, and a conditional one; the use is
             # recorded with it (downloads and changes have their own events every time).
@@ -145,6 +156,26 @@ class _TokenScope(permissions.BasePermission):
         return True
 
 
+def _deny(request: Request, decision: Decision) -> Problem:
+    """Record a refused caller (``api.denied`` with the reason) and the problem to raise:
+    partner and staff callers alike."""
+    token = request.auth
+    record(
+        AuditAction.API_DENIED,
+        actor=token.user,
+        target=token,
+        partner_id=token.partner_id,
+        outcome=Outcome.DENIED,
+        reason=str(decision.reason),
+        changes={
+            "prefix": token.prefix,
+            "method": request.method,
+            "path": request.path[:300],
+        },
+    )
+    return Problem(403, str(decision.reason), decision.detail)
+
+
 class PartnerCaller(_TokenScope):
     """A partner's token, for a partner in good standing, from an allowed address."""
 
@@ -154,34 +185,37 @@ class PartnerCaller(_TokenScope):
         super().has_permission(request, view)
         decision = decide_caller(caller_facts(request))
         if not decision:
-            token = request.auth
-            record(
-                AuditAction.API_DENIED,
-                actor=token.user,
-                target=token,
-                partner_id=token.partner_id,
-                outcome=Outcome.DENIED,
-                reason=str(decision.reason),
-                changes={
-                    "prefix": token.prefix,
-                    "method": request.method,
-                    "path": request.path[:300],
-                },
-            )
-            raise Problem(403, str(decision.reason), decision.detail)
+            raise _deny(request, decision)
         return True
 
 
+def staff_caller_facts(request: Request) -> StaffCallerFacts:
+    token: AccessToken = request.auth
+    return StaffCallerFacts(
+        now=timezone.now(),
+        client_address=request.META.get("REMOTE_ADDR"),
+        token_expires_at=token.expires_at,
+        token_revoked=token.revoked_at is not None,
+        token_networks=tuple(token.allowed_networks),
+        user_active=bool(token.user.is_active),
+        user_staff=bool(token.user.is_staff),
+    )
+
+
 class StaffCaller(_TokenScope):
-    """A staff automation token; each action still checks the user's own permissions."""
+    """A staff automation token, held to the same credential rules as a partner's
+    (revocation, expiry, its address ranges) and to its owner still being active staff;
+    each action then checks the owner's own permissions."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         token = request.auth
-        if isinstance(token, AccessToken) and (
-            token.partner_id is not None or "staff" not in token.scopes or not request.user.is_staff
-        ):
+        if isinstance(token, AccessToken) and token.partner_id is not None:
             raise Problem(403, "staff_token_required", "This endpoint is for staff tokens.")
-        return super().has_permission(request, view)
+        super().has_permission(request, view)
+        decision = decide_staff_caller(staff_caller_facts(request))
+        if not decision:
+            raise _deny(request, decision)
+        return True
 
 
 class TokenThrottle(throttling.BaseThrottle):

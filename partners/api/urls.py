@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import downloads, staff, views
+from . import downloads, staff, tokens, views
 
 app_name = "api"
 
@@ -11,6 +11,7 @@ urlpatterns = [
         "releases/<slug:slug>/checkpoints/", views.CheckpointListView.as_view(), name="checkpoints"
     ),
     path("checkpoints/<int:checkpoint_id>/manifest", views.ManifestView.as_view(), name="manifest"),
+    path("tokens/rotate", tokens.TokenRotateApi.as_view(), name="token-rotate"),
     path("grants/", views.GrantListView.as_view(), name="grants"),
     path("grants/<int:grant_id>", views.GrantDetailView.as_view(), name="grant"),
     path("grants/<int:grant_id>/files/<path:path>", downloads.FileView.as_view(), name="file"),

@@ -3,7 +3,7 @@ from .notifications import Notification
 from .partners import Membership, Partner, PartnerContact
 from .releases import Artifact, Checkpoint, Release
 from .revocations import Revocation
-from .tokens import AccessToken
+from .tokens import AccessToken, TokenInvitation
 from .windows import EmbargoWindow
 
 __all__ = [
@@ -20,4 +20,5 @@ __all__ = [
     "PartnerContact",
     "Release",
     "Revocation",
+    "TokenInvitation",
 ]

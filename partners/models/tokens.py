@@ -1,10 +1,12 @@
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from partners.networks import validate_networks
 
-__all__ = ["AccessToken"]
+__all__ = ["AccessToken", "TokenInvitation"]
 
 
 class AccessToken(models.Model):
@@ -56,3 +58,57 @@ class AccessToken(models.Model):
     @property
     def is_staff_token(self) -> bool:
         return self.partner_id is None
+
+
+class TokenInvitation(models.Model):
+    """Staff asked for a partner member's token; the member claims it with a one-time code
+    sent to their own address, and only then is the token (and its secret) made.
+
+    Only a keyed digest of the claim code is stored, so neither the database nor the staff
+    member who asked can claim it; the code works once, until ``claim_by``."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="token_invitations"
+    )
+    partner = models.ForeignKey(
+        "partners.Partner", on_delete=models.PROTECT, related_name="token_invitations"
+    )
+    name = models.CharField(max_length=100)
+    scopes = models.JSONField(default=list)
+    allowed_networks = models.JSONField(default=list, blank=True, validators=[validate_networks])
+    token_expires_at = models.DateTimeField(help_text="When the token, once claimed, expires.")
+    code_digest = models.CharField(max_length=64, unique=True, editable=False)
+    pepper_id = models.CharField(max_length=16, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    claim_by = models.DateTimeField(help_text="The emailed link works until then, once.")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    token = models.OneToOneField(
+        AccessToken, on_delete=models.PROTECT, null=True, blank=True, related_name="invitation"
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(claim_by__gt=models.F("created_at")),
+                name="invitation_claim_by_after_creation",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(claimed_at__isnull=True) | models.Q(token__isnull=False),
+                name="invitation_claimed_has_token",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} for {self.user}"
+
+    def state_at(self, at: Any) -> str:
+        if self.claimed_at is not None:
+            return "claimed"
+        if self.cancelled_at is not None:
+            return "cancelled"
+        return "expired" if self.claim_by <= at else "pending"

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from accessctl.audit.models import AuditEvent
 from accessctl.signing.keys import sign_token
 from partners import actions, tokens
-from partners.models import AccessToken, EmbargoWindow, Grant, Partner
+from partners.models import AccessToken, EmbargoWindow, Grant, Membership, Partner
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -123,6 +123,19 @@ def token_address_not_allowed(world):
     return bearer(f.token(world["user"], allowed_networks=["2001:db8::/32"]))
 
 
+def member_removed(world):
+    secret = f.token(world["user"])
+    actions.remove_member(actor=None, membership=Membership.objects.get(user=world["user"]))
+    return bearer(secret)
+
+
+def membership_gone(world):
+    """A revocation missed (the row removed behind the actions' back, on purpose)."""
+    secret = f.token(world["user"])
+    Membership.objects.filter(user=world["user"]).delete()
+    return bearer(secret)
+
+
 def staff_token(world):
     return bearer(f.token(f.staff("Release manager"), scopes=["staff"]))
 
@@ -140,6 +153,8 @@ REFUSED_CALLERS = {
     "partner address": (address_not_allowed, 403, "address_not_allowed"),
     "token address": (token_address_not_allowed, 403, "address_not_allowed"),
     "staff token": (staff_token, 403, "partner_token_required"),
+    "member removed": (member_removed, 401, "token_revoked"),
+    "membership gone": (membership_gone, 401, "token_membership_ended"),
 }
 
 
@@ -156,6 +171,19 @@ def test_refused_callers(world, endpoint, caller):
     if status == 401:
         assert response["WWW-Authenticate"].startswith("Bearer")
     assert Grant.objects.get(pk=world["grant"].pk).bytes_used == 0
+
+
+@pytest.mark.parametrize("caller", sorted(REFUSED_CALLERS))
+def test_refused_callers_cannot_rotate(world, caller):
+    """``POST /api/v1/tokens/rotate`` needs no scope, but every caller rule."""
+    make, status, code = REFUSED_CALLERS[caller]
+    authorization = make(world)
+    before = AccessToken.objects.filter(revoked_at=None).count()
+    headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+    response = APIClient().post("/api/v1/tokens/rotate", **headers)
+    assert response.status_code == status
+    assert response.json()["code"] == code
+    assert AccessToken.objects.filter(revoked_at=None).count() == before
 
 
 @pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))

@@ -37,9 +37,9 @@ def world():
     }
 
 
-def pending(w):
+def pending(w, requester=None):
     return actions.request_grant(
-        actor=f.partner_user(w["partner"]),
+        actor=requester or f.partner_user(w["partner"]),
         partner=w["partner"],
         checkpoint=w["upcoming_cp"],
         quota_bytes=1,
@@ -136,7 +136,10 @@ ACTIONS = {
     ),
     "issue_grant": (lambda w: lambda: a_grant(w), {"grant.issued": 1}),
     # Before the public release a request waits; after it, it is issued at once: two changes.
-    "request_grant": (lambda w: lambda: pending(w), {"grant.requested": 1}),
+    "request_grant": (
+        lambda w: (u := f.partner_user(w["partner"]), lambda: pending(w, u))[-1],
+        {"grant.requested": 1},
+    ),
     "approve_grant_request": (
         lambda w: (
             r := pending(w),
@@ -162,7 +165,47 @@ ACTIONS = {
         lambda w: (g := a_grant(w), lambda: f.authorize(g))[-1],
         {"download.authorized": 1},
     ),
-    "create_token": (lambda w: lambda: a_token(w), {"token.created": 1}),
+    "create_staff_token": (lambda w: lambda: f.token(w["officer"]), {"token.created": 1}),
+    "invite_member_token": (
+        lambda w: (u := f.partner_user(w["partner"]), lambda: f.invite(u))[-1],
+        {"token.invited": 1},
+    ),
+    "claim_token": (
+        lambda w: (
+            code := f.invite(f.partner_user(w["partner"])),
+            lambda: actions.claim_token(code=code),
+        )[-1],
+        {"token.claimed": 1},
+    ),
+    "rotate_token": (
+        lambda w: (t := a_token(w), lambda: actions.rotate_token(actor=t.user, token=t))[-1],
+        {"token.rotated": 1},
+    ),
+    "add_member": (lambda w: lambda: f.partner_user(w["partner"]), {"member.added": 1}),
+    "remove_member": (
+        lambda w: (
+            t := a_token(w),
+            lambda: actions.remove_member(
+                actor=w["officer"], membership=t.user.partner_membership, reason="left"
+            ),
+        )[-1],
+        {"member.removed": 1, "token.revoked": 1},
+    ),
+    "add_contact": (lambda w: lambda: f.contact(w["partner"]), {"contact.added": 1}),
+    "change_contact": (
+        lambda w: (
+            c := f.contact(w["partner"]),
+            lambda: actions.change_contact(actor=w["officer"], contact=c, role="CTO"),
+        )[-1],
+        {"contact.changed": 1},
+    ),
+    "remove_contact": (
+        lambda w: (
+            c := f.contact(w["partner"]),
+            lambda: actions.remove_contact(actor=w["officer"], contact=c),
+        )[-1],
+        {"contact.removed": 1},
+    ),
     "revoke_token": (
         lambda w: (
             t := a_token(w),

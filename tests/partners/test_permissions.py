@@ -8,6 +8,7 @@ from django.utils import timezone
 from accessctl.audit.models import AuditEvent
 from partners import actions
 from partners.errors import ActionForbidden
+from partners.models import AccessToken
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -88,16 +89,27 @@ CALLS = {
     "withdraw_release": lambda a, w: actions.withdraw_release(
         actor=a, release=w["release"], reason="r"
     ),
-    "create_token": lambda a, w: actions.create_token(
+    "invite_member_token": lambda a, w: actions.invite_member_token(
         actor=a, user=f.partner_user(w["partner"]), name="ci", scopes=["read"]
     ),
     "revoke_token": lambda a, w: actions.revoke_token(
         actor=a,
-        token=actions.create_token(
-            actor=None, user=f.partner_user(w["partner"]), name="t", scopes=["read"]
-        )[0],
+        token=AccessToken.objects.get(prefix=f.token(f.partner_user(w["partner"]))[:12]),
         reason="r",
     ),
+    "add_member": lambda a, w: actions.add_member(
+        actor=a, partner=w["partner"], user=f.UserFactory()
+    ),
+    "remove_member": lambda a, w: actions.remove_member(
+        actor=a, membership=f.partner_user(w["partner"]).partner_membership
+    ),
+    "add_contact": lambda a, w: actions.add_contact(
+        actor=a, partner=w["partner"], name="N", email="n@example.com"
+    ),
+    "change_contact": lambda a, w: actions.change_contact(
+        actor=a, contact=f.contact(w["partner"]), role="CTO"
+    ),
+    "remove_contact": lambda a, w: actions.remove_contact(actor=a, contact=f.contact(w["partner"])),
 }
 
 ALLOWED = {
@@ -116,8 +128,13 @@ ALLOWED = {
         "create_partner",
         "update_partner",
         "suspend_partner",
-        "create_token",
+        "invite_member_token",
         "revoke_token",
+        "add_member",
+        "remove_member",
+        "add_contact",
+        "change_contact",
+        "remove_contact",
     },
     "Security officer": {
         "suspend_partner",
@@ -147,6 +164,10 @@ def test_every_action_is_in_the_matrix():
         "announce_deadlines",
         "queue_staff_digest",
         "cascade_revocation",
+        # Self-service credentials: for oneself only, tested in test_credentials.py.
+        "create_staff_token",
+        "claim_token",
+        "rotate_token",
     }
     assert public - not_staff - {"reinstate_partner", "terminate_partner"} == set(CALLS)
 

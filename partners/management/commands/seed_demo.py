@@ -6,6 +6,7 @@ Safe to run at every start: it seeds once, then only prints the sign-in details 
 import base64
 import io
 import random
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -14,14 +15,16 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.test.utils import override_settings
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from partners import actions
-from partners.models import Artifact, Checkpoint, Partner, PartnerContact, Release
+from partners.models import Artifact, Checkpoint, Partner, Release
 
 DAY = timedelta(days=1)
 SHARD_BYTES = 2 * 1024 * 1024
@@ -51,9 +54,15 @@ class Command(BaseCommand):
         credentials = Path(settings.DATA_DIR) / "demo-credentials.txt"
         if not Partner.objects.exists():
             password = secrets.token_urlsafe(12)
-            with transaction.atomic():
-                totp = self._staff(password)
-                partner_token = self._domain()
+            # The demo plays the partner engineer too: it reads their invitation email
+            # (kept in memory, not printed) and claims the token with its one-time code,
+            # exactly as they would. No token is made any other way.
+            with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+                mail.outbox = []
+                with transaction.atomic():
+                    totp = self._staff(password)
+                    engineer = self._domain()
+                partner_token = self._claim(engineer)
             credentials.write_text(f"{password}\n{totp}\n{partner_token}\n")
             credentials.chmod(0o600)
         if not credentials.exists():
@@ -99,11 +108,12 @@ class Command(BaseCommand):
             TOTPDevice.objects.create(user=user, name="demo", key=key, confirmed=True)
         return base64.b32encode(bytes.fromhex(key)).decode()
 
-    def _domain(self) -> str:
+    def _domain(self) -> Any:
         now = timezone.now()
         User = get_user_model()
         alice, bob = User.objects.get(username="rm-alice"), User.objects.get(username="rm-bob")
         admin = User.objects.get(username="admin")
+        pm_carol = User.objects.get(username="pm-carol")
 
         aurora = actions.create_partner(
             actor=admin,
@@ -134,7 +144,8 @@ class Command(BaseCommand):
             nda_expires_at=now + 20 * DAY,
         )
         for partner, name in ((aurora, "Ada Park"), (tessel, "Jonas Weber"), (hanami, "Yui Sato")):
-            PartnerContact.objects.create(
+            actions.add_contact(
+                actor=admin,
                 partner=partner,
                 name=name,
                 email=f"{name.split()[0].lower()}@{partner.slug}.example",
@@ -198,9 +209,11 @@ class Command(BaseCommand):
 
         # Early access for aurora: requested by its engineer, approved by two managers.
         engineer = User.objects.create_user(
-            username="ada@aurora-gpu", password=secrets.token_urlsafe()
+            username="ada@aurora-gpu",
+            email="ada@aurora-gpu.example",
+            password=secrets.token_urlsafe(),
         )
-        aurora.memberships.create(user=engineer)
+        actions.add_member(actor=pm_carol, partner=aurora, user=engineer)
         request = actions.request_grant(
             actor=engineer,
             partner=aurora,
@@ -214,9 +227,11 @@ class Command(BaseCommand):
 
         # Tessel's request waits for a second approval; Hanami's for its window to open.
         tessel_engineer = User.objects.create_user(
-            username="jonas@tessel-accel", password=secrets.token_urlsafe()
+            username="jonas@tessel-accel",
+            email="jonas@tessel-accel.example",
+            password=secrets.token_urlsafe(),
         )
-        tessel.memberships.create(user=tessel_engineer)
+        actions.add_member(actor=pm_carol, partner=tessel, user=tessel_engineer)
         pending = actions.request_grant(
             actor=tessel_engineer,
             partner=tessel,
@@ -249,12 +264,22 @@ class Command(BaseCommand):
             requested_bytes=grant.quota_bytes,
             client_address="203.0.113.5",
         )
-        _, secret = actions.create_token(
-            actor=admin,
+        # The partner manager asks for the engineer's token; it is emailed to them.
+        actions.invite_member_token(
+            actor=pm_carol,
             user=engineer,
             name="demo",
             scopes=["read", "grants:request", "download"],
         )
+        return engineer
+
+    def _claim(self, engineer: Any) -> str:
+        """Open the invitation link as the engineer would, and keep the token it shows."""
+        sent = [m for m in mail.outbox if m.to == [engineer.email]]
+        match = re.search(r"/tokens/claim#(\S+)", str(sent[-1].body)) if sent else None
+        if match is None:
+            raise CommandError("The demo engineer's token invitation was not sent.")
+        _, secret = actions.claim_token(code=match.group(1))
         return secret
 
     def _register(self, release: Release, tag: str, shards: int) -> None:

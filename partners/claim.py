@@ -1,0 +1,50 @@
+"""The page where an invited partner member collects their API token.
+
+The emailed link carries the one-time claim code in the URL *fragment*
+(``/tokens/claim#<code>``), which browsers never send to a server, so the code reaches
+no access log, proxy log or ``Referer`` header. A small script of this origin
+(``static/partners/claim.js``; the CSP allows nothing else) posts it from the page and
+drops it from the address bar; without scripts, the member pastes the code into the
+form. The response that shows the secret is never cached.
+"""
+
+from django import forms
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.views.decorators.http import require_http_methods
+
+from partners import actions
+from partners.errors import ActionError
+
+__all__ = ["claim_view"]
+
+
+class ClaimForm(forms.Form):
+    code = forms.CharField(
+        label="Code from the email",
+        max_length=200,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "size": 50}),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def claim_view(request: HttpRequest) -> HttpResponse:
+    form = ClaimForm(request.POST if request.method == "POST" else None)
+    error: ActionError | None = None
+    status = 200
+    if form.is_valid():
+        try:
+            token, secret = actions.claim_token(code=form.cleaned_data["code"])
+        except ActionError as exc:
+            error, status = exc, 400
+        else:
+            response = TemplateResponse(
+                request, "tokens/claimed.html", {"token": token, "secret": secret}
+            )
+            response["Cache-Control"] = "no-store"
+            return response
+    response = TemplateResponse(
+        request, "tokens/claim.html", {"form": form, "error": error}, status=status
+    )
+    response["Cache-Control"] = "no-store"
+    return response
