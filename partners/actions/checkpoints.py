@@ -8,9 +8,9 @@ from django.db import transaction
 from accessctl.audit.events import AuditAction, record
 from partners.authority import Operation, authorize
 from partners.errors import ActionError
-from partners.models import Artifact, Checkpoint, Release, Revocation
+from partners.models import Artifact, Checkpoint, Grant, Release, Revocation
 
-from ._common import now, require_not_withdrawn, save_changes, validate
+from ._common import now, require_not_withdrawn, save_changes, unapproved_grants, validate
 from .revocations import start_revocation
 
 __all__ = [
@@ -71,10 +71,47 @@ def update_release(*, actor: Any, release: Release, **values: Any) -> Release:
             "release_withdrawn",
             "A withdrawn release cannot change; the kill switch is the only way to withdraw one.",
         )
+    if "public_release_at" in values:
+        _check_public_time(release, values["public_release_at"])
     release, changes = save_changes(Release, release.pk, values, RELEASE_EDITABLE_FIELDS)
     if changes:
         record(AuditAction.RELEASE_UPDATED, actor=actor, target=release, changes=changes)
     return release
+
+
+def _check_public_time(release: Release, public_release_at: datetime | None) -> None:
+    """The two-person rule, for the public time (docs/decisions.md).
+
+    Before the public time a grant needs the early-access approvals; after it, one person
+    may issue one. So the time never moves earlier (that would let one person issue early
+    access directly: a launch brought forward is done by early-access requests), and it
+    moves later only when no grant that still serves would become early access without
+    its approvals.
+    """
+    # Locks the row: a grant cannot be issued against the old time while we decide
+    # (``_issue`` locks the same row).
+    current = Release.objects.select_for_update().get(pk=release.pk)
+    old = current.public_release_at
+    if public_release_at is None or public_release_at == old:
+        return
+    if public_release_at < old:
+        raise ActionError(
+            "public_time_earlier",
+            f"Release {current.slug}'s public time never moves earlier; for a launch brought "
+            "forward, partners file early-access requests and staff approve them.",
+        )
+    live = Grant.objects.filter(
+        checkpoint__release=current, status__in=[Grant.Status.ACTIVE, Grant.Status.EXHAUSTED]
+    )
+    blocking = sorted(unapproved_grants(live).values_list("pk", flat=True))
+    if blocking:
+        shown = ", ".join(f"#{pk}" for pk in blocking[:10])
+        more = f" and {len(blocking) - 10} more" if len(blocking) > 10 else ""
+        raise ActionError(
+            "early_access_unapproved",
+            f"Moving release {current.slug}'s public time later would make grant(s) {shown}"
+            f"{more} early access without the early-access approvals; revoke them first.",
+        )
 
 
 @dataclass(frozen=True, slots=True)

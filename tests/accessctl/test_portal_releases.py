@@ -175,3 +175,23 @@ def test_overlapping_windows_in_a_new_release_are_refused_and_nothing_is_saved(c
     assert "overlaps these times" in response.content.decode()
     assert not Release.objects.filter(slug="v5").exists()
     assert _audited(manager) == []
+
+
+def test_moving_the_public_time_earlier_in_the_portal_is_refused(client):
+    release = f.release("v4")
+    public_at = release.public_release_at
+    manager = f.staff("Release manager")
+    data = {
+        "name": release.name,
+        **_when("public_release_at", _at_second(timezone.now()) - DAY),
+        "status": "planned",
+        **_management(WINDOWS, 0, 0),
+        **_management(CHECKPOINTS, 0, 0),
+    }
+    response = portal_client(client, manager).post(
+        reverse("admin:partners_release_change", args=[release.pk]), data, follow=True
+    )
+    assert "never moves earlier" in response.content.decode()
+    release.refresh_from_db()
+    assert release.public_release_at == public_at
+    assert _audited(manager) == []
