@@ -365,3 +365,25 @@ def test_stored_bytes_are_hashed_when_the_content_is_replaced_behind_the_size(wo
             actor=None, release=public, tag="step-12", artifacts=[f.artifact_spec("a.bin", b"good")]
         )
     assert caught.value.code == "artifact_digest_mismatch"
+
+
+NEW_CODES = [
+    "public_time_earlier",
+    "early_access_unapproved",
+    "artifact_path_invalid",
+    "storage_key_not_derived",
+    "artifact_missing",
+    "artifact_size_mismatch",
+    "artifact_digest_mismatch",
+    "artifact_embargoed_elsewhere",
+]
+
+
+@pytest.mark.parametrize("code", NEW_CODES)
+def test_refusal_codes_of_issue_11_are_documented(code):
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    assert f"`{code}`" in (docs / "decisions.md").read_text()
+    if code.startswith(("artifact_", "storage_")):
+        assert f"`{code}`" in (docs / "api.md").read_text()
