@@ -274,6 +274,13 @@ class CheckpointAdmin(AuditHistory, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # registered with `manage.py register_checkpoint` or the staff API
 
+    def save_model(
+        self, request: HttpRequest, obj: Checkpoint, form: ModelForm, change: bool
+    ) -> None:
+        # Nothing on this page is editable; a checkpoint changes only through actions
+        # (pull), so saving the page writes nothing rather than re-saving the row.
+        return None
+
     def has_pull_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("partners.pull_checkpoint")
 

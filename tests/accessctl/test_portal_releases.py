@@ -195,3 +195,46 @@ def test_moving_the_public_time_earlier_in_the_portal_is_refused(client):
     release.refresh_from_db()
     assert release.public_release_at == public_at
     assert _audited(manager) == []
+
+
+def test_saving_a_checkpoint_page_with_its_files_inline_changes_nothing_and_does_not_fail(
+    client,
+):
+    release = f.release("v3")
+    checkpoint = f.checkpoint(release)
+    manager = f.staff("Release manager")
+    data = {
+        **_management("artifacts", checkpoint.artifacts.count(), checkpoint.artifacts.count()),
+        **{
+            f"artifacts-{i}-id": str(a.pk)
+            for i, a in enumerate(checkpoint.artifacts.order_by("path"))
+        },
+        **{f"artifacts-{i}-checkpoint": str(checkpoint.pk) for i in range(2)},
+    }
+    response = portal_client(client, manager).post(
+        reverse("admin:partners_checkpoint_change", args=[checkpoint.pk]), data
+    )
+    assert response.status_code == 302
+    assert _audited(manager) == []
+
+
+def test_moving_a_window_on_its_own_page_is_saved_and_audited(client):
+    partner = f.partner()
+    release = f.release("v2")
+    window = f.window(release, partner)
+    manager = f.staff("Release manager")
+    now = _at_second(timezone.now())
+    data = {
+        "tier": "tier-2",
+        **_when("opens_at", _at_second(window.opens_at)),
+        **_when("closes_at", now + 50 * DAY),
+        "embargo_lifts_at_0": "",
+        "embargo_lifts_at_1": "",
+    }
+    response = portal_client(client, manager).post(
+        reverse("admin:partners_embargowindow_change", args=[window.pk]), data
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    window.refresh_from_db()
+    assert (window.tier, window.closes_at) == ("tier-2", now + 50 * DAY)
+    assert _audited(manager) == ["window.set"]
