@@ -153,6 +153,7 @@ ARTIFACT_ROOT = Path(env.str("ACCESSCTL_ARTIFACT_ROOT", default=str(DATA_DIR / "
 # Artifacts live in local files (embedded default, or behind nginx) or in an
 # S3-compatible bucket (django-storages with boto3, SigV4 presigned URLs).
 ACCESSCTL_ARTIFACT_STORAGE = env.str("ACCESSCTL_ARTIFACT_STORAGE", default="local")
+ACCESSCTL_S3_EXPORTS_PREFIX = "accessctl.audit-exports"
 _ARTIFACT_STORAGES: dict[str, dict[str, Any]] = {
     "local": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
@@ -180,12 +181,14 @@ STORAGES = {
     },
     "artifacts": _ARTIFACT_STORAGES[ACCESSCTL_ARTIFACT_STORAGE],
     # Audit exports: beside the artifacts (same backend), under their own root or prefix.
+    # In S3 the prefix holds a "." that no release slug ([-a-zA-Z0-9_]+) can spell, so no
+    # artifact key ("{release}/{tag}/{path}") can ever name an export.
     "exports": {
         **_ARTIFACT_STORAGES[ACCESSCTL_ARTIFACT_STORAGE],
         "OPTIONS": {
             **_ARTIFACT_STORAGES[ACCESSCTL_ARTIFACT_STORAGE]["OPTIONS"],
             **(
-                {"location": "audit-exports"}
+                {"location": ACCESSCTL_S3_EXPORTS_PREFIX}
                 if ACCESSCTL_ARTIFACT_STORAGE == "s3"
                 else {"location": str(DATA_DIR / "exports")}
             ),

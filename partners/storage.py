@@ -1,16 +1,37 @@
-"""Where artifact bytes live: the ``artifacts`` storage (local files by default)."""
+"""Where artifact bytes live: the ``artifacts`` storage (local files by default).
 
+A file belongs to its checkpoint: its key is always ``artifact_key(release, tag, path)``,
+derived by the server, and the path is confined (``path_problem``), so no registration
+can name another release's bytes or anything else in the bucket (audit exports live
+under a prefix no release slug can spell: accessctl/settings.py).
+"""
+
+import base64
 import hashlib
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from django.core.files import File
-from django.core.files.storage import Storage, storages
+from django.core.files.storage import FileSystemStorage, Storage, storages
 
-__all__ = ["CHUNK", "artifact_key", "artifact_storage", "sha256_of", "store_artifact"]
+from partners.errors import ActionError
+
+__all__ = [
+    "CHUNK",
+    "PATH_MAX",
+    "artifact_key",
+    "artifact_storage",
+    "path_problem",
+    "sha256_of",
+    "store_artifact",
+    "verify_stored",
+]
 
 CHUNK = 1024 * 1024
+PATH_MAX = 500  # characters, as ``Artifact.path``
+KEY_MAX_BYTES = 1024  # S3's limit for an object key, in UTF-8
 
 
 def artifact_storage() -> Storage:
@@ -18,7 +39,31 @@ def artifact_storage() -> Storage:
 
 
 def artifact_key(release: str, tag: str, path: str) -> str:
+    """The one key a checkpoint's file may have. ``release`` and ``tag`` are slugs
+    (``[-a-zA-Z0-9_]+``); ``path`` must have passed ``path_problem``."""
     return f"{release}/{tag}/{path}"
+
+
+def path_problem(path: str) -> str | None:
+    """Why ``path`` cannot name a file of a checkpoint, or ``None`` when it can.
+
+    A relative POSIX path of plain segments: no leading ``/``, no ``.``, ``..`` or empty
+    segment (storages normalise those, so two paths could name one key, or a key could
+    climb out of its checkpoint), no backslash, no control character (NUL included).
+    """
+    if not path:
+        return "the path is empty"
+    if len(path) > PATH_MAX:
+        return f"the path is longer than {PATH_MAX} characters"
+    if path.startswith("/"):
+        return "the path starts with '/'"
+    if "\\" in path:
+        return "the path contains a backslash"
+    if any(unicodedata.category(ch) in {"Cc", "Cs"} for ch in path):
+        return "the path contains a control character or a lone surrogate"
+    if any(segment in {"", ".", ".."} for segment in path.split("/")):
+        return "the path has an empty, '.' or '..' segment"
+    return None
 
 
 def sha256_of(stream: BinaryIO, progress: Callable[[int], object] | None = None) -> str:
@@ -46,3 +91,57 @@ def store_artifact(source: Path, key: str, size: int) -> str:
     if saved != key:  # another writer won a race for the same key
         storage.delete(saved)
     return key
+
+
+def verify_stored(key: str, size: int, sha256: str) -> None:
+    """Refuse unless ``key`` is in artifact storage with ``size`` bytes and, where the
+    storage can tell, the SHA-256 ``sha256``.
+
+    Local files are hashed as a stream. S3 objects are compared with their stored
+    ``ChecksumSHA256`` when they have a full-object one (a multipart upload's composite
+    checksum is not the file's SHA-256 and is not compared).
+    """
+    storage = artifact_storage()
+    if hasattr(storage, "bucket_name") and hasattr(storage, "connection"):
+        found_size, found_sha = _s3_head(storage, key)
+    else:
+        if not storage.exists(key):
+            found_size, found_sha = None, None
+        else:
+            found_size = storage.size(key)
+            found_sha = None
+            if isinstance(storage, FileSystemStorage) and found_size == size:
+                with storage.open(key, "rb") as handle:
+                    found_sha = sha256_of(cast(BinaryIO, handle))
+    if found_size is None:
+        raise ActionError("artifact_missing", f"No object {key!r} in artifact storage.")
+    if found_size != size:
+        raise ActionError(
+            "artifact_size_mismatch",
+            f"Object {key!r} holds {found_size} bytes, not the {size} declared.",
+        )
+    if found_sha is not None and found_sha != sha256:
+        raise ActionError(
+            "artifact_digest_mismatch",
+            f"Object {key!r}'s SHA-256 is not the one declared.",
+        )
+
+
+def _s3_head(storage: Any, key: str) -> tuple[int | None, str | None]:
+    from botocore.exceptions import ClientError
+
+    try:
+        head = storage.connection.meta.client.head_object(
+            Bucket=storage.bucket_name,
+            Key=storage._normalize_name(key),
+            ChecksumMode="ENABLED",
+        )
+    except ClientError as exc:
+        if exc.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+            return None, None
+        raise
+    checksum = head.get("ChecksumSHA256")
+    full_object = head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT"
+    if not checksum or "-" in checksum or not full_object:
+        return int(head["ContentLength"]), None
+    return int(head["ContentLength"]), base64.b64decode(checksum).hex()

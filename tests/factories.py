@@ -90,17 +90,31 @@ def release(
 
 
 def artifact_spec(path: str, content: bytes) -> actions.ArtifactSpec:
+    """A file to register; its storage key is left to the server (derived)."""
     return actions.ArtifactSpec(
-        path=path,
-        size=len(content),
-        sha256=hashlib.sha256(content).hexdigest(),
-        storage_key=f"test/{path}",
+        path=path, size=len(content), sha256=hashlib.sha256(content).hexdigest()
     )
+
+
+def stored_spec(of: Release, tag: str, path: str, content: bytes) -> actions.ArtifactSpec:
+    """``artifact_spec``, with the bytes put in artifact storage at the derived key first
+    (registration refuses a file that is not there)."""
+    from django.core.files.base import ContentFile
+
+    from partners.storage import artifact_key, artifact_storage
+
+    key = artifact_key(of.slug, tag, path)
+    storage = artifact_storage()
+    if storage.exists(key):
+        storage.delete(key)
+    storage.save(key, ContentFile(content))
+    return artifact_spec(path, content)
 
 
 def checkpoint(of: Release, tag: str = "step-1000", files: int = 2) -> Checkpoint:
     specs = [
-        artifact_spec(f"model-{i:05d}.safetensors", f"{tag}:{i}".encode()) for i in range(files)
+        stored_spec(of, tag, f"model-{i:05d}.safetensors", f"{of.slug}:{tag}:{i}".encode())
+        for i in range(files)
     ]
     return actions.register_checkpoint(
         actor=None, release=of, tag=tag, artifacts=specs, training_step=1000
@@ -172,18 +186,7 @@ def token(user, *, scopes=("read", "grants:request", "download"), **kwargs) -> s
 
 def stored_checkpoint(of: Release, files: dict[str, bytes], tag: str = "step-1") -> Checkpoint:
     """A checkpoint whose files really are in artifact storage."""
-    from django.core.files.base import ContentFile
-
-    from partners.storage import artifact_key, artifact_storage
-
-    specs = []
-    for path, content in files.items():
-        spec = artifact_spec(path, content)
-        key = artifact_key(of.slug, tag, path)
-        artifact_storage().save(key, ContentFile(content))
-        specs.append(
-            actions.ArtifactSpec(path=path, size=spec.size, sha256=spec.sha256, storage_key=key)
-        )
+    specs = [stored_spec(of, tag, path, content) for path, content in files.items()]
     return actions.register_checkpoint(actor=None, release=of, tag=tag, artifacts=specs).checkpoint
 
 

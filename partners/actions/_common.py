@@ -5,8 +5,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
+from django.db.models import Count, F, Q, QuerySet
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django_countries import countries
 
@@ -142,3 +145,40 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return str(value)
+
+
+def early_access_approvals() -> int:
+    """How many distinct staff approvals early access needs, the requester excluded.
+
+    The one place the setting is read. Never fewer than one: a setting of 0 cannot turn
+    the two-person rule into a one-person rule (the requester never approves).
+    """
+    return max(1, int(settings.ACCESSCTL_EARLY_ACCESS_APPROVALS))
+
+
+def approvals_needed(request: Any) -> int:
+    """What ``request`` must hold to issue a grant before the public time: the number
+    fixed when it was filed, or the current setting if that is higher."""
+    return max(int(request.approvals_required), early_access_approvals())
+
+
+def approvals_given(request: Any) -> int:
+    """Distinct approvers of ``request``, its requester excluded."""
+    return (
+        request.approvals.exclude(approver_id=request.requested_by_id)
+        .values("approver_id")
+        .distinct()
+        .count()
+    )
+
+
+def unapproved_grants(grants: QuerySet) -> QuerySet:
+    """Those of ``grants`` that would be early access without their approvals: issued
+    directly, or on a request holding fewer than ``approvals_needed``."""
+    given = Count(
+        "request__approvals__approver",
+        filter=~Q(request__approvals__approver=F("request__requested_by")),
+        distinct=True,
+    )
+    needed = Greatest(F("request__approvals_required"), early_access_approvals())
+    return grants.annotate(given=given).filter(Q(request__isnull=True) | Q(given__lt=needed))

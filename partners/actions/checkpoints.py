@@ -1,16 +1,18 @@
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 
 from accessctl.audit.events import AuditAction, record
 from partners.authority import Operation, authorize
 from partners.errors import ActionError
-from partners.models import Artifact, Checkpoint, Release, Revocation
+from partners.models import Artifact, Checkpoint, Grant, Release, Revocation
+from partners.storage import KEY_MAX_BYTES, artifact_key, path_problem, verify_stored
 
-from ._common import now, require_not_withdrawn, save_changes, validate
+from ._common import now, require_not_withdrawn, save_changes, unapproved_grants, validate
 from .revocations import start_revocation
 
 __all__ = [
@@ -71,18 +73,58 @@ def update_release(*, actor: Any, release: Release, **values: Any) -> Release:
             "release_withdrawn",
             "A withdrawn release cannot change; the kill switch is the only way to withdraw one.",
         )
+    if "public_release_at" in values:
+        _check_public_time(release, values["public_release_at"])
     release, changes = save_changes(Release, release.pk, values, RELEASE_EDITABLE_FIELDS)
     if changes:
         record(AuditAction.RELEASE_UPDATED, actor=actor, target=release, changes=changes)
     return release
 
 
+def _check_public_time(release: Release, public_release_at: datetime | None) -> None:
+    """The two-person rule, for the public time (docs/decisions.md).
+
+    Before the public time a grant needs the early-access approvals; after it, one person
+    may issue one. So the time never moves earlier (that would let one person issue early
+    access directly: a launch brought forward is done by early-access requests), and it
+    moves later only when no grant that still serves would become early access without
+    its approvals.
+    """
+    # Locks the row: a grant cannot be issued against the old time while we decide
+    # (``_issue`` locks the same row).
+    current = Release.objects.select_for_update().get(pk=release.pk)
+    old = current.public_release_at
+    if public_release_at is None or public_release_at == old:
+        return
+    if public_release_at < old:
+        raise ActionError(
+            "public_time_earlier",
+            f"Release {current.slug}'s public time never moves earlier; for a launch brought "
+            "forward, partners file early-access requests and staff approve them.",
+        )
+    live = Grant.objects.filter(
+        checkpoint__release=current, status__in=[Grant.Status.ACTIVE, Grant.Status.EXHAUSTED]
+    )
+    blocking = sorted(unapproved_grants(live).values_list("pk", flat=True))
+    if blocking:
+        shown = ", ".join(f"#{pk}" for pk in blocking[:10])
+        more = f" and {len(blocking) - 10} more" if len(blocking) > 10 else ""
+        raise ActionError(
+            "early_access_unapproved",
+            f"Moving release {current.slug}'s public time later would make grant(s) {shown}"
+            f"{more} early access without the early-access approvals; revoke them first.",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class ArtifactSpec:
+    """A file to register. ``storage_key`` may be left empty: the server derives it
+    (``artifact_key``); any other value than the derived one is refused."""
+
     path: str
     size: int
     sha256: str
-    storage_key: str
+    storage_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +132,71 @@ class Registration:
     checkpoint: Checkpoint
     added: list[str]
     unchanged: list[str]
+
+
+def _confined(release: Release, tag: str, artifacts: Sequence[ArtifactSpec]) -> list[ArtifactSpec]:
+    """The specs with their derived keys; refuses a bad path or any other key."""
+    seen: set[str] = set()
+    confined = []
+    for spec in artifacts:
+        problem = path_problem(spec.path)
+        key = artifact_key(release.slug, tag, spec.path)
+        if problem is None and len(key.encode()) > KEY_MAX_BYTES:
+            problem = f"the storage key would be longer than {KEY_MAX_BYTES} bytes"
+        if problem is None and spec.path in seen:
+            problem = "the path is listed twice"
+        if problem:
+            raise ActionError("artifact_path_invalid", f"File {spec.path!r}: {problem}.")
+        if spec.storage_key and spec.storage_key != key:
+            raise ActionError(
+                "storage_key_not_derived",
+                f"File {spec.path!r} must be stored at {key!r}: a checkpoint's files live "
+                "under its own release and tag.",
+            )
+        seen.add(spec.path)
+        confined.append(replace(spec, storage_key=key))
+    return confined
+
+
+def _changed(existing: dict[str, Artifact], specs: Sequence[ArtifactSpec]) -> None:
+    changed = [
+        spec.path
+        for spec in specs
+        if spec.path in existing
+        and (existing[spec.path].sha256, existing[spec.path].size) != (spec.sha256, spec.size)
+    ]
+    if changed:
+        raise ActionError(
+            "artifact_changed",
+            f"{len(changed)} registered file(s) changed on disk and were not replaced: "
+            + ", ".join(sorted(changed)),
+        )
+
+
+def _refuse_embargoed_bytes(release: Release, specs: Sequence[ArtifactSpec]) -> None:
+    """Refuse bytes that are already another release's and that its own rules would not
+    serve yet: its public time is later than this release's (or now), or it was
+    withdrawn. Otherwise a grant on this checkpoint would serve them early."""
+    if not specs:
+        return
+    horizon = max(now(), release.public_release_at)
+    clash = (
+        Artifact.objects.filter(sha256__in={s.sha256 for s in specs})
+        .exclude(checkpoint__release=release)
+        .filter(
+            Q(checkpoint__release__public_release_at__gt=horizon)
+            | Q(checkpoint__release__status=Release.Status.WITHDRAWN)
+        )
+        .values_list("sha256", flat=True)
+    )
+    found = set(clash)
+    if found:
+        paths = sorted(s.path for s in specs if s.sha256 in found)
+        raise ActionError(
+            "artifact_embargoed_elsewhere",
+            f"{len(paths)} file(s) hold the bytes of a release that is not public yet (or was "
+            f"withdrawn): {', '.join(paths)}.",
+        )
 
 
 @transaction.atomic
@@ -103,14 +210,30 @@ def register_checkpoint(
 ) -> Registration:
     """Record a checkpoint and its files; safe to repeat.
 
-    A file already registered with the same size and digest is left alone; one whose
-    bytes differ is refused (``artifact_changed``) and nothing at all is written, because
-    partners may already hold the registered bytes.
+    Files belong to their checkpoint: each is stored at ``artifact_key(release, tag,
+    path)`` (any other key is refused), must already be in artifact storage with its
+    declared size (and SHA-256, where the storage can tell), and may not carry the bytes
+    of a release that is not public yet. A file already registered with the same size
+    and digest is left alone; one whose bytes differ is refused (``artifact_changed``) and
+    nothing at all is written, because partners may already hold the registered bytes.
     """
     authorize(actor, Operation.CHECKPOINT_REGISTER, release)
     require_not_withdrawn(release)
     if not artifacts:
         raise ActionError("no_artifacts", "A checkpoint needs at least one file.")
+    specs = _confined(release, tag, artifacts)
+
+    # Storage is checked before any row is locked (hashing a large file takes a while).
+    # Artifacts are never deleted, so a file registered by the time the lock is taken
+    # below was registered by someone whose own check passed.
+    registered = {
+        a.path: a for a in Artifact.objects.filter(checkpoint__release=release, checkpoint__tag=tag)
+    }
+    _changed(registered, specs)
+    for spec in specs:
+        if spec.path not in registered:
+            verify_stored(spec.storage_key, spec.size, spec.sha256)
+
     checkpoint, created = Checkpoint.objects.select_for_update().get_or_create(
         release=release, tag=tag, defaults={"training_step": training_step}
     )
@@ -119,19 +242,9 @@ def register_checkpoint(
             "checkpoint_pulled", f"Checkpoint {checkpoint} was pulled; register a new tag."
         )
     existing = {a.path: a for a in checkpoint.artifacts.all()}
-    changed = [
-        spec.path
-        for spec in artifacts
-        if spec.path in existing
-        and (existing[spec.path].sha256, existing[spec.path].size) != (spec.sha256, spec.size)
-    ]
-    if changed:
-        raise ActionError(
-            "artifact_changed",
-            f"{len(changed)} registered file(s) changed on disk and were not replaced: "
-            + ", ".join(sorted(changed)),
-        )
-    new = [spec for spec in artifacts if spec.path not in existing]
+    _changed(existing, specs)
+    new = [spec for spec in specs if spec.path not in existing]
+    _refuse_embargoed_bytes(release, new)
     rows = [
         Artifact(
             checkpoint=checkpoint,
@@ -160,7 +273,7 @@ def register_checkpoint(
     return Registration(
         checkpoint=checkpoint,
         added=[s.path for s in new],
-        unchanged=[s.path for s in artifacts if s.path in existing],
+        unchanged=[s.path for s in specs if s.path in existing],
     )
 
 

@@ -21,7 +21,14 @@ from partners.models import (
 )
 from partners.queries import current_window
 
-from ._common import integrity_as_action_error, now, require_jurisdiction
+from ._common import (
+    approvals_given,
+    approvals_needed,
+    early_access_approvals,
+    integrity_as_action_error,
+    now,
+    require_jurisdiction,
+)
 from .revocations import start_revocation
 
 __all__ = [
@@ -93,6 +100,19 @@ def _is_early_access(checkpoint: Checkpoint, at: datetime) -> bool:
     return at < checkpoint.release.public_release_at
 
 
+def _require_approvals(checkpoint: Checkpoint, request: GrantRequest | None, at: datetime) -> None:
+    """Defence in depth: whatever path leads here, no grant exists before the public time
+    unless its request holds the early-access approvals."""
+    if not _is_early_access(checkpoint, at):
+        return
+    if request is None or approvals_given(request) < approvals_needed(request):
+        raise ActionError(
+            "early_access_unapproved",
+            f"Release {checkpoint.release.slug} is not public yet: a grant needs a request "
+            f"approved by {early_access_approvals()} staff members other than its requester.",
+        )
+
+
 def _issue(
     *,
     actor: Any,
@@ -103,7 +123,10 @@ def _issue(
     request: GrantRequest | None,
     at: datetime,
 ) -> Grant:
+    # ``_current`` locks the checkpoint and its release row, so the public time read here
+    # is the committed one and cannot move (``update_release`` locks it too) until we commit.
     partner, checkpoint = _current(partner, checkpoint)
+    _require_approvals(checkpoint, request, at)
     window, expires_at = check_grant(
         partner=partner,
         checkpoint=checkpoint,
@@ -170,7 +193,7 @@ def issue_grant(
         raise ActionError(
             "approval_required",
             f"Release {checkpoint.release.slug} is not public yet: early access needs a grant "
-            f"request approved by {settings.ACCESSCTL_EARLY_ACCESS_APPROVALS} staff members.",
+            f"request approved by {early_access_approvals()} staff members.",
         )
     return _issue(
         actor=actor,
@@ -210,7 +233,7 @@ def request_grant(
         requested_at=at,
         quota_bytes=quota_bytes,
         note=note,
-        approvals_required=settings.ACCESSCTL_EARLY_ACCESS_APPROVALS if early else 0,
+        approvals_required=early_access_approvals() if early else 0,
     )
     with integrity_as_action_error():
         request.save()
@@ -278,7 +301,14 @@ def approve_grant_request(*, actor: Any, request: GrantRequest) -> GrantRequest:
     at = now()
     GrantApproval.objects.create(request=request, approver=actor, approved_at=at)
     count = request.approvals.count()
-    complete = count >= request.approvals_required
+    # Before the public time the current setting counts too, should it have been raised
+    # since the request was filed; ``_issue`` checks the same.
+    needed = (
+        approvals_needed(request)
+        if _is_early_access(request.checkpoint, at)
+        else request.approvals_required
+    )
+    complete = count >= needed
     if complete:
         _approve(request, at=at)
     record(
@@ -286,7 +316,7 @@ def approve_grant_request(*, actor: Any, request: GrantRequest) -> GrantRequest:
         actor=actor,
         target=request,
         partner=request.partner,
-        changes={"approvals": [count - 1, count], "approvals_required": request.approvals_required},
+        changes={"approvals": [count - 1, count], "approvals_required": needed},
         at=at,
     )
     if complete:

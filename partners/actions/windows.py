@@ -42,12 +42,13 @@ def check_window(
     if embargo_lifts_at < opens_at:
         raise ActionError("window_invalid", "The embargo cannot lift before the window opens.")
     require_jurisdiction(release, partner)
+    # A release not saved yet (the portal's add form) has no windows to overlap.
     overlapping = EmbargoWindow.objects.filter(
-        release=release, partner=partner, opens_at__lt=closes_at, closes_at__gt=opens_at
+        release=release.pk, partner=partner, opens_at__lt=closes_at, closes_at__gt=opens_at
     )
     if window is not None:
         overlapping = overlapping.exclude(pk=window.pk)
-    if overlapping.exists():
+    if release.pk is not None and overlapping.exists():
         raise ActionError(
             "window_overlap",
             "This partner already has a window for this release that overlaps these times.",

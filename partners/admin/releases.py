@@ -36,7 +36,13 @@ class WindowForm(forms.ModelForm):
         super().clean()
         data = self.cleaned_data
         release = data.get("release") or getattr(self.instance, "release", None)
-        if all(data.get(k) for k in ("partner", "opens_at", "closes_at")) and release:
+        # Inline in the release form, ``release`` is that form's (maybe new, maybe invalid)
+        # release: without a public time its own errors are the ones to show.
+        if (
+            all(data.get(k) for k in ("partner", "opens_at", "closes_at"))
+            and release
+            and release.public_release_at
+        ):
             try:
                 data["embargo_lifts_at"] = actions.check_window(
                     release=release,
@@ -132,6 +138,7 @@ class ReleaseAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
                 f: form.cleaned_data[f] for f in RELEASE_EDITABLE_FIELDS if f in form.cleaned_data
             }
             actions.update_release(actor=request.user, release=obj, **values)
+            obj.refresh_from_db()
             return
         data = form.cleaned_data
         created = actions.create_release(
@@ -143,15 +150,25 @@ class ReleaseAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
             policy_jurisdictions=[str(c) for c in data["policy_jurisdictions"]],
         )
         obj.pk = created.pk
+        obj.refresh_from_db()
 
     def save_formset(
         self, request: HttpRequest, form: ModelForm, formset: Any, change: bool
     ) -> None:
         if formset.model is not EmbargoWindow:
             return super().save_formset(request, form, formset, change)
+        # Windows are written by ``set_window``, not ``formset.save()``; the admin's change
+        # message reads what a formset saved from these three lists, so fill them.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for window_form in formset.forms:
-            if window_form.has_changed() and window_form.cleaned_data:
-                _save_window(request, window_form, form.instance)
+            if not (window_form.has_changed() and window_form.cleaned_data):
+                continue
+            existed = bool(window_form.instance.pk)
+            window = _save_window(request, window_form, form.instance)
+            if existed:
+                formset.changed_objects.append((window, window_form.changed_data))
+            else:
+                formset.new_objects.append(window)
         return None
 
 
@@ -256,6 +273,13 @@ class CheckpointAdmin(AuditHistory, admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # registered with `manage.py register_checkpoint` or the staff API
+
+    def save_model(
+        self, request: HttpRequest, obj: Checkpoint, form: ModelForm, change: bool
+    ) -> None:
+        # Nothing on this page is editable; a checkpoint changes only through actions
+        # (pull), so saving the page writes nothing rather than re-saving the row.
+        return None
 
     def has_pull_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("partners.pull_checkpoint")

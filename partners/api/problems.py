@@ -27,7 +27,10 @@ _FORBIDDEN_CODES = {
     "no_window",
     "approval_required",
     "self_approval",
+    "artifact_embargoed_elsewhere",
 }
+# Refusals of a malformed request the serializer cannot judge alone.
+_BAD_REQUEST_CODES = {"invalid", "artifact_path_invalid", "storage_key_not_derived"}
 
 
 def problem_response(
@@ -59,7 +62,7 @@ def problems_exception_handler(exc: Exception, context: dict[str, Any]) -> Respo
         )
     if isinstance(exc, ActionError):
         status_code = status.HTTP_403_FORBIDDEN if exc.code in _FORBIDDEN_CODES else exc.status
-        if exc.code == "invalid":
+        if exc.code in _BAD_REQUEST_CODES:
             status_code = status.HTTP_400_BAD_REQUEST
         fields: dict[str, Any] = {"fields": exc.fields} if exc.fields else {}
         return problem_response(status_code, exc.code, exc.message, **fields)

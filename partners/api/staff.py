@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.fields import ProhibitNullCharactersValidator
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -225,11 +226,34 @@ class ReleaseWithdrawnOut(RevokedOut, ReleaseOut):
         fields = [*ReleaseOut.Meta.fields, "revocation"]
 
 
+class ArtifactPathField(serializers.CharField):
+    """Text as sent: ``register_checkpoint`` judges the path (``artifact_path_invalid``),
+    so a NUL, a control character or padding is refused with that code, never stripped."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(trim_whitespace=False, allow_blank=True, **kwargs)
+        self.validators = [
+            v
+            for v in self.validators  # type: ignore[has-type]  # DRF's property, unstubbed
+            if not isinstance(v, ProhibitNullCharactersValidator)
+        ]
+
+
 class ArtifactIn(serializers.Serializer):
-    path = serializers.CharField(max_length=500)
+    path = ArtifactPathField(
+        help_text="Relative POSIX path inside the checkpoint: at most 500 characters, no "
+        "leading '/', no '.', '..' or empty segment, no backslash, no control character."
+    )
     size = serializers.IntegerField(min_value=0)
     sha256 = serializers.RegexField(r"^[0-9a-f]{64}$")
-    storage_key = serializers.CharField(max_length=700)
+    storage_key = serializers.CharField(
+        max_length=700,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="Optional, and derived by the server: '{release}/{tag}/{path}'. Any other "
+        "value is refused (400 storage_key_not_derived). The object must already be there.",
+    )
 
 
 class CheckpointIn(serializers.Serializer):
@@ -244,7 +268,7 @@ class CheckpointRegisterApi(StaffView):
     @extend_schema(
         request=CheckpointIn,
         responses={200: CheckpointOut, 201: CheckpointOut},
-        summary="Register a checkpoint's files (idempotent)",
+        summary="Register a checkpoint's files, already in artifact storage (idempotent)",
     )
     def post(self, request: Request, slug: str) -> Response:
         release = get_object_or_404(Release, slug=slug)

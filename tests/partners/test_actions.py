@@ -428,7 +428,10 @@ def test_expired_nda_blocks_a_grant(setup):
 
 def test_register_checkpoint_is_idempotent():
     release = f.release()
-    specs = [f.artifact_spec("a.bin", b"aaa"), f.artifact_spec("b.bin", b"bbb")]
+    specs = [
+        f.stored_spec(release, "t", "a.bin", b"aaa"),
+        f.stored_spec(release, "t", "b.bin", b"bbb"),
+    ]
     first = actions.register_checkpoint(actor=None, release=release, tag="t", artifacts=specs)
     again = actions.register_checkpoint(actor=None, release=release, tag="t", artifacts=specs)
     assert first.added == ["a.bin", "b.bin"]
@@ -441,9 +444,12 @@ def test_register_checkpoint_is_idempotent():
 def test_register_checkpoint_refuses_a_changed_file_and_writes_nothing():
     release = f.release()
     actions.register_checkpoint(
-        actor=None, release=release, tag="t", artifacts=[f.artifact_spec("a.bin", b"aaa")]
+        actor=None,
+        release=release,
+        tag="t",
+        artifacts=[f.stored_spec(release, "t", "a.bin", b"aaa")],
     )
-    changed = [f.artifact_spec("a.bin", b"AAA"), f.artifact_spec("new.bin", b"n")]
+    changed = [f.artifact_spec("a.bin", b"AAA"), f.stored_spec(release, "t", "new.bin", b"n")]
     with pytest.raises(ActionError) as exc:
         actions.register_checkpoint(actor=None, release=release, tag="t", artifacts=changed)
     assert exc.value.code == "artifact_changed"

@@ -64,7 +64,10 @@ CALLS = {
     ),
     "update_release": lambda a, w: actions.update_release(actor=a, release=w["release"], name="X"),
     "register_checkpoint": lambda a, w: actions.register_checkpoint(
-        actor=a, release=w["release"], tag="new", artifacts=[f.artifact_spec("a", b"a")]
+        actor=a,
+        release=w["release"],
+        tag="new",
+        artifacts=[f.stored_spec(w["release"], "new", "a", b"a")],
     ),
     "pull_checkpoint": lambda a, w: actions.pull_checkpoint(
         actor=a, checkpoint=w["cp"], reason="r"

@@ -34,13 +34,8 @@ def world():
 def test_release_pipeline_registers_sets_a_window_and_issues(world):
     _partner, _launched, _ = world
     client, manager = staff_client("Release manager")
-    spec = f.artifact_spec("w.bin", b"weights")
-    artifact = {
-        "path": spec.path,
-        "size": spec.size,
-        "sha256": spec.sha256,
-        "storage_key": spec.storage_key,
-    }
+    spec = f.stored_spec(_launched, "step-9", "w.bin", b"weights")
+    artifact = {"path": spec.path, "size": spec.size, "sha256": spec.sha256}
     body = {"tag": "step-9", "training_step": 9, "artifacts": [artifact]}
     registered = client.post("/api/v1/staff/releases/v3/checkpoints/", body, format="json")
     assert registered.status_code == 201

@@ -1,9 +1,10 @@
 """Register a checkpoint from a directory of shards.
 
 Walks DIR, digests each file as a stream (constant memory, with a progress bar), copies
-new files into artifact storage and records them. Re-running is safe: unchanged files are
-skipped, and a file whose bytes differ from the registered ones is reported and nothing
-is written.
+the files into artifact storage at their derived keys (``artifact_key``), then records
+them: registration checks that the bytes are there. Re-running is safe: unchanged files
+are skipped, and a file whose bytes differ from the registered ones is reported, neither
+copied nor written.
 """
 
 from pathlib import Path
@@ -22,8 +23,8 @@ from rich.progress import (
 
 from partners import actions
 from partners.errors import ActionError
-from partners.models import Release
-from partners.storage import artifact_key, sha256_of, store_artifact
+from partners.models import Artifact, Release
+from partners.storage import artifact_key, artifact_storage, path_problem, sha256_of, store_artifact
 
 
 class Command(BaseCommand):
@@ -50,6 +51,10 @@ class Command(BaseCommand):
         files = sorted(p for p in source.rglob("*") if p.is_file() and not p.is_symlink())
         if not files:
             raise CommandError(f"{source} holds no files.")
+        for path in files:
+            relative = path.relative_to(source).as_posix()
+            if problem := path_problem(relative):
+                raise CommandError(f"File {relative!r}: {problem}. [artifact_path_invalid]")
 
         specs = []
         console = Console(stderr=True)
@@ -75,7 +80,26 @@ class Command(BaseCommand):
                         storage_key=artifact_key(release.slug, tag, relative),
                     )
                 )
+        # Copy first: registration refuses a file that is not in storage. A registered
+        # file is never overwritten (if its bytes changed, registration refuses; if its
+        # copy is incomplete, it is completed). An unregistered one is copied afresh (a
+        # leftover of a refused run may hold other bytes), and removed again if
+        # registration refuses, so no unregistered bytes stay at a checkpoint's keys.
+        registered = dict(
+            Artifact.objects.filter(checkpoint__release=release, checkpoint__tag=tag).values_list(
+                "path", "sha256"
+            )
+        )
+        storage = artifact_storage()
+        copied = []
         try:
+            for spec in specs:
+                if registered.get(spec.path, spec.sha256) != spec.sha256:
+                    continue
+                if spec.path not in registered:
+                    storage.delete(spec.storage_key)
+                    copied.append(spec.storage_key)
+                store_artifact(source / spec.path, spec.storage_key, spec.size)
             result = actions.register_checkpoint(
                 actor=None,
                 release=release,
@@ -84,11 +108,9 @@ class Command(BaseCommand):
                 training_step=options["training_step"],
             )
         except ActionError as exc:
+            for key in copied:
+                storage.delete(key)
             raise CommandError(f"{exc.message} [{exc.code}]") from exc
-        # The rows are committed; copying afterwards means a crash leaves a row whose
-        # bytes are missing (re-running copies them), never bytes nobody registered.
-        for spec in specs:
-            store_artifact(source / spec.path, spec.storage_key, spec.size)
         self.stdout.write(
             f"{result.checkpoint}: {len(result.added)} file(s) added, "
             f"{len(result.unchanged)} unchanged."
