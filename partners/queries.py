@@ -5,7 +5,8 @@ from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, Model, Q, QuerySet
+from django.db.models import CharField, Count, Model, Q, QuerySet, Value
+from django.db.models.functions import Concat
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
@@ -25,6 +26,7 @@ from partners.models import (
 M = TypeVar("M", bound=Model)
 
 __all__ = [
+    "allowed_releases",
     "current_window",
     "download_target",
     "expiring_grants",
@@ -52,9 +54,29 @@ def current_window(*, partner: Partner, release: Release, at: datetime) -> Embar
     )
 
 
+def allowed_releases(partner: Partner) -> QuerySet[Release]:
+    """Releases whose export policy allows the partner's jurisdiction: the rule of
+    ``decisions.jurisdiction_allowed``, in SQL.
+
+    Every partner-scoped selector below goes through this, so a release that blocks the
+    partner (its policy changed, or the partner moved) is simply not found, like another
+    partner's objects: absent from lists, 404 by id.
+    """
+    # The policy's countries are stored as "DE,FR"; with commas around both sides a
+    # two-letter code matches only a whole entry.
+    listed = Concat(Value(","), "policy_jurisdictions", Value(","), output_field=CharField())
+    code = f",{partner.jurisdiction},"
+    return Release.objects.alias(listed=listed).filter(
+        Q(policy=Release.Policy.ALLOW_LIST, listed__contains=code)
+        | (Q(policy=Release.Policy.DENY_LIST) & ~Q(listed__contains=code))
+    )
+
+
 def visible_releases(partner: Partner) -> QuerySet[Release]:
-    """Releases this partner has a window for."""
-    return Release.objects.filter(windows__partner=partner).distinct()
+    """Releases this partner has a window for and whose export policy allows it."""
+    return Release.objects.filter(
+        windows__partner=partner, pk__in=allowed_releases(partner).values("pk")
+    ).distinct()
 
 
 def timeline_windows(*, at: datetime, horizon: timedelta) -> QuerySet[EmbargoWindow]:
@@ -114,15 +136,17 @@ def window_for_display(partner: Partner, release: Release, at: datetime) -> Emba
 
 def partner_checkpoint(partner: Partner, checkpoint_id: int) -> Checkpoint:
     return get_object_or_404(
-        Checkpoint.objects.select_related("release")
-        .filter(release__windows__partner=partner)
-        .distinct(),
+        Checkpoint.objects.select_related("release").filter(
+            release__in=visible_releases(partner).values("pk")
+        ),
         pk=checkpoint_id,
     )
 
 
 def partner_grants(partner: Partner) -> QuerySet[Grant]:
-    return Grant.objects.filter(partner=partner).select_related("checkpoint__release", "window")
+    return Grant.objects.filter(
+        partner=partner, checkpoint__release__in=allowed_releases(partner).values("pk")
+    ).select_related("checkpoint__release", "window")
 
 
 def partner_grant(partner: Partner, grant_id: int) -> Grant:
@@ -131,7 +155,9 @@ def partner_grant(partner: Partner, grant_id: int) -> Grant:
 
 def partner_grant_request(partner: Partner, request_id: int) -> GrantRequest:
     return get_object_or_404(
-        GrantRequest.objects.filter(partner=partner).select_related("checkpoint__release"),
+        GrantRequest.objects.filter(
+            partner=partner, checkpoint__release__in=allowed_releases(partner).values("pk")
+        ).select_related("checkpoint__release"),
         pk=request_id,
     )
 
@@ -172,7 +198,9 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
 
     The related rows come back as instances holding only what the decision reads; any
     other field is deferred and loads on access, so nothing reads a wrong default.
-    Another partner's grant is not found (404).
+    Another partner's grant is not found (404). A grant of a release whose export policy
+    blocks the partner is returned, so the caller can record the denied attempt; it must
+    then answer 404 like ``partner_grant`` (``FileView`` does).
     """
     with connection.cursor() as cursor:
         cursor.execute(_DOWNLOAD_TARGET, [path, grant_id, partner.pk])
