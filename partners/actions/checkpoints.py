@@ -21,7 +21,7 @@ __all__ = [
     "update_release",
 ]
 
-RELEASE_EDITABLE_FIELDS = ("name", "public_release_at", "status")
+RELEASE_EDITABLE_FIELDS = ("name", "public_release_at", "status", "quota_factor")
 
 
 @transaction.atomic
@@ -33,6 +33,7 @@ def create_release(
     public_release_at: datetime,
     policy: str = Release.Policy.DENY_LIST,
     policy_jurisdictions: Sequence[str] = (),
+    quota_factor: int = 4,
 ) -> Release:
     authorize(actor, Operation.RELEASE_CREATE)
     if Release.objects.filter(slug=slug).exists():
@@ -44,6 +45,7 @@ def create_release(
         public_release_at=public_release_at,
         policy=policy,
         policy_jurisdictions=list(policy_jurisdictions),
+        quota_factor=quota_factor,
     )
     validate(release)
     release.save()
@@ -55,6 +57,7 @@ def create_release(
             "public_release_at": [None, public_release_at.isoformat()],
             "policy": [None, policy],
             "policy_jurisdictions": [None, sorted(str(c) for c in release.policy_jurisdictions)],
+            "quota_factor": [None, quota_factor],
         },
     )
     return release

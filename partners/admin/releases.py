@@ -141,6 +141,7 @@ class ReleaseAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
             public_release_at=data["public_release_at"],
             policy=data["policy"],
             policy_jurisdictions=[str(c) for c in data["policy_jurisdictions"]],
+            quota_factor=data["quota_factor"],
         )
         obj.pk = created.pk
 
@@ -152,6 +153,8 @@ class ReleaseAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
         for window_form in formset.forms:
             if window_form.has_changed() and window_form.cleaned_data:
                 _save_window(request, window_form, form.instance)
+        # The admin's change message reads these; the windows were saved by the action.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         return None
 
 

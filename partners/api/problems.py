@@ -16,6 +16,9 @@ __all__ = ["problem_response", "problems_exception_handler"]
 PROBLEM_TYPE = "https://accessctl.invalid/problems/"
 CONTENT_TYPE = "application/problem+json"
 
+# Refusals of actions that are about the request's own values (400), not the state.
+_BAD_REQUEST_CODES = {"invalid", "quota_invalid", "quota_too_large"}
+
 # Refusals of actions that are policy (the caller may not), not conflicts of state.
 _FORBIDDEN_CODES = {
     "forbidden",
@@ -59,7 +62,7 @@ def problems_exception_handler(exc: Exception, context: dict[str, Any]) -> Respo
         )
     if isinstance(exc, ActionError):
         status_code = status.HTTP_403_FORBIDDEN if exc.code in _FORBIDDEN_CODES else exc.status
-        if exc.code == "invalid":
+        if exc.code in _BAD_REQUEST_CODES:
             status_code = status.HTTP_400_BAD_REQUEST
         fields: dict[str, Any] = {"fields": exc.fields} if exc.fields else {}
         return problem_response(status_code, exc.code, exc.message, **fields)

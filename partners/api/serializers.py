@@ -103,7 +103,10 @@ class GrantRequestSerializer(serializers.ModelSerializer):
 class GrantRequestInputSerializer(serializers.Serializer):
     checkpoint = serializers.IntegerField(min_value=1)
     quota_bytes = serializers.IntegerField(
-        min_value=1, required=False, help_text="Default: twice the checkpoint's size."
+        min_value=1,
+        required=False,
+        help_text="Default: twice the checkpoint's size. At most the release's quota factor "
+        "(default 4) times the checkpoint's size; more is refused (400, quota_too_large).",
     )
     note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 

@@ -194,14 +194,11 @@ class GrantListView(PartnerView, generics.ListAPIView):
         data = s.GrantRequestInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         checkpoint = queries.partner_checkpoint(self.partner, data.validated_data["checkpoint"])
-        quota = data.validated_data.get("quota_bytes") or 2 * (
-            checkpoint.artifacts.aggregate(total=Sum("size"))["total"] or 1
-        )
         grant_request = actions.request_grant(
             actor=request.user,
             partner=self.partner,
             checkpoint=checkpoint,
-            quota_bytes=quota,
+            quota_bytes=data.validated_data.get("quota_bytes"),
             note=data.validated_data["note"],
         )
         if grant_request.status == GrantRequest.Status.APPROVED:

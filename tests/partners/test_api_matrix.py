@@ -234,7 +234,7 @@ def _forged(w):
 
 def _other_grant(w):
     other = f.stored_checkpoint(w["release"], {"x.bin": b"x"}, tag="step-2")
-    g = f.grant(other, w["partner"])
+    g = f.grant(other, w["partner"], quota_bytes=1000)
     return sign_token(
         {
             "grant": g.pk,
