@@ -122,7 +122,11 @@ def partner_release(partner: Partner, slug: str) -> Release:
 
 
 def partner_windows(partner: Partner, release: Release) -> QuerySet[EmbargoWindow]:
-    return EmbargoWindow.objects.filter(partner=partner, release=release).order_by("opens_at")
+    return (
+        EmbargoWindow.objects.filter(partner=partner, release=release)
+        .select_related("release")
+        .order_by("opens_at")
+    )
 
 
 def window_for_display(partner: Partner, release: Release, at: datetime) -> EmbargoWindow | None:

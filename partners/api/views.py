@@ -126,6 +126,8 @@ class ReleaseListView(PartnerView, generics.ListAPIView):
                 "slug": r.slug,
                 "name": r.name,
                 "public_release_at": r.public_release_at,
+                "status": r.status,
+                "withdrawn_at": r.withdrawn_at,
                 "window": queries.window_for_display(self.partner, r, now),
             }
             for r in page or []
