@@ -1,5 +1,7 @@
 """Reads, scoped by partner where a partner can reach them."""
 
+import dataclasses
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -18,7 +20,9 @@ from partners.models import (
     EmbargoWindow,
     Grant,
     GrantRequest,
+    Membership,
     Partner,
+    PartnerContact,
     Release,
     Revocation,
 )
@@ -26,6 +30,8 @@ from partners.models import (
 M = TypeVar("M", bound=Model)
 
 __all__ = [
+    "EndedAccess",
+    "access_ended_by_move",
     "allowed_releases",
     "current_window",
     "download_target",
@@ -111,6 +117,51 @@ def recent_denials(*, limit: int = 10) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(
         Q(outcome=Outcome.DENIED) | Q(outcome=Outcome.FAILURE)
     ).order_by("-occurred_at", "-id")[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class EndedAccess:
+    """What moving a partner to another jurisdiction ends: the windows (open or upcoming)
+    of releases whose export policy blocks the new jurisdiction, their active grants, and
+    the people who lose access (members) or are told (contacts)."""
+
+    windows: list[EmbargoWindow] = dataclasses.field(default_factory=list)
+    grants: list[Grant] = dataclasses.field(default_factory=list)
+    members: list[str] = dataclasses.field(default_factory=list)
+    contacts: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def window_ids(self) -> list[int]:
+        return [w.pk for w in self.windows]
+
+
+def access_ended_by_move(partner: Partner, jurisdiction: str, at: datetime) -> EndedAccess:
+    """What ``partner`` moving to ``jurisdiction`` at ``at`` ends (empty: nothing)."""
+    if str(jurisdiction) == str(partner.jurisdiction):
+        return EndedAccess()
+    windows = [
+        w
+        for w in EmbargoWindow.objects.filter(partner=partner, closes_at__gt=at)
+        .select_related("release")
+        .order_by("opens_at", "pk")
+        if not w.release.jurisdiction_allowed(str(jurisdiction))
+    ]
+    if not windows:
+        return EndedAccess()
+    return EndedAccess(
+        windows=windows,
+        grants=list(
+            Grant.objects.filter(window__in=windows, status=Grant.Status.ACTIVE)
+            .select_related("checkpoint__release")
+            .order_by("pk")
+        ),
+        members=list(
+            Membership.objects.filter(partner=partner)
+            .order_by("user__username")
+            .values_list("user__username", flat=True)
+        ),
+        contacts=[str(c) for c in PartnerContact.objects.filter(partner=partner, notify=True)],
+    )
 
 
 # Partner-scoped selectors for the API: each takes the partner first, and an object of

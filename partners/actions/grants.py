@@ -380,10 +380,15 @@ def revoke_grant(*, actor: Any, grant: Grant, reason: str) -> Grant:
     authorize(actor, Operation.GRANT_REVOKE, grant)
     if not reason.strip():
         raise ActionError("reason_required", "Say why: the reason is kept in the audit trail.")
+    return end_grant(actor=actor, grant=grant, reason=reason, at=now())
+
+
+def end_grant(*, actor: Any, grant: Grant, reason: str, at: datetime) -> Grant:
+    """``revoke_grant`` without its authority check, for actions whose own operation
+    covers revoking (a partner moved where a release's export policy blocks it)."""
     grant = Grant.objects.select_for_update().get(pk=grant.pk)
     if grant.status in {Grant.Status.REVOKED, Grant.Status.EXPIRED}:
         return grant
-    at = now()
     old = grant.status
     grant.status, grant.revoked_at, grant.revoked_by, grant.revoke_reason = (
         Grant.Status.REVOKED,
