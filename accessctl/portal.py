@@ -95,7 +95,10 @@ def dashboard(request: HttpRequest) -> dict[str, Any]:
             rows.setdefault(window.release.slug, []).append(
                 {
                     "window": window,
-                    "state": window.state_at(now),
+                    # The kill switch ends every window of the release, whatever the times.
+                    "state": "withdrawn"
+                    if window.release.status == "withdrawn"
+                    else window.state_at(now).value,
                     "left": round(left * 100, 2),
                     "width": round(max(right - left, 0.005) * 100, 2),
                 }

@@ -232,6 +232,8 @@ SPECTACULAR_SETTINGS = {
         "GrantRequestStatusEnum": "partners.models.GrantRequest.Status",
         "CheckpointStatusEnum": "partners.models.Checkpoint.Status",
         "PartnerStatusEnum": "partners.models.Partner.Status",
+        "ReleaseStatusEnum": "partners.models.Release.Status",
+        "WindowStateEnum": "partners.api.serializers.WINDOW_STATES",
     },
 }
 

@@ -1,11 +1,14 @@
 """Reads, scoped by partner where a partner can reach them."""
 
+import dataclasses
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, Model, Q, QuerySet
+from django.db.models import CharField, Count, Model, Q, QuerySet, Value
+from django.db.models.functions import Concat
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
@@ -17,7 +20,9 @@ from partners.models import (
     EmbargoWindow,
     Grant,
     GrantRequest,
+    Membership,
     Partner,
+    PartnerContact,
     Release,
     Revocation,
 )
@@ -25,6 +30,9 @@ from partners.models import (
 M = TypeVar("M", bound=Model)
 
 __all__ = [
+    "EndedAccess",
+    "access_ended_by_move",
+    "allowed_releases",
     "current_window",
     "download_target",
     "expiring_grants",
@@ -52,9 +60,29 @@ def current_window(*, partner: Partner, release: Release, at: datetime) -> Embar
     )
 
 
+def allowed_releases(partner: Partner) -> QuerySet[Release]:
+    """Releases whose export policy allows the partner's jurisdiction: the rule of
+    ``decisions.jurisdiction_allowed``, in SQL.
+
+    Every partner-scoped selector below goes through this, so a release that blocks the
+    partner (its policy changed, or the partner moved) is simply not found, like another
+    partner's objects: absent from lists, 404 by id.
+    """
+    # The policy's countries are stored as "DE,FR"; with commas around both sides a
+    # two-letter code matches only a whole entry.
+    listed = Concat(Value(","), "policy_jurisdictions", Value(","), output_field=CharField())
+    code = f",{partner.jurisdiction},"
+    return Release.objects.alias(listed=listed).filter(
+        Q(policy=Release.Policy.ALLOW_LIST, listed__contains=code)
+        | (Q(policy=Release.Policy.DENY_LIST) & ~Q(listed__contains=code))
+    )
+
+
 def visible_releases(partner: Partner) -> QuerySet[Release]:
-    """Releases this partner has a window for."""
-    return Release.objects.filter(windows__partner=partner).distinct()
+    """Releases this partner has a window for and whose export policy allows it."""
+    return Release.objects.filter(
+        windows__partner=partner, pk__in=allowed_releases(partner).values("pk")
+    ).distinct()
 
 
 def timeline_windows(*, at: datetime, horizon: timedelta) -> QuerySet[EmbargoWindow]:
@@ -91,6 +119,51 @@ def recent_denials(*, limit: int = 10) -> QuerySet[AuditEvent]:
     ).order_by("-occurred_at", "-id")[:limit]
 
 
+@dataclass(frozen=True, slots=True)
+class EndedAccess:
+    """What moving a partner to another jurisdiction ends: the windows (open or upcoming)
+    of releases whose export policy blocks the new jurisdiction, their active grants, and
+    the people who lose access (members) or are told (contacts)."""
+
+    windows: list[EmbargoWindow] = dataclasses.field(default_factory=list)
+    grants: list[Grant] = dataclasses.field(default_factory=list)
+    members: list[str] = dataclasses.field(default_factory=list)
+    contacts: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def window_ids(self) -> list[int]:
+        return [w.pk for w in self.windows]
+
+
+def access_ended_by_move(partner: Partner, jurisdiction: str, at: datetime) -> EndedAccess:
+    """What ``partner`` moving to ``jurisdiction`` at ``at`` ends (empty: nothing)."""
+    if str(jurisdiction) == str(partner.jurisdiction):
+        return EndedAccess()
+    windows = [
+        w
+        for w in EmbargoWindow.objects.filter(partner=partner, closes_at__gt=at)
+        .select_related("release")
+        .order_by("opens_at", "pk")
+        if not w.release.jurisdiction_allowed(str(jurisdiction))
+    ]
+    if not windows:
+        return EndedAccess()
+    return EndedAccess(
+        windows=windows,
+        grants=list(
+            Grant.objects.filter(window__in=windows, status=Grant.Status.ACTIVE)
+            .select_related("checkpoint__release")
+            .order_by("pk")
+        ),
+        members=list(
+            Membership.objects.filter(partner=partner)
+            .order_by("user__username")
+            .values_list("user__username", flat=True)
+        ),
+        contacts=[str(c) for c in PartnerContact.objects.filter(partner=partner, notify=True)],
+    )
+
+
 # Partner-scoped selectors for the API: each takes the partner first, and an object of
 # another partner is simply not found (404, never 403).
 
@@ -100,7 +173,11 @@ def partner_release(partner: Partner, slug: str) -> Release:
 
 
 def partner_windows(partner: Partner, release: Release) -> QuerySet[EmbargoWindow]:
-    return EmbargoWindow.objects.filter(partner=partner, release=release).order_by("opens_at")
+    return (
+        EmbargoWindow.objects.filter(partner=partner, release=release)
+        .select_related("release")
+        .order_by("opens_at")
+    )
 
 
 def window_for_display(partner: Partner, release: Release, at: datetime) -> EmbargoWindow | None:
@@ -114,15 +191,17 @@ def window_for_display(partner: Partner, release: Release, at: datetime) -> Emba
 
 def partner_checkpoint(partner: Partner, checkpoint_id: int) -> Checkpoint:
     return get_object_or_404(
-        Checkpoint.objects.select_related("release")
-        .filter(release__windows__partner=partner)
-        .distinct(),
+        Checkpoint.objects.select_related("release").filter(
+            release__in=visible_releases(partner).values("pk")
+        ),
         pk=checkpoint_id,
     )
 
 
 def partner_grants(partner: Partner) -> QuerySet[Grant]:
-    return Grant.objects.filter(partner=partner).select_related("checkpoint__release", "window")
+    return Grant.objects.filter(
+        partner=partner, checkpoint__release__in=allowed_releases(partner).values("pk")
+    ).select_related("checkpoint__release", "window")
 
 
 def partner_grant(partner: Partner, grant_id: int) -> Grant:
@@ -131,7 +210,9 @@ def partner_grant(partner: Partner, grant_id: int) -> Grant:
 
 def partner_grant_request(partner: Partner, request_id: int) -> GrantRequest:
     return get_object_or_404(
-        GrantRequest.objects.filter(partner=partner).select_related("checkpoint__release"),
+        GrantRequest.objects.filter(
+            partner=partner, checkpoint__release__in=allowed_releases(partner).values("pk")
+        ).select_related("checkpoint__release"),
         pk=request_id,
     )
 
@@ -172,7 +253,9 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
 
     The related rows come back as instances holding only what the decision reads; any
     other field is deferred and loads on access, so nothing reads a wrong default.
-    Another partner's grant is not found (404).
+    Another partner's grant is not found (404). A grant of a release whose export policy
+    blocks the partner is returned, so the caller can record the denied attempt; it must
+    then answer 404 like ``partner_grant`` (``FileView`` does).
     """
     with connection.cursor() as cursor:
         cursor.execute(_DOWNLOAD_TARGET, [path, grant_id, partner.pk])

@@ -27,6 +27,7 @@ class AuditAction(StrEnum):
     WINDOW_SET = "window.set"
     WINDOW_OPENED = "window.opened"
     WINDOW_CLOSED = "window.closed"
+    WINDOW_ENDED = "window.ended"
     EMBARGO_LIFTED = "window.embargo_lifted"
     GRANT_REQUESTED = "grant.requested"
     GRANT_REQUEST_APPROVED = "grant_request.approved"

@@ -121,10 +121,13 @@ def cmd_releases(api: Api, options: argparse.Namespace) -> int:
     table = Table("release", "name", "window", "opens", "closes", "embargo lifts")
     for release in api.pages("/api/v1/releases/"):
         window = release.get("window") or {}
+        state = window.get("state", "")
+        if release.get("status") == "withdrawn":  # an older server says only this
+            state = "withdrawn"
         table.add_row(
             release["slug"],
             release.get("name", ""),
-            window.get("state", ""),
+            state,
             window.get("opens_at", ""),
             window.get("closes_at", ""),
             window.get("embargo_lifts_at", ""),
@@ -162,8 +165,40 @@ def resolve(api: Api, name: str) -> dict[str, Any]:
     raise CliError("not_found", f"release {release} has no checkpoint {tag!r}")
 
 
+def withdrawn(api: Api, checkpoint: dict[str, Any]) -> CliError | None:
+    """Why nothing of ``checkpoint`` can be had any more (its release withdrawn, or it was
+    pulled), or None. A new grant cannot help then, so the error never suggests one."""
+    name = f"{checkpoint['release']}:{checkpoint['tag']}"
+    status = checkpoint.get("status")
+    if status is None:  # resolved by id: look it up in its release's list
+        try:
+            listed = api.pages(f"/api/v1/releases/{checkpoint['release']}/checkpoints/")
+        except CliError:
+            listed = []
+        status = next((c["status"] for c in listed if c["id"] == checkpoint["id"]), None)
+    releases = [r for r in api.pages("/api/v1/releases/") if r["slug"] == checkpoint["release"]]
+    if releases and releases[0].get("status") == "withdrawn":
+        return CliError(
+            "release_withdrawn",
+            f"release {checkpoint['release']} was withdrawn by the lab"
+            f"{' at ' + releases[0]['withdrawn_at'] if releases[0].get('withdrawn_at') else ''}; "
+            f"{name} can no longer be downloaded and no grant can be issued for it. "
+            "Delete copies you hold and ask your contact at the lab",
+        )
+    if status == "pulled":
+        return CliError(
+            "checkpoint_pulled",
+            f"checkpoint {name} was pulled by the lab; it can no longer be downloaded and no "
+            "grant can be issued for it. Delete copies you hold and ask your contact at the lab",
+        )
+    return None
+
+
 def active_grant(api: Api, checkpoint: dict[str, Any]) -> dict[str, Any]:
     name = f"{checkpoint['release']}:{checkpoint['tag']}"
+    # Pulled, or not known (resolved by id): find out first, whatever the grants say.
+    if checkpoint.get("status", "pulled") == "pulled" and (gone := withdrawn(api, checkpoint)):
+        raise gone
     mine = [g for g in api.pages("/api/v1/grants/") if g["checkpoint"] == checkpoint["id"]]
     for grant in mine:
         if grant["status"] == "active":
@@ -190,6 +225,8 @@ def cmd_grants(api: Api, options: argparse.Namespace) -> int:
         if not options.checkpoint:
             raise CliError("usage", "accessctl grants request RELEASE:TAG [--quota SIZE]")
         checkpoint = resolve(api, options.checkpoint)
+        if checkpoint.get("status", "pulled") == "pulled" and (gone := withdrawn(api, checkpoint)):
+            raise gone
         body: dict[str, Any] = {"checkpoint": checkpoint["id"]}
         if options.quota:
             body["quota_bytes"] = options.quota

@@ -23,7 +23,7 @@ __all__ = [
     "update_release",
 ]
 
-RELEASE_EDITABLE_FIELDS = ("name", "public_release_at", "status")
+RELEASE_EDITABLE_FIELDS = ("name", "public_release_at", "status", "quota_factor")
 
 
 @transaction.atomic
@@ -35,6 +35,7 @@ def create_release(
     public_release_at: datetime,
     policy: str = Release.Policy.DENY_LIST,
     policy_jurisdictions: Sequence[str] = (),
+    quota_factor: int = 4,
 ) -> Release:
     authorize(actor, Operation.RELEASE_CREATE)
     if Release.objects.filter(slug=slug).exists():
@@ -46,6 +47,7 @@ def create_release(
         public_release_at=public_release_at,
         policy=policy,
         policy_jurisdictions=list(policy_jurisdictions),
+        quota_factor=quota_factor,
     )
     validate(release)
     release.save()
@@ -57,6 +59,7 @@ def create_release(
             "public_release_at": [None, public_release_at.isoformat()],
             "policy": [None, policy],
             "policy_jurisdictions": [None, sorted(str(c) for c in release.policy_jurisdictions)],
+            "quota_factor": [None, quota_factor],
         },
     )
     return release

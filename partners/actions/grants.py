@@ -3,6 +3,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Sum
 
 from accessctl.audit.events import AuditAction, record
 from partners import notify
@@ -32,13 +33,39 @@ from ._common import (
 from .revocations import start_revocation
 
 __all__ = [
+    "MAX_QUOTA_BYTES",
     "approve_grant_request",
     "check_grant",
     "issue_grant",
+    "quota_limit",
     "reject_grant_request",
     "request_grant",
     "revoke_grant",
 ]
+
+
+# The largest quota the database holds (a signed 64-bit column): anything above it is a
+# typing error, refused as ``quota_invalid`` rather than failing on save.
+MAX_QUOTA_BYTES = 2**63 - 1
+
+
+def _size(checkpoint: Checkpoint) -> int:
+    return int(checkpoint.artifacts.aggregate(total=Sum("size"))["total"] or 1)
+
+
+def quota_limit(checkpoint: Checkpoint) -> int:
+    """The largest quota a partner may ask for: the release's ``quota_factor`` times the
+    checkpoint's total size."""
+    return min(checkpoint.release.quota_factor * _size(checkpoint), MAX_QUOTA_BYTES)
+
+
+def _check_quota(quota_bytes: int) -> None:
+    if not 0 < quota_bytes <= MAX_QUOTA_BYTES:
+        raise ActionError(
+            "quota_invalid",
+            f"The byte quota must be between 1 and {MAX_QUOTA_BYTES}.",
+            fields={"quota_bytes": [f"Between 1 and {MAX_QUOTA_BYTES} bytes."]},
+        )
 
 
 def _current(partner: Partner, checkpoint: Checkpoint) -> tuple[Partner, Checkpoint]:
@@ -81,8 +108,7 @@ def check_grant(
     """Refuse a grant that cannot be issued; return its window and expiry (default: the
     configured number of days, clipped to the window's close). Forms call this too."""
     window = _check_eligible(partner, checkpoint, at)
-    if quota_bytes <= 0:
-        raise ActionError("quota_invalid", "The byte quota must be positive.")
+    _check_quota(quota_bytes)
     default_expiry = at + timedelta(days=settings.ACCESSCTL_DEFAULT_GRANT_DAYS)
     expires_at = expires_at or min(default_expiry, window.closes_at)
     if expires_at > window.closes_at:
@@ -208,19 +234,35 @@ def issue_grant(
 
 @transaction.atomic
 def request_grant(
-    *, actor: Any, partner: Partner, checkpoint: Checkpoint, quota_bytes: int, note: str = ""
+    *,
+    actor: Any,
+    partner: Partner,
+    checkpoint: Checkpoint,
+    quota_bytes: int | None = None,
+    note: str = "",
 ) -> GrantRequest:
     """Ask for a grant. After the public release it is issued at once; before, staff approve.
 
-    The returned request's ``status`` says which: ``approved`` (its ``grant`` exists) or
-    ``pending``.
+    The quota is at most ``quota_limit(checkpoint)`` (``quota_too_large``): a request after
+    the public release is issued with no person looking at it. Default: twice the
+    checkpoint's size, within that limit. The returned request's ``status`` says which:
+    ``approved`` (its ``grant`` exists) or ``pending``.
     """
     authorize(actor, Operation.GRANT_REQUEST, partner)
     at = now()
     partner, checkpoint = _current(partner, checkpoint)
     _check_eligible(partner, checkpoint, at)
-    if quota_bytes <= 0:
-        raise ActionError("quota_invalid", "The byte quota must be positive.")
+    limit = quota_limit(checkpoint)
+    if quota_bytes is None:
+        quota_bytes = min(2 * _size(checkpoint), limit)
+    _check_quota(quota_bytes)
+    if quota_bytes > limit:
+        raise ActionError(
+            "quota_too_large",
+            f"The byte quota may be at most {limit} bytes ({checkpoint.release.quota_factor} "
+            f"times the checkpoint's size) for release {checkpoint.release.slug}.",
+            fields={"quota_bytes": [f"At most {limit} bytes."]},
+        )
     if Grant.objects.filter(
         partner=partner, checkpoint=checkpoint, status=Grant.Status.ACTIVE
     ).exists():
@@ -368,10 +410,15 @@ def revoke_grant(*, actor: Any, grant: Grant, reason: str) -> Grant:
     authorize(actor, Operation.GRANT_REVOKE, grant)
     if not reason.strip():
         raise ActionError("reason_required", "Say why: the reason is kept in the audit trail.")
+    return end_grant(actor=actor, grant=grant, reason=reason, at=now())
+
+
+def end_grant(*, actor: Any, grant: Grant, reason: str, at: datetime) -> Grant:
+    """``revoke_grant`` without its authority check, for actions whose own operation
+    covers revoking (a partner moved where a release's export policy blocks it)."""
     grant = Grant.objects.select_for_update().get(pk=grant.pk)
     if grant.status in {Grant.Status.REVOKED, Grant.Status.EXPIRED}:
         return grant
-    at = now()
     old = grant.status
     grant.status, grant.revoked_at, grant.revoked_by, grant.revoke_reason = (
         Grant.Status.REVOKED,

@@ -25,6 +25,7 @@ from partners.models import (
     GrantRequest,
     Notification,
     Partner,
+    Release,
     Revocation,
 )
 
@@ -96,6 +97,12 @@ def _due_windows(condition: Q, batch: int) -> list[EmbargoWindow]:
     )
 
 
+def _withdrawn(window: EmbargoWindow) -> bool:
+    """The kill switch ended the window already, and its email said so: the window's own
+    moments are recorded but not announced (no "window opened" for a withdrawn release)."""
+    return window.release.status == Release.Status.WITHDRAWN
+
+
 def _window_context(window: EmbargoWindow) -> dict:
     return {
         "partner": window.partner.legal_name,
@@ -157,7 +164,7 @@ def open_windows(*, at: datetime | None = None, batch: int = BATCH) -> int:
         action=AuditAction.WINDOW_OPENED,
         kind=Notification.Kind.WINDOW_OPENED,
         at=at,
-        announce=lambda window: window.closes_at > at,
+        announce=lambda window: window.closes_at > at and not _withdrawn(window),
     )
 
 
@@ -186,6 +193,7 @@ def close_windows(*, at: datetime | None = None, batch: int = BATCH) -> int:
         kind=Notification.Kind.WINDOW_CLOSED,
         at=at,
         extra=ended,
+        announce=lambda window: not _withdrawn(window),
     )
 
 
@@ -296,8 +304,10 @@ def announce_deadlines(*, at: datetime | None = None) -> int:
     at = at or now()
     soon = at + timedelta(hours=settings.ACCESSCTL_DEADLINE_NOTICE_HOURS)
     deadlines = 0
-    for window in EmbargoWindow.objects.select_related("release", "partner").filter(
-        opens_at__lte=at, closes_at__gt=at, closes_at__lte=soon
+    for window in (
+        EmbargoWindow.objects.select_related("release", "partner")
+        .filter(opens_at__lte=at, closes_at__gt=at, closes_at__lte=soon)
+        .exclude(release__status=Release.Status.WITHDRAWN)
     ):
         deadlines += 1
         notify.queue(
@@ -309,6 +319,8 @@ def announce_deadlines(*, at: datetime | None = None) -> int:
     for grant in (
         Grant.objects.select_related("checkpoint__release")
         .filter(status=Grant.Status.ACTIVE, expires_at__gt=at, expires_at__lte=soon)
+        .filter(checkpoint__status="available")
+        .exclude(checkpoint__release__status=Release.Status.WITHDRAWN)
         .exclude(expires_at=F("window__closes_at"))
     ):
         deadlines += 1

@@ -1,14 +1,19 @@
-from datetime import datetime
+from collections.abc import Collection
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Least
 
 from accessctl.audit.events import AuditAction, record
+from partners import notify, queries
 from partners.authority import Operation, authorize
 from partners.errors import ActionError
-from partners.models import Partner, Revocation
+from partners.models import EmbargoWindow, Grant, Notification, Partner, Revocation
 
-from ._common import now, save_changes, validate
+from ._common import country_name, now, save_changes, validate
+from .grants import end_grant
 from .revocations import partner_cascade_pending, start_revocation
 
 __all__ = [
@@ -66,10 +71,39 @@ def create_partner(
 
 
 @transaction.atomic
-def update_partner(*, actor: Any, partner: Partner, **values: Any) -> Partner:
-    """Change a partner's details. Status changes go through suspend/reinstate/terminate."""
+def update_partner(
+    *,
+    actor: Any,
+    partner: Partner,
+    confirm_ended_windows: Collection[int] | None = None,
+    **values: Any,
+) -> Partner:
+    """Change a partner's details. Status changes go through suspend/reinstate/terminate.
+
+    Export control: moving the partner to a jurisdiction that an open or upcoming window's
+    release blocks ends that access. The caller must have shown what ends
+    (``queries.access_ended_by_move``) and pass exactly those windows' ids as
+    ``confirm_ended_windows``; otherwise nothing is saved (``confirmation_required``), so
+    a window set meanwhile cannot end unseen. Confirmed, the same transaction closes the
+    windows now and revokes their grants.
+    """
     authorize(actor, Operation.PARTNER_CHANGE, partner)
+    at = now()
+    ended = queries.EndedAccess()
+    if "jurisdiction" in values:
+        locked = Partner.objects.select_for_update().get(pk=partner.pk)
+        ended = queries.access_ended_by_move(locked, values["jurisdiction"], at)
+        if set(confirm_ended_windows or ()) != set(ended.window_ids):
+            raise ActionError(
+                "confirmation_required",
+                f"Moving {partner.slug} to {country_name(values['jurisdiction'])} ends "
+                f"{len(ended.windows)} window(s) and {len(ended.grants)} grant(s) that its "
+                "releases' export policies block: confirm exactly these windows "
+                f"({', '.join(f'#{pk}' for pk in ended.window_ids)}).",
+            )
     partner, changes = save_changes(Partner, partner.pk, values, EDITABLE_FIELDS)
+    if ended.windows:
+        changes["ended"] = _end_access(actor=actor, partner=partner, ended=ended, at=at)
     if changes:
         record(
             AuditAction.PARTNER_UPDATED,
@@ -77,8 +111,74 @@ def update_partner(*, actor: Any, partner: Partner, **values: Any) -> Partner:
             target=partner,
             partner=partner,
             changes=changes,
+            at=at,
         )
     return partner
+
+
+def _end_access(
+    *, actor: Any, partner: Partner, ended: queries.EndedAccess, at: datetime
+) -> dict[str, list[Any]]:
+    """Close the windows now and revoke their grants (each through the revocation
+    machinery: a ``Revocation`` and its notification), one ``window.ended`` event each.
+
+    An open window closes now. An upcoming one cannot close before it opens (the database
+    keeps ``opens_at < closes_at``, and moving its opening would overlap another window),
+    so it ends the instant it opens: it never gives access. Its moments are marked as
+    recorded, so the lifecycle tasks neither record nor announce them again.
+    """
+    reason = (
+        f"export control: partner moved to {partner.jurisdiction}, which the release's "
+        "policy does not allow"
+    )
+    ended_windows = []
+    for window in (
+        EmbargoWindow.objects.select_for_update()
+        .filter(pk__in=ended.window_ids)
+        .order_by("opens_at", "pk")
+    ):
+        revoked = [
+            end_grant(actor=actor, grant=g, reason=reason, at=at).pk
+            for g in Grant.objects.filter(window=window, status=Grant.Status.ACTIVE).order_by("pk")
+        ]
+        closes_at = max(at, window.opens_at + timedelta(microseconds=1))
+        # Clip first: no grant outlives its window (a database rule) at any statement.
+        Grant.objects.filter(window=window, expires_at__gt=closes_at).update(
+            expires_at=Least(F("expires_at"), closes_at)
+        )
+        old_close = window.closes_at
+        window.closes_at = closes_at
+        window.opened_at = window.opened_at or at
+        window.closed_at = at
+        window.save(update_fields=["closes_at", "opened_at", "closed_at"])
+        record(
+            AuditAction.WINDOW_ENDED,
+            actor=actor,
+            target=window,
+            partner=partner,
+            reason="jurisdiction_blocked",
+            changes={
+                "release": window.release.slug,
+                "jurisdiction": str(partner.jurisdiction),
+                "closes_at": [old_close.isoformat(), closes_at.isoformat()],
+                "grants_revoked": revoked,
+            },
+            at=at,
+        )
+        notify.queue(
+            Notification.Kind.WINDOW_CLOSED,
+            f"window.ended:{window.pk}:{at.isoformat()}",
+            notify.partner_recipients([partner.pk]),
+            {
+                "partner": partner.legal_name,
+                "release": window.release.name,
+                "release_slug": window.release.slug,
+                "closes_at": notify.when(at),
+                "grants_ended": len(revoked),
+            },
+        )
+        ended_windows.append(window.pk)
+    return {"windows": ended_windows, "grants": [g.pk for g in ended.grants]}
 
 
 def _set_status(

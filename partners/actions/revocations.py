@@ -32,6 +32,7 @@ from partners.dispatch import after_commit
 from partners.errors import ActionError
 from partners.models import (
     AccessToken,
+    EmbargoWindow,
     Grant,
     GrantRequest,
     Notification,
@@ -239,7 +240,16 @@ def _step(revocation: Revocation, batch: int) -> bool:
 def _affected_partners(revocation: Revocation) -> list[int]:
     if revocation.scope in _DEPENDENTS and revocation.scope != Revocation.Scope.PARTNER:
         grants = Grant.objects.filter(revocation=revocation)
-        return list(grants.order_by().values_list("partner_id", flat=True).distinct())
+        partners = set(grants.order_by().values_list("partner_id", flat=True))
+        if revocation.scope == Revocation.Scope.RELEASE:
+            # A withdrawal ends every window of the release: partners with one still to
+            # come or still open are told too, grants or not.
+            partners |= set(
+                EmbargoWindow.objects.filter(
+                    release=revocation.release, closes_at__gt=revocation.effective_at
+                ).values_list("partner_id", flat=True)
+            )
+        return sorted(partners)
     target = revocation.target
     partner_id = target.pk if revocation.scope == Revocation.Scope.PARTNER else None
     partner_id = partner_id or getattr(target, "partner_id", None)

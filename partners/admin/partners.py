@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Model
 from django.forms import ModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from accessctl.audit.admin import AuditHistory
 from partners import actions
@@ -13,6 +13,7 @@ from partners.actions.partners import EDITABLE_FIELDS
 from partners.authority import Operation, may
 from partners.models import EmbargoWindow, Membership, Partner, PartnerContact
 
+from . import access_ends
 from ._helpers import ActionErrorsAsMessages, reason_action
 
 __all__ = ["PartnerAdmin"]
@@ -129,10 +130,27 @@ class PartnerAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Partner | None = None) -> list[str]:
         return [*self.readonly_fields, "slug"] if obj else list(self.readonly_fields)
 
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # Export control: a jurisdiction change that ends access is shown first.
+        if object_id and (page := access_ends.confirmation_page(self, request, object_id)):
+            return page
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     def save_model(self, request: HttpRequest, obj: Partner, form: ModelForm, change: bool) -> None:
         values = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS}
         if change:
-            actions.update_partner(actor=request.user, partner=obj, **values)
+            actions.update_partner(
+                actor=request.user,
+                partner=obj,
+                confirm_ended_windows=access_ends.confirmed_windows(request),
+                **values,
+            )
         else:
             created = actions.create_partner(
                 actor=request.user, slug=form.cleaned_data["slug"], **values

@@ -148,6 +148,7 @@ class ReleaseAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
             public_release_at=data["public_release_at"],
             policy=data["policy"],
             policy_jurisdictions=[str(c) for c in data["policy_jurisdictions"]],
+            quota_factor=data["quota_factor"],
         )
         obj.pk = created.pk
         obj.refresh_from_db()

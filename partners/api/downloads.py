@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -18,6 +18,7 @@ from accessctl.audit.events import AuditAction, record
 from accessctl.audit.models import Outcome
 from accessctl.signing.keys import BadSignature, verify_token
 from partners import actions, queries
+from partners.decisions import Reason
 from partners.models import Artifact, Grant
 from partners.storage import artifact_storage
 
@@ -207,6 +208,19 @@ class FileView(APIView):
     def get(self, request: Request, grant_id: int, path: str) -> HttpResponseBase:
         partner = request.auth.partner
         grant, artifact = queries.download_target(partner, grant_id, path)
+        if not grant.checkpoint.release.jurisdiction_allowed(str(partner.jurisdiction)):
+            # Export control: the release does not exist for this partner (404 like another
+            # partner's grant, before anything about its files), but the attempt is evidence.
+            record(
+                AuditAction.DOWNLOAD_DENIED,
+                actor=request.user,
+                target=grant,
+                partner=partner,
+                outcome=Outcome.DENIED,
+                reason=Reason.JURISDICTION_BLOCKED,
+                changes={"artifact": path[:500], "method": request.method},
+            )
+            raise Http404
         if artifact is None:
             raise Problem(404, "file_not_found", f"The checkpoint has no file {path!r}.")
         try:

@@ -16,6 +16,9 @@ __all__ = ["problem_response", "problems_exception_handler"]
 PROBLEM_TYPE = "https://accessctl.invalid/problems/"
 CONTENT_TYPE = "application/problem+json"
 
+# Refusals of actions that are about the request's own values (400), not the state.
+_BAD_REQUEST_CODES = {"invalid", "quota_invalid", "quota_too_large"}
+
 # Refusals of actions that are policy (the caller may not), not conflicts of state.
 _FORBIDDEN_CODES = {
     "forbidden",

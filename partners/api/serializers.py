@@ -1,9 +1,11 @@
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest
+from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest, Release
 
 __all__ = [
     "CheckpointSerializer",
@@ -13,7 +15,18 @@ __all__ = [
     "MeSerializer",
     "ReleaseSerializer",
     "WindowSerializer",
+    "window_state",
 ]
+
+# A window's state as partners see it: its times, unless the kill switch withdrew the
+# release, which ends every window of it whatever the times say.
+WINDOW_STATES = [*EmbargoWindow.State.values, "withdrawn"]
+
+
+def window_state(window: EmbargoWindow, release: Release, at: datetime) -> str:
+    if release.status == Release.Status.WITHDRAWN:
+        return "withdrawn"
+    return str(window.state_at(at).value)
 
 
 class WindowSerializer(serializers.ModelSerializer):
@@ -23,14 +36,21 @@ class WindowSerializer(serializers.ModelSerializer):
         model = EmbargoWindow
         fields = ["tier", "opens_at", "closes_at", "embargo_lifts_at", "state"]
 
+    @extend_schema_field(serializers.ChoiceField(choices=WINDOW_STATES))
     def get_state(self, window: EmbargoWindow) -> str:
-        return str(window.state_at(timezone.now()).value)
+        return window_state(window, window.release, timezone.now())
 
 
 class ReleaseSerializer(serializers.Serializer):
     slug = serializers.SlugField()
     name = serializers.CharField()
     public_release_at = serializers.DateTimeField()
+    status = serializers.ChoiceField(
+        choices=Release.Status.choices,
+        help_text="withdrawn: the lab withdrew the release (kill switch); nothing of it can "
+        "be downloaded or granted again.",
+    )
+    withdrawn_at = serializers.DateTimeField(allow_null=True)
     window = WindowSerializer(allow_null=True)
 
 
@@ -38,10 +58,19 @@ class CheckpointSerializer(serializers.ModelSerializer):
     release = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     files = serializers.IntegerField(source="file_count", read_only=True)
     size = serializers.IntegerField(source="byte_count", read_only=True)
+    status = serializers.SerializerMethodField(
+        help_text="pulled: the checkpoint was pulled, or its whole release withdrawn."
+    )
 
     class Meta:
         model = Checkpoint
         fields = ["id", "release", "tag", "training_step", "status", "files", "size"]
+
+    @extend_schema_field(serializers.ChoiceField(choices=Checkpoint.Status.choices))
+    def get_status(self, checkpoint: Checkpoint) -> str:
+        if checkpoint.release.status == Release.Status.WITHDRAWN:
+            return str(Checkpoint.Status.PULLED)
+        return str(checkpoint.status)
 
 
 class GrantSerializer(serializers.ModelSerializer):
@@ -103,7 +132,10 @@ class GrantRequestSerializer(serializers.ModelSerializer):
 class GrantRequestInputSerializer(serializers.Serializer):
     checkpoint = serializers.IntegerField(min_value=1)
     quota_bytes = serializers.IntegerField(
-        min_value=1, required=False, help_text="Default: twice the checkpoint's size."
+        min_value=1,
+        required=False,
+        help_text="Default: twice the checkpoint's size. At most the release's quota factor "
+        "(default 4) times the checkpoint's size; more is refused (400, quota_too_large).",
     )
     note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 

@@ -126,6 +126,8 @@ class ReleaseListView(PartnerView, generics.ListAPIView):
                 "slug": r.slug,
                 "name": r.name,
                 "public_release_at": r.public_release_at,
+                "status": r.status,
+                "withdrawn_at": r.withdrawn_at,
                 "window": queries.window_for_display(self.partner, r, now),
             }
             for r in page or []
@@ -194,14 +196,11 @@ class GrantListView(PartnerView, generics.ListAPIView):
         data = s.GrantRequestInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         checkpoint = queries.partner_checkpoint(self.partner, data.validated_data["checkpoint"])
-        quota = data.validated_data.get("quota_bytes") or 2 * (
-            checkpoint.artifacts.aggregate(total=Sum("size"))["total"] or 1
-        )
         grant_request = actions.request_grant(
             actor=request.user,
             partner=self.partner,
             checkpoint=checkpoint,
-            quota_bytes=quota,
+            quota_bytes=data.validated_data.get("quota_bytes"),
             note=data.validated_data["note"],
         )
         if grant_request.status == GrantRequest.Status.APPROVED:

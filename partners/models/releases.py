@@ -1,4 +1,4 @@
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import Length
 from django.db.models.lookups import Exact
@@ -29,6 +29,12 @@ class Release(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PLANNED)
     policy = models.CharField(max_length=8, choices=Policy.choices, default=Policy.DENY_LIST)
     policy_jurisdictions = CountryField(multiple=True, blank=True)
+    quota_factor = models.PositiveSmallIntegerField(
+        default=4,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text="The largest byte quota a partner may ask for, as a multiple of the "
+        "checkpoint's total size (4: four full downloads).",
+    )
     withdrawn_at = models.DateTimeField(null=True, blank=True)
     withdrawn_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -38,6 +44,10 @@ class Release(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(policy__in=["allow", "deny"]), name="release_policy_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(quota_factor__gte=1, quota_factor__lte=1000),
+                name="release_quota_factor_range",
             ),
             models.CheckConstraint(
                 condition=models.Q(status="withdrawn", withdrawn_at__isnull=False)

@@ -252,3 +252,34 @@ def test_download_through_presigned_urls_from_the_s3_server(s3_mode, world, sett
         assert (world["dir"] / name).read_bytes() == content
     grant = Grant.objects.get(pk=world["grant"].pk)
     assert grant.bytes_used == sum(len(c) for c in FILES.values())  # one authorization per byte
+
+
+def test_a_withdrawn_release_says_so_everywhere_and_never_suggests_a_new_grant(world):
+    checkpoint = world["grant"].checkpoint
+    actions.withdraw_release(actor=None, release=world["release"], reason="weights leaked")
+    releases = cli(world, "releases")
+    assert releases.returncode == 0 and "│ withdrawn │" in releases.stdout
+    assert "│ open " not in releases.stdout
+    checkpoints = cli(world, "checkpoints", "v3")
+    assert "pulled" in checkpoints.stdout and "available" not in checkpoints.stdout
+    for name in ("v3:step-1", str(checkpoint.pk)):
+        for args in (
+            ("download", name, "--dir", str(world["dir"]), "--quiet"),
+            ("grants", "request", name),
+        ):
+            run = cli(world, *args)
+            assert run.returncode == 5, (args, run.stderr)
+            line = run.stderr.strip()
+            assert line.startswith("error: release v3 was withdrawn by the lab at "), line
+            assert "no grant can be issued" in line
+            assert "grants request" not in line and "ask for a new" not in line
+
+
+def test_a_pulled_checkpoint_says_so_and_never_suggests_a_new_grant(world):
+    actions.pull_checkpoint(actor=None, checkpoint=world["grant"].checkpoint, reason="bad")
+    run = cli(world, *download_args(world))
+    assert run.returncode == 5
+    assert run.stderr.strip() == (
+        "error: checkpoint v3:step-1 was pulled by the lab; it can no longer be downloaded and "
+        "no grant can be issued for it. Delete copies you hold and ask your contact at the lab"
+    )

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from accessctl.audit.models import AuditEvent
 from accessctl.signing.keys import sign_token
 from partners import actions, tokens
-from partners.models import AccessToken, EmbargoWindow, Grant, Membership, Partner
+from partners.models import AccessToken, EmbargoWindow, Grant, Membership, Partner, Release
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -262,7 +262,7 @@ def _forged(w):
 
 def _other_grant(w):
     other = f.stored_checkpoint(w["release"], {"x.bin": b"x"}, tag="step-2")
-    g = f.grant(other, w["partner"])
+    g = f.grant(other, w["partner"], quota_bytes=1000)
     return sign_token(
         {
             "grant": g.pk,
@@ -325,3 +325,70 @@ def test_download_refusals(world, case):
     assert Grant.objects.get(pk=world["grant"].pk).bytes_used == 0
     denied = AuditEvent.objects.filter(action="download.denied").get()
     assert denied.reason == code and denied.target_id == str(world["grant"].pk)
+
+
+# Export control: a release whose policy blocks the partner does not exist for it.
+
+
+def _policy_tightened(w):
+    """The release's export policy now excludes the partner's jurisdiction (US)."""
+    Release.objects.filter(pk=w["release"].pk).update(policy="allow", policy_jurisdictions="DE,FR")
+
+
+def _deny_listed(w):
+    Release.objects.filter(pk=w["release"].pk).update(policy="deny", policy_jurisdictions="CN,US")
+
+
+def _partner_moved(w):
+    """The partner's jurisdiction now is one the release's policy denies (written directly:
+    the action refuses to do it without ending the access, see test_export_control)."""
+    Release.objects.filter(pk=w["release"].pk).update(policy="deny", policy_jurisdictions="RU")
+    Partner.objects.filter(pk=w["partner"].pk).update(jurisdiction="RU")
+
+
+BLOCKINGS = {
+    "allow-list without it": _policy_tightened,
+    "deny-list with it": _deny_listed,
+    "partner moved": _partner_moved,
+}
+
+
+@pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
+@pytest.mark.parametrize("blocking", sorted(BLOCKINGS))
+def test_blocked_jurisdiction_sees_nothing_of_the_release(world, endpoint, blocking):
+    secret = f.token(world["user"])
+    BLOCKINGS[blocking](world)
+    response = call(world, endpoint, bearer(secret))
+    if endpoint in OBJECT_ENDPOINTS:
+        assert response.status_code == 404, response.content
+        assert response.json() == {
+            "type": "https://accessctl.invalid/problems/not_found",
+            "title": "Not found",
+            "status": 404,
+            "detail": "No such object, or not yours.",
+            "code": "not_found",
+        }
+    else:
+        assert response.status_code == 200
+        results = response.json().get("results", [])
+        assert results == [], results
+    assert '"v4"' not in response.content.decode()
+    assert Grant.objects.get(pk=world["grant"].pk).bytes_used == 0
+
+
+def test_blocked_download_is_evidence(world):
+    secret = f.token(world["user"])
+    _policy_tightened(world)
+    assert call(world, "file", bearer(secret)).status_code == 404
+    denied = AuditEvent.objects.filter(action="download.denied").get()
+    assert denied.reason == "jurisdiction_blocked"
+    assert denied.target_id == str(world["grant"].pk)
+
+
+def test_blocked_release_does_not_hide_an_allowed_one(world):
+    secret = f.token(world["user"])
+    other = f.release("v5", policy="allow", policy_jurisdictions=["US"])
+    f.window(other, world["partner"])
+    _policy_tightened(world)
+    response = call(world, "releases", bearer(secret))
+    assert [r["slug"] for r in response.json()["results"]] == ["v5"]

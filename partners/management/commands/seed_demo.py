@@ -168,6 +168,7 @@ class Command(BaseCommand):
             public_release_at=now + 21 * DAY,
             policy=Release.Policy.DENY_LIST,
             policy_jurisdictions=blocked,
+            quota_factor=10,  # bring-up partners re-download: up to ten times the size
         )
         self._register(v3, "final", 3)
         self._register(v4, "step-120000", 4)

@@ -1,0 +1,145 @@
+"""After the kill switch, every surface says the release is withdrawn: the partner API,
+the dashboard and the emails (the CLI: tests/cli/test_cli.py)."""
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from partners import actions, notify
+from partners.models import EmbargoWindow, Notification, Revocation
+from tests import factories as f
+from tests.accessctl.test_portal import portal_client
+
+pytestmark = pytest.mark.django_db
+DAY, HOUR = timedelta(days=1), timedelta(hours=1)
+
+
+@pytest.fixture
+def world():
+    holder = f.partner("aurora")  # an open window and a grant
+    waiting = f.partner("tessel")  # an upcoming window, no grant
+    for p in (holder, waiting):
+        f.contact(p, f"eng@{p.slug}.example")
+    release = f.release("v4", public_in=-DAY)
+    checkpoint = f.checkpoint(release)
+    f.window(release, holder)
+    f.window(release, waiting, opens=2 * DAY, closes=20 * DAY)
+    grant = f.grant(checkpoint, holder)
+    kept = f.release("v5", public_in=-DAY)
+    f.window(kept, holder)
+    f.checkpoint(kept)
+    return {"holder": holder, "waiting": waiting, "release": release, "grant": grant}
+
+
+def withdraw(world):
+    actions.withdraw_release(actor=None, release=world["release"], reason="weights leaked")
+
+
+def api(partner, path):
+    secret = f.token(f.partner_user(partner))
+    response = APIClient().get(path, HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert response.status_code == 200, response.content
+    return response.json()["results"]
+
+
+def test_the_release_list_says_withdrawn_for_every_window(world):
+    before = {r["slug"]: r for r in api(world["holder"], "/api/v1/releases/")}
+    assert before["v4"]["status"] == "planned" and before["v4"]["window"]["state"] == "open"
+    assert before["v4"]["withdrawn_at"] is None
+    withdraw(world)
+    for partner in (world["holder"], world["waiting"]):
+        rows = {r["slug"]: r for r in api(partner, "/api/v1/releases/")}
+        assert rows["v4"]["status"] == "withdrawn"
+        assert rows["v4"]["window"]["state"] == "withdrawn"
+        assert rows["v4"]["withdrawn_at"] is not None
+    kept = {r["slug"]: r for r in api(world["holder"], "/api/v1/releases/")}["v5"]
+    assert kept["status"] == "planned" and kept["window"]["state"] == "open"
+
+
+def test_checkpoints_of_a_withdrawn_release_are_pulled(world):
+    assert [c["status"] for c in api(world["holder"], "/api/v1/releases/v4/checkpoints/")] == [
+        "available"
+    ]
+    withdraw(world)
+    assert [c["status"] for c in api(world["holder"], "/api/v1/releases/v4/checkpoints/")] == [
+        "pulled"
+    ]
+    assert [c["status"] for c in api(world["holder"], "/api/v1/releases/v5/checkpoints/")] == [
+        "available"
+    ]
+
+
+def test_the_schema_lists_the_states():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    components = schema["components"]["schemas"]
+    enums = {name: c.get("enum") for name, c in components.items() if "enum" in c}
+    assert ["upcoming", "open", "closed", "withdrawn"] in enums.values()
+    assert ["available", "pulled"] in enums.values()
+    assert ["planned", "launched", "cancelled", "withdrawn"] in enums.values()
+
+
+def test_the_dashboard_draws_withdrawn_windows_as_withdrawn(client, world):
+    c = portal_client(client, f.staff("Release manager"))
+    page = c.get(reverse("admin:index")).content.decode()
+    assert page.count("tl-bar tl-open") == 2 and "tl-bar tl-withdrawn" not in page
+    withdraw(world)
+    page = c.get(reverse("admin:index")).content.decode()
+    # v4's two windows (open, upcoming) are withdrawn; v5's stays open.
+    assert page.count("tl-bar tl-withdrawn") == 2
+    assert page.count("tl-bar tl-open") == 1 and "tl-bar tl-upcoming" not in page
+    assert ">withdrawn</a>" in page and "v4 <span" in page
+
+
+def test_the_withdrawal_email_says_withdrawn_to_every_partner_with_a_window(world):
+    withdraw(world)
+    actions.cascade_revocation(Revocation.objects.get().pk)
+    told = Notification.objects.filter(kind="grant_revoked")
+    assert sorted(told.values_list("email", flat=True)) == [
+        "eng@aurora.example",
+        "eng@tessel.example",
+    ]
+    mail.outbox.clear()
+    notify.send_due()
+    partner_mail = {m.to[0]: m for m in mail.outbox if m.to[0].startswith("eng@")}
+    for address, message in partner_mail.items():
+        assert message.subject == "Release v4 withdrawn: access ended", address
+        assert "The lab withdrew release v4" in message.body
+        assert "no grant can be issued for it again" in message.body
+        assert "request a new" not in message.body and "new grant" not in message.body
+        html = message.alternatives[0][0]
+        assert "Release v4 withdrawn" in html
+    assert "1 grant ended, for: v4:step-1000" in partner_mail["eng@aurora.example"].body
+    assert "grant ended" not in partner_mail["eng@tessel.example"].body
+
+
+def test_a_pulled_checkpoint_email_says_pulled(world):
+    actions.pull_checkpoint(actor=None, checkpoint=world["grant"].checkpoint, reason="bad")
+    actions.cascade_revocation(Revocation.objects.get().pk)
+    notify.send_due()
+    (message,) = [m for m in mail.outbox if "pulled" in m.subject]
+    assert message.to == ["eng@aurora.example"]
+    assert message.subject == "Checkpoint v4:step-1000 pulled: access ended"
+    assert "no grant can be issued for it again" in message.body
+
+
+def test_a_withdrawn_release_announces_no_window_moments(world):
+    withdraw(world)
+    now = timezone.now()
+    waiting = EmbargoWindow.objects.get(partner=world["waiting"])
+    EmbargoWindow.objects.filter(pk=waiting.pk).update(
+        opens_at=now - HOUR, embargo_lifts_at=now - HOUR
+    )
+    assert actions.open_windows() >= 1  # recorded (audited) ...
+    assert actions.announce_deadlines(at=now + 19 * DAY) == 1  # only v5's window is due
+    assert not Notification.objects.filter(  # ... but not announced
+        kind="window_opened", context__release_slug="v4"
+    ).exists()
+    assert not Notification.objects.filter(
+        kind="window_closing", context__release_slug="v4"
+    ).exists()
