@@ -40,6 +40,7 @@ from .revocations import (
     cascade_revocation,
     withdraw_release,
 )
+from .schedules import change_schedule, create_crontab, create_interval
 from .tokens import create_token, revoke_token
 from .windows import check_window, set_window
 
@@ -49,9 +50,12 @@ __all__ = [
     "approve_grant_request",
     "authorize_download",
     "cascade_revocation",
+    "change_schedule",
     "check_grant",
     "check_window",
     "close_windows",
+    "create_crontab",
+    "create_interval",
     "create_partner",
     "create_release",
     "create_token",
