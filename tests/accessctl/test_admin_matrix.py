@@ -25,6 +25,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -542,9 +543,11 @@ def _model_cells(label: str, model_admin: Any) -> list[tuple[str, str, str]]:
             cells.append((f"url:{pattern.name}", "GET", ""))
             if pattern.name in CUSTOM and CUSTOM[pattern.name].post:
                 cells.append((f"url:{pattern.name}", "POST", ""))
+    # Every action it has (``get_actions()`` before it filters by the request's permissions).
     cells += [(f"action:{name}", "POST", "") for _, name, _ in model_admin._get_base_actions()]
-    for name in getattr(model_admin, "autocomplete_fields", ()):
-        cells.append((f"autocomplete:{name}", "GET", ""))
+    for source in (model_admin, *model_admin.inlines):
+        for name in source.autocomplete_fields:
+            cells.append((f"autocomplete:{source.model._meta.label_lower}.{name}", "GET", ""))
     return cells
 
 
@@ -739,18 +742,20 @@ def run_model_cell(world: World, cell: Cell, model_admin: Any) -> None:
     if kind.startswith("action:"):
         return run_action(world, cell, model_admin, kind.removeprefix("action:"))
     if kind.startswith("autocomplete:"):
-        field_name = kind.removeprefix("autocomplete:")
-        remote = opts.get_field(field_name).remote_field.model._meta.label_lower
+        source, field_name = kind.removeprefix("autocomplete:").rsplit(".", 1)
+        source_opts = apps.get_model(source)._meta
+        remote = source_opts.get_field(field_name).remote_field.model._meta.label_lower
         response = client.get(
             reverse("admin:autocomplete"),
             {
-                "app_label": opts.app_label,
-                "model_name": opts.model_name,
+                "app_label": source_opts.app_label,
+                "model_name": source_opts.model_name,
                 "field_name": field_name,
                 "term": "",
             },
         )
-        if may_see(cell.person, remote) or may(cell.person, remote, "view"):
+        # Django asks the remote model's admin whether the person may view it.
+        if may_see(cell.person, remote):
             assert response.status_code == 200, response.status_code
         else:
             check_refused(world, cell, response)
