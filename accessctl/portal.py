@@ -114,4 +114,6 @@ def dashboard(request: HttpRequest) -> dict[str, Any]:
         context["recent_denials"] = list(queries.recent_denials(limit=10))
     if user.has_perm("partners.view_grantrequest"):
         context["pending_requests"] = list(queries.pending_requests()[:10])
+    if user.has_perm("django_celery_beat.view_periodictask"):
+        context["disabled_schedules"] = queries.disabled_schedules()
     return context

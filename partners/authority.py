@@ -58,6 +58,8 @@ class Operation(StrEnum):
     TOKEN_ROTATE = "token.rotate"
     TOKEN_REVOKE = "token.revoke"
     SCHEDULE_CHANGE = "schedule.change"
+    SCHEDULE_CREATE_INTERVAL = "schedule.create_interval"
+    SCHEDULE_CREATE_CRONTAB = "schedule.create_crontab"
     AUDIT_EXPORT = "audit.export"
 
 
@@ -156,8 +158,12 @@ RULES: dict[Operation, Rule] = {
         "partners.revoke_accesstoken", note="reason required; owners may revoke their own"
     ),
     Operation.SCHEDULE_CHANGE: Rule(
-        "django_celery_beat.change_periodictask", note="before and after in the audit event"
+        "django_celery_beat.change_periodictask",
+        note="enabled, schedule, arguments and description only (never the task or its "
+        "name); before and after in the audit event; no schedule is deleted in the portal",
     ),
+    Operation.SCHEDULE_CREATE_INTERVAL: Rule("django_celery_beat.add_intervalschedule"),
+    Operation.SCHEDULE_CREATE_CRONTAB: Rule("django_celery_beat.add_crontabschedule"),
     Operation.AUDIT_EXPORT: Rule("audit.export_auditevent"),
 }
 

@@ -11,7 +11,9 @@ from django.db.models import CharField, Count, Model, Q, QuerySet, Value
 from django.db.models.functions import Concat
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django_celery_beat.models import PeriodicTask
 
+from accessctl.audit.events import AuditAction
 from accessctl.audit.models import AuditEvent, Outcome
 from partners.models import (
     AccessToken,
@@ -30,10 +32,12 @@ from partners.models import (
 M = TypeVar("M", bound=Model)
 
 __all__ = [
+    "LIFECYCLE_TASKS",
     "EndedAccess",
     "access_ended_by_move",
     "allowed_releases",
     "current_window",
+    "disabled_schedules",
     "download_target",
     "expiring_grants",
     "partner_checkpoint",
@@ -162,6 +166,45 @@ def access_ended_by_move(partner: Partner, jurisdiction: str, at: datetime) -> E
         ),
         contacts=[str(c) for c in PartnerContact.objects.filter(partner=partner, notify=True)],
     )
+
+
+# The tasks the migrations schedule: the controls the dashboard warns about when off.
+LIFECYCLE_TASKS = frozenset(
+    {
+        "accessctl.audit.tasks.seal_audit_log",
+        "partners.tasks.expire_grants",
+        "partners.tasks.open_windows",
+        "partners.tasks.close_windows",
+        "partners.tasks.lift_embargoes",
+        "partners.tasks.expire_ndas",
+        "partners.tasks.remind_pending_requests",
+        "partners.tasks.announce_deadlines",
+        "partners.tasks.resume_revocations",
+        "partners.tasks.send_notifications",
+        "partners.tasks.send_staff_digest",
+    }
+)
+
+
+def disabled_schedules() -> list[dict[str, Any]]:
+    """Each lifecycle schedule that is switched off, with the event that switched it off
+    (``None`` when no audited action did: a change behind the portal's back)."""
+    found = []
+    for task in PeriodicTask.objects.filter(enabled=False, task__in=LIFECYCLE_TASKS).order_by(
+        "name"
+    ):
+        disabled_by = (
+            AuditEvent.objects.filter(
+                action=AuditAction.SCHEDULE_CHANGED,
+                target_type=PeriodicTask._meta.label_lower,
+                target_id=str(task.pk),
+                changes__enabled__1=False,
+            )
+            .order_by("-occurred_at", "-id")
+            .first()
+        )
+        found.append({"task": task, "event": disabled_by})
+    return found
 
 
 # Partner-scoped selectors for the API: each takes the partner first, and an object of

@@ -51,6 +51,8 @@ class AuditAction(StrEnum):
     CONTACT_REMOVED = "contact.removed"
     API_DENIED = "api.denied"
     SIGNING_KEY_ROTATED = "signing_key.rotated"
+    SCHEDULE_CHANGED = "schedule.changed"
+    SCHEDULE_CREATED = "schedule.created"
     DOWNLOAD_AUTHORIZED = "download.authorized"
     DOWNLOAD_DENIED = "download.denied"
     AUDIT_EXPORT_REQUESTED = "audit.export_requested"

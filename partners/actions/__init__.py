@@ -41,6 +41,7 @@ from .revocations import (
     cascade_revocation,
     withdraw_release,
 )
+from .schedules import change_schedule, create_crontab, create_interval
 from .tokens import (
     claim_token,
     create_staff_token,
@@ -59,10 +60,13 @@ __all__ = [
     "authorize_download",
     "cascade_revocation",
     "change_contact",
+    "change_schedule",
     "check_grant",
     "check_window",
     "claim_token",
     "close_windows",
+    "create_crontab",
+    "create_interval",
     "create_partner",
     "create_release",
     "create_staff_token",

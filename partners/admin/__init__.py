@@ -3,6 +3,6 @@
 
 from django.contrib import admin
 
-from . import grants, lifecycle, partners, releases, tokens  # noqa: F401  (registers admins)
+from . import grants, lifecycle, partners, releases, schedules, tokens  # noqa: F401  (registers admins)
 
 admin.site.disable_action("delete_selected")

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from accessctl.audit.models import AuditEvent
 from partners import actions
@@ -234,6 +235,24 @@ ACTIONS = {
             actions.expire_ndas,
         )[-1],
         {"partner.suspended": 1},
+    ),
+    "change_schedule": (
+        lambda w: (
+            lambda: actions.change_schedule(
+                actor=w["officer"],
+                task=PeriodicTask.objects.get(task="partners.tasks.expire_grants"),
+                enabled=False,
+            )
+        ),
+        {"schedule.changed": 1},
+    ),
+    "create_interval": (
+        lambda w: lambda: actions.create_interval(actor=w["officer"], every=7, period="minutes"),
+        {"schedule.created": 1},
+    ),
+    "create_crontab": (
+        lambda w: lambda: actions.create_crontab(actor=w["officer"], minute="15", hour="4"),
+        {"schedule.created": 1},
     ),
     "remind_pending_requests": (
         lambda w: (

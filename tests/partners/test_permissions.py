@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from accessctl.audit.models import AuditEvent
 from partners import actions
@@ -113,6 +114,13 @@ CALLS = {
         actor=a, contact=f.contact(w["partner"]), role="CTO"
     ),
     "remove_contact": lambda a, w: actions.remove_contact(actor=a, contact=f.contact(w["partner"])),
+    "change_schedule": lambda a, w: actions.change_schedule(
+        actor=a,
+        task=PeriodicTask.objects.get(task="accessctl.audit.tasks.seal_audit_log"),
+        enabled=False,
+    ),
+    "create_interval": lambda a, w: actions.create_interval(actor=a, every=2, period="hours"),
+    "create_crontab": lambda a, w: actions.create_crontab(actor=a, minute="1", hour="1"),
 }
 
 ALLOWED = {
@@ -145,6 +153,9 @@ ALLOWED = {
         "revoke_grant",
         "revoke_token",
         "withdraw_release",
+        "change_schedule",
+        "create_interval",
+        "create_crontab",
     },
     "Compliance": set(),
 }
