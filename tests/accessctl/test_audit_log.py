@@ -72,7 +72,8 @@ def lines(path):
 
 
 def write(path, records):
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    """Lines in the exporter's own canonical form, so only the intended change differs."""
+    path.write_bytes(b"".join(verify_export.canonical(r) + b"\n" for r in records))
 
 
 # The database refuses changes.
@@ -355,3 +356,61 @@ def test_verifier_refuses_checkpoints_that_are_not_consistent(history, jwks, tmp
     tampered(files, rewrite)
     failures = verify(files["jsonl"], jwks).failures
     assert any("is not consistent with" in x and "rewritten" in x for x in failures), failures
+
+
+def _respell_event_line(files, change):
+    """Rewrite the third event line's raw bytes with ``change(line, record)``; return the
+    record so the failure can be matched to it."""
+    raw = files["jsonl"].read_bytes().splitlines(keepends=True)
+    position = [i for i, line in enumerate(raw) if json.loads(line)["type"] == "event"][2]
+    record = json.loads(raw[position])
+    raw[position] = change(raw[position], record)
+    files["jsonl"].write_bytes(b"".join(raw))
+    return record
+
+
+def _with(record, **extra):
+    return verify_export.canonical({**record, **extra}) + b"\n"
+
+
+# Each spelling carries exactly the signed event (same keys, same values), so only the
+# verifier's insistence on the exact signed bytes can tell it from the original.
+UNSIGNED_SPELLINGS = {
+    "extra key beside the event": lambda line, r: _with(r, note="approved by legal"),
+    "extra key first": lambda line, r: b'{"a":1,' + line[1:],
+    "duplicate event key": lambda line, r: line[:-2] + b',"type":"event"}\n',
+    "spaces after separators": lambda line, r: json.dumps(r, sort_keys=True).encode() + b"\n",
+    "keys in another order": lambda line, r: (
+        json.dumps(
+            {"type": "event", "leaf_index": r["leaf_index"], "event": r["event"]},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
+        + b"\n"
+    ),
+    "trailing space": lambda line, r: line[:-1] + b" \n",
+    "carriage return": lambda line, r: line[:-1] + b"\r\n",
+    "leaf index as a float": lambda line, r: line.replace(
+        b'"leaf_index":%d,' % r["leaf_index"], b'"leaf_index":%d.0,' % r["leaf_index"]
+    ),
+    "leaf index in exponent form": lambda line, r: line.replace(
+        b'"leaf_index":%d,' % r["leaf_index"], b'"leaf_index":%de0,' % r["leaf_index"]
+    ),
+    "escaped letter in the type": lambda line, r: line.replace(
+        b'"type":"event"', b'"type":"\\u0065vent"'
+    ),
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(UNSIGNED_SPELLINGS))
+def test_verifier_names_an_event_line_that_is_not_exactly_the_signed_form(
+    history, jwks, tmp_path, spelling
+):
+    _, files = export(tmp_path)
+    assert verify(files["jsonl"], jwks).ok
+    victim = _respell_event_line(files, UNSIGNED_SPELLINGS[spelling])
+    report = verify(files["jsonl"], jwks)
+    assert not report.ok, f"{spelling}: accepted bytes nobody signed"
+    named = [x for x in report.failures if f"id {victim['event']['id']})" in x]
+    assert named and all("modified" in x for x in named), report.failures
+    assert f"leaf {victim['leaf_index']}" in named[0]
