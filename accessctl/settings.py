@@ -13,6 +13,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from accessctl.secret_rules import bytes_problem, secret_problem, url_password_problem
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -35,10 +37,20 @@ def _embedded_secret(name: str, nbytes: int) -> str:
     return path.read_text().strip()
 
 
+def _require_secret(name: str, problem: str, requirement: str) -> None:
+    """Refuse to start on a weak secret, naming the variable, never its value."""
+    if problem:
+        raise ImproperlyConfigured(f"{name} {problem}: {requirement}")
+
+
 if PRODUCTION:
     SECRET_KEY = env.str("DJANGO_SECRET_KEY")
-    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 50 random characters.")
+    _require_secret(
+        "DJANGO_SECRET_KEY",
+        secret_problem(SECRET_KEY, min_length=50),
+        "it must be at least 50 random characters, e.g. "
+        'python -c "import secrets; print(secrets.token_urlsafe(50))".',
+    )
     DEBUG = env.bool("DJANGO_DEBUG", default=False)
     if DEBUG:
         raise ImproperlyConfigured("DJANGO_DEBUG must be off in production.")
@@ -359,15 +371,38 @@ if PRODUCTION:
         )
     except ValueError:
         _kek = b""
-    if len(_kek) != 32:
-        raise ImproperlyConfigured(
-            "ACCESSCTL_KEY_ENCRYPTION_KEY must be 32 random bytes, base64url-encoded: "
-            "signing keys are never stored unencrypted."
-        )
-    if not ACCESSCTL_TOKEN_PEPPERS or min(len(v) for v in ACCESSCTL_TOKEN_PEPPERS.values()) < 32:
+    _require_secret(
+        "ACCESSCTL_KEY_ENCRYPTION_KEY",
+        secret_problem(ACCESSCTL_KEY_ENCRYPTION_KEY, min_length=43)
+        or bytes_problem(_kek, length=32),
+        "it must be 32 random bytes, base64url-encoded: signing keys are never stored unencrypted.",
+    )
+    if not ACCESSCTL_TOKEN_PEPPERS:
         raise ImproperlyConfigured(
             "ACCESSCTL_TOKEN_PEPPERS must be set, e.g. '1:<32+ random characters>'."
         )
+    for _pepper_id, _pepper in ACCESSCTL_TOKEN_PEPPERS.items():
+        if _problem := secret_problem(_pepper, min_length=32):
+            _require_secret(
+                "ACCESSCTL_TOKEN_PEPPERS",
+                f"(pepper id {_pepper_id!r}) {_problem}",
+                "each pepper must be 32+ random characters, e.g. '1:<secrets.token_urlsafe(32)>'.",
+            )
+    # Passwords inside connection URLs; the S3 secret key is read by boto3 itself.
+    for _name in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "EMAIL_URL"):
+        _require_secret(
+            _name,
+            url_password_problem(env.str(_name, default="")),
+            "use a generated password (16+ random characters) or none (peer or "
+            "certificate authentication).",
+        )
+    _require_secret(
+        "AWS_SECRET_ACCESS_KEY",
+        secret_problem(_aws, min_length=32)
+        if (_aws := env.str("AWS_SECRET_ACCESS_KEY", default=""))
+        else "",
+        "set the bucket's real secret key, or none (an instance or pod role).",
+    )
 else:
     ACCESSCTL_KEY_ENCRYPTION_KEY = ACCESSCTL_KEY_ENCRYPTION_KEY or _embedded_secret(
         "key_encryption_key", 32
