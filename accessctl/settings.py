@@ -5,6 +5,7 @@ needs no server. ``ACCESSCTL_ENV=production`` switches on every production guard
 refuses to start with a missing or weak secret, DEBUG, or no allowed hosts.
 """
 
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,11 @@ def _embedded_secret(name: str, nbytes: int) -> str:
     """A random secret made once per embedded install, so no secret ships in the repository."""
     path = DATA_DIR / name
     if not path.exists():
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(nbytes))
-        path.chmod(0o600)
+        DATA_DIR.mkdir(parents=True, exist_ok=True, mode=0o750)
+        # Created 0600: never readable by others, not even between write and chmod.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(nbytes))
     return path.read_text().strip()
 
 
@@ -162,13 +165,24 @@ STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 
 ARTIFACT_ROOT = Path(env.str("ACCESSCTL_ARTIFACT_ROOT", default=str(DATA_DIR / "artifacts")))
+# Embargoed weights and audit exports are nobody else's business on the host: files the
+# storages write are chmod-ed explicitly, whatever the process umask. Artifacts are
+# group-readable (0640 in 0750 folders) for nginx's X-Accel-Redirect location, with nginx's
+# user in the service's group; exports are the service's alone (0600 in 0700 folders).
+FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+_PRIVATE_FILES = {"file_permissions_mode": 0o600, "directory_permissions_mode": 0o700}
 # Artifacts live in local files (embedded default, or behind nginx) or in an
 # S3-compatible bucket (django-storages with boto3, SigV4 presigned URLs).
 ACCESSCTL_ARTIFACT_STORAGE = env.str("ACCESSCTL_ARTIFACT_STORAGE", default="local")
 _ARTIFACT_STORAGES: dict[str, dict[str, Any]] = {
     "local": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(ARTIFACT_ROOT)},
+        "OPTIONS": {
+            "location": str(ARTIFACT_ROOT),
+            "file_permissions_mode": FILE_UPLOAD_PERMISSIONS,
+            "directory_permissions_mode": FILE_UPLOAD_DIRECTORY_PERMISSIONS,
+        },
     },
     "s3": {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -199,7 +213,7 @@ STORAGES = {
             **(
                 {"location": "audit-exports"}
                 if ACCESSCTL_ARTIFACT_STORAGE == "s3"
-                else {"location": str(DATA_DIR / "exports")}
+                else {"location": str(DATA_DIR / "exports"), **_PRIVATE_FILES}
             ),
         },
     },

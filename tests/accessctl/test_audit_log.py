@@ -4,6 +4,8 @@ which names the event or checkpoint that fails for each kind of tampering."""
 
 import csv
 import json
+import os
+import stat
 from datetime import timedelta
 
 import pytest
@@ -11,6 +13,7 @@ from django.core.files.storage import storages
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+import accessctl.settings as configured
 from accessctl.audit import sealing, verify_export
 from accessctl.audit.events import AuditAction, record
 from accessctl.audit.exports import request_export, write_export
@@ -414,3 +417,31 @@ def test_verifier_names_an_event_line_that_is_not_exactly_the_signed_form(
     named = [x for x in report.failures if f"id {victim['event']['id']})" in x]
     assert named and all("modified" in x for x in named), report.failures
     assert f"leaf {victim['leaf_index']}" in named[0]
+
+
+def test_export_files_are_readable_by_the_service_only(history, settings, tmp_path):
+    """Audit exports (who downloaded what, from where): 0600 files in 0700 folders,
+    whatever the umask."""
+    root = tmp_path / "export-root"
+    shipped = configured.STORAGES["exports"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "exports": {
+            "BACKEND": shipped["BACKEND"],
+            "OPTIONS": {**shipped["OPTIONS"], "location": str(root)},
+        },
+    }
+    previous = os.umask(0o022)
+    try:
+        done = write_export(request_export(actor=f.staff("Compliance"), filters={}).pk)
+    finally:
+        os.umask(previous)
+    written = [root / meta["name"] for meta in done.files.values()]
+    assert len(written) == 3 and all(p.is_file() for p in written)
+    paths = [root, *root.rglob("*")]
+    wrong = {
+        str(p): oct(stat.S_IMODE(p.stat().st_mode))
+        for p in paths
+        if stat.S_IMODE(p.stat().st_mode) != (0o700 if p.is_dir() else 0o600)
+    }
+    assert not wrong

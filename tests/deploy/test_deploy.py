@@ -2,9 +2,12 @@
 systemd-analyze, kubectl kustomize (when present), and YAML parsing for the rest."""
 
 import datetime
+import json
 import os
+import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -166,6 +169,10 @@ def test_shipped_nginx_before_gunicorn_serves_a_download_by_x_accel_redirect(tmp
             assert ready.json()["checks"]["database"]["status"] == "ok"
             # nginx gives each request an id (its $request_id) that Django keeps.
             assert len(ready.headers["x-request-id"]) == 32
+            # gunicorn's configuration sets the umask of the master and its workers.
+            workers = Path(f"/proc/{gunicorn.pid}/task/{gunicorn.pid}/children").read_text()
+            for pid in [gunicorn.pid, *map(int, workers.split())]:
+                assert _umask_of(pid) == 0o027
         assert Grant.objects.get(pk=grant.pk).bytes_used == 1000
     finally:
         proxy.send_signal(signal.SIGQUIT)
@@ -205,6 +212,37 @@ def test_systemd_units_verify(tmp_path):
     check = subprocess.run([analyze, "verify", *units], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     assert check.stderr.strip() == ""
+    for unit in (DEPLOY / "systemd").glob("*.service"):
+        (umask,) = re.findall(r"^UMask=(0[0-7]{3})$", unit.read_text(), flags=re.MULTILINE)
+        assert int(umask, 8) & 0o027 == 0o027, f"{unit.name} writes world-readable files"
+
+
+def _umask_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^Umask:\s+([0-7]+)$", status, flags=re.MULTILINE).group(1), 8)
+
+
+def test_image_entrypoint_runs_every_command_under_umask_0027(tmp_path):
+    """The image's entrypoint, run as written, before a command that reports its umask
+    and writes a file; Kubernetes passes commands as args so the entrypoint stays."""
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    (entrypoint,) = re.findall(r"^ENTRYPOINT (\[.*\])$", dockerfile, flags=re.MULTILINE)
+    target = tmp_path / "written"
+    script = f"import os; open({str(target)!r}, 'w').close(); print(oct(os.umask(0)))"
+    run = subprocess.run(
+        [*json.loads(entrypoint), sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.strip() == "0o27"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    for doc in manifests():
+        pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in pod.get("containers", []):
+            assert "command" not in container and container["args"], container["name"]
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert not any("entrypoint" in service for service in compose["services"].values())
 
 
 def manifests() -> list[dict]:
