@@ -458,7 +458,10 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(client_address)s",
+            "format": (
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s "
+                "%(client_address)s %(client_request_id)s"
+            ),
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },
