@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.urls import resolve
 
+from accessctl.audit.models import AuditEvent
 from partners.models import Grant
 from tests import factories as f
 from tests.servers import free_port
@@ -30,6 +31,12 @@ from tests.workers import database_url, wait_for
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+SECURITY_HEADERS = (
+    "strict-transport-security",
+    "x-content-type-options",
+    "x-frame-options",
+    "referrer-policy",
+)
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
@@ -161,6 +168,36 @@ def test_shipped_nginx_before_gunicorn_serves_a_download_by_x_accel_redirect(tmp
             assert response.content == content[1000:2000]
             assert "x-accel-redirect" not in response.headers  # nginx consumed it
             assert response.headers["strict-transport-security"].startswith("max-age=")
+            # A client's X-Request-ID is kept apart; the request id is nginx's $request_id.
+            forged = client.get(
+                f"/api/v1/grants/{grant.pk}/files/shard.bin",
+                headers={
+                    **auth,
+                    "X-Grant-Token": token,
+                    "Range": "bytes=0-9",
+                    "X-Request-ID": "f3b1c2d4e5a6978812345678abcdef00",
+                    "X-Client-Request-ID": "smuggled-past-nginx",
+                },
+            )
+            assert forged.status_code == 206
+            event = AuditEvent.objects.filter(action="download.authorized").latest("id")
+            assert event.request_id == forged.headers["x-request-id"]
+            assert event.request_id != "f3b1c2d4e5a6978812345678abcdef00"
+            assert event.changes["client_request_id"] == "f3b1c2d4e5a6978812345678abcdef00"
+            # Each security header exactly once, on Django's answers and on nginx's own.
+            answers = {
+                "proxied": client.get("/readyz"),
+                "proxied error": client.get("/api/v1/grants/"),
+                "X-Accel-Redirect file": response,
+                "nginx 404": client.get("/metrics"),
+                "nginx static": client.get("/static/missing.css"),
+            }
+            for what, answer in answers.items():
+                for header in SECURITY_HEADERS:
+                    count = len(answer.headers.get_list(header))
+                    assert count == 1, f"{what} ({answer.status_code}): {header} x{count}"
+                for header in ("content-security-policy", "cross-origin-opener-policy"):
+                    assert len(answer.headers.get_list(header)) <= 1, f"{what}: {header}"
             direct = client.get(f"/_artifacts/{checkpoint.artifacts.get().storage_key}")
             assert direct.status_code == 404  # internal only
             plain = httpx.get(f"http://127.0.0.1:{http_port}/healthz", follow_redirects=False)
@@ -173,7 +210,7 @@ def test_shipped_nginx_before_gunicorn_serves_a_download_by_x_accel_redirect(tmp
             workers = Path(f"/proc/{gunicorn.pid}/task/{gunicorn.pid}/children").read_text()
             for pid in [gunicorn.pid, *map(int, workers.split())]:
                 assert _umask_of(pid) == 0o027
-        assert Grant.objects.get(pk=grant.pk).bytes_used == 1000
+        assert Grant.objects.get(pk=grant.pk).bytes_used == 1000 + 10
     finally:
         proxy.send_signal(signal.SIGQUIT)
         gunicorn.send_signal(signal.SIGTERM)
