@@ -5,6 +5,7 @@ needs no server. ``ACCESSCTL_ENV=production`` switches on every production guard
 refuses to start with a missing or weak secret, DEBUG, or no allowed hosts.
 """
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -318,6 +319,22 @@ AXES_RESET_ON_SUCCESS = True
 # the last address it wrote in X-Forwarded-For (deploy/nginx overwrites that header);
 # the middleware puts it in REMOTE_ADDR for every check, limit and audit event.
 ACCESSCTL_TRUSTED_PROXIES = env.list("ACCESSCTL_TRUSTED_PROXIES", default=[])
+if PRODUCTION:
+    # Trusting a whole network (a Kubernetes pod network, 10.0.0.0/8) lets every host in it
+    # choose its client address and request id: list the proxies, not their network.
+    for _proxy in ACCESSCTL_TRUSTED_PROXIES:
+        try:
+            _network = ipaddress.ip_network(_proxy, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"ACCESSCTL_TRUSTED_PROXIES: {_proxy!r} is not an address or CIDR range."
+            ) from None
+        if _network.prefixlen < (24 if _network.version == 4 else 64):
+            raise ImproperlyConfigured(
+                f"ACCESSCTL_TRUSTED_PROXIES trusts a whole network ({_proxy}): any host in it "
+                "could choose its client address. List your proxies' own addresses "
+                "(at most /24 for IPv4, /64 for IPv6)."
+            )
 # Who may scrape /metrics (CIDR); everyone else gets 404.
 ACCESSCTL_METRICS_ALLOW = env.list(
     "ACCESSCTL_METRICS_ALLOW",

@@ -25,6 +25,7 @@ from django.urls import resolve
 from accessctl.audit.models import AuditEvent
 from partners.models import Grant
 from tests import factories as f
+from tests.accessctl.test_embedded import PRODUCTION, manage
 from tests.servers import free_port
 from tests.workers import database_url, wait_for
 
@@ -367,3 +368,99 @@ def test_compose_file_runs_the_same_processes():
         "DJANGO_ALLOWED_HOSTS",
     ):
         assert f"{required}=" in env_example
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    assert set(selector) <= {"matchLabels"}, "only matchLabels selectors are evaluated here"
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def _admitted(docs: list[dict], labels: dict) -> list[tuple[dict, list]] | None:
+    """What may connect to a pod with ``labels`` under the NetworkPolicies: None when no
+    policy isolates it (everything may), else the (peer, ports) pairs admitted."""
+    isolating = [
+        d
+        for d in docs
+        if d["kind"] == "NetworkPolicy"
+        and "Ingress" in d["spec"].get("policyTypes", ["Ingress"])
+        and _selects(d["spec"]["podSelector"], labels)
+    ]
+    if not isolating:
+        return None
+    return [
+        (peer, rule.get("ports", []))
+        for policy in isolating
+        for rule in policy["spec"].get("ingress", [])
+        for peer in rule.get("from", [{}])  # a rule without "from" admits every source
+    ]
+
+
+def test_kubernetes_admits_only_the_ingress_controller_to_web_and_nothing_to_workers():
+    docs = manifests()
+    pods = {
+        d["metadata"]["name"]: d["spec"]["template"].get("metadata", {}).get("labels", {})
+        for d in docs
+        if d["kind"] in {"Deployment", "Job"}
+    }
+    assert set(pods) >= {"accessctl-web", "accessctl-beat", "accessctl-migrate"}
+    web = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "accessctl-web"
+    )
+    port = web["spec"]["template"]["spec"]["containers"][0]["ports"][0]
+    for name, labels in pods.items():
+        admitted = _admitted(docs, labels)
+        assert admitted is not None, f"{name} is not isolated: any pod may connect"
+        if name != "accessctl-web":
+            assert admitted == [], f"{name} accepts connections: {admitted}"
+            continue
+        assert admitted, "nothing may reach the web pods"
+        for peer, ports in admitted:
+            # One peer naming both the namespace and the pods, never an address block.
+            assert set(peer) == {"namespaceSelector", "podSelector"}, peer
+            assert peer["namespaceSelector"]["matchLabels"]
+            assert peer["podSelector"]["matchLabels"]
+            assert ports and all(p["port"] in {port["name"], port["containerPort"]} for p in ports)
+    kustomization = next(d for d in docs if d["kind"] == "Kustomization")
+    assert "networkpolicy.yaml" in kustomization["resources"]
+    kubectl = shutil.which("kubectl")
+    if kubectl:
+        built = subprocess.run(
+            [kubectl, "kustomize", str(DEPLOY / "k8s")], capture_output=True, text=True
+        )
+        built_docs = list(yaml.safe_load_all(built.stdout))
+        policies = [d for d in built_docs if d["kind"] == "NetworkPolicy"]
+        assert len(policies) == 2 and {p["metadata"]["namespace"] for p in policies} == {
+            "accessctl"
+        }
+
+
+def test_kubernetes_trusts_no_network_as_proxies_and_production_accepts_its_configuration(
+    tmp_path,
+):
+    config = next(d for d in manifests() if d["kind"] == "ConfigMap")["data"]
+    result = manage(
+        tmp_path,
+        "check",
+        extra_env={
+            **PRODUCTION,
+            **{k: v for k, v in config.items() if k.startswith("ACCESSCTL_TRUSTED")},
+        },
+    )
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "proxies",
+    ["10.0.0.0/8", "0.0.0.0/0", "172.16.0.0/12", "127.0.0.1/32,10.0.0.0/16", "fd00::/8", "nginx"],
+)
+def test_production_refuses_to_trust_a_whole_network_as_proxies(tmp_path, proxies):
+    env = {**PRODUCTION, "ACCESSCTL_TRUSTED_PROXIES": proxies}
+    result = manage(tmp_path, "check", check=False, extra_env=env)
+    assert result.returncode != 0
+    assert "ACCESSCTL_TRUSTED_PROXIES" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("proxies", ["127.0.0.1/32", "10.42.7.0/24,10.42.9.17", "fd00:1::/64"])
+def test_production_accepts_narrow_proxy_addresses(tmp_path, proxies):
+    env = {**PRODUCTION, "ACCESSCTL_TRUSTED_PROXIES": proxies}
+    assert "no issues" in manage(tmp_path, "check", extra_env=env).stdout
