@@ -11,7 +11,13 @@ from django.http import HttpRequest, HttpResponse
 
 from partners.networks import address_in_networks
 
-__all__ = ["RequestContext", "RequestContextMiddleware", "client_address", "current_context"]
+__all__ = [
+    "RequestContext",
+    "RequestContextMiddleware",
+    "client_address",
+    "current_context",
+    "request_ids",
+]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -20,6 +26,9 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 class RequestContext:
     request_id: str = ""
     client_address: str | None = None
+    # An id the client sent in X-Request-ID: kept for correlation with its own logs, never
+    # as the request id (a client could forge one, or make two requests' ids collide).
+    client_request_id: str = ""
 
 
 _context: ContextVar[RequestContext] = ContextVar("accessctl_request", default=RequestContext())  # noqa: B039 (frozen)
@@ -35,29 +44,52 @@ def client_address(request: HttpRequest) -> str | None:
     ``X-Forwarded-For``. Addresses a client wrote into the header itself are never used:
     only the hop the trusted proxy saw."""
     remote = request.META.get("REMOTE_ADDR")
-    proxies = settings.ACCESSCTL_TRUSTED_PROXIES
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if proxies and forwarded and address_in_networks(remote, proxies):
+    if forwarded and _from_trusted_proxy(request):
         last = forwarded.split(",")[-1].strip()
         if address_in_networks(last, ("0.0.0.0/0", "::/0")):
             return last
     return remote
 
 
+def _from_trusted_proxy(request: HttpRequest) -> bool:
+    proxies = settings.ACCESSCTL_TRUSTED_PROXIES
+    return bool(proxies) and address_in_networks(request.META.get("REMOTE_ADDR"), proxies)
+
+
+def request_ids(request: HttpRequest) -> tuple[str, str]:
+    """(request id, the client's own id or ''). The request id is the server's: the one a
+    trusted proxy generated (the shipped nginx sends its ``$request_id`` as
+    ``X-Request-ID`` and the client's header as ``X-Client-Request-ID``), else a new one.
+    An ``X-Request-ID`` from anyone else is the client's, never the request id."""
+    if _from_trusted_proxy(request):
+        proxied = request.headers.get("X-Request-ID", "")
+        request_id = proxied if _REQUEST_ID.match(proxied) else uuid.uuid4().hex
+        client = request.headers.get("X-Client-Request-ID", "")
+    else:
+        request_id = uuid.uuid4().hex
+        client = request.headers.get("X-Request-ID", "")
+    return request_id, client if _REQUEST_ID.match(client) else ""
+
+
 class RequestContextMiddleware:
-    """Give each request an id (a well-formed ``X-Request-ID`` from the proxy is kept) and
-    settle its client address once (see ``client_address``), in ``REMOTE_ADDR`` too, so
-    every rule, rate limit and audit event uses the same one."""
+    """Give each request a server-made id (see ``request_ids``) and settle its client
+    address once (see ``client_address``), in ``REMOTE_ADDR`` too, so every rule, rate
+    limit and audit event uses the same one."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        # Both read the hop that connected (REMOTE_ADDR), before it becomes the client's.
+        request_id, client_request_id = request_ids(request)
         request.META["REMOTE_ADDR"] = client_address(request)
-        incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = _context.set(
-            RequestContext(request_id=request_id, client_address=request.META.get("REMOTE_ADDR"))
+            RequestContext(
+                request_id=request_id,
+                client_address=request.META.get("REMOTE_ADDR"),
+                client_request_id=client_request_id,
+            )
         )
         try:
             response = self.get_response(request)

@@ -5,6 +5,8 @@ needs no server. ``ACCESSCTL_ENV=production`` switches on every production guard
 refuses to start with a missing or weak secret, DEBUG, or no allowed hosts.
 """
 
+import ipaddress
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,8 @@ from typing import Any
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
+
+from accessctl.secret_rules import bytes_problem, secret_problem, url_password_problem
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -29,16 +33,28 @@ def _embedded_secret(name: str, nbytes: int) -> str:
     """A random secret made once per embedded install, so no secret ships in the repository."""
     path = DATA_DIR / name
     if not path.exists():
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(nbytes))
-        path.chmod(0o600)
+        DATA_DIR.mkdir(parents=True, exist_ok=True, mode=0o750)
+        # Created 0600: never readable by others, not even between write and chmod.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(nbytes))
     return path.read_text().strip()
+
+
+def _require_secret(name: str, problem: str, requirement: str) -> None:
+    """Refuse to start on a weak secret, naming the variable, never its value."""
+    if problem:
+        raise ImproperlyConfigured(f"{name} {problem}: {requirement}")
 
 
 if PRODUCTION:
     SECRET_KEY = env.str("DJANGO_SECRET_KEY")
-    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 50 random characters.")
+    _require_secret(
+        "DJANGO_SECRET_KEY",
+        secret_problem(SECRET_KEY, min_length=50),
+        "it must be at least 50 random characters, e.g. "
+        'python -c "import secrets; print(secrets.token_urlsafe(50))".',
+    )
     DEBUG = env.bool("DJANGO_DEBUG", default=False)
     if DEBUG:
         raise ImproperlyConfigured("DJANGO_DEBUG must be off in production.")
@@ -150,6 +166,13 @@ STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 
 ARTIFACT_ROOT = Path(env.str("ACCESSCTL_ARTIFACT_ROOT", default=str(DATA_DIR / "artifacts")))
+# Embargoed weights and audit exports are nobody else's business on the host: files the
+# storages write are chmod-ed explicitly, whatever the process umask. Artifacts are
+# group-readable (0640 in 0750 folders) for nginx's X-Accel-Redirect location, with nginx's
+# user in the service's group; exports are the service's alone (0600 in 0700 folders).
+FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+_PRIVATE_FILES = {"file_permissions_mode": 0o600, "directory_permissions_mode": 0o700}
 # Artifacts live in local files (embedded default, or behind nginx) or in an
 # S3-compatible bucket (django-storages with boto3, SigV4 presigned URLs).
 ACCESSCTL_ARTIFACT_STORAGE = env.str("ACCESSCTL_ARTIFACT_STORAGE", default="local")
@@ -157,7 +180,11 @@ ACCESSCTL_S3_EXPORTS_PREFIX = "accessctl.audit-exports"
 _ARTIFACT_STORAGES: dict[str, dict[str, Any]] = {
     "local": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(ARTIFACT_ROOT)},
+        "OPTIONS": {
+            "location": str(ARTIFACT_ROOT),
+            "file_permissions_mode": FILE_UPLOAD_PERMISSIONS,
+            "directory_permissions_mode": FILE_UPLOAD_DIRECTORY_PERMISSIONS,
+        },
     },
     "s3": {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -190,7 +217,7 @@ STORAGES = {
             **(
                 {"location": ACCESSCTL_S3_EXPORTS_PREFIX}
                 if ACCESSCTL_ARTIFACT_STORAGE == "s3"
-                else {"location": str(DATA_DIR / "exports")}
+                else {"location": str(DATA_DIR / "exports"), **_PRIVATE_FILES}
             ),
         },
     },
@@ -297,6 +324,22 @@ AXES_RESET_ON_SUCCESS = True
 # the last address it wrote in X-Forwarded-For (deploy/nginx overwrites that header);
 # the middleware puts it in REMOTE_ADDR for every check, limit and audit event.
 ACCESSCTL_TRUSTED_PROXIES = env.list("ACCESSCTL_TRUSTED_PROXIES", default=[])
+if PRODUCTION:
+    # Trusting a whole network (a Kubernetes pod network, 10.0.0.0/8) lets every host in it
+    # choose its client address and request id: list the proxies, not their network.
+    for _proxy in ACCESSCTL_TRUSTED_PROXIES:
+        try:
+            _network = ipaddress.ip_network(_proxy, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"ACCESSCTL_TRUSTED_PROXIES: {_proxy!r} is not an address or CIDR range."
+            ) from None
+        if _network.prefixlen < (24 if _network.version == 4 else 64):
+            raise ImproperlyConfigured(
+                f"ACCESSCTL_TRUSTED_PROXIES trusts a whole network ({_proxy}): any host in it "
+                "could choose its client address. List your proxies' own addresses "
+                "(at most /24 for IPv4, /64 for IPv6)."
+            )
 # Who may scrape /metrics (CIDR); everyone else gets 404.
 ACCESSCTL_METRICS_ALLOW = env.list(
     "ACCESSCTL_METRICS_ALLOW",
@@ -364,15 +407,38 @@ if PRODUCTION:
         )
     except ValueError:
         _kek = b""
-    if len(_kek) != 32:
-        raise ImproperlyConfigured(
-            "ACCESSCTL_KEY_ENCRYPTION_KEY must be 32 random bytes, base64url-encoded: "
-            "signing keys are never stored unencrypted."
-        )
-    if not ACCESSCTL_TOKEN_PEPPERS or min(len(v) for v in ACCESSCTL_TOKEN_PEPPERS.values()) < 32:
+    _require_secret(
+        "ACCESSCTL_KEY_ENCRYPTION_KEY",
+        secret_problem(ACCESSCTL_KEY_ENCRYPTION_KEY, min_length=43)
+        or bytes_problem(_kek, length=32),
+        "it must be 32 random bytes, base64url-encoded: signing keys are never stored unencrypted.",
+    )
+    if not ACCESSCTL_TOKEN_PEPPERS:
         raise ImproperlyConfigured(
             "ACCESSCTL_TOKEN_PEPPERS must be set, e.g. '1:<32+ random characters>'."
         )
+    for _pepper_id, _pepper in ACCESSCTL_TOKEN_PEPPERS.items():
+        if _problem := secret_problem(_pepper, min_length=32):
+            _require_secret(
+                "ACCESSCTL_TOKEN_PEPPERS",
+                f"(pepper id {_pepper_id!r}) {_problem}",
+                "each pepper must be 32+ random characters, e.g. '1:<secrets.token_urlsafe(32)>'.",
+            )
+    # Passwords inside connection URLs; the S3 secret key is read by boto3 itself.
+    for _name in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "EMAIL_URL"):
+        _require_secret(
+            _name,
+            url_password_problem(env.str(_name, default="")),
+            "use a generated password (16+ random characters) or none (peer or "
+            "certificate authentication).",
+        )
+    _require_secret(
+        "AWS_SECRET_ACCESS_KEY",
+        secret_problem(_aws, min_length=32)
+        if (_aws := env.str("AWS_SECRET_ACCESS_KEY", default=""))
+        else "",
+        "set the bucket's real secret key, or none (an instance or pod role).",
+    )
 else:
     ACCESSCTL_KEY_ENCRYPTION_KEY = ACCESSCTL_KEY_ENCRYPTION_KEY or _embedded_secret(
         "key_encryption_key", 32
@@ -416,7 +482,10 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(client_address)s",
+            "format": (
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s "
+                "%(client_address)s %(client_request_id)s"
+            ),
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },

@@ -7,6 +7,12 @@ bytes never pass through Python in production). Scale with processes and replica
 import multiprocessing
 import os
 
+# Files written by the app are not world-readable (the storages also chmod what they
+# write); set here as systemd's UMask= and the image's entrypoint do, so every way of
+# starting gunicorn gets it. gunicorn's own "umask" setting covers only its sockets.
+umask = 0o027
+os.umask(umask)
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
 worker_class = "sync"

@@ -103,7 +103,13 @@ def event(
         partner_id=partner.pk if partner is not None else partner_id,
         client_address=client_address or context.client_address,
         request_id=context.request_id,
-        changes=changes or {},
+        # The client's own id, if it sent one: evidence of what it claimed, apart from the
+        # server's request id.
+        changes=(
+            {**(changes or {}), "client_request_id": context.client_request_id}
+            if context.client_request_id
+            else changes or {}
+        ),
     )
 
 

@@ -263,22 +263,37 @@ def _event_label(line_no: int, index: object, event_id: object) -> str:
 
 
 _EVENT_PREFIX = b'{"event":'
-_EVENT_TAIL = re.compile(rb',"leaf_index":(\d+),"type":"event"}\r?\n?$')
+_EVENT_TAIL = re.compile(rb',"leaf_index":(0|[1-9][0-9]*),"type":"event"}\n\Z')
 _EVENT_ID = re.compile(rb',"id":(\d+),"occurred_at":')
 
 
-def _event_line(raw: bytes) -> tuple[object, object, bytes] | None:
-    """(leaf index, event id, leaf hash) of an event line, or None if it is not one.
+@dataclass(frozen=True, slots=True)
+class EventLine:
+    index: object
+    event_id: object
+    leaf: bytes
+    # False when the line decodes to an event but is not byte for byte the canonical line
+    # the exporter writes: it then carries bytes the log never signed.
+    exact: bool
 
-    The exporter writes canonical JSON, so the event's bytes are hashed as they stand
-    (no decoding and re-encoding: this is most of the verifier's work). A line that is
-    not in that exact form is decoded and its event re-encoded canonically instead.
+
+def _event_line(raw: bytes) -> EventLine | None:
+    """The event line ``raw`` holds, or None if it is not one.
+
+    An event line must be exactly ``canonical({"event": e, "leaf_index": i, "type":
+    "event"})`` and a newline. The event's bytes are hashed as they stand (no decoding
+    and re-encoding: this is most of the verifier's work), so a byte changed inside the
+    event changes its leaf hash, and the fixed prefix and tail leave no room for a byte
+    outside it. A line that decodes to an event in any other spelling (an extra key,
+    whitespace, key order, ``1.0`` for ``1``, an escape) is reported as modified: a
+    re-encoding would verify, but the file would then hold bytes nobody signed.
     """
     tail = _EVENT_TAIL.search(raw)
     if raw.startswith(_EVENT_PREFIX) and tail:
         body = raw[len(_EVENT_PREFIX) : tail.start()]
         found = _EVENT_ID.search(body)
-        return int(tail.group(1)), int(found.group(1)) if found else None, leaf_hash(body)
+        event_id = int(found.group(1)) if found else None
+        return EventLine(int(tail.group(1)), event_id, leaf_hash(body), exact=True)
     try:
         record = json.loads(raw)
     except ValueError:
@@ -287,7 +302,10 @@ def _event_line(raw: bytes) -> tuple[object, object, bytes] | None:
         return None
     event = record.get("event")
     event_id = event.get("id") if isinstance(event, dict) else None
-    return record.get("leaf_index"), event_id, leaf_hash(canonical(event))
+    index = record.get("leaf_index")
+    if isinstance(index, float) and index.is_integer():
+        index = int(index)  # "7.0": the same leaf, spelled in bytes nobody signed
+    return EventLine(index, event_id, leaf_hash(canonical(event)), exact=False)
 
 
 def verify(path: Path, keys: dict[str | None, Any]) -> Report:
@@ -324,9 +342,14 @@ def verify(path: Path, keys: dict[str | None, Any]) -> Report:
         for line_no, raw in lines:
             parsed = _event_line(raw)
             if parsed is not None:
-                index, event_id, value = parsed
+                index, event_id, value = parsed.index, parsed.event_id, parsed.leaf
                 label = _event_label(line_no, index, event_id)
-                if not isinstance(index, int) or index not in expected:
+                if not parsed.exact:
+                    report.fail(
+                        f"{label}: modified (the line is not exactly the signed canonical "
+                        "form: it holds bytes outside the signed event)"
+                    )
+                if type(index) is not int or index not in expected:
                     report.fail(
                         f"{label}: inserted (not among the exported leaves the manifest signs)"
                     )

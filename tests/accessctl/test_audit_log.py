@@ -4,6 +4,8 @@ which names the event or checkpoint that fails for each kind of tampering."""
 
 import csv
 import json
+import os
+import stat
 from datetime import timedelta
 
 import pytest
@@ -11,6 +13,7 @@ from django.core.files.storage import storages
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+import accessctl.settings as configured
 from accessctl.audit import sealing, verify_export
 from accessctl.audit.events import AuditAction, record
 from accessctl.audit.exports import request_export, write_export
@@ -72,7 +75,8 @@ def lines(path):
 
 
 def write(path, records):
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    """Lines in the exporter's own canonical form, so only the intended change differs."""
+    path.write_bytes(b"".join(verify_export.canonical(r) + b"\n" for r in records))
 
 
 # The database refuses changes.
@@ -355,3 +359,89 @@ def test_verifier_refuses_checkpoints_that_are_not_consistent(history, jwks, tmp
     tampered(files, rewrite)
     failures = verify(files["jsonl"], jwks).failures
     assert any("is not consistent with" in x and "rewritten" in x for x in failures), failures
+
+
+def _respell_event_line(files, change):
+    """Rewrite the third event line's raw bytes with ``change(line, record)``; return the
+    record so the failure can be matched to it."""
+    raw = files["jsonl"].read_bytes().splitlines(keepends=True)
+    position = [i for i, line in enumerate(raw) if json.loads(line)["type"] == "event"][2]
+    record = json.loads(raw[position])
+    raw[position] = change(raw[position], record)
+    files["jsonl"].write_bytes(b"".join(raw))
+    return record
+
+
+def _with(record, **extra):
+    return verify_export.canonical({**record, **extra}) + b"\n"
+
+
+# Each spelling carries exactly the signed event (same keys, same values), so only the
+# verifier's insistence on the exact signed bytes can tell it from the original.
+UNSIGNED_SPELLINGS = {
+    "extra key beside the event": lambda line, r: _with(r, note="approved by legal"),
+    "extra key first": lambda line, r: b'{"a":1,' + line[1:],
+    "duplicate event key": lambda line, r: line[:-2] + b',"type":"event"}\n',
+    "spaces after separators": lambda line, r: json.dumps(r, sort_keys=True).encode() + b"\n",
+    "keys in another order": lambda line, r: (
+        json.dumps(
+            {"type": "event", "leaf_index": r["leaf_index"], "event": r["event"]},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
+        + b"\n"
+    ),
+    "trailing space": lambda line, r: line[:-1] + b" \n",
+    "carriage return": lambda line, r: line[:-1] + b"\r\n",
+    "leaf index as a float": lambda line, r: line.replace(
+        b'"leaf_index":%d,' % r["leaf_index"], b'"leaf_index":%d.0,' % r["leaf_index"]
+    ),
+    "leaf index in exponent form": lambda line, r: line.replace(
+        b'"leaf_index":%d,' % r["leaf_index"], b'"leaf_index":%de0,' % r["leaf_index"]
+    ),
+    "escaped letter in the type": lambda line, r: line.replace(
+        b'"type":"event"', b'"type":"\\u0065vent"'
+    ),
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(UNSIGNED_SPELLINGS))
+def test_verifier_names_an_event_line_that_is_not_exactly_the_signed_form(
+    history, jwks, tmp_path, spelling
+):
+    _, files = export(tmp_path)
+    assert verify(files["jsonl"], jwks).ok
+    victim = _respell_event_line(files, UNSIGNED_SPELLINGS[spelling])
+    report = verify(files["jsonl"], jwks)
+    assert not report.ok, f"{spelling}: accepted bytes nobody signed"
+    named = [x for x in report.failures if f"id {victim['event']['id']})" in x]
+    assert named and all("modified" in x for x in named), report.failures
+    assert f"leaf {victim['leaf_index']}" in named[0]
+
+
+def test_export_files_are_readable_by_the_service_only(history, settings, tmp_path):
+    """Audit exports (who downloaded what, from where): 0600 files in 0700 folders,
+    whatever the umask."""
+    root = tmp_path / "export-root"
+    shipped = configured.STORAGES["exports"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "exports": {
+            "BACKEND": shipped["BACKEND"],
+            "OPTIONS": {**shipped["OPTIONS"], "location": str(root)},
+        },
+    }
+    previous = os.umask(0o022)
+    try:
+        done = write_export(request_export(actor=f.staff("Compliance"), filters={}).pk)
+    finally:
+        os.umask(previous)
+    written = [root / meta["name"] for meta in done.files.values()]
+    assert len(written) == 3 and all(p.is_file() for p in written)
+    paths = [root, *root.rglob("*")]
+    wrong = {
+        str(p): oct(stat.S_IMODE(p.stat().st_mode))
+        for p in paths
+        if stat.S_IMODE(p.stat().st_mode) != (0o700 if p.is_dir() else 0o600)
+    }
+    assert not wrong

@@ -141,7 +141,7 @@ def test_sqlite_enforces_the_same_database_rules(demo, statement, rule):
 
 PRODUCTION = {
     "ACCESSCTL_ENV": "production",
-    "DJANGO_SECRET_KEY": "k9#Vq2!mZ-r7@Lp4$Wx8^Tn3&Hc6*Bf1(Jd5)Gs0" * 2,
+    "DJANGO_SECRET_KEY": "k9#Vq2!mZ-r7@Lp4$Wx8^Tn3&Hc6*Bf1(Jd5)Gs0-uE3%Ya7+Ro2=Mi6~Qe9",
     "DJANGO_ALLOWED_HOSTS": "accessctl.lab.example",
     "ACCESSCTL_KEY_ENCRYPTION_KEY": "q3V0m8yZx1Jk2Lp7Rt5Wn9Bc4Df6Gh0Jk2Lp7Rt5Wn0",
     "ACCESSCTL_TOKEN_PEPPERS": "2:Zx8Vb3Nm6Qw9Er2Ty5Ui8Op1As4Df7Gh0Jk",
@@ -184,7 +184,7 @@ def test_production_refuses_to_start_without_secrets(tmp_path):
         check=False,
         extra_env={
             "ACCESSCTL_ENV": "production",
-            "DJANGO_SECRET_KEY": "k9#Vq2!mZ" * 7,
+            "DJANGO_SECRET_KEY": PRODUCTION["DJANGO_SECRET_KEY"],
             "DJANGO_ALLOWED_HOSTS": "a",
             "DJANGO_DEBUG": "true",
         },
@@ -199,7 +199,11 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         "--deploy",
         "--fail-level",
         "WARNING",
-        extra_env={**PRODUCTION, "DATABASE_URL": os.environ["DATABASE_URL"]},
+        # check does not connect; the test server's postgres:postgres would be refused.
+        extra_env={
+            **PRODUCTION,
+            "DATABASE_URL": "postgres://accessctl:Tb6Wq1Zr8Kx3Nv5Hm2Pj@db.lab.internal/accessctl",
+        },
     )
     assert "no issues" in result.stdout
 

@@ -2,9 +2,12 @@
 systemd-analyze, kubectl kustomize (when present), and YAML parsing for the rest."""
 
 import datetime
+import json
 import os
+import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -19,14 +22,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.urls import resolve
 
+from accessctl.audit.models import AuditEvent
 from partners.models import Grant
 from tests import factories as f
+from tests.accessctl.test_embedded import PRODUCTION, manage
 from tests.servers import free_port
 from tests.workers import database_url, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+SECURITY_HEADERS = (
+    "strict-transport-security",
+    "x-content-type-options",
+    "x-frame-options",
+    "referrer-policy",
+)
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
@@ -158,6 +169,36 @@ def test_shipped_nginx_before_gunicorn_serves_a_download_by_x_accel_redirect(tmp
             assert response.content == content[1000:2000]
             assert "x-accel-redirect" not in response.headers  # nginx consumed it
             assert response.headers["strict-transport-security"].startswith("max-age=")
+            # A client's X-Request-ID is kept apart; the request id is nginx's $request_id.
+            forged = client.get(
+                f"/api/v1/grants/{grant.pk}/files/shard.bin",
+                headers={
+                    **auth,
+                    "X-Grant-Token": token,
+                    "Range": "bytes=0-9",
+                    "X-Request-ID": "f3b1c2d4e5a6978812345678abcdef00",
+                    "X-Client-Request-ID": "smuggled-past-nginx",
+                },
+            )
+            assert forged.status_code == 206
+            event = AuditEvent.objects.filter(action="download.authorized").latest("id")
+            assert event.request_id == forged.headers["x-request-id"]
+            assert event.request_id != "f3b1c2d4e5a6978812345678abcdef00"
+            assert event.changes["client_request_id"] == "f3b1c2d4e5a6978812345678abcdef00"
+            # Each security header exactly once, on Django's answers and on nginx's own.
+            answers = {
+                "proxied": client.get("/readyz"),
+                "proxied error": client.get("/api/v1/grants/"),
+                "X-Accel-Redirect file": response,
+                "nginx 404": client.get("/metrics"),
+                "nginx static": client.get("/static/missing.css"),
+            }
+            for what, answer in answers.items():
+                for header in SECURITY_HEADERS:
+                    count = len(answer.headers.get_list(header))
+                    assert count == 1, f"{what} ({answer.status_code}): {header} x{count}"
+                for header in ("content-security-policy", "cross-origin-opener-policy"):
+                    assert len(answer.headers.get_list(header)) <= 1, f"{what}: {header}"
             direct = client.get(f"/_artifacts/{checkpoint.artifacts.get().storage_key}")
             assert direct.status_code == 404  # internal only
             plain = httpx.get(f"http://127.0.0.1:{http_port}/healthz", follow_redirects=False)
@@ -166,7 +207,11 @@ def test_shipped_nginx_before_gunicorn_serves_a_download_by_x_accel_redirect(tmp
             assert ready.json()["checks"]["database"]["status"] == "ok"
             # nginx gives each request an id (its $request_id) that Django keeps.
             assert len(ready.headers["x-request-id"]) == 32
-        assert Grant.objects.get(pk=grant.pk).bytes_used == 1000
+            # gunicorn's configuration sets the umask of the master and its workers.
+            workers = Path(f"/proc/{gunicorn.pid}/task/{gunicorn.pid}/children").read_text()
+            for pid in [gunicorn.pid, *map(int, workers.split())]:
+                assert _umask_of(pid) == 0o027
+        assert Grant.objects.get(pk=grant.pk).bytes_used == 1000 + 10
     finally:
         proxy.send_signal(signal.SIGQUIT)
         gunicorn.send_signal(signal.SIGTERM)
@@ -205,6 +250,37 @@ def test_systemd_units_verify(tmp_path):
     check = subprocess.run([analyze, "verify", *units], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     assert check.stderr.strip() == ""
+    for unit in (DEPLOY / "systemd").glob("*.service"):
+        (umask,) = re.findall(r"^UMask=(0[0-7]{3})$", unit.read_text(), flags=re.MULTILINE)
+        assert int(umask, 8) & 0o027 == 0o027, f"{unit.name} writes world-readable files"
+
+
+def _umask_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^Umask:\s+([0-7]+)$", status, flags=re.MULTILINE).group(1), 8)
+
+
+def test_image_entrypoint_runs_every_command_under_umask_0027(tmp_path):
+    """The image's entrypoint, run as written, before a command that reports its umask
+    and writes a file; Kubernetes passes commands as args so the entrypoint stays."""
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    (entrypoint,) = re.findall(r"^ENTRYPOINT (\[.*\])$", dockerfile, flags=re.MULTILINE)
+    target = tmp_path / "written"
+    script = f"import os; open({str(target)!r}, 'w').close(); print(oct(os.umask(0)))"
+    run = subprocess.run(
+        [*json.loads(entrypoint), sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.strip() == "0o27"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    for doc in manifests():
+        pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in pod.get("containers", []):
+            assert "command" not in container and container["args"], container["name"]
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert not any("entrypoint" in service for service in compose["services"].values())
 
 
 def manifests() -> list[dict]:
@@ -292,3 +368,99 @@ def test_compose_file_runs_the_same_processes():
         "DJANGO_ALLOWED_HOSTS",
     ):
         assert f"{required}=" in env_example
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    assert set(selector) <= {"matchLabels"}, "only matchLabels selectors are evaluated here"
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def _admitted(docs: list[dict], labels: dict) -> list[tuple[dict, list]] | None:
+    """What may connect to a pod with ``labels`` under the NetworkPolicies: None when no
+    policy isolates it (everything may), else the (peer, ports) pairs admitted."""
+    isolating = [
+        d
+        for d in docs
+        if d["kind"] == "NetworkPolicy"
+        and "Ingress" in d["spec"].get("policyTypes", ["Ingress"])
+        and _selects(d["spec"]["podSelector"], labels)
+    ]
+    if not isolating:
+        return None
+    return [
+        (peer, rule.get("ports", []))
+        for policy in isolating
+        for rule in policy["spec"].get("ingress", [])
+        for peer in rule.get("from", [{}])  # a rule without "from" admits every source
+    ]
+
+
+def test_kubernetes_admits_only_the_ingress_controller_to_web_and_nothing_to_workers():
+    docs = manifests()
+    pods = {
+        d["metadata"]["name"]: d["spec"]["template"].get("metadata", {}).get("labels", {})
+        for d in docs
+        if d["kind"] in {"Deployment", "Job"}
+    }
+    assert set(pods) >= {"accessctl-web", "accessctl-beat", "accessctl-migrate"}
+    web = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "accessctl-web"
+    )
+    port = web["spec"]["template"]["spec"]["containers"][0]["ports"][0]
+    for name, labels in pods.items():
+        admitted = _admitted(docs, labels)
+        assert admitted is not None, f"{name} is not isolated: any pod may connect"
+        if name != "accessctl-web":
+            assert admitted == [], f"{name} accepts connections: {admitted}"
+            continue
+        assert admitted, "nothing may reach the web pods"
+        for peer, ports in admitted:
+            # One peer naming both the namespace and the pods, never an address block.
+            assert set(peer) == {"namespaceSelector", "podSelector"}, peer
+            assert peer["namespaceSelector"]["matchLabels"]
+            assert peer["podSelector"]["matchLabels"]
+            assert ports and all(p["port"] in {port["name"], port["containerPort"]} for p in ports)
+    kustomization = next(d for d in docs if d["kind"] == "Kustomization")
+    assert "networkpolicy.yaml" in kustomization["resources"]
+    kubectl = shutil.which("kubectl")
+    if kubectl:
+        built = subprocess.run(
+            [kubectl, "kustomize", str(DEPLOY / "k8s")], capture_output=True, text=True
+        )
+        built_docs = list(yaml.safe_load_all(built.stdout))
+        policies = [d for d in built_docs if d["kind"] == "NetworkPolicy"]
+        assert len(policies) == 2 and {p["metadata"]["namespace"] for p in policies} == {
+            "accessctl"
+        }
+
+
+def test_kubernetes_trusts_no_network_as_proxies_and_production_accepts_its_configuration(
+    tmp_path,
+):
+    config = next(d for d in manifests() if d["kind"] == "ConfigMap")["data"]
+    result = manage(
+        tmp_path,
+        "check",
+        extra_env={
+            **PRODUCTION,
+            **{k: v for k, v in config.items() if k.startswith("ACCESSCTL_TRUSTED")},
+        },
+    )
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "proxies",
+    ["10.0.0.0/8", "0.0.0.0/0", "172.16.0.0/12", "127.0.0.1/32,10.0.0.0/16", "fd00::/8", "nginx"],
+)
+def test_production_refuses_to_trust_a_whole_network_as_proxies(tmp_path, proxies):
+    env = {**PRODUCTION, "ACCESSCTL_TRUSTED_PROXIES": proxies}
+    result = manage(tmp_path, "check", check=False, extra_env=env)
+    assert result.returncode != 0
+    assert "ACCESSCTL_TRUSTED_PROXIES" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("proxies", ["127.0.0.1/32", "10.42.7.0/24,10.42.9.17", "fd00:1::/64"])
+def test_production_accepts_narrow_proxy_addresses(tmp_path, proxies):
+    env = {**PRODUCTION, "ACCESSCTL_TRUSTED_PROXIES": proxies}
+    assert "no issues" in manage(tmp_path, "check", extra_env=env).stdout

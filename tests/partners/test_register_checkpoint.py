@@ -1,8 +1,11 @@
 import hashlib
+import os
+import stat
 
 import pytest
 from django.core.management import CommandError, call_command
 
+import accessctl.settings as configured
 from partners.models import Checkpoint
 from partners.storage import artifact_storage
 from tests import factories as f
@@ -104,3 +107,48 @@ def test_bad_input_is_a_one_line_error(shards, tmp_path, args, message):
     with pytest.raises(CommandError, match=message):
         call_command("register_checkpoint", *args, "--no-progress")
     assert not Checkpoint.objects.exists()
+
+
+def modes(root):
+    """{relative path: permission bits} of ``root`` and everything under it."""
+    return {
+        str(p.relative_to(root.parent)): stat.S_IMODE(p.stat().st_mode)
+        for p in [root, *root.rglob("*")]
+    }
+
+
+@pytest.mark.parametrize("options", ["configured", "django defaults"])
+def test_stored_artifacts_are_private_to_the_service_whatever_the_umask(
+    shards, settings, tmp_path, options
+):
+    """Embargoed weights: 0640 files in 0750 folders (the group is for nginx's
+    X-Accel-Redirect), from the shipped storage options or, for a storage configured
+    without them, Django's FILE_UPLOAD_* defaults."""
+    source, files = shards
+    root = tmp_path / "artifact-root"
+    shipped = configured.STORAGES["artifacts"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": shipped["BACKEND"],
+            "OPTIONS": (
+                {**shipped["OPTIONS"], "location": str(root)}
+                if options == "configured"
+                else {"location": str(root)}
+            ),
+        },
+    }
+    f.release("v4")
+    previous = os.umask(0o022)  # the usual default, which makes 0644 files
+    try:
+        register(source)
+    finally:
+        os.umask(previous)
+    found = modes(root)
+    assert len([p for p in found if p.endswith(tuple(files))]) == len(files)
+    wrong = {
+        path: oct(mode)
+        for path, mode in found.items()
+        if mode != (0o750 if (tmp_path / path).is_dir() else 0o640)
+    }
+    assert not wrong
