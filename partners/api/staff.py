@@ -54,9 +54,9 @@ __all__ = [
 
 
 class StaffView(APIView):
-    """A staff operation: the token's owner must be allowed ``operation`` by the authority
-    table before anything in the request is parsed (the action checks it again, with its
-    target)."""
+    # A staff operation: the token's owner must be allowed ``operation`` by the authority
+    # table before anything in the request is parsed (the action checks it again, with its
+    # target). A comment, not a docstring: the schema would show it on every operation.
 
     permission_classes = [StaffCaller]
     required_scope = "staff"
