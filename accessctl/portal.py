@@ -6,6 +6,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models.base import ModelBase
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -15,9 +17,23 @@ from django_otp.plugins.otp_static.models import StaticDevice
 
 from accessctl.admin_secrets import SecretFieldGuard
 
-__all__ = ["PortalLoginForm", "PortalSite"]
+__all__ = ["DOMAIN_APPS", "DomainRowsStay", "PortalLoginForm", "PortalSite"]
 
 TIMELINE_DAYS = 60
+
+# Apps whose rows are the record: they change through audited actions and are never
+# deleted in the portal (a partner is terminated, a grant revoked, a checkpoint pulled).
+DOMAIN_APPS = frozenset({"partners", "audit", "signing"})
+
+
+class DomainRowsStay:
+    """Mixed by ``PortalSite.register`` in front of every ModelAdmin of ``DOMAIN_APPS``: no
+    delete page, delete button or bulk delete, for anyone, superusers included. Django's
+    delete would remove the row (and cascade) with no action and no audit event. Inlines
+    are not ModelAdmins: a contact or membership row is removed through its action."""
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class PortalLoginForm(OTPAdminAuthenticationForm):
@@ -60,23 +76,40 @@ class PortalSite(OTPAdminSite):
 
     def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
         """Every ModelAdmin, ours or an installed app's, gets ``SecretFieldGuard``: secret
-        fields can be neither looked up, filtered, searched, ordered by nor listed."""
-        base = admin_class or admin.ModelAdmin
-        if not issubclass(base, SecretFieldGuard):
-            base = types.new_class(
-                base.__name__,
-                (SecretFieldGuard, base),
-                {},
-                lambda ns: ns.update(
-                    {"__module__": base.__module__, "__qualname__": base.__qualname__}
-                ),
-            )
-        super().register(model_or_iterable, base, **options)
+        fields can be neither looked up, filtered, searched, ordered by nor listed. Those of
+        the domain apps also get ``DomainRowsStay``: nothing of theirs is deleted here. A
+        new admin cannot forget either."""
+        models: Any = (
+            [model_or_iterable] if isinstance(model_or_iterable, ModelBase) else model_or_iterable
+        )
+        for model in models:
+            base = admin_class or admin.ModelAdmin
+            guards: list[type] = [SecretFieldGuard]
+            if model._meta.app_label in DOMAIN_APPS:
+                guards.append(DomainRowsStay)
+            mixins = tuple(g for g in guards if not issubclass(base, g))
+            if mixins:
+                base = _with(mixins, base)
+            if DomainRowsStay in guards and (
+                base.has_delete_permission is not DomainRowsStay.has_delete_permission
+            ):
+                raise ImproperlyConfigured(f"{base.__qualname__} may not delete domain rows")
+            super().register(model, base, **options)
 
     def index(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> TemplateResponse:
         return super().index(request, {**dashboard(request), **(extra_context or {})})
+
+
+def _with(mixins: tuple[type, ...], base: type) -> type:
+    """``base`` with ``mixins`` in front (so theirs is the last word), under its own name."""
+    return types.new_class(
+        base.__name__,
+        (*mixins, base),
+        {},
+        lambda ns: ns.update({"__module__": base.__module__, "__qualname__": base.__qualname__}),
+    )
 
 
 def dashboard(request: HttpRequest) -> dict[str, Any]:

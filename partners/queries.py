@@ -40,6 +40,7 @@ __all__ = [
     "disabled_schedules",
     "download_target",
     "expiring_grants",
+    "member_candidates",
     "partner_checkpoint",
     "partner_grant",
     "partner_grant_request",
@@ -455,3 +456,13 @@ def unfinished_revocations(*, older_than: datetime) -> list[int]:
             status=Revocation.Status.PENDING, effective_at__lte=older_than
         ).values_list("pk", flat=True)
     )
+
+
+def member_candidates(partner: Partner | None) -> QuerySet[Any]:
+    """Whom a partner's member list may name: active users who are neither staff nor
+    another partner's (``add_member``'s rule), and the partner's own current members."""
+    users = get_user_model().objects.filter(is_active=True, is_staff=False, is_superuser=False)
+    eligible = Q(partner_membership__isnull=True)
+    if partner is not None and partner.pk is not None:
+        eligible |= Q(partner_membership__partner=partner)
+    return users.filter(eligible).order_by("username")

@@ -3,6 +3,14 @@
 
 from django.contrib import admin
 
-from . import grants, lifecycle, partners, releases, schedules, tokens  # noqa: F401  (registers admins)
+from . import (  # noqa: F401  (registers admins)
+    grants,
+    lifecycle,
+    partners,
+    releases,
+    schedules,
+    signins,
+    tokens,
+)
 
 admin.site.disable_action("delete_selected")

@@ -7,7 +7,7 @@ from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 
 from accessctl.audit.admin import AuditHistory
-from partners import actions
+from partners import actions, queries
 from partners.actions.members import CONTACT_FIELDS
 from partners.actions.partners import EDITABLE_FIELDS
 from partners.authority import Operation, may
@@ -35,10 +35,21 @@ class ContactInline(admin.TabularInline):
 
 
 class MembershipInline(admin.TabularInline):
+    """The user is a plain select of ``member_candidates``, not the user autocomplete: that
+    asks for ``auth.view_user``, which a Partner manager rightly lacks (it would show every
+    account, staff included), and it would offer users ``add_member`` refuses."""
+
     model = Membership
     extra = 0
-    autocomplete_fields = ["user"]
     readonly_fields = ["created_at"]
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+        field: Any = formset.form.base_fields.get("user")  # a fresh form class per call
+        if field is not None:
+            field.queryset = queries.member_candidates(obj)
+            field.help_text = "A user who is not staff and acts for no other partner."
+        return formset
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return may(request.user, Operation.MEMBER_ADD, obj)

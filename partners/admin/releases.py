@@ -134,8 +134,11 @@ class ReleaseAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Release, form: ModelForm, change: bool) -> None:
         if change:
+            # Only what the person changed: the page shows times to the second, so an
+            # untouched public time stored with microseconds would come back "earlier"
+            # and be refused (the public time never moves earlier).
             values = {
-                f: form.cleaned_data[f] for f in RELEASE_EDITABLE_FIELDS if f in form.cleaned_data
+                f: form.cleaned_data[f] for f in RELEASE_EDITABLE_FIELDS if f in form.changed_data
             }
             actions.update_release(actor=request.user, release=obj, **values)
             obj.refresh_from_db()
@@ -275,12 +278,10 @@ class CheckpointAdmin(AuditHistory, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # registered with `manage.py register_checkpoint` or the staff API
 
-    def save_model(
-        self, request: HttpRequest, obj: Checkpoint, form: ModelForm, change: bool
-    ) -> None:
-        # Nothing on this page is editable; a checkpoint changes only through actions
-        # (pull), so saving the page writes nothing rather than re-saving the row.
-        return None
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Nothing on this page is editable: a checkpoint changes only through actions
+        # (pull), so the page only reads (no Save button; a posted form is refused).
+        return False
 
     def has_pull_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("partners.pull_checkpoint")

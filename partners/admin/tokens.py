@@ -77,6 +77,11 @@ class AccessTokenAdmin(AuditHistory, AddThenReadOnly, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return may(request.user, Operation.TOKEN_CREATE_STAFF, request.user)
 
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        # Every staff member may make their own token: the page is listed for them even
+        # when they hold no permission of this app (Django's module rule would hide it).
+        return self.has_add_permission(request) or super().has_module_permission(request)
+
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return may(request.user, Operation.TOKEN_REVOKE)
 

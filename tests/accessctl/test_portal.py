@@ -126,6 +126,30 @@ def test_repeated_failures_lock_the_account_out(client, settings):
     assert all(PASSWORD not in str(e.changes) for e in AuditEvent.objects.all())
 
 
+def test_a_lockout_is_cleared_in_the_portal_and_the_broken_cleanup_is_not_offered(settings):
+    from axes.models import AccessAttempt
+    from django.test import Client
+
+    user = f.staff("Compliance")
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    locked = Client()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        login(locked, user.username, password="wrong password")
+    attempt = AccessAttempt.objects.get(username=user.username)
+    admin_client = portal_client(Client(), f.superuser())
+    changelist = reverse("admin:axes_accessattempt_changelist")
+    # django-axes' "Clean up expired attempts" failed with a 500 in the portal: not offered.
+    assert "cleanup_expired_attempts" not in admin_client.get(changelist).content.decode()
+    response = admin_client.post(
+        changelist, {"action": "cleanup_expired_attempts", "_selected_action": [attempt.pk]}
+    )
+    assert response.status_code == 200  # the list again, "no action selected"
+    assert AccessAttempt.objects.filter(pk=attempt.pk).exists()
+    delete = reverse("admin:axes_accessattempt_delete", args=[attempt.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 302
+    assert login(locked, user.username, code=current_code(device)).status_code == 302
+
+
 # Dashboard
 
 

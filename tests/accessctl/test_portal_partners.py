@@ -1,6 +1,8 @@
 """Editing a partner's contacts and members in the portal: the real change form, submitted
 as a browser would, by a Partner manager; every change goes through an action."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -112,6 +114,33 @@ def test_existing_partner_add_change_and_remove_contacts_and_members(manager):
         assert action in actions
     assert "member.removed" in actions and "token.revoked" in actions
     assert secret not in page
+
+
+def test_partner_manager_picks_a_new_member_from_the_form_itself(manager):
+    """No user autocomplete (it needs auth.view_user, which a Partner manager lacks): the
+    form offers exactly the users add_member accepts, and submitting it adds one."""
+    partner, other = f.partner("aurora"), f.partner("borealis")
+    current = f.partner_user(partner)
+    free = f.UserFactory()
+    excluded = [f.partner_user(other), f.staff(), f.UserFactory(is_active=False)]
+    url = reverse("admin:partners_partner_change", args=[partner.pk])
+    page = manager.get(url).content.decode()
+    select = _select(page, "memberships-__prefix__-user")
+    assert "admin-autocomplete" not in select
+    offered = set(re.findall(r'<option value="([^"]*)"', select))
+    assert offered == {"", str(current.pk), str(free.pk)}
+    assert not offered & {str(u.pk) for u in excluded}
+    data = change_page(manager, partner)
+    n = int(data["memberships-TOTAL_FORMS"])
+    data.update({"memberships-TOTAL_FORMS": str(n + 1), f"memberships-{n}-user": str(free.pk)})
+    submit(manager, url, data)
+    assert Membership.objects.get(user=free).partner == partner
+    assert AuditEvent.objects.filter(action="member.added", partner_id=partner.pk).count() == 2
+
+
+def _select(page: str, name: str) -> str:
+    start = page.rindex("<select", 0, page.index(f'name="{name}"'))
+    return page[start : page.index("</select>", start)]
 
 
 def test_member_of_another_partner_cannot_be_added(manager):

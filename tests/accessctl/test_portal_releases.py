@@ -10,6 +10,7 @@ from accessctl.audit.models import AuditEvent
 from partners.models import EmbargoWindow, Release
 from tests import factories as f
 from tests.accessctl.test_portal import portal_client
+from tests.forms import form_fields
 
 pytestmark = pytest.mark.django_db
 DAY = timedelta(days=1)
@@ -65,6 +66,7 @@ def test_release_manager_adds_a_release_with_a_window_in_the_portal(client):
         "name": "Model v9",
         **_when("public_release_at", now + 30 * DAY),
         "status": "planned",
+        "quota_factor": "4",
         "policy": "deny",
         **_management(WINDOWS, 1, 0),
         **_window_row(0, partner, now + DAY, now + 40 * DAY),
@@ -92,6 +94,7 @@ def test_release_manager_changes_a_release_and_its_windows_in_the_portal(client)
         "name": "Model v8 (renamed)",
         **_when("public_release_at", later),
         "status": "planned",
+        "quota_factor": str(release.quota_factor),
         **_management(WINDOWS, 2, 1),
         **_window_row(0, partner, _at_second(window.opens_at), now + 25 * DAY, window, release),
         **_window_row(1, other, now + DAY, now + 10 * DAY),
@@ -119,6 +122,7 @@ def test_refused_window_in_the_release_form_is_shown_not_a_server_error(client):
         "name": release.name,
         **_when("public_release_at", _at_second(release.public_release_at)),
         "status": "planned",
+        "quota_factor": str(release.quota_factor),
         **_management(WINDOWS, 1, 0),
         **_window_row(0, partner, now + 5 * DAY, now + DAY),
         **_management(CHECKPOINTS, 0, 0),
@@ -140,6 +144,7 @@ def test_new_release_without_a_public_time_shows_its_error_with_a_window_inline(
         "public_release_at_0": "",
         "public_release_at_1": "",
         "status": "planned",
+        "quota_factor": "4",
         "policy": "deny",
         **_management(WINDOWS, 1, 0),
         **_window_row(0, partner, now + DAY, now + 40 * DAY),
@@ -162,6 +167,7 @@ def test_overlapping_windows_in_a_new_release_are_refused_and_nothing_is_saved(c
         "name": "Model v5",
         **_when("public_release_at", now + 30 * DAY),
         "status": "planned",
+        "quota_factor": "4",
         "policy": "deny",
         **_management(WINDOWS, 2, 0),
         **_window_row(0, partner, now + DAY, now + 40 * DAY),
@@ -185,6 +191,7 @@ def test_moving_the_public_time_earlier_in_the_portal_is_refused(client):
         "name": release.name,
         **_when("public_release_at", _at_second(timezone.now()) - DAY),
         "status": "planned",
+        "quota_factor": str(release.quota_factor),
         **_management(WINDOWS, 0, 0),
         **_management(CHECKPOINTS, 0, 0),
     }
@@ -197,24 +204,41 @@ def test_moving_the_public_time_earlier_in_the_portal_is_refused(client):
     assert _audited(manager) == []
 
 
-def test_saving_a_checkpoint_page_with_its_files_inline_changes_nothing_and_does_not_fail(
-    client,
-):
+def test_renaming_a_release_whose_public_time_has_microseconds(client):
+    """The page shows times to the second; the untouched public time is not sent back
+    (it would be earlier than the stored one, and refused)."""
+    release = f.release("v3", public_in=-DAY)  # made by an action: microseconds kept
+    assert release.public_release_at.microsecond
+    manager = f.staff("Release manager")
+    c = portal_client(client, manager)
+    url = reverse("admin:partners_release_change", args=[release.pk])
+    data = form_fields(c.get(url).content.decode(), "release_form")
+    data["name"] = "Model v3, renamed"
+    response = c.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    release.refresh_from_db()
+    assert release.name == "Model v3, renamed"
+    assert _audited(manager) == ["release.updated"]
+
+
+def test_the_checkpoint_page_only_reads_and_refuses_a_posted_form(client):
     release = f.release("v3")
     checkpoint = f.checkpoint(release)
-    manager = f.staff("Release manager")
+    manager = f.staff("Release manager")  # holds partners.change_checkpoint
+    portal = portal_client(client, manager)
+    url = reverse("admin:partners_checkpoint_change", args=[checkpoint.pk])
+    page = portal.get(url)
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
     data = {
         **_management("artifacts", checkpoint.artifacts.count(), checkpoint.artifacts.count()),
         **{
             f"artifacts-{i}-id": str(a.pk)
             for i, a in enumerate(checkpoint.artifacts.order_by("path"))
         },
-        **{f"artifacts-{i}-checkpoint": str(checkpoint.pk) for i in range(2)},
+        "_save": "Save",
     }
-    response = portal_client(client, manager).post(
-        reverse("admin:partners_checkpoint_change", args=[checkpoint.pk]), data
-    )
-    assert response.status_code == 302
+    assert portal.post(url, data).status_code == 403
     assert _audited(manager) == []
 
 
