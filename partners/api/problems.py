@@ -16,9 +16,6 @@ __all__ = ["problem_response", "problems_exception_handler"]
 PROBLEM_TYPE = "https://accessctl.invalid/problems/"
 CONTENT_TYPE = "application/problem+json"
 
-# Refusals of actions that are about the request's own values (400), not the state.
-_BAD_REQUEST_CODES = {"invalid", "quota_invalid", "quota_too_large"}
-
 # Refusals of actions that are policy (the caller may not), not conflicts of state.
 _FORBIDDEN_CODES = {
     "forbidden",
@@ -32,8 +29,15 @@ _FORBIDDEN_CODES = {
     "self_approval",
     "artifact_embargoed_elsewhere",
 }
-# Refusals of a malformed request the serializer cannot judge alone.
-_BAD_REQUEST_CODES = {"invalid", "artifact_path_invalid", "storage_key_not_derived"}
+# Refusals of a malformed request the serializer cannot judge alone: about the request's
+# own values (400), not the state.
+_BAD_REQUEST_CODES = {
+    "invalid",
+    "artifact_path_invalid",
+    "storage_key_not_derived",
+    "quota_invalid",
+    "quota_too_large",
+}
 
 
 def problem_response(
@@ -86,7 +90,12 @@ def problems_exception_handler(exc: Exception, context: dict[str, Any]) -> Respo
         exceptions.PermissionDenied: "forbidden",
     }.get(type(exc), "error")
     codes = exc.get_codes()
-    if isinstance(codes, str) and codes not in {"error", "invalid", "permission_denied"}:
+    if isinstance(codes, str) and codes not in {
+        "error",
+        "invalid",
+        "permission_denied",
+        "parse_error",
+    }:
         code = codes
     extra: dict[str, Any] = {}
     if isinstance(exc, exceptions.ValidationError):
