@@ -34,6 +34,7 @@ __all__ = [
     "BoundedJSONParser",
     "IdConverter",
     "csrf_failure",
+    "edge_codes_markdown",
     "is_api_path",
     "json_depth",
     "problem_body",
@@ -131,7 +132,16 @@ _KEPT_HEADERS = {"allow", "x-request-id", "retry-after", "www-authenticate", "va
 
 
 def is_api_path(path: str) -> bool:
-    return path.startswith("/api/")
+    return path.startswith(("/api/", "/.well-known/"))
+
+
+def edge_codes_markdown() -> str:
+    """The table of ``EDGE_CODES`` that docs/api.md shows (a test keeps them equal)."""
+    rows = [
+        f"| {edge.status} | `{code}` | {edge.when} |"
+        for code, edge in sorted(EDGE_CODES.items(), key=lambda item: (item[1].status, item[0]))
+    ]
+    return "\n".join(["| status | code | when |", "| --- | --- | --- |", *rows])
 
 
 def problem_body(status: int, code: str, detail: str) -> dict[str, Any]:

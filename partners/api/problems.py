@@ -1,10 +1,11 @@
 """Errors as RFC 9457 problem details, each with a stable ``code``."""
 
+import json
 from typing import Any
 
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from rest_framework import exceptions, status
-from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import exception_handler
 
 from partners.errors import ActionError
@@ -42,7 +43,9 @@ _BAD_REQUEST_CODES = {
 
 def problem_response(
     status_code: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
-) -> Response:
+) -> HttpResponse:
+    """The problem as JSON whatever renderer the view negotiated (the schema view renders
+    YAML, the docs HTML): a refusal is problem+json on every view under ``/api/``."""
     body = {
         "type": PROBLEM_TYPE + code,
         "title": code.replace("_", " ").capitalize(),
@@ -51,7 +54,12 @@ def problem_response(
         "code": code,
         **extra,
     }
-    return Response(body, status=status_code, headers=headers, content_type=CONTENT_TYPE)
+    return HttpResponse(
+        json.dumps(body, cls=JSONEncoder),
+        status=status_code,
+        headers=headers,
+        content_type=CONTENT_TYPE,
+    )
 
 
 def _flatten(detail: Any) -> str:
@@ -62,7 +70,7 @@ def _flatten(detail: Any) -> str:
     return str(detail)
 
 
-def problems_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+def problems_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     if isinstance(exc, Problem):
         return problem_response(
             exc.status_code, exc.problem_code, str(exc.detail), headers=exc.headers, **exc.extra

@@ -50,7 +50,8 @@ class Cursor(pagination.CursorPagination):
 
     def encode_cursor(self, cursor: pagination.Cursor) -> str:
         url = super().encode_cursor(cursor)
-        encoded = parse.parse_qs(parse.urlsplit(url).query)[self.cursor_query_param][0]
+        query = parse.parse_qs(parse.urlsplit(url).query, keep_blank_values=True)
+        encoded = query[self.cursor_query_param][0]
         return replace_query_param(url, self.cursor_query_param, self.signer.sign(encoded))
 
     def decode_cursor(self, request: Request) -> pagination.Cursor | None:
