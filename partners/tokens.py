@@ -22,7 +22,7 @@ PREFIX = "acx_"
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BODY = 30
 _CHECK = 6
-_FORMAT = re.compile(rf"^{PREFIX}[0-9A-Za-z]{{{_BODY + _CHECK}}}$")
+_FORMAT = re.compile(rf"^{PREFIX}[0-9A-Za-z]{{{_BODY + _CHECK}}}\Z")
 
 
 class Scope(StrEnum):

@@ -8,6 +8,7 @@ decrypted once per process and kept in memory only.
 import base64
 import json
 import os
+import re
 import secrets
 import time
 from functools import cache
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 ISSUER = "accessctl"
+_KID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 
 class BadSignature(Exception):
@@ -143,7 +145,9 @@ def verify_token(token: str, *, leeway: int = 0) -> dict[str, Any]:
     try:
         header = jwt.get_unverified_header(token)
         kid = header.get("kid")
-        if not isinstance(kid, str) or header.get("alg") != "EdDSA":
+        # A key id is looked up in the database: only the shape ours have (no NUL, no
+        # surrogate, no megabyte), anything else is a token of no key of ours.
+        if not isinstance(kid, str) or not _KID.match(kid) or header.get("alg") != "EdDSA":
             raise BadSignature("not an accessctl token")
         return jwt.decode(
             token,

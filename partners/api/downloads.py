@@ -27,7 +27,11 @@ from .errors import Problem
 
 __all__ = ["FileView", "parse_range"]
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_SPEC = re.compile(r"^([0-9]*)-([0-9]*)$")
+# More digits than any file size has: read as "past the end" without parsing a number
+# a client made as long as it liked.
+_DIGITS_MAX = 19
+_PAST_THE_END = 2**63
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,30 +48,51 @@ def _unsatisfiable(size: int) -> dict[str, str]:
     return {"Content-Range": f"bytes */{size}"}
 
 
+def _number(digits: str) -> int:
+    return int(digits) if len(digits) <= _DIGITS_MAX else _PAST_THE_END
+
+
 def parse_range(header: str, size: int) -> ByteRange | None:
     """One ``bytes=`` range of RFC 9110, clipped to the file; ``None`` for the whole file.
 
-    Several ranges in one request are refused: clients fetch ranges in parallel instead.
+    As RFC 9110 section 14.2 says, a Range that does not parse, or in another unit than
+    bytes, is ignored (the whole file, 200); one that parses but that the file cannot
+    satisfy is 416 with ``Content-Range: bytes */size``. Several ranges in one request
+    are refused (416): clients fetch ranges in parallel instead, and each is debited.
     """
-    match = _RANGE.match(header.strip().replace(" ", ""))
-    if not match or match.groups() == ("", ""):
+    unit, equals, spec_list = header.partition("=")
+    if not equals or unit.strip().lower() != "bytes":
+        return None
+    specs = [spec.strip() for spec in spec_list.split(",") if spec.strip()]
+    parsed: list[tuple[str, str]] = []
+    for spec in specs:
+        match = _SPEC.match(spec)
+        if not match or match.groups() == ("", ""):
+            return None
+        first, last = match.groups()
+        if first and last and _number(last) < _number(first):
+            return None  # an invalid range-spec: the header is ignored
+        parsed.append((first, last))
+    if not parsed:
+        return None
+    if len(parsed) > 1:
         raise Problem(
             416,
             "range_not_satisfiable",
             "Send one range: 'bytes=START-END'.",
             headers=_unsatisfiable(size),
         )
-    first, last = match.groups()
+    first, last = parsed[0]
     if first == "":  # suffix: the last N bytes
-        length = min(int(last), size)
+        length = min(_number(last), size)
         if length == 0:
             raise Problem(
                 416, "range_not_satisfiable", "An empty suffix range.", headers=_unsatisfiable(size)
             )
         return ByteRange(size - length, size - 1)
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or end < start:
+    start = _number(first)
+    end = min(_number(last), size - 1) if last else size - 1
+    if start >= size:
         raise Problem(
             416,
             "range_not_satisfiable",

@@ -1,10 +1,11 @@
 """Errors as RFC 9457 problem details, each with a stable ``code``."""
 
+import json
 from typing import Any
 
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from rest_framework import exceptions, status
-from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import exception_handler
 
 from partners.errors import ActionError
@@ -15,9 +16,6 @@ __all__ = ["problem_response", "problems_exception_handler"]
 
 PROBLEM_TYPE = "https://accessctl.invalid/problems/"
 CONTENT_TYPE = "application/problem+json"
-
-# Refusals of actions that are about the request's own values (400), not the state.
-_BAD_REQUEST_CODES = {"invalid", "quota_invalid", "quota_too_large"}
 
 # Refusals of actions that are policy (the caller may not), not conflicts of state.
 _FORBIDDEN_CODES = {
@@ -32,13 +30,22 @@ _FORBIDDEN_CODES = {
     "self_approval",
     "artifact_embargoed_elsewhere",
 }
-# Refusals of a malformed request the serializer cannot judge alone.
-_BAD_REQUEST_CODES = {"invalid", "artifact_path_invalid", "storage_key_not_derived"}
+# Refusals of a malformed request the serializer cannot judge alone: about the request's
+# own values (400), not the state.
+_BAD_REQUEST_CODES = {
+    "invalid",
+    "artifact_path_invalid",
+    "storage_key_not_derived",
+    "quota_invalid",
+    "quota_too_large",
+}
 
 
 def problem_response(
     status_code: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
-) -> Response:
+) -> HttpResponse:
+    """The problem as JSON whatever renderer the view negotiated (the schema view renders
+    YAML, the docs HTML): a refusal is problem+json on every view under ``/api/``."""
     body = {
         "type": PROBLEM_TYPE + code,
         "title": code.replace("_", " ").capitalize(),
@@ -47,7 +54,12 @@ def problem_response(
         "code": code,
         **extra,
     }
-    return Response(body, status=status_code, headers=headers, content_type=CONTENT_TYPE)
+    return HttpResponse(
+        json.dumps(body, cls=JSONEncoder),
+        status=status_code,
+        headers=headers,
+        content_type=CONTENT_TYPE,
+    )
 
 
 def _flatten(detail: Any) -> str:
@@ -58,7 +70,7 @@ def _flatten(detail: Any) -> str:
     return str(detail)
 
 
-def problems_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+def problems_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     if isinstance(exc, Problem):
         return problem_response(
             exc.status_code, exc.problem_code, str(exc.detail), headers=exc.headers, **exc.extra
@@ -86,7 +98,12 @@ def problems_exception_handler(exc: Exception, context: dict[str, Any]) -> Respo
         exceptions.PermissionDenied: "forbidden",
     }.get(type(exc), "error")
     codes = exc.get_codes()
-    if isinstance(codes, str) and codes not in {"error", "invalid", "permission_denied"}:
+    if isinstance(codes, str) and codes not in {
+        "error",
+        "invalid",
+        "permission_denied",
+        "parse_error",
+    }:
         code = codes
     extra: dict[str, Any] = {}
     if isinstance(exc, exceptions.ValidationError):

@@ -7,6 +7,8 @@ from rest_framework import serializers
 
 from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest, Release
 
+from .edge import BIGINT_MAX
+
 __all__ = [
     "CheckpointSerializer",
     "GrantRequestInputSerializer",
@@ -130,7 +132,7 @@ class GrantRequestSerializer(serializers.ModelSerializer):
 
 
 class GrantRequestInputSerializer(serializers.Serializer):
-    checkpoint = serializers.IntegerField(min_value=1)
+    checkpoint = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX)
     quota_bytes = serializers.IntegerField(
         min_value=1,
         required=False,

@@ -33,6 +33,7 @@ from partners.models import (
 )
 
 from .auth import StaffCaller
+from .edge import BIGINT_MAX
 
 __all__ = [
     "AuditExportApi",
@@ -244,7 +245,7 @@ class ArtifactIn(serializers.Serializer):
         help_text="Relative POSIX path inside the checkpoint: at most 500 characters, no "
         "leading '/', no '.', '..' or empty segment, no backslash, no control character."
     )
-    size = serializers.IntegerField(min_value=0)
+    size = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX)
     sha256 = serializers.RegexField(r"^[0-9a-f]{64}$")
     storage_key = serializers.CharField(
         max_length=700,
@@ -258,7 +259,9 @@ class ArtifactIn(serializers.Serializer):
 
 class CheckpointIn(serializers.Serializer):
     tag = serializers.SlugField(max_length=64)
-    training_step = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    training_step = serializers.IntegerField(
+        min_value=0, max_value=BIGINT_MAX, required=False, allow_null=True
+    )
     artifacts = ArtifactIn(many=True, allow_empty=False)
 
 
@@ -352,7 +355,7 @@ class WindowApi(StaffView):
 
 class GrantIn(serializers.Serializer):
     partner = serializers.SlugField()
-    checkpoint = serializers.IntegerField(min_value=1)
+    checkpoint = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX)
     quota_bytes = serializers.IntegerField(min_value=1)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 

@@ -1,6 +1,10 @@
-from django.urls import path
+from django.urls import path, register_converter
 
 from . import downloads, staff, tokens, views
+from .edge import IdConverter
+
+# Every id in a path: digits a bigint can hold, or no route (404).
+register_converter(IdConverter, "id")
 
 app_name = "api"
 
@@ -10,32 +14,30 @@ urlpatterns = [
     path(
         "releases/<slug:slug>/checkpoints/", views.CheckpointListView.as_view(), name="checkpoints"
     ),
-    path("checkpoints/<int:checkpoint_id>/manifest", views.ManifestView.as_view(), name="manifest"),
+    path("checkpoints/<id:checkpoint_id>/manifest", views.ManifestView.as_view(), name="manifest"),
     path("tokens/rotate", tokens.TokenRotateApi.as_view(), name="token-rotate"),
     path("grants/", views.GrantListView.as_view(), name="grants"),
-    path("grants/<int:grant_id>", views.GrantDetailView.as_view(), name="grant"),
-    path("grants/<int:grant_id>/files/<path:path>", downloads.FileView.as_view(), name="file"),
+    path("grants/<id:grant_id>", views.GrantDetailView.as_view(), name="grant"),
+    path("grants/<id:grant_id>/files/<path:path>", downloads.FileView.as_view(), name="file"),
     path(
-        "grant-requests/<int:request_id>",
+        "grant-requests/<id:request_id>",
         views.GrantRequestDetailView.as_view(),
         name="grant-request",
     ),
     # Staff automation: one view per operation.
     path("staff/releases/<slug:slug>/checkpoints/", staff.CheckpointRegisterApi.as_view()),
-    path("staff/checkpoints/<int:checkpoint_id>/pull", staff.CheckpointPullApi.as_view()),
+    path("staff/checkpoints/<id:checkpoint_id>/pull", staff.CheckpointPullApi.as_view()),
     path("staff/windows/", staff.WindowCreateApi.as_view()),
-    path("staff/windows/<int:window_id>", staff.WindowApi.as_view()),
+    path("staff/windows/<id:window_id>", staff.WindowApi.as_view()),
     path("staff/grants/", staff.GrantIssueApi.as_view()),
-    path("staff/grants/<int:grant_id>/revoke", staff.GrantRevokeApi.as_view()),
-    path("staff/grant-requests/<int:request_id>/approve", staff.GrantRequestApproveApi.as_view()),
-    path("staff/grant-requests/<int:request_id>/reject", staff.GrantRequestRejectApi.as_view()),
+    path("staff/grants/<id:grant_id>/revoke", staff.GrantRevokeApi.as_view()),
+    path("staff/grant-requests/<id:request_id>/approve", staff.GrantRequestApproveApi.as_view()),
+    path("staff/grant-requests/<id:request_id>/reject", staff.GrantRequestRejectApi.as_view()),
     path("staff/partners/<slug:slug>/suspend", staff.PartnerSuspendApi.as_view()),
     path("staff/partners/<slug:slug>/reinstate", staff.PartnerReinstateApi.as_view()),
     path("staff/releases/<slug:slug>/withdraw", staff.ReleaseWithdrawApi.as_view()),
-    path("staff/revocations/<int:revocation_id>", staff.RevocationApi.as_view()),
+    path("staff/revocations/<id:revocation_id>", staff.RevocationApi.as_view()),
     path("staff/audit-exports/", staff.AuditExportCreateApi.as_view()),
-    path("staff/audit-exports/<int:export_id>", staff.AuditExportApi.as_view()),
-    path(
-        "staff/audit-exports/<int:export_id>/files/<str:kind>", staff.AuditExportFileApi.as_view()
-    ),
+    path("staff/audit-exports/<id:export_id>", staff.AuditExportApi.as_view()),
+    path("staff/audit-exports/<id:export_id>/files/<str:kind>", staff.AuditExportFileApi.as_view()),
 ]

@@ -1,8 +1,11 @@
 """Partner API v1. Every query goes through a partner-scoped selector."""
 
+from base64 import b64decode
 from collections.abc import Sequence
 from typing import Any
+from urllib import parse
 
+from django.core import signing
 from django.db.models import Count, Sum
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -10,6 +13,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, pagination, status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from accessctl.signing.keys import jwks, sign_token
@@ -34,10 +38,40 @@ __all__ = [
 
 
 class Cursor(pagination.CursorPagination):
+    """Cursor pagination whose cursors are signed: a cursor is this server's own output or
+    400 ``cursor_invalid``, never a value decoded from whatever a client wrote (DRF's
+    cursor carries the position it filters on)."""
+
     ordering = "-id"
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+    signer = signing.Signer(salt="accessctl.api.cursor")
+
+    def encode_cursor(self, cursor: pagination.Cursor) -> str:
+        url = super().encode_cursor(cursor)
+        query = parse.parse_qs(parse.urlsplit(url).query, keep_blank_values=True)
+        encoded = query[self.cursor_query_param][0]
+        return replace_query_param(url, self.cursor_query_param, self.signer.sign(encoded))
+
+    def decode_cursor(self, request: Request) -> pagination.Cursor | None:
+        presented = request.query_params.get(self.cursor_query_param)
+        if presented is None:
+            return None
+        try:
+            encoded = self.signer.unsign(presented)
+            tokens = parse.parse_qs(b64decode(encoded.encode("ascii")).decode("ascii"))
+            return pagination.Cursor(
+                offset=pagination._positive_int(
+                    tokens.get("o", ["0"])[0], cutoff=self.offset_cutoff
+                ),
+                reverse=bool(int(tokens.get("r", ["0"])[0])),
+                position=tokens.get("p", [None])[0],
+            )
+        except (signing.BadSignature, ValueError, UnicodeError) as exc:
+            raise Problem(
+                400, "cursor_invalid", "This cursor was not given out by this server."
+            ) from exc
 
 
 class PartnerView:

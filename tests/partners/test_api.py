@@ -262,14 +262,26 @@ def test_if_range_with_another_etag_sends_the_whole_file(world):
 
 
 @pytest.mark.parametrize(
-    "header", ["bytes=5-2", f"bytes={len(SHARD)}-", "bytes=0-1,5-6", "items=0-1"]
+    "header", [f"bytes={len(SHARD)}-", f"bytes={'9' * 5000}-", "bytes=-0", "bytes=0-1,5-6"]
 )
 def test_unsatisfiable_range_is_416_and_debits_nothing(world, header):
     response = download(world, HTTP_RANGE=header)
     assert response.status_code == 416
     assert response.json()["code"] == "range_not_satisfiable"
+    assert response["Content-Range"] == f"bytes */{len(SHARD)}"
     world["grant"].refresh_from_db()
     assert world["grant"].bytes_used == 0
+
+
+@pytest.mark.parametrize(
+    "header", ["bytes=5-2", "items=0-1", "bytes=", "bytes=a-b", "0-1", f"bytes=0-{'1' * 5000}x"]
+)
+def test_unparsable_range_is_ignored_whole_file(world, header):
+    """RFC 9110 section 14.2: a Range that does not parse, or names another unit, is
+    ignored: 200 with the whole file (and the whole file debited)."""
+    response = download(world, HTTP_RANGE=header)
+    assert response.status_code == 200
+    assert body_of(response) == SHARD
 
 
 def test_head_authorizes_without_debiting(world):

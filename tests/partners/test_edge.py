@@ -1,0 +1,309 @@
+"""Hostile input gets a clear answer: every route under /api/ (enumerated from the URL
+resolver, so a new route is covered the day it is added) x every kind of malformed input
+answers problem+json with a documented ``code``: never a 500, never HTML."""
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from partners.api.edge import EDGE_CODES, csrf_failure, edge_codes_markdown
+from partners.decisions import Reason
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = (ROOT / "docs" / "api.md").read_text() + (ROOT / "docs" / "decisions.md").read_text()
+DOCUMENTED = set(re.findall(r"`([a-z][a-z0-9_]*)`", DOCS))
+PARAM = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>[^>]+)>")
+# A well-formed value for each converter: the routes are reached, then one value is spoiled.
+GOOD = {"id": "1", "slug": "fuzz-v1", "path": "model.bin", "str": "jsonl"}
+
+
+def api_routes(patterns=None, prefix=""):
+    """(route, view) of every pattern under /api/, from the live resolver."""
+    for pattern in patterns if patterns is not None else get_resolver().url_patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            yield from api_routes(pattern.url_patterns, route)
+        elif isinstance(pattern, URLPattern) and route.startswith("api/"):
+            yield route, pattern.callback
+
+
+ROUTES = sorted({route for route, _ in api_routes()})
+
+
+def methods_of(route):
+    view = dict(api_routes())[route]
+    cls = getattr(view, "cls", None) or getattr(view, "view_class", None)
+    return {m for m in ("get", "post", "put") if hasattr(cls, m)}
+
+
+def url(route, **spoiled):
+    def fill(match):
+        name, converter = match["name"], match["converter"] or "str"
+        return spoiled.get(name, GOOD[converter])
+
+    return "/" + PARAM.sub(fill, route)
+
+
+def params(route, converter=None):
+    return [
+        m["name"] for m in PARAM.finditer(route) if converter is None or m["converter"] == converter
+    ]
+
+
+@pytest.fixture
+def callers(settings):
+    settings.ACCESSCTL_API_RATE = "1000000/min"
+    partner = f.partner("fuzz-gpu")
+    release = f.release("fuzz-v1")
+    f.window(release, partner)
+    f.grant(f.stored_checkpoint(release, {"model.bin": b"x" * 64}), partner)
+    return {
+        "partner": f.token(f.partner_user(partner)),
+        "staff": f.token(f.superuser(), scopes=["staff"]),
+    }
+
+
+def call(callers, route, method, target, *, body=None, content_type="application/json", **headers):
+    caller = "staff" if route.startswith("api/v1/staff/") else "partner"
+    client = Client(raise_request_exception=False)
+    kwargs = {"HTTP_AUTHORIZATION": f"Bearer {callers[caller]}", **headers}
+    if body is not None:
+        kwargs.update(data=body, content_type=content_type)
+    return getattr(client, method)(target, **kwargs)
+
+
+def assert_problem(response, status=None, code=None):
+    assert response.status_code < 500, response.content[:300]
+    if response.status_code >= 400:
+        assert response["Content-Type"].startswith("application/problem+json"), response.content[
+            :200
+        ]
+        body = json.loads(response.content)
+        assert body["code"] in DOCUMENTED, body
+        assert body["status"] == response.status_code
+        assert "Traceback" not in response.content.decode()
+        if code:
+            assert body["code"] == code, body
+    if status:
+        assert response.status_code == status, response.content[:300]
+
+
+def _cases():
+    for route in ROUTES:
+        methods = methods_of(route)
+        first = sorted(methods)[0]
+        for name in params(route):
+            yield route, first, f"nul-in-{name}", {name: "a%00b"}, {}, (400, "path_invalid")
+            yield route, first, f"control-in-{name}", {name: "a%1b%7f"}, {}, (400, "path_invalid")
+        for name in params(route, "id"):
+            yield route, first, f"huge-{name}", {name: "9" * 20}, {}, (404, "not_found")
+            yield (
+                route,
+                first,
+                f"bigint-plus-one-{name}",
+                {name: str(2**63)},
+                {},
+                (404, "not_found"),
+            )
+            yield route, first, f"non-numeric-{name}", {name: "abc"}, {}, (404, "not_found")
+            yield route, first, f"negative-{name}", {name: "-1"}, {}, (404, "not_found")
+        for name in params(route, "slug"):
+            yield route, first, f"long-{name}", {name: "s" * 1000}, {}, (None, None)
+        yield route, first, "bad-cursor", {}, {"query": "?cursor=junk%21"}, (None, None)
+        yield route, first, "control-in-query", {}, {"query": "?cursor=%00"}, (400, "query_invalid")
+        yield route, first, "long-query", {}, {"query": "?x=" + "y" * 5000}, (414, "uri_too_long")
+        yield route, first, "long-path", {}, {"suffix": "z" * 3000}, (414, "uri_too_long")
+        yield (
+            route,
+            first,
+            "huge-header",
+            {},
+            {"headers": {"HTTP_X_JUNK": "j" * 9000}},
+            (
+                431,
+                "header_too_large",
+            ),
+        )
+        yield (
+            route,
+            first,
+            "range-junk",
+            {},
+            {"headers": {"HTTP_RANGE": "bytes=" + "9" * 5000}},
+            (None, None),
+        )
+        yield route, "patch", "wrong-method", {}, {"body": "{}"}, (405, "method_not_allowed")
+        yield (
+            route,
+            first,
+            "oversized-body",
+            {},
+            {"headers": {"CONTENT_LENGTH": str(10**9)}},
+            (
+                413,
+                "body_too_large",
+            ),
+        )
+        yield (
+            route,
+            first,
+            "not-acceptable",
+            {},
+            {"headers": {"HTTP_ACCEPT": "text/html"}},
+            (
+                None,
+                None,
+            ),
+        )
+        for method in sorted(methods & {"post", "put"}):
+            deep = "[" * 100_000 + "]" * 100_000
+            yield route, method, "deep-json", {}, {"body": deep}, (None, None)
+            yield (
+                route,
+                method,
+                "json-junk",
+                {},
+                {"body": '{"reason": "\\ud800", "x": NaN'},
+                (None, None),
+            )
+            yield (
+                route,
+                method,
+                "huge-int",
+                {},
+                {"body": json.dumps({"checkpoint": 10**30, "quota_bytes": 2**64, "size": 2**63})},
+                (None, None),
+            )
+            yield (
+                route,
+                method,
+                "digits",
+                {},
+                {"body": '{"checkpoint": ' + "1" * 5000 + "}"},
+                (None, None),
+            )
+            yield (
+                route,
+                method,
+                "wrong-content-type",
+                {},
+                {"body": "x=1", "content_type": "text/plain"},
+                (None, None),
+            )
+
+
+CASES = list(_cases())
+
+
+@pytest.mark.parametrize(
+    ("route", "method", "kind", "spoiled", "extra", "expected"),
+    CASES,
+    ids=[f"{c[0]}:{c[2]}" for c in CASES],
+)
+def test_malformed_input_gets_a_documented_problem(
+    callers, route, method, kind, spoiled, extra, expected
+):
+    target = url(route, **spoiled) + extra.get("suffix", "") + extra.get("query", "")
+    response = call(
+        callers,
+        route,
+        method,
+        target,
+        body=extra.get("body"),
+        content_type=extra.get("content_type", "application/json"),
+        **extra.get("headers", {}),
+    )
+    assert_problem(response, *expected)
+
+
+def test_every_route_is_in_the_matrix():
+    """A guard in NetBox's manner: a route under /api/ with no cases fails here."""
+    assert {c[0] for c in CASES} == set(ROUTES)
+    assert len(ROUTES) >= 25
+
+
+@pytest.mark.parametrize("path", ["/api/v1/nope", "/api/v1/grants/abc", "/api/", "/api/v2/me"])
+def test_unmatched_routes_are_problems_even_in_debug(settings, path):
+    settings.DEBUG = True
+    response = Client().get(path)
+    assert_problem(response, 404, "not_found")
+
+
+@pytest.mark.urls("tests.partners.edge_urls")
+@pytest.mark.parametrize("debug", [True, False])
+def test_a_server_error_is_a_problem_without_details(settings, debug):
+    settings.DEBUG = debug
+    response = Client(raise_request_exception=False).get("/api/v1/crash")
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == "server_error"
+    assert (
+        "SECRET" not in response.content.decode() and "Traceback" not in response.content.decode()
+    )
+    assert set(body) == {"type", "title", "status", "detail", "code"}
+
+
+def test_pages_outside_the_api_keep_their_own_errors(settings):
+    settings.DEBUG = False
+    response = Client().get("/admin/nope/")
+    assert not response.get("Content-Type", "").startswith("application/problem+json")
+
+
+def test_csrf_failure_under_the_api_is_a_problem(rf):
+    assert_problem(csrf_failure(rf.post("/api/v1/grants/")), 403, "csrf_failed")
+    assert not csrf_failure(rf.post("/admin/"))["Content-Type"].startswith("application/problem")
+
+
+# Codes: every code the API can emit is documented.
+
+
+def _emitted_codes():
+    """String codes passed to every refusal in the code: ``Problem(status, "code")``,
+    ``ActionError("code")``, ``ExportError("code")``, ``_reject(request, "code")``,
+    ``code="..."``; plus the decision reasons and the edge's own codes."""
+    codes = set(EDGE_CODES) | {str(r) for r in Reason}
+    for source in [*(ROOT / "partners").rglob("*.py"), *(ROOT / "accessctl").rglob("*.py")]:
+        if "migrations" in source.parts or "cli" in source.parts:
+            continue
+        for node in ast.walk(ast.parse(source.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            args = [a.value for a in node.args if isinstance(a, ast.Constant)]
+            strings = [a for a in args if isinstance(a, str)]
+            if name in {"Problem", "ActionError", "ExportError", "TokenFailed"} and strings:
+                codes.add(strings[0])
+            elif (
+                name == "_reject" and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)
+            ):
+                codes.add(node.args[1].value)
+            for keyword in node.keywords:
+                if (
+                    keyword.arg == "code"
+                    and isinstance(keyword.value, ast.Constant)
+                    and name
+                    in {
+                        "ParseError",
+                        "ValidationError",
+                        "Problem",
+                    }
+                ):
+                    codes.add(keyword.value.value)
+    return {c for c in codes if isinstance(c, str) and re.fullmatch(r"[a-z][a-z0-9_]*", c)}
+
+
+def test_every_code_the_api_can_emit_is_documented():
+    missing = sorted(_emitted_codes() - DOCUMENTED)
+    assert not missing, f"document these codes in docs/api.md or docs/decisions.md: {missing}"
+
+
+def test_the_edge_table_in_the_docs_is_generated_from_the_code():
+    assert edge_codes_markdown() in (ROOT / "docs" / "api.md").read_text()
