@@ -11,7 +11,13 @@ from django.http import HttpRequest, HttpResponse
 
 from partners.networks import address_in_networks
 
-__all__ = ["RequestContext", "RequestContextMiddleware", "client_address", "current_context"]
+__all__ = [
+    "RequestContext",
+    "RequestContextMiddleware",
+    "client_address",
+    "current_context",
+    "current_user",
+]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -25,8 +31,20 @@ class RequestContext:
 _context: ContextVar[RequestContext] = ContextVar("accessctl_request", default=RequestContext())  # noqa: B039 (frozen)
 
 
+# The request's user, read when asked (authentication runs after this middleware): for
+# evidence written where no actor is passed (a form's check refusing a change).
+_request: ContextVar[HttpRequest | None] = ContextVar("accessctl_request_object", default=None)
+
+
 def current_context() -> RequestContext:
     return _context.get()
+
+
+def current_user() -> object | None:
+    """The authenticated user of the request being served, if any."""
+    request = _request.get()
+    user = getattr(request, "user", None)
+    return user if getattr(user, "is_authenticated", False) else None
 
 
 def client_address(request: HttpRequest) -> str | None:
@@ -59,9 +77,11 @@ class RequestContextMiddleware:
         token = _context.set(
             RequestContext(request_id=request_id, client_address=request.META.get("REMOTE_ADDR"))
         )
+        held = _request.set(request)
         try:
             response = self.get_response(request)
         finally:
+            _request.reset(held)
             _context.reset(token)
         response["X-Request-ID"] = request_id
         return response

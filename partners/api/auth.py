@@ -12,8 +12,8 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.request import Request
 
-from accessctl.audit.events import AuditAction, record
-from accessctl.audit.models import Outcome
+from accessctl.audit.events import AuditAction, event, record
+from accessctl.audit.models import AuditEvent, Outcome
 from partners import tokens
 from partners.decisions import (
     CallerFacts,
@@ -41,13 +41,15 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class TokenFailed(exceptions.AuthenticationFailed):
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, evidence: AuditEvent) -> None:
         super().__init__(detail=detail, code=code)
+        self.evidence = evidence  # written by the exception handler (partners.api.evidence)
 
 
 def _reject(request: Request, code: str, token: AccessToken | None, presented: str) -> TokenFailed:
-    # The event keeps the token's public prefix at most: never the secret.
-    record(
+    # The event keeps the token's public prefix at most: never the secret. The exception
+    # handler writes it, or, on a download, the one ``download.denied`` that holds it.
+    evidence = event(
         AuditAction.TOKEN_REJECTED,
         actor=token.user if token else None,
         target=token,
@@ -64,7 +66,7 @@ def _reject(request: Request, code: str, token: AccessToken | None, presented: s
         "token_expired": "This token has expired.",
         "token_membership_ended": "This token's owner no longer acts for its partner.",
     }
-    return TokenFailed(code, messages[code])
+    return TokenFailed(code, messages[code], evidence)
 
 
 class TokenAuthentication(authentication.BaseAuthentication):
@@ -157,10 +159,10 @@ class _TokenScope(permissions.BasePermission):
 
 
 def _deny(request: Request, decision: Decision) -> Problem:
-    """Record a refused caller (``api.denied`` with the reason) and the problem to raise:
-    partner and staff callers alike."""
+    """The problem to raise for a refused caller, carrying its ``api.denied`` event (with
+    the reason): partner and staff callers alike."""
     token = request.auth
-    record(
+    evidence = event(
         AuditAction.API_DENIED,
         actor=token.user,
         target=token,
@@ -173,7 +175,9 @@ def _deny(request: Request, decision: Decision) -> Problem:
             "path": request.path[:300],
         },
     )
-    return Problem(403, str(decision.reason), decision.detail)
+    refused = Problem(403, str(decision.reason), decision.detail)
+    refused.evidence = evidence  # type: ignore[attr-defined]  # written by the handler
+    return refused
 
 
 class PartnerCaller(_TokenScope):
