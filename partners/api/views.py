@@ -40,6 +40,16 @@ class Cursor(pagination.CursorPagination):
     max_page_size = 200
 
 
+class NoStore:
+    """For views whose answers carry a secret (signed grant tokens): no cache, shared or
+    private, may keep them, whatever the answer (a refusal included)."""
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        response["Cache-Control"] = "no-store"
+        return response
+
+
 class PartnerView:
     permission_classes = [PartnerCaller]
     required_scope = "read"
@@ -168,7 +178,7 @@ class ManifestView(PartnerView, APIView):
         return Response(signed_manifest(checkpoint))
 
 
-class GrantListView(PartnerView, generics.ListAPIView):
+class GrantListView(NoStore, PartnerView, generics.ListAPIView):
     """Your grants (GET), or ask for one (POST: 201 issued, 202 waiting for approval)."""
 
     serializer_class = s.GrantSerializer
@@ -221,7 +231,7 @@ class GrantListView(PartnerView, generics.ListAPIView):
 @extend_schema(
     responses=s.GrantSerializer, summary="One grant, with quota left and its signed token"
 )
-class GrantDetailView(PartnerView, APIView):
+class GrantDetailView(NoStore, PartnerView, APIView):
     def get(self, request: Request, grant_id: int) -> Response:
         grant = queries.partner_grant(self.partner, grant_id)
         return Response(
