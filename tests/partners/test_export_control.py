@@ -12,8 +12,8 @@ from partners import actions, queries
 from partners.errors import ActionError
 from partners.models import EmbargoWindow, Grant, Notification, Partner, Revocation
 from tests import factories as f
-from tests.evidence import last_event_id, the_refusal_since
 from tests.accessctl.test_portal import portal_client
+from tests.evidence import last_event_id, the_refusal_since
 
 pytestmark = pytest.mark.django_db
 DAY = timedelta(days=1)
