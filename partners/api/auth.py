@@ -1,11 +1,9 @@
 """API token authentication, scopes, caller rules and per-token throttling."""
 
-import time
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -25,6 +23,7 @@ from partners.decisions import (
 from partners.models import AccessToken
 from partners.queries import token_by_digests
 
+from . import ratelimit
 from .errors import Problem
 
 __all__ = [
@@ -223,27 +222,16 @@ class StaffCaller(_TokenScope):
 
 
 class TokenThrottle(throttling.BaseThrottle):
-    """At most ``ACCESSCTL_API_RATE`` requests per token per window (fixed windows).
-
-    One atomic cache increment per request: DRF's sliding-log throttle stores every
-    request's time and would cost more the more a token is used. With a shared cache
-    (Redis, ``CACHE_URL``) the limit holds across all web processes.
-    """
+    """At most ``ACCESSCTL_API_RATE`` requests per token in any interval of the rate's
+    period (a sliding window: ``partners.api.ratelimit``). With a Redis cache
+    (``CACHE_URL``) the limit holds across all web processes, in one round trip."""
 
     def allow_request(self, request: Request, view: Any) -> bool:
         token = request.auth
         ident = f"t{token.pk}" if isinstance(token, AccessToken) else f"a{self.get_ident(request)}"
         limit, period = _parse_rate(str(settings.ACCESSCTL_API_RATE))
-        window = int(time.time() // period)
-        key = f"accessctl:throttle:{ident}:{window}"
-        cache.add(key, 0, timeout=period + 1)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=period + 1)
-            count = 1
-        self._wait = (window + 1) * period - time.time()
-        return count <= limit
+        allowed, self._wait, _ = ratelimit.hit(ident, limit, period)
+        return allowed
 
     def wait(self) -> float | None:
         return max(self._wait, 0.0)
