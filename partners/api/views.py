@@ -41,8 +41,9 @@ class Cursor(pagination.CursorPagination):
 
 
 class NoStore:
-    """For views whose answers carry a secret (signed grant tokens): no cache, shared or
-    private, may keep them, whatever the answer (a refusal included)."""
+    # For views whose answers carry a secret (signed grant tokens, a new token): no cache,
+    # shared or private, may keep them, whatever the answer (a refusal included). A
+    # comment, not a docstring: the schema would show it as the endpoints' description.
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
