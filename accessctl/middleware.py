@@ -16,6 +16,7 @@ __all__ = [
     "RequestContextMiddleware",
     "client_address",
     "current_context",
+    "current_user",
     "request_ids",
 ]
 
@@ -34,8 +35,20 @@ class RequestContext:
 _context: ContextVar[RequestContext] = ContextVar("accessctl_request", default=RequestContext())  # noqa: B039 (frozen)
 
 
+# The request's user, read when asked (authentication runs after this middleware): for
+# evidence written where no actor is passed (a form's check refusing a change).
+_request: ContextVar[HttpRequest | None] = ContextVar("accessctl_request_object", default=None)
+
+
 def current_context() -> RequestContext:
     return _context.get()
+
+
+def current_user() -> object | None:
+    """The authenticated user of the request being served, if any."""
+    request = _request.get()
+    user = getattr(request, "user", None)
+    return user if getattr(user, "is_authenticated", False) else None
 
 
 def client_address(request: HttpRequest) -> str | None:
@@ -91,9 +104,11 @@ class RequestContextMiddleware:
                 client_request_id=client_request_id,
             )
         )
+        held = _request.set(request)
         try:
             response = self.get_response(request)
         finally:
+            _request.reset(held)
             _context.reset(token)
         response["X-Request-ID"] = request_id
         return response

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models.base import ModelBase
 from django.http import HttpRequest
@@ -18,6 +19,12 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from accessctl.admin_secrets import SecretFieldGuard
 
 __all__ = ["DOMAIN_APPS", "DomainRowsStay", "PortalLoginForm", "PortalSite"]
+
+_SECOND_FACTOR_REASONS = {
+    "token_required": "second_factor_missing",
+    "invalid_token": "second_factor_invalid",
+    "device_required": "second_factor_device_missing",
+}
 
 TIMELINE_DAYS = 60
 
@@ -43,12 +50,33 @@ class PortalLoginForm(OTPAdminAuthenticationForm):
     else against their one-time backup codes.
     """
 
-    otp_error_messages = {
-        **OTPAdminAuthenticationForm.otp_error_messages,
-        "token_required": "Enter the code from your authenticator app.",
-        "invalid_token": "That authentication code is not valid. Try the next one.",
-        "device_required": "This account has no two-factor device; a security officer must set one up.",
+    # One answer for every failed combination: a message that differed once the password
+    # was right would tell a guesser they had it. The audit event keeps the reason.
+    FAILED = (
+        "Wrong username, password or authentication code. Enter all three; codes change "
+        "every 30 seconds."
+    )
+    error_messages = {
+        **OTPAdminAuthenticationForm.error_messages,
+        "invalid_login": FAILED,
     }
+
+    def clean(self) -> dict[str, Any]:
+        try:
+            return super().clean()
+        except forms.ValidationError as refused:
+            code = str(getattr(refused, "code", "") or "")
+            if self.user_cache is not None and code not in {"invalid_login", "inactive"}:
+                # The password was right and the second factor was not: a failed sign-in
+                # like a wrong password, audited and counted by django-axes' lockout
+                # (both listen to this signal).
+                user_login_failed.send(
+                    sender=type(self),
+                    credentials={"username": self.cleaned_data.get("username", "")},
+                    request=self.request,
+                    reason=_SECOND_FACTOR_REASONS.get(code, "second_factor_invalid"),
+                )
+            raise forms.ValidationError(self.FAILED, code="invalid_login") from refused
 
     def _chosen_device(self, user: Any) -> Any:
         token = (self.cleaned_data.get("otp_token") or "").strip()

@@ -477,7 +477,7 @@ ACCESSCTL_API_RATE = env.str("ACCESSCTL_API_RATE", default="1200/min")
 # fan-out not finished after this many seconds (a lost message, a broker that was down).
 ACCESSCTL_REQUEST_REMINDER_HOURS = env.int("ACCESSCTL_REQUEST_REMINDER_HOURS", default=24)
 ACCESSCTL_DEADLINE_NOTICE_HOURS = env.int("ACCESSCTL_DEADLINE_NOTICE_HOURS", default=72)
-ACCESSCTL_REVOCATION_RESUME_SECONDS = env.int("ACCESSCTL_REVOCATION_RESUME_SECONDS", default=30)
+ACCESSCTL_REVOCATION_RESUME_SECONDS = env.int("ACCESSCTL_REVOCATION_RESUME_SECONDS", default=20)
 # Emails link here and sign with this name.
 ACCESSCTL_PUBLIC_URL = env.str("ACCESSCTL_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 ACCESSCTL_SITE_NAME = env.str("ACCESSCTL_SITE_NAME", default="accessctl")

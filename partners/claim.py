@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods
 
 from partners import actions
 from partners.errors import ActionError
+from partners.refusals import settle
 
 __all__ = ["claim_view"]
 
@@ -36,6 +37,7 @@ def claim_view(request: HttpRequest) -> HttpResponse:
         try:
             token, secret = actions.claim_token(code=form.cleaned_data["code"])
         except ActionError as exc:
+            settle(exc)
             error, status = exc, 400
         else:
             response = TemplateResponse(

@@ -1,5 +1,7 @@
 """Errors an action raises when it refuses a change; ``code`` is stable and documented."""
 
+from typing import Any
+
 __all__ = ["ActionError", "ActionForbidden"]
 
 
@@ -13,6 +15,8 @@ class ActionError(Exception):
         self.code = code
         self.message = message
         self.fields = fields or {}
+        # The refusal's audit event, once ``partners.refusals`` built it (see there).
+        self.evidence: Any = None
 
 
 class ActionForbidden(ActionError):

@@ -92,10 +92,14 @@ def cascade_revocation(revocation_id: int) -> dict[str, int] | None:
 
 
 @shared_task(**RETRY, soft_time_limit=60, time_limit=90)
-def resume_revocations() -> list[int]:
+def resume_revocations(settled_seconds: int | None = None) -> list[int]:
     """Queue again every fan-out not finished in time (its message was lost with a killed
-    worker, or the broker was down when the revocation committed)."""
-    older_than = timezone.now() - timedelta(seconds=settings.ACCESSCTL_REVOCATION_RESUME_SECONDS)
+    worker, or the broker was down when the revocation committed): those effective for
+    ``settled_seconds`` (default ``ACCESSCTL_REVOCATION_RESUME_SECONDS``; 0 when a worker
+    starts, see ``accessctl.celery``)."""
+    if settled_seconds is None:
+        settled_seconds = settings.ACCESSCTL_REVOCATION_RESUME_SECONDS
+    older_than = timezone.now() - timedelta(seconds=settled_seconds)
     pending = queries.unfinished_revocations(older_than=older_than)
     for revocation_id in pending:
         send("partners.tasks.cascade_revocation", revocation_id)

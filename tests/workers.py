@@ -75,6 +75,31 @@ class Worker:
                 self.kill()
 
 
+class Beat(Worker):
+    """One ``celery beat`` process with the database scheduler (the schedules the
+    migrations install), as production runs it."""
+
+    def __init__(self, broker: str, env: dict[str, str], workdir: Path) -> None:
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("celery")),
+                "-A",
+                "accessctl",
+                "beat",
+                "--scheduler",
+                "django_celery_beat.schedulers:DatabaseScheduler",
+                "--pidfile",
+                str(workdir / "beat.pid"),
+                "--loglevel",
+                "WARNING",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": broker, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+
 @contextmanager
 def workers(broker: str, env: dict[str, str]) -> Iterator[Callable[..., Worker]]:
     """Start workers with ``start()``; all are stopped at the end."""

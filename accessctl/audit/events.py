@@ -60,6 +60,18 @@ class AuditAction(StrEnum):
     AUDIT_RETENTION_APPLIED = "audit.retention_applied"
     STAFF_SIGNED_IN = "staff.signed_in"
     STAFF_SIGN_IN_FAILED = "staff.sign_in_failed"
+    # A refused action, recorded after its rollback (``partners.refusals``), per domain.
+    CHECKPOINT_REFUSED = "checkpoint.refused"
+    CONTACT_REFUSED = "contact.refused"
+    GRANT_REFUSED = "grant.refused"
+    GRANT_REQUEST_REFUSED = "grant_request.refused"
+    MEMBER_REFUSED = "member.refused"
+    PARTNER_REFUSED = "partner.refused"
+    RELEASE_REFUSED = "release.refused"
+    REVOCATION_REFUSED = "revocation.refused"
+    SCHEDULE_REFUSED = "schedule.refused"
+    TOKEN_REFUSED = "token.refused"
+    WINDOW_REFUSED = "window.refused"
 
 
 def _actor_label(actor: Any) -> str:

@@ -17,7 +17,11 @@ def _signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 
 @receiver(user_login_failed)
 def _sign_in_failed(
-    sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any
+    sender: Any,
+    credentials: dict[str, Any],
+    request: Any = None,
+    reason: str = "bad_credentials",
+    **kwargs: Any,
 ) -> None:
     # Only the username is kept: ``credentials`` is already scrubbed of the password by
     # Django, and nothing else from it is recorded.
@@ -30,6 +34,6 @@ def _sign_in_failed(
         target_type="auth.user",
         target_id=str(user.pk) if user else "",
         outcome=Outcome.FAILURE,
-        reason="bad_credentials",
+        reason=reason,  # bad_credentials, or the portal form's second_factor_*
         changes={"username": username},
     )

@@ -3,6 +3,9 @@
 Admin, API, commands and tasks call these and nothing else to change domain rows.
 """
 
+from accessctl.audit.events import AuditAction
+from partners.refusals import refusals_recorded
+
 from .checkpoints import (
     ArtifactSpec,
     create_release,
@@ -95,3 +98,60 @@ __all__ = [
     "update_release",
     "withdraw_release",
 ]
+
+# Every public action, with the event its refusals are recorded as. Each is wrapped so
+# that a refusal is recorded after its transaction rolled back (``partners.refusals``); an
+# action missing here fails at import, so no new action can refuse without evidence.
+REFUSAL_EVENTS = {
+    "add_contact": AuditAction.CONTACT_REFUSED,
+    "add_member": AuditAction.MEMBER_REFUSED,
+    "announce_deadlines": AuditAction.WINDOW_REFUSED,
+    "approve_grant_request": AuditAction.GRANT_REQUEST_REFUSED,
+    "authorize_download": AuditAction.DOWNLOAD_DENIED,
+    "cascade_revocation": AuditAction.REVOCATION_REFUSED,
+    "change_contact": AuditAction.CONTACT_REFUSED,
+    "change_schedule": AuditAction.SCHEDULE_REFUSED,
+    "check_grant": AuditAction.GRANT_REFUSED,
+    "check_window": AuditAction.WINDOW_REFUSED,
+    "claim_token": AuditAction.TOKEN_REFUSED,
+    "close_windows": AuditAction.WINDOW_REFUSED,
+    "create_crontab": AuditAction.SCHEDULE_REFUSED,
+    "create_interval": AuditAction.SCHEDULE_REFUSED,
+    "create_partner": AuditAction.PARTNER_REFUSED,
+    "create_release": AuditAction.RELEASE_REFUSED,
+    "create_staff_token": AuditAction.TOKEN_REFUSED,
+    "expire_grants": AuditAction.GRANT_REFUSED,
+    "expire_ndas": AuditAction.PARTNER_REFUSED,
+    "invite_member_token": AuditAction.TOKEN_REFUSED,
+    "issue_grant": AuditAction.GRANT_REFUSED,
+    "lift_embargoes": AuditAction.WINDOW_REFUSED,
+    "open_windows": AuditAction.WINDOW_REFUSED,
+    "pull_checkpoint": AuditAction.CHECKPOINT_REFUSED,
+    "queue_staff_digest": AuditAction.GRANT_REQUEST_REFUSED,
+    "register_checkpoint": AuditAction.CHECKPOINT_REFUSED,
+    "reinstate_partner": AuditAction.PARTNER_REFUSED,
+    "reject_grant_request": AuditAction.GRANT_REQUEST_REFUSED,
+    "remind_pending_requests": AuditAction.GRANT_REQUEST_REFUSED,
+    "remove_contact": AuditAction.CONTACT_REFUSED,
+    "remove_member": AuditAction.MEMBER_REFUSED,
+    "request_grant": AuditAction.GRANT_REFUSED,
+    "revoke_grant": AuditAction.GRANT_REFUSED,
+    "revoke_token": AuditAction.TOKEN_REFUSED,
+    "rotate_token": AuditAction.TOKEN_REFUSED,
+    "set_window": AuditAction.WINDOW_REFUSED,
+    "suspend_partner": AuditAction.PARTNER_REFUSED,
+    "terminate_partner": AuditAction.PARTNER_REFUSED,
+    "update_partner": AuditAction.PARTNER_REFUSED,
+    "update_release": AuditAction.RELEASE_REFUSED,
+    "withdraw_release": AuditAction.RELEASE_REFUSED,
+}
+
+
+def _wrap_all() -> None:
+    namespace = globals()
+    for name in __all__:
+        if name[0].islower():
+            namespace[name] = refusals_recorded(REFUSAL_EVENTS[name])(namespace[name])
+
+
+_wrap_all()

@@ -104,9 +104,19 @@ def check_grant(
     quota_bytes: int,
     expires_at: datetime | None,
     at: datetime,
+    direct: bool = False,
 ) -> tuple[EmbargoWindow, datetime]:
     """Refuse a grant that cannot be issued; return its window and expiry (default: the
-    configured number of days, clipped to the window's close). Forms call this too."""
+    configured number of days, clipped to the window's close). Forms call this too.
+
+    ``direct=True``: issued by staff without a request, which early access never is.
+    """
+    if direct and at < checkpoint.release.public_release_at:
+        raise ActionError(
+            "approval_required",
+            f"Release {checkpoint.release.slug} is not public yet: file a grant request "
+            "instead; early access needs two approvals.",
+        )
     window = _check_eligible(partner, checkpoint, at)
     _check_quota(quota_bytes)
     default_expiry = at + timedelta(days=settings.ACCESSCTL_DEFAULT_GRANT_DAYS)

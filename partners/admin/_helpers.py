@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
 from partners.errors import ActionError
+from partners.refusals import settle
 
 __all__ = [
     "ActionErrorsAsMessages",
@@ -65,6 +66,7 @@ def reason_action(
                     apply(modeladmin, request, obj, form.cleaned_data["reason"])
                     done += 1
                 except ActionError as exc:
+                    settle(exc)
                     modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
             if done:
                 modeladmin.message_user(request, f"{description}: {done} done.", messages.SUCCESS)
@@ -77,6 +79,9 @@ def reason_action(
 
 
 def action_error_to_validation(exc: ActionError) -> ValidationError:
+    """A form's refusal: its evidence is written (the admin's transaction commits a form
+    with errors), and the message shown on the form."""
+    settle(exc)
     if exc.fields:
         return ValidationError(exc.fields)
     return ValidationError(exc.message, code=exc.code)
@@ -90,6 +95,7 @@ class ActionErrorsAsMessages:
         try:
             return super().changeform_view(request, *args, **kwargs)  # type: ignore[misc]
         except ActionError as exc:
+            settle(exc)  # the admin's transaction rolled back: the evidence is written now
             self.message_user(request, exc.message, messages.ERROR)  # type: ignore[attr-defined]
             return HttpResponseRedirect(request.get_full_path())
 

@@ -12,6 +12,7 @@ from accessctl.audit.admin import AuditHistory
 from partners import actions
 from partners.errors import ActionError
 from partners.models import Grant, GrantApproval, GrantRequest
+from partners.refusals import settle
 
 from ._helpers import (
     ActionErrorsAsMessages,
@@ -40,18 +41,13 @@ class GrantIssueForm(forms.ModelForm):
         if all(data.get(k) for k in ("partner", "checkpoint", "quota_bytes")):
             checkpoint = data["checkpoint"]
             try:
-                if timezone.now() < checkpoint.release.public_release_at:
-                    raise ActionError(
-                        "approval_required",
-                        f"Release {checkpoint.release.slug} is not public yet: file a grant "
-                        "request instead; early access needs two approvals.",
-                    )
                 actions.check_grant(
                     partner=data["partner"],
                     checkpoint=checkpoint,
                     quota_bytes=data["quota_bytes"],
                     expires_at=data.get("expires_at"),
                     at=timezone.now(),
+                    direct=True,
                 )
             except ActionError as exc:
                 raise action_error_to_validation(exc) from exc
@@ -211,6 +207,7 @@ class GrantRequestAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmi
             try:
                 done = actions.approve_grant_request(actor=request.user, request=grant_request)
             except ActionError as exc:
+                settle(exc)
                 self.message_user(request, f"{grant_request}: {exc.message}", messages.ERROR)
                 continue
             if done.status == GrantRequest.Status.APPROVED:

@@ -29,6 +29,7 @@ from partners import actions
 from partners.actions.schedules import CRONTAB_FIELDS, EDITABLE_FIELDS
 from partners.authority import Operation, may
 from partners.errors import ActionError
+from partners.refusals import settle
 
 from ._helpers import ActionErrorsAsMessages, AddThenReadOnly
 
@@ -82,6 +83,7 @@ class PeriodicTaskAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
                 actions.change_schedule(actor=request.user, task=task, enabled=enabled)
                 done += 1
             except ActionError as exc:
+                settle(exc)
                 self.message_user(request, f"{task.name}: {exc.message}", messages.ERROR)
         if done:
             state = "enabled" if enabled else "disabled"

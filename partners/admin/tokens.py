@@ -23,6 +23,7 @@ from partners.actions.tokens import PARTNER_SCOPES
 from partners.authority import Operation, may
 from partners.errors import ActionError
 from partners.models import AccessToken, TokenInvitation
+from partners.refusals import settle
 
 from ._helpers import ActionErrorsAsMessages, AddThenReadOnly, reason_action
 
@@ -104,6 +105,7 @@ class AccessTokenAdmin(AuditHistory, AddThenReadOnly, admin.ModelAdmin):
                     allowed_networks=data.get("allowed_networks") or [],
                 )
             except ActionError as exc:
+                settle(exc)
                 form.add_error(
                     "second_factor" if "second_factor" in exc.code else None, exc.message
                 )

@@ -1,19 +1,17 @@
 """API token authentication, scopes, caller rules and per-token throttling."""
 
-import time
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.request import Request
 
-from accessctl.audit.events import AuditAction, record
-from accessctl.audit.models import Outcome
+from accessctl.audit.events import AuditAction, event, record
+from accessctl.audit.models import AuditEvent, Outcome
 from partners import tokens
 from partners.decisions import (
     CallerFacts,
@@ -25,6 +23,7 @@ from partners.decisions import (
 from partners.models import AccessToken
 from partners.queries import token_by_digests
 
+from . import ratelimit
 from .errors import Problem
 
 __all__ = [
@@ -41,13 +40,15 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class TokenFailed(exceptions.AuthenticationFailed):
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, evidence: AuditEvent) -> None:
         super().__init__(detail=detail, code=code)
+        self.evidence = evidence  # written by the exception handler (partners.api.evidence)
 
 
 def _reject(request: Request, code: str, token: AccessToken | None, presented: str) -> TokenFailed:
-    # The event keeps the token's public prefix at most: never the secret.
-    record(
+    # The event keeps the token's public prefix at most: never the secret. The exception
+    # handler writes it, or, on a download, the one ``download.denied`` that holds it.
+    evidence = event(
         AuditAction.TOKEN_REJECTED,
         actor=token.user if token else None,
         target=token,
@@ -64,7 +65,7 @@ def _reject(request: Request, code: str, token: AccessToken | None, presented: s
         "token_expired": "This token has expired.",
         "token_membership_ended": "This token's owner no longer acts for its partner.",
     }
-    return TokenFailed(code, messages[code])
+    return TokenFailed(code, messages[code], evidence)
 
 
 class TokenAuthentication(authentication.BaseAuthentication):
@@ -157,10 +158,10 @@ class _TokenScope(permissions.BasePermission):
 
 
 def _deny(request: Request, decision: Decision) -> Problem:
-    """Record a refused caller (``api.denied`` with the reason) and the problem to raise:
-    partner and staff callers alike."""
+    """The problem to raise for a refused caller, carrying its ``api.denied`` event (with
+    the reason): partner and staff callers alike."""
     token = request.auth
-    record(
+    evidence = event(
         AuditAction.API_DENIED,
         actor=token.user,
         target=token,
@@ -173,7 +174,9 @@ def _deny(request: Request, decision: Decision) -> Problem:
             "path": request.path[:300],
         },
     )
-    return Problem(403, str(decision.reason), decision.detail)
+    refused = Problem(403, str(decision.reason), decision.detail)
+    refused.evidence = evidence  # type: ignore[attr-defined]  # written by the handler
+    return refused
 
 
 class PartnerCaller(_TokenScope):
@@ -219,27 +222,16 @@ class StaffCaller(_TokenScope):
 
 
 class TokenThrottle(throttling.BaseThrottle):
-    """At most ``ACCESSCTL_API_RATE`` requests per token per window (fixed windows).
-
-    One atomic cache increment per request: DRF's sliding-log throttle stores every
-    request's time and would cost more the more a token is used. With a shared cache
-    (Redis, ``CACHE_URL``) the limit holds across all web processes.
-    """
+    """At most ``ACCESSCTL_API_RATE`` requests per token in any interval of the rate's
+    period (a sliding window: ``partners.api.ratelimit``). With a Redis cache
+    (``CACHE_URL``) the limit holds across all web processes, in one round trip."""
 
     def allow_request(self, request: Request, view: Any) -> bool:
         token = request.auth
         ident = f"t{token.pk}" if isinstance(token, AccessToken) else f"a{self.get_ident(request)}"
         limit, period = _parse_rate(str(settings.ACCESSCTL_API_RATE))
-        window = int(time.time() // period)
-        key = f"accessctl:throttle:{ident}:{window}"
-        cache.add(key, 0, timeout=period + 1)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=period + 1)
-            count = 1
-        self._wait = (window + 1) * period - time.time()
-        return count <= limit
+        allowed, self._wait, _ = ratelimit.hit(ident, limit, period)
+        return allowed
 
     def wait(self) -> float | None:
         return max(self._wait, 0.0)

@@ -8,14 +8,13 @@ from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
-from django.http import FileResponse, Http404, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from accessctl.audit.events import AuditAction, record
-from accessctl.audit.models import Outcome
+from accessctl.audit.events import AuditAction
 from accessctl.signing.keys import BadSignature, verify_token
 from partners import actions, queries
 from partners.decisions import Reason
@@ -23,7 +22,7 @@ from partners.models import Artifact, Grant
 from partners.storage import artifact_storage
 
 from .auth import PartnerCaller, token_facts
-from .errors import Problem
+from .errors import Hidden, Problem
 
 __all__ = ["FileView", "parse_range"]
 
@@ -103,8 +102,18 @@ def parse_range(header: str, size: int) -> ByteRange | None:
 
 
 def _grant_token(request: Request, grant: Grant) -> None:
-    """The signed grant token must verify and name this grant, partner and checkpoint."""
-    presented = request.headers.get("X-Grant-Token") or request.query_params.get("grant_token", "")
+    """The signed grant token must verify and name this grant, partner and checkpoint.
+
+    Only from the header: in the URL it would be written to every access log on the way
+    (``accessctl.wsgi`` blanks it from gunicorn's before this refuses it).
+    """
+    if "grant_token" in request.query_params:
+        raise Problem(
+            400,
+            "grant_token_in_query",
+            "Send the grant token as the X-Grant-Token header, never in the URL.",
+        )
+    presented = request.headers.get("X-Grant-Token", "")
     if not presented:
         raise Problem(403, "grant_token_missing", "Send the grant's signed token as X-Grant-Token.")
     try:
@@ -216,7 +225,7 @@ def _s3(artifact: Artifact) -> HttpResponse:
             OpenApiTypes.STR,
             OpenApiParameter.HEADER,
             required=False,
-            description="The grant's signed token (or ?grant_token=).",
+            description="The grant's signed token (never in the URL: grant_token_in_query).",
         ),
         OpenApiParameter("Range", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False),
     ],
@@ -229,6 +238,9 @@ def _s3(artifact: Artifact) -> HttpResponse:
 class FileView(APIView):
     permission_classes = [PartnerCaller]
     required_scope = "download"
+    # Every refusal of a download, whichever rule (token, caller, grant, file, range), is
+    # one ``download.denied`` naming the grant, file and range (partners.api.evidence).
+    refusal_event = AuditAction.DOWNLOAD_DENIED
 
     def get(self, request: Request, grant_id: int, path: str) -> HttpResponseBase:
         partner = request.auth.partner
@@ -236,32 +248,10 @@ class FileView(APIView):
         if not grant.checkpoint.release.jurisdiction_allowed(str(partner.jurisdiction)):
             # Export control: the release does not exist for this partner (404 like another
             # partner's grant, before anything about its files), but the attempt is evidence.
-            record(
-                AuditAction.DOWNLOAD_DENIED,
-                actor=request.user,
-                target=grant,
-                partner=partner,
-                outcome=Outcome.DENIED,
-                reason=Reason.JURISDICTION_BLOCKED,
-                changes={"artifact": path[:500], "method": request.method},
-            )
-            raise Http404
+            raise Hidden(Reason.JURISDICTION_BLOCKED)
         if artifact is None:
             raise Problem(404, "file_not_found", f"The checkpoint has no file {path!r}.")
-        try:
-            _grant_token(request, grant)
-        except Problem as refused:
-            # A bad grant token is a denied download like any other: it leaves evidence.
-            record(
-                AuditAction.DOWNLOAD_DENIED,
-                actor=request.user,
-                target=grant,
-                partner=partner,
-                outcome=Outcome.DENIED,
-                reason=refused.problem_code,
-                changes={"artifact": artifact.path, "method": request.method},
-            )
-            raise
+        _grant_token(request, grant)
         etag = f'"{artifact.sha256}"'
         byte_range = None
         range_header = request.headers.get("Range")
@@ -284,8 +274,8 @@ class FileView(APIView):
                 "method": request.method,
             },
         )
-        if not decision:
-            raise Problem(403, str(decision.reason), decision.detail)
+        if not decision:  # authorize_download wrote its download.denied
+            raise Problem(403, str(decision.reason), decision.detail, recorded=True)
         mode = settings.ACCESSCTL_DOWNLOAD_MODE
         if mode == "s3" and not head:
             return _s3(artifact)

@@ -3,9 +3,10 @@ classes can raise it without importing DRF's views (which import them)."""
 
 from typing import Any
 
+from django.http import Http404
 from rest_framework import exceptions
 
-__all__ = ["Problem"]
+__all__ = ["Hidden", "Problem"]
 
 
 class Problem(exceptions.APIException):
@@ -18,6 +19,7 @@ class Problem(exceptions.APIException):
         detail: str,
         *,
         headers: dict[str, str] | None = None,
+        recorded: bool = False,
         **extra: Any,
     ) -> None:
         super().__init__(detail=detail, code=code)
@@ -25,3 +27,15 @@ class Problem(exceptions.APIException):
         self.problem_code = code
         self.headers = headers
         self.extra = extra
+        # True when the refusal's audit event is already written (the download decision
+        # writes its own): the exception handler then writes none (``partners.api.evidence``).
+        self.recorded = recorded
+
+
+class Hidden(Http404):
+    """A 404 that hides a refusal (export control: the release does not exist for this
+    partner); ``reason`` is what the audit event records."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("No such object, or not yours.")
+        self.reason = reason

@@ -11,6 +11,7 @@ from rest_framework.views import exception_handler
 from partners.errors import ActionError
 
 from .errors import Problem
+from .evidence import record_refusal
 
 __all__ = ["problem_response", "problems_exception_handler"]
 
@@ -71,6 +72,22 @@ def _flatten(detail: Any) -> str:
 
 
 def problems_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
+    """The problem+json answer, and the one place a refused request's evidence is written
+    (``partners.api.evidence``): after any transaction of the view ended."""
+    response = _problem(exc, context)
+    if response is not None:
+        record_refusal(exc, context, response.status_code, _code_of(response))
+    return response
+
+
+def _code_of(response: HttpResponse) -> str:
+    try:
+        return str(json.loads(response.content).get("code", ""))
+    except ValueError:
+        return ""
+
+
+def _problem(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     if isinstance(exc, Problem):
         return problem_response(
             exc.status_code, exc.problem_code, str(exc.detail), headers=exc.headers, **exc.extra

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from partners import actions
 
 from .auth import PartnerCaller
+from .views import NoStore
 
 __all__ = ["TokenRotateApi"]
 
@@ -22,7 +23,7 @@ class RotatedTokenOut(serializers.Serializer):
     replaces = serializers.CharField(help_text="The prefix of the token just revoked.")
 
 
-class TokenRotateApi(APIView):
+class TokenRotateApi(NoStore, APIView):
     """Any partner token may rotate itself, whatever its scopes; the caller rules (partner
     status, NDA, address ranges) still apply, so a refused token cannot renew itself."""
 
@@ -47,4 +48,7 @@ class TokenRotateApi(APIView):
                 "replaces": old.prefix,
             }
         ).data
-        return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
+        return Response(
+            body,
+            status=status.HTTP_201_CREATED,
+        )

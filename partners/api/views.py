@@ -74,6 +74,17 @@ class Cursor(pagination.CursorPagination):
             ) from exc
 
 
+class NoStore:
+    # For views whose answers carry a secret (signed grant tokens, a new token): no cache,
+    # shared or private, may keep them, whatever the answer (a refusal included). A
+    # comment, not a docstring: the schema would show it as the endpoints' description.
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        response["Cache-Control"] = "no-store"
+        return response
+
+
 class PartnerView:
     permission_classes = [PartnerCaller]
     required_scope = "read"
@@ -202,7 +213,7 @@ class ManifestView(PartnerView, APIView):
         return Response(signed_manifest(checkpoint))
 
 
-class GrantListView(PartnerView, generics.ListAPIView):
+class GrantListView(NoStore, PartnerView, generics.ListAPIView):
     """Your grants (GET), or ask for one (POST: 201 issued, 202 waiting for approval)."""
 
     serializer_class = s.GrantSerializer
@@ -255,7 +266,7 @@ class GrantListView(PartnerView, generics.ListAPIView):
 @extend_schema(
     responses=s.GrantSerializer, summary="One grant, with quota left and its signed token"
 )
-class GrantDetailView(PartnerView, APIView):
+class GrantDetailView(NoStore, PartnerView, APIView):
     def get(self, request: Request, grant_id: int) -> Response:
         grant = queries.partner_grant(self.partner, grant_id)
         return Response(

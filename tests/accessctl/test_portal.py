@@ -13,9 +13,11 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accessctl.audit.models import AuditEvent
+from accessctl.portal import PortalLoginForm
 from partners import actions
 from partners.models import EmbargoWindow, Grant, Partner, Revocation
 from tests import factories as f
+from tests.evidence import last_event_id, the_refusal_since
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +77,7 @@ def test_password_without_code_does_not_sign_in(client):
     TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
     response = login(client, user.username)
     assert response.status_code == 200
-    assert "Enter the code from your authenticator app." in response.content.decode()
+    assert PortalLoginForm.FAILED in response.content.decode()
     assert client.get("/admin/").status_code == 302
 
 
@@ -84,7 +86,7 @@ def test_wrong_code_does_not_sign_in(client):
     device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
     wrong = f"{(int(current_code(device)) + 1) % 10**6:06d}"
     response = login(client, user.username, code=wrong)
-    assert "That authentication code is not valid" in response.content.decode()
+    assert PortalLoginForm.FAILED in response.content.decode()
     assert client.get("/admin/").status_code == 302
 
 
@@ -97,10 +99,48 @@ def test_backup_code_signs_in(client):
     assert not backup.token_set.exists()  # a backup code works once
 
 
-def test_staff_without_device_is_told_so(client):
+def test_staff_without_device_gets_the_one_answer_and_the_audit_says_why(client):
     user = f.staff("Compliance")
     response = login(client, user.username, code="123456")
-    assert "no two-factor device" in response.content.decode()
+    assert PortalLoginForm.FAILED in response.content.decode()
+    failed = AuditEvent.objects.get(action="staff.sign_in_failed", target_id=str(user.pk))
+    assert failed.reason == "second_factor_device_missing"
+
+
+@pytest.mark.parametrize("wrong", ["password", "code", "both", "no code"])
+def test_every_failed_combination_gets_the_same_answer_and_one_event(client, wrong):
+    """Nothing in the answer says which part was right; the audit trail does."""
+    user = f.staff("Compliance")
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    bad_code = f"{(int(current_code(device)) + 1) % 10**6:06d}"
+    password = "not it" if wrong in ("password", "both") else PASSWORD
+    code = {"code": bad_code, "both": bad_code, "no code": ""}.get(wrong, current_code(device))
+    before = last_event_id()
+    response = login(client, user.username, password=password, code=code)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert PortalLoginForm.FAILED in page
+    assert "authentication code is not valid" not in page and "Enter the code" not in page
+    reason = {"password": "bad_credentials", "both": "bad_credentials"}.get(
+        wrong, "second_factor_missing" if wrong == "no code" else "second_factor_invalid"
+    )
+    refusal = the_refusal_since(before, reason, "staff.sign_in_failed")
+    assert refusal.target_id == str(user.pk)
+
+
+def test_wrong_codes_with_the_right_password_lock_the_account_out(client, settings):
+    user = f.staff("Compliance")
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    wrong = f"{(int(current_code(device)) + 1) % 10**6:06d}"
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        assert login(client, user.username, code=wrong).status_code in (200, 429)
+    # Now even the right password and the right code are refused from this address.
+    response = login(client, user.username, code=current_code(device))
+    assert response.status_code == 429
+    assert "Too many failed sign-ins" in response.content.decode()
+    assert client.get("/admin/").status_code == 302
+    failed = AuditEvent.objects.filter(action="staff.sign_in_failed", target_id=str(user.pk))
+    assert failed.filter(reason="second_factor_invalid").count() == settings.AXES_FAILURE_LIMIT
 
 
 def test_staff_signed_in_without_second_factor_is_refused(client):

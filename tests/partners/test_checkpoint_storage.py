@@ -61,7 +61,12 @@ def file(path: str, content: bytes, **extra) -> dict:
 
 
 def checkpoint_events() -> int:
-    return AuditEvent.objects.filter(action__startswith="checkpoint.").count()
+    """Checkpoint changes (a refusal's ``checkpoint.refused`` is evidence, not a change)."""
+    return (
+        AuditEvent.objects.filter(action__startswith="checkpoint.")
+        .exclude(action="checkpoint.refused")
+        .count()
+    )
 
 
 def assert_problem(response, status: int, code: str) -> None:

@@ -506,10 +506,15 @@ def test_a_token_of_someone_no_longer_a_member_is_refused(member_world, how):
     for name, response in _calls(secret, grant).items():
         assert response.status_code == 401, name
         assert response.json()["code"] == "token_membership_ended"
-    assert (
-        AuditEvent.objects.filter(action="token.rejected", reason="token_membership_ended").count()
-        == 3
-    )
+    refused = AuditEvent.objects.filter(reason="token_membership_ended")
+    # The download's refusal is a download.denied naming the grant (and the token prefix).
+    assert sorted(refused.values_list("action", flat=True)) == [
+        "download.denied",
+        "token.rejected",
+        "token.rejected",
+    ]
+    denied = refused.get(action="download.denied")
+    assert denied.target_id == str(grant.pk) and denied.changes["prefix"] == secret[:12]
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from partners.errors import ActionError
 from partners.models import EmbargoWindow, Grant, Notification, Partner, Revocation
 from tests import factories as f
 from tests.accessctl.test_portal import portal_client
+from tests.evidence import last_event_id, the_refusal_since
 
 pytestmark = pytest.mark.django_db
 DAY = timedelta(days=1)
@@ -62,7 +63,7 @@ def test_the_action_refuses_without_the_exact_confirmation(world, confirm):
     ids = [world["open"].pk, world["upcoming"].pk]
     if confirm in ("partial", "extra"):
         confirm = {"partial": ids[:1], "extra": [*ids, world["kept"].pk]}[confirm]
-    before = AuditEvent.objects.count()
+    before = last_event_id()
     with pytest.raises(ActionError) as refused:
         actions.update_partner(
             actor=f.staff("Partner manager"),
@@ -74,7 +75,7 @@ def test_the_action_refuses_without_the_exact_confirmation(world, confirm):
     assert f"#{ids[0]}" in refused.value.message and f"#{ids[1]}" in refused.value.message
     assert Partner.objects.get(pk=world["partner"].pk).jurisdiction == "US"
     assert Grant.objects.filter(status="active").count() == 3
-    assert AuditEvent.objects.count() == before
+    the_refusal_since(before, "confirmation_required", action="partner.refused")
 
 
 def test_a_move_that_ends_nothing_needs_no_confirmation(world):

@@ -11,6 +11,7 @@ from partners import actions
 from partners.errors import ActionForbidden
 from partners.models import AccessToken
 from tests import factories as f
+from tests.evidence import last_event_id, the_refusal_since
 
 pytestmark = pytest.mark.django_db
 
@@ -195,14 +196,19 @@ def test_role_may_or_may_not_call_action(world, role, name):
         CALLS[name](actor, world)
         assert AuditEvent.objects.filter(actor=actor).count() > before
     else:
+        since = last_event_id()
         with pytest.raises(ActionForbidden):
             CALLS[name](actor, world)
-        assert AuditEvent.objects.filter(actor=actor).count() == before
+        # Nothing changed, and the refusal is evidence: one event, its target and reason.
+        refusal = the_refusal_since(since, "forbidden", str(actions.REFUSAL_EVENTS[name]))
+        assert refusal.actor == actor and refusal.changes["action"] == name
 
 
 def test_staff_without_a_role_can_do_nothing(world):
     nobody = f.staff()
     for name, call in CALLS.items():
+        since = last_event_id()
         with pytest.raises(ActionForbidden):
             call(nobody, world)
-        assert not AuditEvent.objects.filter(actor=nobody).exists(), name
+        assert the_refusal_since(since, "forbidden").actor == nobody, name
+    assert not AuditEvent.objects.filter(actor=nobody, outcome="success").exists()

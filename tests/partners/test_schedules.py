@@ -58,7 +58,9 @@ def test_roles_without_the_permission_cannot_change_a_schedule(who):
     with pytest.raises(ActionForbidden):
         actions.create_crontab(actor=actor, minute="0", hour="3")
     assert state() == before
-    assert not schedule_events().exists()
+    # Nothing changed; each refusal is evidence.
+    refused = schedule_events().values_list("action", "reason")
+    assert list(refused) == [("schedule.refused", "forbidden")] * 3
 
 
 @pytest.mark.parametrize("who", ["Release manager", "Partner manager", "Compliance"])
@@ -73,7 +75,7 @@ def test_roles_without_the_permission_cannot_change_a_schedule_in_the_portal(cli
     c.post(changelist, {"action": "disable", "_selected_action": [seal.pk]})
     assert c.get(reverse("admin:django_celery_beat_intervalschedule_add")).status_code == 403
     assert state() == before
-    assert not schedule_events().exists()
+    assert not schedule_events().exclude(action="schedule.refused").exists()
 
 
 def test_security_officer_disables_sealing_in_the_portal_with_evidence(client):
@@ -147,7 +149,8 @@ def test_task_name_and_silent_off_switches_are_not_editable(values, code):
     with pytest.raises(ActionError) as refused:
         actions.change_schedule(actor=f.staff("Security officer"), task=task(), **values)
     assert refused.value.code == code
-    assert state() == before and not schedule_events().exists()
+    assert state() == before
+    assert list(schedule_events().values_list("action", "reason")) == [("schedule.refused", code)]
 
 
 def test_no_one_adds_or_deletes_a_schedule_in_the_portal(client):

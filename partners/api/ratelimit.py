@@ -1,0 +1,73 @@
+"""A sliding-window rate limit: at most ``limit`` allowed requests in ANY interval of
+``period`` seconds, not just within each fixed window (a fixed minute lets twice the
+rate through across its boundary: a full minute's worth at 0:59, another at 1:00).
+
+With a Redis cache (``CACHE_URL=redis://...``) the log of allowed requests is a sorted
+set in Redis, trimmed and checked by one Lua script (atomic, and timed by Redis's own
+clock), so the limit holds across every web process and host. Without one (the embedded
+default, one process) the same algorithm runs in memory.
+
+Refused requests are not logged: a client that keeps hammering is refused until its
+oldest allowed request leaves the window, never longer.
+"""
+
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
+
+__all__ = ["hit"]
+
+_SCRIPT = """
+pcall(redis.replicate_commands)  -- Redis < 5: allow TIME before writes; a no-op after
+local limit, period = tonumber(ARGV[1]), tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
+if redis.call('ZCARD', KEYS[1]) < limit then
+    redis.call('ZADD', KEYS[1], now, ARGV[3])
+    redis.call('PEXPIRE', KEYS[1], math.ceil(period / 1000) + 1000)
+    return {1, 0, now}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, tonumber(oldest[2]) + period - now, now}
+"""
+
+_local: dict[str, deque[float]] = {}
+_lock = threading.Lock()
+
+
+def _redis_client(key: str) -> Any:
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return None
+    return backend._cache.get_client(key, write=True)
+
+
+def _in_memory(key: str, limit: int, period: float) -> tuple[bool, float, float]:
+    now = time.monotonic()
+    with _lock:
+        log = _local.setdefault(key, deque())
+        while log and log[0] <= now - period:
+            log.popleft()
+        if len(log) < limit:
+            log.append(now)
+            return True, 0.0, now
+        return False, log[0] + period - now, now
+
+
+def hit(ident: str, limit: int, period: float) -> tuple[bool, float, float]:
+    """Count one request of ``ident``: (allowed, seconds to wait if not, the limiter's
+    clock in seconds)."""
+    key = cache.make_key(f"accessctl:rate:{ident}")
+    client = _redis_client(key)
+    if client is None:
+        return _in_memory(key, limit, period)
+    allowed, wait, now = client.eval(
+        _SCRIPT, 1, key, limit, int(period * 1_000_000), uuid.uuid4().hex
+    )
+    return bool(allowed), int(wait) / 1_000_000, int(now) / 1_000_000
