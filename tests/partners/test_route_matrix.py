@@ -67,7 +67,7 @@ STAFF_ROUTES: dict[str, Route] = {
         lambda w: {"tag": "step-9", "artifacts": [w["artifact"]]},
         _op(Operation.CHECKPOINT_REGISTER),
     ),
-    "api/v1/staff/checkpoints/<int:checkpoint_id>/pull": Route(
+    "api/v1/staff/checkpoints/<id:checkpoint_id>/pull": Route(
         "post",
         "/api/v1/staff/checkpoints/{checkpoint}/pull",
         lambda w: REASON,
@@ -84,7 +84,7 @@ STAFF_ROUTES: dict[str, Route] = {
         },
         _op(Operation.WINDOW_CREATE),
     ),
-    "api/v1/staff/windows/<int:window_id>": Route(
+    "api/v1/staff/windows/<id:window_id>": Route(
         "put",
         "/api/v1/staff/windows/{window}",
         lambda w: {
@@ -101,19 +101,19 @@ STAFF_ROUTES: dict[str, Route] = {
         lambda w: {"partner": w["other"].slug, "checkpoint": w["checkpoint"].pk, "quota_bytes": 10},
         _op(Operation.GRANT_ISSUE),
     ),
-    "api/v1/staff/grants/<int:grant_id>/revoke": Route(
+    "api/v1/staff/grants/<id:grant_id>/revoke": Route(
         "post",
         "/api/v1/staff/grants/{grant}/revoke",
         lambda w: REASON,
         _op(Operation.GRANT_REVOKE),
     ),
-    "api/v1/staff/grant-requests/<int:request_id>/approve": Route(
+    "api/v1/staff/grant-requests/<id:request_id>/approve": Route(
         "post",
         "/api/v1/staff/grant-requests/{request}/approve",
         lambda w: None,
         _op(Operation.GRANT_REQUEST_DECIDE),
     ),
-    "api/v1/staff/grant-requests/<int:request_id>/reject": Route(
+    "api/v1/staff/grant-requests/<id:request_id>/reject": Route(
         "post",
         "/api/v1/staff/grant-requests/{request}/reject",
         lambda w: REASON,
@@ -137,7 +137,7 @@ STAFF_ROUTES: dict[str, Route] = {
         lambda w: REASON,
         _op(Operation.RELEASE_WITHDRAW),
     ),
-    "api/v1/staff/revocations/<int:revocation_id>": Route(
+    "api/v1/staff/revocations/<id:revocation_id>": Route(
         "get",
         "/api/v1/staff/revocations/{revocation}",
         lambda w: None,
@@ -146,13 +146,13 @@ STAFF_ROUTES: dict[str, Route] = {
     "api/v1/staff/audit-exports/": Route(
         "post", "/api/v1/staff/audit-exports/", lambda w: {}, _op(Operation.AUDIT_EXPORT)
     ),
-    "api/v1/staff/audit-exports/<int:export_id>": Route(
+    "api/v1/staff/audit-exports/<id:export_id>": Route(
         "get",
         "/api/v1/staff/audit-exports/{export}",
         lambda w: None,
         _op(Operation.AUDIT_EXPORT),
     ),
-    "api/v1/staff/audit-exports/<int:export_id>/files/<str:kind>": Route(
+    "api/v1/staff/audit-exports/<id:export_id>/files/<str:kind>": Route(
         "get",
         "/api/v1/staff/audit-exports/{export}/files/jsonl",
         lambda w: None,
@@ -165,11 +165,11 @@ PARTNER_ROUTES = {
     "api/v1/me": "me",
     "api/v1/releases/": "releases",
     "api/v1/releases/<slug:slug>/checkpoints/": "checkpoints",
-    "api/v1/checkpoints/<int:checkpoint_id>/manifest": "manifest",
+    "api/v1/checkpoints/<id:checkpoint_id>/manifest": "manifest",
     "api/v1/grants/": "grants",
-    "api/v1/grants/<int:grant_id>": "grant",
-    "api/v1/grants/<int:grant_id>/files/<path:path>": "file",
-    "api/v1/grant-requests/<int:request_id>": "grant-request",
+    "api/v1/grants/<id:grant_id>": "grant",
+    "api/v1/grants/<id:grant_id>/files/<path:path>": "file",
+    "api/v1/grant-requests/<id:request_id>": "grant-request",
 }
 
 
