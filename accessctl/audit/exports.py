@@ -1,5 +1,5 @@
 """Compliance exports: the audit events that match the filters, with the proof that they
-are complete and unmodified (see ``verify_export`` for the format and the checks).
+are complete and unmodified (see ``accessctl_wire.verify_export`` for the format and the checks).
 
 ``request_export`` records the request (audited) and queues ``write_export``, which seals
 what is new, then streams the matching sealed events, in leaf order, into three files in
@@ -28,8 +28,8 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accessctl.signing.keys import sign_detached
+from accessctl_wire import EXPORT_FORMAT, b64, canonical_json, perfect_subtrees, ranges, split
 
-from . import verify_export as merkle
 from .events import AuditAction, record
 from .models import AuditCheckpoint, AuditEvent, AuditExport, AuditRetention
 from .sealing import FIELDS, checkpoint_json, consistency, event_record, seal, timestamp
@@ -170,7 +170,7 @@ def _needed_nodes(exported: array, size: int) -> Iterator[tuple[int, int]]:
         start, end = stack.pop()
         if end - start == 1:
             continue
-        k = merkle.split(end - start)
+        k = split(end - start)
         for a, b in ((start, start + k), (start + k, end)):
             span = b - a
             if span & (span - 1) == 0:
@@ -178,7 +178,7 @@ def _needed_nodes(exported: array, size: int) -> Iterator[tuple[int, int]]:
                 if key not in edge:
                     yield key
             else:
-                for key in merkle.perfect_subtrees(a, b):
+                for key in perfect_subtrees(a, b):
                     if key not in edge:
                         edge.add(key)
                         yield key
@@ -219,7 +219,7 @@ def _fetch(keys: list[tuple[int, int]]) -> list[list[Any]]:
                         [level, first, last],
                     )
                 out += [
-                    [level, index, merkle.b64(bytes(value))]
+                    [level, index, b64(bytes(value))]
                     for index, value in cursor.fetchall()
                     if index in wanted
                 ]
@@ -263,7 +263,7 @@ def _ocsf(index: int, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _line(value: Any) -> bytes:
-    return merkle.canonical(value) + b"\n"
+    return canonical_json(value) + b"\n"
 
 
 def write_export(export_id: int) -> AuditExport:
@@ -313,17 +313,17 @@ def write_export(export_id: int) -> AuditExport:
             "requested_by": export.requested_by.get_username(),
             "written_at": timestamp(timezone.now()),
             "tree_size": size,
-            "root_hash": merkle.b64(bytes(last.root_hash)),
+            "root_hash": b64(bytes(last.root_hash)),
             "events": len(exported),
-            "leaf_ranges": merkle.ranges(exported),
+            "leaf_ranges": ranges(exported),
             "purged_below": purged_below,
             # Sealed events whose rows are gone though retention did not remove them.
             "missing_leaves": list(missing),
         }
-        manifest["signature"] = sign_detached(merkle.canonical(manifest))
+        manifest["signature"] = sign_detached(canonical_json(manifest))
         header = {
             "type": "header",
-            "format": merkle.FORMAT,
+            "format": EXPORT_FORMAT,
             "checkpoints": [checkpoint_json(c) for c in checkpoints],
             "consistency": {
                 f"{checkpoints[0].tree_size}-{size}": consistency(checkpoints[0].tree_size, size)
