@@ -414,12 +414,11 @@ ACCESSCTL_TOKEN_PEPPERS = dict(
     item.split(":", 1) for item in env.list("ACCESSCTL_TOKEN_PEPPERS", default=[])
 )
 if PRODUCTION:
-    import base64 as _base64
+    from accessctl_wire import unb64 as _unb64
 
     try:
-        _kek = _base64.urlsafe_b64decode(
-            ACCESSCTL_KEY_ENCRYPTION_KEY + "=" * (-len(ACCESSCTL_KEY_ENCRYPTION_KEY) % 4)
-        )
+        # Read as accessctl.signing.keys reads it: base64url, padding tolerated.
+        _kek = _unb64(ACCESSCTL_KEY_ENCRYPTION_KEY.rstrip("="))
     except ValueError:
         _kek = b""
     _require_secret(
