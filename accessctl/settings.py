@@ -485,6 +485,16 @@ ACCESSCTL_SITE_NAME = env.str("ACCESSCTL_SITE_NAME", default="accessctl")
 # Audit events younger than this are never deleted, whatever the retention command asks.
 ACCESSCTL_AUDIT_RETENTION_MIN_DAYS = env.int("ACCESSCTL_AUDIT_RETENTION_MIN_DAYS", default=365)
 
+# Seams where the platform calls the domain (docs/architecture.md): named here, imported
+# when used, so nothing under accessctl/ imports partners/ (checked by .importlinter).
+# The audit export's partner and release filters, as Q objects over AuditEvent.
+ACCESSCTL_AUDIT_EXPORT_SCOPES = {
+    "partner": "partners.audit_scope.partner_events",
+    "release": "partners.audit_scope.release_events",
+}
+# The portal's dashboard: request -> template context for admin/index.html.
+ACCESSCTL_PORTAL_DASHBOARD = "partners.dashboard.dashboard"
+
 # Logs: one JSON object per line in production (python-json-logger), plain text in the
 # embedded demo; every record carries the request id its audit events hold.
 ACCESSCTL_LOG_FORMAT = env.str("ACCESSCTL_LOG_FORMAT", default="json" if PRODUCTION else "plain")
