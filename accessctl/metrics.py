@@ -20,7 +20,7 @@ from prometheus_client import Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from partners.networks import address_in_networks
+from accessctl.networks import address_in_networks
 
 __all__ = ["DEBITED", "DECISIONS", "TASK_FAILURES", "TASK_SECONDS", "metrics_view"]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from partners.networks import address_in_networks
+from accessctl.networks import address_in_networks
 
 __all__ = [
     "RequestContext",

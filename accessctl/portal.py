@@ -1,17 +1,18 @@
-"""The staff portal's admin site: two-factor sign-in (django-otp) and the dashboard."""
+"""The staff portal's admin site: two-factor sign-in (django-otp) and the dashboard page,
+whose content the domain supplies (``settings.ACCESSCTL_PORTAL_DASHBOARD``)."""
 
 import types
-from datetime import timedelta
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models.base import ModelBase
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.utils import timezone
+from django.utils.module_loading import import_string
 from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -25,8 +26,6 @@ _SECOND_FACTOR_REASONS = {
     "invalid_token": "second_factor_invalid",
     "device_required": "second_factor_device_missing",
 }
-
-TIMELINE_DAYS = 60
 
 # Apps whose rows are the record: they change through audited actions and are never
 # deleted in the portal (a partner is terminated, a grant revoked, a checkpoint pulled).
@@ -127,6 +126,9 @@ class PortalSite(OTPAdminSite):
     def index(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> TemplateResponse:
+        # The domain fills the dashboard (settings.ACCESSCTL_PORTAL_DASHBOARD): the portal
+        # is platform code and imports no domain module.
+        dashboard = import_string(settings.ACCESSCTL_PORTAL_DASHBOARD)
         return super().index(request, {**dashboard(request), **(extra_context or {})})
 
 
@@ -138,43 +140,3 @@ def _with(mixins: tuple[type, ...], base: type) -> type:
         {},
         lambda ns: ns.update({"__module__": base.__module__, "__qualname__": base.__qualname__}),
     )
-
-
-def dashboard(request: HttpRequest) -> dict[str, Any]:
-    from partners import queries
-
-    user = request.user
-    now = timezone.now()
-    start = now - timedelta(days=7)
-    span = timedelta(days=TIMELINE_DAYS)
-    context: dict[str, Any] = {"now": now, "timeline_days": TIMELINE_DAYS}
-    if user.has_perm("partners.view_embargowindow"):
-        rows: dict[str, list[dict[str, Any]]] = {}
-        for window in queries.timeline_windows(at=start, horizon=span):
-            left = max((window.opens_at - start) / span, 0.0)
-            right = min((window.closes_at - start) / span, 1.0)
-            rows.setdefault(window.release.slug, []).append(
-                {
-                    "window": window,
-                    # The kill switch ends every window of the release, whatever the times.
-                    "state": "withdrawn"
-                    if window.release.status == "withdrawn"
-                    else window.state_at(now).value,
-                    "left": round(left * 100, 2),
-                    "width": round(max(right - left, 0.005) * 100, 2),
-                }
-            )
-        context["timeline"] = rows
-        context["timeline_start"], context["timeline_end"] = start, start + span
-        context["now_left"] = round((now - start) / span * 100, 2)
-    if user.has_perm("partners.view_grant"):
-        context["expiring_grants"] = list(
-            queries.expiring_grants(at=now, within=timedelta(days=7))[:10]
-        )
-    if user.has_perm("audit.view_auditevent"):
-        context["recent_denials"] = list(queries.recent_denials(limit=10))
-    if user.has_perm("partners.view_grantrequest"):
-        context["pending_requests"] = list(queries.pending_requests()[:10])
-    if user.has_perm("django_celery_beat.view_periodictask"):
-        context["disabled_schedules"] = queries.disabled_schedules()
-    return context

@@ -281,13 +281,15 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = DATA_DIR / "broker"
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # The exchange tables; kombu's default is "control" under the working directory.
+        "control_folder": str(_broker_dir / "control"),
     }
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
@@ -412,12 +414,11 @@ ACCESSCTL_TOKEN_PEPPERS = dict(
     item.split(":", 1) for item in env.list("ACCESSCTL_TOKEN_PEPPERS", default=[])
 )
 if PRODUCTION:
-    import base64 as _base64
+    from accessctl_wire import unb64 as _unb64
 
     try:
-        _kek = _base64.urlsafe_b64decode(
-            ACCESSCTL_KEY_ENCRYPTION_KEY + "=" * (-len(ACCESSCTL_KEY_ENCRYPTION_KEY) % 4)
-        )
+        # Read as accessctl.signing.keys reads it: base64url, padding tolerated.
+        _kek = _unb64(ACCESSCTL_KEY_ENCRYPTION_KEY.rstrip("="))
     except ValueError:
         _kek = b""
     _require_secret(
@@ -483,6 +484,16 @@ ACCESSCTL_PUBLIC_URL = env.str("ACCESSCTL_PUBLIC_URL", default="http://127.0.0.1
 ACCESSCTL_SITE_NAME = env.str("ACCESSCTL_SITE_NAME", default="accessctl")
 # Audit events younger than this are never deleted, whatever the retention command asks.
 ACCESSCTL_AUDIT_RETENTION_MIN_DAYS = env.int("ACCESSCTL_AUDIT_RETENTION_MIN_DAYS", default=365)
+
+# Seams where the platform calls the domain (docs/architecture.md): named here, imported
+# when used, so nothing under accessctl/ imports partners/ (checked by .importlinter).
+# The audit export's partner and release filters, as Q objects over AuditEvent.
+ACCESSCTL_AUDIT_EXPORT_SCOPES = {
+    "partner": "partners.audit_scope.partner_events",
+    "release": "partners.audit_scope.release_events",
+}
+# The portal's dashboard: request -> template context for admin/index.html.
+ACCESSCTL_PORTAL_DASHBOARD = "partners.dashboard.dashboard"
 
 # Logs: one JSON object per line in production (python-json-logger), plain text in the
 # embedded demo; every record carries the request id its audit events hold.

@@ -1,31 +1,6 @@
-"""Hand work to Celery after the change commits, without ever failing the change.
+"""Hand work to Celery after the change commits: platform code (``accessctl.dispatch``),
+re-exported here for the domain's actions, notifications and tasks."""
 
-Enforcement does not wait for a worker: the change is committed before this runs. If the
-broker is down, the task is not sent and a warning is logged; the periodic sweepers
-(``resume_revocations``, ``send_notifications``) find the work in the database and
-send it when the broker is back. No retry here, so a request never waits on a broker.
-"""
-
-import logging
-from typing import Any
-
-from celery import current_app
-from django.db import transaction
+from accessctl.dispatch import after_commit, send
 
 __all__ = ["after_commit", "send"]
-
-log = logging.getLogger(__name__)
-
-
-def send(task: str, *args: Any) -> bool:
-    try:
-        current_app.send_task(task, args=args, retry=False)
-    except Exception as exc:  # the broker is unreachable: the sweeper picks it up
-        log.warning("could not queue %s%r (%s); a periodic sweep will run it", task, args, exc)
-        return False
-    return True
-
-
-def after_commit(task: str, *args: Any) -> None:
-    """Queue ``task`` by name once the current transaction commits (never if it rolls back)."""
-    transaction.on_commit(lambda: send(task, *args))

@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from accessctl.signing.keys import canonical_json, sign_detached
+from accessctl.signing.keys import sign_detached
+from accessctl_wire import canonical_json
 from partners.models import Checkpoint
 
 __all__ = ["manifest", "signed_manifest"]

@@ -1,9 +1,14 @@
-"""Allowed address ranges, stored as a list of CIDR strings."""
+"""Allowed address ranges, stored as a list of CIDR strings.
+
+Matching an address is platform code (``accessctl.networks``), re-exported here for the
+domain's callers.
+"""
 
 import ipaddress
-from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
+
+from accessctl.networks import address_in_networks
 
 __all__ = ["address_in_networks", "validate_networks"]
 
@@ -16,14 +21,3 @@ def validate_networks(value: object) -> None:
             ipaddress.ip_network(str(item), strict=True)
         except ValueError as exc:
             raise ValidationError(f"{item!r} is not an address range: {exc}.") from exc
-
-
-def address_in_networks(address: str | None, networks: Iterable[str]) -> bool:
-    """True when ``address`` lies in one of ``networks``; an unparsable address never does."""
-    if not address:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(network) for network in networks)

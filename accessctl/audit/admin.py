@@ -10,6 +10,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from accessctl_wire import b64
+
 from .exports import ExportError, request_export, storage
 from .models import AuditCheckpoint, AuditEvent, AuditExport
 
@@ -210,6 +212,4 @@ class AuditCheckpointAdmin(ReadOnly, admin.ModelAdmin):
 
     @admin.display(description="Root hash (base64url)")
     def root(self, obj: AuditCheckpoint) -> str:
-        from .verify_export import b64
-
         return format_html("<code>{}</code>", b64(bytes(obj.root_hash)))

@@ -1,5 +1,5 @@
 """Compliance exports: the audit events that match the filters, with the proof that they
-are complete and unmodified (see ``verify_export`` for the format and the checks).
+are complete and unmodified (see ``accessctl_wire.verify_export`` for the format and the checks).
 
 ``request_export`` records the request (audited) and queues ``write_export``, which seals
 what is new, then streams the matching sealed events, in leaf order, into three files in
@@ -23,13 +23,14 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
 from django.db import connection, transaction
-from django.db.models import CharField, Q, QuerySet
-from django.db.models.functions import Cast
+from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
+from accessctl.dispatch import after_commit
 from accessctl.signing.keys import sign_detached
+from accessctl_wire import EXPORT_FORMAT, b64, canonical_json, perfect_subtrees, ranges, split
 
-from . import verify_export as merkle
 from .events import AuditAction, record
 from .models import AuditCheckpoint, AuditEvent, AuditExport, AuditRetention
 from .sealing import FIELDS, checkpoint_json, consistency, event_record, seal, timestamp
@@ -62,16 +63,20 @@ def _clean_filters(filters: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def matching_events(filters: dict[str, Any]) -> QuerySet[AuditEvent]:
-    from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest, Partner, Release
+def _scope(name: str, value: str) -> Q:
+    """The domain's meaning of filter ``name`` (``partner``, ``release``): a callable named
+    in ``settings.ACCESSCTL_AUDIT_EXPORT_SCOPES``, so the platform imports no domain code."""
+    return import_string(settings.ACCESSCTL_AUDIT_EXPORT_SCOPES[name])(value)
 
+
+def matching_events(filters: dict[str, Any]) -> QuerySet[AuditEvent]:
     events = AuditEvent.objects.all()
     if since := filters.get("since"):
         events = events.filter(occurred_at__gte=datetime.fromisoformat(since))
     if until := filters.get("until"):
         events = events.filter(occurred_at__lt=datetime.fromisoformat(until))
     if partner := filters.get("partner"):
-        events = events.filter(partner_id__in=Partner.objects.filter(slug=partner).values("pk"))
+        events = events.filter(_scope("partner", partner))
     if outcome := filters.get("outcome"):
         events = events.filter(outcome=outcome)
     if action := filters.get("action"):  # "grant.revoked", or a prefix: "grant.*"
@@ -79,36 +84,13 @@ def matching_events(filters: dict[str, Any]) -> QuerySet[AuditEvent]:
             events = events.filter(action__startswith=action[:-1])
         else:
             events = events.filter(action=action)
-    if slug := filters.get("release"):
-        release = Release.objects.filter(slug=slug)
-
-        def ids(qs: QuerySet) -> QuerySet:
-            return qs.annotate(text=Cast("pk", CharField())).values("text")
-
-        checkpoints = Checkpoint.objects.filter(release__in=release)
-        events = events.filter(
-            Q(target_type="partners.release", target_id__in=ids(release))
-            | Q(target_type="partners.checkpoint", target_id__in=ids(checkpoints))
-            | Q(
-                target_type="partners.embargowindow",
-                target_id__in=ids(EmbargoWindow.objects.filter(release__in=release)),
-            )
-            | Q(
-                target_type="partners.grant",
-                target_id__in=ids(Grant.objects.filter(checkpoint__in=checkpoints)),
-            )
-            | Q(
-                target_type="partners.grantrequest",
-                target_id__in=ids(GrantRequest.objects.filter(checkpoint__in=checkpoints)),
-            )
-        )
+    if release := filters.get("release"):
+        events = events.filter(_scope("release", release))
     return events
 
 
 @transaction.atomic
 def request_export(*, actor: Any, filters: dict[str, Any]) -> AuditExport:
-    from partners.dispatch import after_commit
-
     if not actor.has_perm("audit.export_auditevent"):
         raise ExportError("forbidden", "You lack the permission to export the audit trail.")
     clean = _clean_filters(filters)
@@ -170,7 +152,7 @@ def _needed_nodes(exported: array, size: int) -> Iterator[tuple[int, int]]:
         start, end = stack.pop()
         if end - start == 1:
             continue
-        k = merkle.split(end - start)
+        k = split(end - start)
         for a, b in ((start, start + k), (start + k, end)):
             span = b - a
             if span & (span - 1) == 0:
@@ -178,7 +160,7 @@ def _needed_nodes(exported: array, size: int) -> Iterator[tuple[int, int]]:
                 if key not in edge:
                     yield key
             else:
-                for key in merkle.perfect_subtrees(a, b):
+                for key in perfect_subtrees(a, b):
                     if key not in edge:
                         edge.add(key)
                         yield key
@@ -219,7 +201,7 @@ def _fetch(keys: list[tuple[int, int]]) -> list[list[Any]]:
                         [level, first, last],
                     )
                 out += [
-                    [level, index, merkle.b64(bytes(value))]
+                    [level, index, b64(bytes(value))]
                     for index, value in cursor.fetchall()
                     if index in wanted
                 ]
@@ -263,7 +245,7 @@ def _ocsf(index: int, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _line(value: Any) -> bytes:
-    return merkle.canonical(value) + b"\n"
+    return canonical_json(value) + b"\n"
 
 
 def write_export(export_id: int) -> AuditExport:
@@ -313,17 +295,17 @@ def write_export(export_id: int) -> AuditExport:
             "requested_by": export.requested_by.get_username(),
             "written_at": timestamp(timezone.now()),
             "tree_size": size,
-            "root_hash": merkle.b64(bytes(last.root_hash)),
+            "root_hash": b64(bytes(last.root_hash)),
             "events": len(exported),
-            "leaf_ranges": merkle.ranges(exported),
+            "leaf_ranges": ranges(exported),
             "purged_below": purged_below,
             # Sealed events whose rows are gone though retention did not remove them.
             "missing_leaves": list(missing),
         }
-        manifest["signature"] = sign_detached(merkle.canonical(manifest))
+        manifest["signature"] = sign_detached(canonical_json(manifest))
         header = {
             "type": "header",
-            "format": merkle.FORMAT,
+            "format": EXPORT_FORMAT,
             "checkpoints": [checkpoint_json(c) for c in checkpoints],
             "consistency": {
                 f"{checkpoints[0].tree_size}-{size}": consistency(checkpoints[0].tree_size, size)

@@ -18,8 +18,16 @@ from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from accessctl.signing.keys import sign_detached
+from accessctl_wire import (
+    b64,
+    canonical_json,
+    checkpoint_text,
+    consistency_path,
+    leaf_hash,
+    node_hash,
+    subtree_root,
+)
 
-from . import verify_export as merkle
 from .models import AuditCheckpoint, AuditEvent, AuditLeaf, AuditNode
 
 __all__ = ["SealError", "event_record", "seal", "stored_node", "tree_size"]
@@ -97,15 +105,14 @@ def _new_nodes(old: int, new: int, leaves: dict[int, bytes]) -> Iterator[AuditNo
         for index in range(old >> level, new >> level):
             left = below.get(2 * index) or stored_node(level - 1, 2 * index)
             right = below.get(2 * index + 1) or stored_node(level - 1, 2 * index + 1)
-            current[index] = merkle.node_hash(left, right)
+            current[index] = node_hash(left, right)
             yield AuditNode(level=level, index=index, hash=current[index])
         below, level = current, level + 1
 
 
 def _append(events: Iterable[dict[str, Any]], old: int) -> int:
     leaves = {
-        old + i: merkle.leaf_hash(merkle.canonical(event_record(values)))
-        for i, values in enumerate(events)
+        old + i: leaf_hash(canonical_json(event_record(values))) for i, values in enumerate(events)
     }
     if not leaves:
         return old
@@ -130,7 +137,7 @@ def _append(events: Iterable[dict[str, Any]], old: int) -> int:
 
 
 def _root(size: int) -> bytes:
-    return merkle.subtree_root(stored_node, 0, size)
+    return subtree_root(stored_node, 0, size)
 
 
 def _lock_sealer() -> None:
@@ -169,7 +176,7 @@ def seal(*, batch: int = BATCH) -> AuditCheckpoint | None:
                 f"the stored tree no longer gives the root signed at size {previous.tree_size}"
             )
         root, at = _root(size), timezone.now()
-        signature = sign_detached(merkle.checkpoint_text(size, root, timestamp(at)))
+        signature = sign_detached(checkpoint_text(size, root, timestamp(at)))
         return AuditCheckpoint.objects.create(
             tree_size=size,
             root_hash=root,
@@ -182,14 +189,11 @@ def seal(*, batch: int = BATCH) -> AuditCheckpoint | None:
 def checkpoint_json(checkpoint: AuditCheckpoint) -> dict[str, Any]:
     return {
         "tree_size": checkpoint.tree_size,
-        "root_hash": merkle.b64(bytes(checkpoint.root_hash)),
+        "root_hash": b64(bytes(checkpoint.root_hash)),
         "sealed_at": timestamp(checkpoint.sealed_at),
         "signature": {"alg": "EdDSA", "kid": checkpoint.key_id, "signature": checkpoint.signature},
     }
 
 
 def consistency(old: int, new: int) -> list[str]:
-    return [
-        merkle.b64(merkle.subtree_root(stored_node, start, end))
-        for start, end in merkle.consistency_path(old, new)
-    ]
+    return [b64(subtree_root(stored_node, start, end)) for start, end in consistency_path(old, new)]

@@ -37,9 +37,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from accessctl.audit.verify_export import canonical, parse_public_keys, unb64
-
-from .api import CliError, Retry, problem, with_retries
+from accessctl_wire import canonical_json, key_for, parse_public_keys, unb64
+from accessctl_wire.client import CliError, Retry, problem, with_retries
 
 __all__ = ["Download", "load_keys", "sha256_of", "verify_dir", "verify_manifest"]
 
@@ -58,14 +57,14 @@ def verify_manifest(signed: dict[str, Any], keys: dict[str | None, Any], source:
     from cryptography.exceptions import InvalidSignature
 
     signature = signed.get("signature") or {}
-    key = keys.get(signature.get("kid")) or keys.get(None)
+    key = key_for(keys, signature.get("kid"))
     if key is None:
         raise CliError(
             "verification_failed",
             f"the manifest is signed by key {signature.get('kid')!r}, which {source} does not hold",
         )
     try:
-        key.verify(unb64(signature["signature"]), canonical(signed["manifest"]))
+        key.verify(unb64(signature["signature"]), canonical_json(signed["manifest"]))
     except (InvalidSignature, KeyError, ValueError) as exc:
         raise CliError(
             "verification_failed",

@@ -20,11 +20,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .api import Api, CliError
+from accessctl_wire import tokens
+from accessctl_wire.client import Api, CliError
 
 __all__ = ["main"]
 
-TOKEN_FORMAT = re.compile(r"^acx_[0-9A-Za-z]{36}$")
 # Piped output (scripts, CI logs) is not cut to 80 columns: tables keep whole names.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 250)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -83,8 +83,10 @@ def cmd_login(options: argparse.Namespace) -> int:
     token = options.token or os.environ.get("ACCESSCTL_TOKEN")
     if not token:
         token = sys.stdin.readline().strip() if options.token_stdin else getpass.getpass("Token: ")
-    if not TOKEN_FORMAT.match(token):
-        raise CliError("token_malformed", "that is not an accessctl token (acx_ and 36 characters)")
+    if not tokens.is_well_formed(token):
+        raise CliError(
+            "token_malformed", "that is not an accessctl token (acx_, 36 characters, checksum)"
+        )
     api = Api(server, token)
     try:
         me = api.get("/api/v1/me")

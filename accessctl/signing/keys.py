@@ -1,12 +1,11 @@
 """Signing and verifying with the lab's keys.
 
 Grants are presented as compact JWS (``alg`` EdDSA, ``kid`` in the header, via PyJWT);
-manifests carry a detached Ed25519 signature over their canonical JSON. Private keys are
+manifests and audit checkpoints carry a detached Ed25519 signature over their canonical
+form (``accessctl_wire.canonical_json``, ``checkpoint_text``). Private keys are
 decrypted once per process and kept in memory only.
 """
 
-import base64
-import json
 import os
 import re
 import secrets
@@ -22,11 +21,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accessctl_wire import b64, unb64
+
 from .models import SigningKey
 
 __all__ = [
     "BadSignature",
-    "canonical_json",
     "current_key",
     "jwks",
     "rotate_key",
@@ -44,16 +44,9 @@ class BadSignature(Exception):
     """Not signed by a key we trust, tampered with, or expired."""
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def _kek() -> AESGCM:
-    return AESGCM(_unb64(settings.ACCESSCTL_KEY_ENCRYPTION_KEY))
+    # Operators may paste the key with base64 padding; the wire format never has it.
+    return AESGCM(unb64(settings.ACCESSCTL_KEY_ENCRYPTION_KEY.rstrip("=")))
 
 
 def _new_key() -> SigningKey:
@@ -129,10 +122,6 @@ def rotate_key() -> SigningKey:
     return key
 
 
-def canonical_json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def sign_token(claims: dict[str, Any]) -> str:
     key = current_key()
     return jwt.encode(
@@ -163,14 +152,14 @@ def verify_token(token: str, *, leeway: int = 0) -> dict[str, Any]:
 
 def sign_detached(payload: bytes) -> dict[str, str]:
     key = current_key()
-    return {"alg": "EdDSA", "kid": key.kid, "signature": _b64(_private(key.kid).sign(payload))}
+    return {"alg": "EdDSA", "kid": key.kid, "signature": b64(_private(key.kid).sign(payload))}
 
 
 def verify_detached(payload: bytes, signature: dict[str, str]) -> None:
     from cryptography.exceptions import InvalidSignature
 
     try:
-        _public(signature["kid"]).verify(_unb64(signature["signature"]), payload)
+        _public(signature["kid"]).verify(unb64(signature["signature"]), payload)
     except (InvalidSignature, KeyError, ValueError) as exc:
         raise BadSignature("signature does not verify") from exc
 
@@ -186,7 +175,7 @@ def jwks() -> dict[str, Any]:
                 "alg": "EdDSA",
                 "use": "sig",
                 "kid": key.kid,
-                "x": _b64(bytes(key.public_key)),
+                "x": b64(bytes(key.public_key)),
                 "status": key.status,
             }
             for key in keys

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from accessctl.signing.keys import jwks, sign_token
+from accessctl.signing.keys import sign_token
 from partners import actions, queries
 from partners.manifests import signed_manifest
 from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest
@@ -30,7 +30,6 @@ __all__ = [
     "GrantDetailView",
     "GrantListView",
     "GrantRequestDetailView",
-    "JwksView",
     "ManifestView",
     "MeView",
     "ReleaseListView",
@@ -280,18 +279,3 @@ class GrantRequestDetailView(PartnerView, APIView):
         return Response(
             s.GrantRequestSerializer(queries.partner_grant_request(self.partner, request_id)).data
         )
-
-
-@extend_schema(
-    summary="Public keys for grants, manifests and audit checkpoints (RFC 7517)",
-    responses={200: OpenApiResponse(response=OpenApiTypes.OBJECT, description="A JWK set")},
-)
-class JwksView(APIView):
-    authentication_classes: list[Any] = []
-    permission_classes: list[Any] = []
-    throttle_classes: list[Any] = []
-
-    def get(self, request: Request) -> Response:
-        response = Response(jwks())
-        response["Cache-Control"] = "public, max-age=300"
-        return response

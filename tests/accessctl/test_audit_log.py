@@ -14,12 +14,13 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 import accessctl.settings as configured
-from accessctl.audit import sealing, verify_export
+from accessctl.audit import sealing
 from accessctl.audit.events import AuditAction, record
 from accessctl.audit.exports import request_export, write_export
 from accessctl.audit.models import AuditCheckpoint, AuditEvent, AuditLeaf
 from accessctl.audit.retention import apply_retention
 from accessctl.signing import keys
+from accessctl_wire import verify_export
 from partners import actions
 from tests import factories as f
 
@@ -76,7 +77,7 @@ def lines(path):
 
 def write(path, records):
     """Lines in the exporter's own canonical form, so only the intended change differs."""
-    path.write_bytes(b"".join(verify_export.canonical(r) + b"\n" for r in records))
+    path.write_bytes(b"".join(verify_export.canonical_json(r) + b"\n" for r in records))
 
 
 # The database refuses changes.
@@ -373,7 +374,7 @@ def _respell_event_line(files, change):
 
 
 def _with(record, **extra):
-    return verify_export.canonical({**record, **extra}) + b"\n"
+    return verify_export.canonical_json({**record, **extra}) + b"\n"
 
 
 # Each spelling carries exactly the signed event (same keys, same values), so only the

@@ -11,18 +11,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def manage(data_dir, *args, check=True, extra_env=None):
+def manage(data_dir, *args, check=True, extra_env=None, cwd=ROOT):
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DATABASE_URL", "DJANGO_", "ACCESSCTL_"))
+        if not key.startswith(("DATABASE_URL", "DJANGO_", "ACCESSCTL_", "CELERY_", "CACHE_URL"))
     }
     env.update({"ACCESSCTL_DATA_DIR": str(data_dir), **(extra_env or {})})
     if args[0] == "shell":
         args = ("shell", "--no-imports", *args[1:])
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -226,3 +226,22 @@ def test_demo_partner_downloads_through_the_api_on_sqlite(demo):
     )
     out = manage(data_dir, "shell", "-c", script).stdout.split()
     assert out == ["206", "100", "100"]
+
+
+def test_the_embedded_broker_keeps_its_files_in_the_data_directory(demo, tmp_path):
+    """kombu's filesystem transport writes its exchange tables to ``control/`` under the
+    working directory unless told otherwise: a runtime file that once got committed."""
+    data_dir, _ = demo
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    script = (
+        "from accessctl.celery import app\n"
+        "app.send_task('partners.tasks.send_staff_digest')\n"
+        "app.send_task('accessctl.audit.tasks.seal_audit_log')\n"
+    )
+    manage(data_dir, "shell", "-c", script, cwd=elsewhere)
+    assert list(elsewhere.iterdir()) == []
+    assert not (ROOT / "control").exists()
+    assert sorted(p.name for p in (data_dir / "broker" / "control").iterdir()) == [
+        "default.exchange"
+    ]

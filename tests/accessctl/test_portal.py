@@ -523,10 +523,10 @@ def test_each_object_page_has_its_audit_history(client, world):
 
 
 def test_compliance_requests_and_downloads_an_export_that_verifies(client, world, tmp_path):
-    from accessctl.audit import verify_export
     from accessctl.audit.exports import write_export
     from accessctl.audit.models import AuditExport
     from accessctl.signing import keys
+    from accessctl_wire import verify_export
 
     viewer = portal_client(client, f.staff("Compliance"))
     response = viewer.post(

@@ -13,7 +13,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accessctl.audit.models import AuditEvent
-from accessctl.signing.keys import BadSignature, canonical_json, rotate_key, verify_detached
+from accessctl.signing.keys import BadSignature, rotate_key, verify_detached
+from accessctl_wire import canonical_json
 from partners import actions, tokens
 from partners.errors import ActionError
 from partners.models import AccessToken, Grant

@@ -203,9 +203,9 @@ def test_revocation_status_needs_the_view_permission(world):
 def test_audit_export_over_the_staff_api(world, tmp_path):
     import json
 
-    from accessctl.audit import verify_export
     from accessctl.audit.exports import write_export
     from accessctl.signing import keys
+    from accessctl_wire import verify_export
 
     partner, _, checkpoint = world
     f.grant(checkpoint, partner)

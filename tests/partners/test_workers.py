@@ -208,7 +208,7 @@ def test_with_redis_stopped_revoking_takes_effect_and_the_fan_out_runs_when_it_r
     try:
         with use_broker(server.url), workers(server.url, worker_env) as start:
             server.stop()
-            with caplog.at_level(logging.WARNING, logger="partners.dispatch"):
+            with caplog.at_level(logging.WARNING, logger="accessctl.dispatch"):
                 actions.suspend_partner(actor=None, partner=partner, reason="leak")
             assert "could not queue partners.tasks.cascade_revocation" in caplog.text
             # Downloads are refused at once: enforcement never needed the broker.

@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accessctl.audit import verify_export
+from accessctl_wire import verify_export
 
 
 class Command(BaseCommand):

@@ -1,4 +1,5 @@
-"""The partner API as the CLI sees it: httpx, retries, and refusals as ``CliError``."""
+"""The partner API over HTTP, as the CLI (and any client) sees it: httpx, retries, and
+refusals (RFC 9457 problems) as ``CliError`` with the CLI's exit status."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from accessctl.audit import verify_export as m
+from accessctl_wire import verify_export as m
 
 
 def mth(leaves: list[bytes]) -> bytes:

@@ -2,10 +2,16 @@
 
     python verify_export.py EXPORT.jsonl --public-key jwks.json|key.pem
 
-This file is self-contained (Python 3.11 standard library plus ``cryptography``): copy it
-anywhere, no Django needed. ``manage.py verify_audit_export`` runs the same code. It also
-holds the Merkle tree arithmetic the server uses to seal the log, so both sides share one
-definition.
+This file is self-contained (Python 3.11 standard library plus ``cryptography``) and
+imports nothing else, not even from its own package: an auditor copies this one file
+anywhere and runs it, no Django and no accessctl install needed. ``manage.py
+verify_audit_export`` runs the same code.
+
+For the same reason it is the one definition of what the verifier has to recompute:
+canonical JSON, base64url, Ed25519 public keys (JWKS or PEM), detached signatures and
+the Merkle tree with its proofs. The server (manifests, audit sealing, exports) and the
+CLI import them from here, through the package's names (``from accessctl_wire import
+canonical_json``), so what is signed and what is verified cannot drift apart.
 
 The log is a Merkle tree as in RFC 6962 / RFC 9162 section 2.1: leaf hash
 ``SHA-256(0x00 || canonical event)``, node hash ``SHA-256(0x01 || left || right)``, the
@@ -42,7 +48,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT = "accessctl-audit-export/1"
+__all__ = [
+    "CHECKPOINT_ORIGIN",
+    "EXPORT_FORMAT",
+    "Report",
+    "b64",
+    "canonical_json",
+    "checkpoint_text",
+    "consistency_path",
+    "inclusion_path",
+    "key_for",
+    "leaf_hash",
+    "load_public_keys",
+    "main",
+    "node_hash",
+    "parse_public_keys",
+    "perfect_subtrees",
+    "ranges",
+    "root_from_path",
+    "signature_problem",
+    "split",
+    "subtree_root",
+    "unb64",
+    "verify",
+    "verify_consistency",
+]
+
+EXPORT_FORMAT = "accessctl-audit-export/1"
 CHECKPOINT_ORIGIN = "accessctl-audit-log/1"
 
 # --- Merkle tree arithmetic (RFC 9162, section 2.1) ---------------------------------
@@ -167,7 +199,9 @@ def verify_consistency(m: int, n: int, old: bytes, new: bytes, proof: list[bytes
 # --- Canonical forms -----------------------------------------------------------------
 
 
-def canonical(value: Any) -> bytes:
+def canonical_json(value: Any) -> bytes:
+    """The bytes a signature or a leaf hash covers: keys sorted, no whitespace, UTF-8
+    (not ASCII escapes). Pinned by a test: changing it breaks every existing signature."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -227,12 +261,18 @@ def parse_public_keys(text: str) -> dict[str | None, Any]:
     return {None: key}
 
 
+def key_for(keys: dict[str | None, Any], kid: object) -> Any:
+    """The key that checks a signature naming ``kid``: that key, else a PEM key given
+    without an id, else None."""
+    return keys.get(kid) if isinstance(kid, str) and kid in keys else keys.get(None)
+
+
 def signature_problem(keys: dict[str | None, Any], payload: bytes, sig: dict[str, str]) -> str:
     """'' when ``sig`` verifies under a known key, else what is wrong."""
     from cryptography.exceptions import InvalidSignature
 
     kid = sig.get("kid")
-    key = keys.get(kid) or keys.get(None)
+    key = key_for(keys, kid)
     if key is None:
         return f"signed by an unknown key {kid!r}"
     try:
@@ -280,7 +320,7 @@ class EventLine:
 def _event_line(raw: bytes) -> EventLine | None:
     """The event line ``raw`` holds, or None if it is not one.
 
-    An event line must be exactly ``canonical({"event": e, "leaf_index": i, "type":
+    An event line must be exactly ``canonical_json({"event": e, "leaf_index": i, "type":
     "event"})`` and a newline. The event's bytes are hashed as they stand (no decoding
     and re-encoding: this is most of the verifier's work), so a byte changed inside the
     event changes its leaf hash, and the fixed prefix and tail leave no room for a byte
@@ -305,7 +345,7 @@ def _event_line(raw: bytes) -> EventLine | None:
     index = record.get("leaf_index")
     if isinstance(index, float) and index.is_integer():
         index = int(index)  # "7.0": the same leaf, spelled in bytes nobody signed
-    return EventLine(index, event_id, leaf_hash(canonical(event)), exact=False)
+    return EventLine(index, event_id, leaf_hash(canonical_json(event)), exact=False)
 
 
 def verify(path: Path, keys: dict[str | None, Any]) -> Report:
@@ -320,8 +360,8 @@ def verify(path: Path, keys: dict[str | None, Any]) -> Report:
         except (StopIteration, ValueError):
             report.fail("line 1: not an accessctl audit export header (truncated or not JSON)")
             return report
-        if header.get("type") != "header" or header.get("format") != FORMAT:
-            report.fail(f"line 1: not a {FORMAT} header")
+        if header.get("type") != "header" or header.get("format") != EXPORT_FORMAT:
+            report.fail(f"line 1: not a {EXPORT_FORMAT} header")
             return report
         manifest, target = _check_header(header, keys, report)
         if manifest is None or target is None:
@@ -418,7 +458,7 @@ def _check_header(
     manifest = header.get("manifest") or {}
     try:
         body = {k: v for k, v in manifest.items() if k != "signature"}
-        problem = signature_problem(keys, canonical(body), manifest["signature"])
+        problem = signature_problem(keys, canonical_json(body), manifest["signature"])
     except (KeyError, TypeError):
         problem = "no signature"
     if problem:
