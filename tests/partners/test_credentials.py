@@ -512,6 +512,20 @@ def test_a_token_of_someone_no_longer_a_member_is_refused(member_world, how):
     )
 
 
+@pytest.mark.parametrize("flag", ["is_staff", "is_superuser"])
+def test_a_partner_token_of_someone_made_staff_is_refused(member_world, flag):
+    """A partner token works only while its user is a non-staff member of its partner:
+    made staff behind the actions' back (the account action refuses it, see
+    tests/accessctl/test_accounts.py), the token stops at once."""
+    _partner, grant, member = member_world
+    secret = f.token(member)
+    assert api(secret).get("/api/v1/me").status_code == 200
+    type(member).objects.filter(pk=member.pk).update(**{flag: True})
+    for name, response in _calls(secret, grant).items():
+        assert response.status_code == 401, name
+        assert response.json()["code"] == "token_membership_ended"
+
+
 @pytest.mark.parametrize(
     ("who", "code"), [("staff", "member_is_staff"), ("other partner's", "member_exists")]
 )
