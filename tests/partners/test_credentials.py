@@ -221,8 +221,9 @@ def test_staff_invite_and_only_the_member_sees_the_secret(
     assert page.status_code == 200 and "partners/claim.js" in page.content.decode()
     assert "<script>" not in page.content.decode()  # own-origin script file only (CSP)
     assert "script-src 'self'" in page["Content-Security-Policy"]
-    member_browser = APIClient(enforce_csrf_checks=False)
-    shown = member_browser.post(claim, {"code": code})
+    # As Chromium posts it from a no-referrer page: no CSRF cookie, ``Origin: null``.
+    member_browser = APIClient(enforce_csrf_checks=True)
+    shown = member_browser.post(claim, {"code": code}, HTTP_ORIGIN="null")
     assert shown.status_code == 200 and "no-store" in shown["Cache-Control"]
     secret = re.search(
         r'id="token-secret" readonly size="50" value="([^"]+)"', shown.content.decode()

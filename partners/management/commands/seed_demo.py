@@ -45,7 +45,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--url", default="http://127.0.0.1:8000/", help="where the portal answers"
+            "--url",
+            default=f"{settings.ACCESSCTL_PUBLIC_URL}/",
+            help="where the portal answers (default: ACCESSCTL_PUBLIC_URL)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
