@@ -60,6 +60,12 @@ class AuditAction(StrEnum):
     AUDIT_RETENTION_APPLIED = "audit.retention_applied"
     STAFF_SIGNED_IN = "staff.signed_in"
     STAFF_SIGN_IN_FAILED = "staff.sign_in_failed"
+    STAFF_LOCKOUT_CLEARED = "staff.lockout_cleared"
+    ACCOUNT_CREATED = "account.created"
+    ACCOUNT_CHANGED = "account.changed"
+    ACCOUNT_PASSWORD_SET = "account.password_set"
+    SECOND_FACTOR_ENROLLED = "second_factor.enrolled"
+    SECOND_FACTOR_REMOVED = "second_factor.removed"
 
 
 def _actor_label(actor: Any) -> str:
