@@ -123,6 +123,35 @@ class PortalSite(OTPAdminSite):
                 raise ImproperlyConfigured(f"{base.__qualname__} may not delete domain rows")
             super().register(model, base, **options)
 
+    def password_change(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> Any:
+        """Django's page, with a form that saves through the audited ``set_password``."""
+        from django.contrib.auth.views import PasswordChangeView
+        from django.urls import reverse
+
+        from accessctl.my_account import OwnPasswordChangeForm
+
+        request.current_app = self.name
+        return PasswordChangeView.as_view(
+            form_class=OwnPasswordChangeForm,
+            success_url=reverse("admin:password_change_done", current_app=self.name),
+            extra_context={**self.each_context(request), **(extra_context or {})},
+        )(request)
+
+    def get_urls(self) -> list[Any]:
+        from django.urls import path
+
+        from accessctl.my_account import two_factor_view
+
+        def two_factor(request: HttpRequest) -> Any:
+            return two_factor_view(request, self)
+
+        return [
+            path("two-factor/", self.admin_view(two_factor), name="two_factor"),
+            *super().get_urls(),
+        ]
+
     def index(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> TemplateResponse:

@@ -363,6 +363,9 @@ ACCESSCTL_METRICS_ALLOW = env.list(
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 AXES_VERBOSE = False
+# A failed sign-in keeps its form data; a backup code typed with a wrong password is still
+# unused, so it is masked like the password (the Security officer reads these rows).
+AXES_SENSITIVE_PARAMETERS = ["otp_token"]
 
 SESSION_COOKIE_AGE = env.int("ACCESSCTL_SESSION_SECONDS", default=8 * 3600)
 SESSION_COOKIE_HTTPONLY = True

@@ -61,6 +61,13 @@ class Operation(StrEnum):
     SCHEDULE_CREATE_INTERVAL = "schedule.create_interval"
     SCHEDULE_CREATE_CRONTAB = "schedule.create_crontab"
     AUDIT_EXPORT = "audit.export"
+    ACCOUNT_CREATE = "account.create"
+    ACCOUNT_CHANGE = "account.change"
+    ACCOUNT_SET_PASSWORD = "account.set_password"
+    ACCOUNT_CHANGE_OWN_PASSWORD = "account.change_own_password"
+    SECOND_FACTOR_ENROLL = "second_factor.enroll"
+    SECOND_FACTOR_REMOVE = "second_factor.remove"
+    STAFF_CLEAR_LOCKOUT = "staff.clear_lockout"
 
 
 class Subject(StrEnum):
@@ -165,6 +172,36 @@ RULES: dict[Operation, Rule] = {
     Operation.SCHEDULE_CREATE_INTERVAL: Rule("django_celery_beat.add_intervalschedule"),
     Operation.SCHEDULE_CREATE_CRONTAB: Rule("django_celery_beat.add_crontabschedule"),
     Operation.AUDIT_EXPORT: Rule("audit.export_auditevent"),
+    Operation.ACCOUNT_CREATE: Rule(
+        "auth.add_user", note="an account without staff flags or roles; those are changes"
+    ),
+    Operation.ACCOUNT_CHANGE: Rule(
+        "auth.change_user",
+        note="names, active, staff, superuser and roles only, before and after in the audit "
+        "event; only a superuser grants or changes a superuser; a partner member is never "
+        "made staff; no account is deleted (deactivate it)",
+    ),
+    Operation.ACCOUNT_SET_PASSWORD: Rule(
+        "auth.change_user",
+        note="another person's: their sessions end and their staff tokens are revoked",
+    ),
+    Operation.ACCOUNT_CHANGE_OWN_PASSWORD: Rule(
+        None, subject=Subject.SELF, note="with the old password (the portal's own form)"
+    ),
+    Operation.SECOND_FACTOR_ENROLL: Rule(
+        None,
+        subject=Subject.SELF,
+        note="for oneself, after a current code; the key or backup codes are shown once, to "
+        "their owner; a first device only by the operator's command (`enroll_second_factor`)",
+    ),
+    Operation.SECOND_FACTOR_REMOVE: Rule(
+        "auth.change_user",
+        note="nobody reads or sets another person's device; removing one ends that person's "
+        "sessions and revokes their staff tokens",
+    ),
+    Operation.STAFF_CLEAR_LOCKOUT: Rule(
+        "axes.delete_accessattempt", note="the sign-in attempts of one username and address"
+    ),
 }
 
 
@@ -236,7 +273,8 @@ def _roles_holding(permission: str | None) -> str:
     if permission is None:
         return "-"
     app_label, codename = permission.split(".")
-    return ", ".join(role for role, perms in ROLES.items() if (app_label, codename) in perms)
+    roles = [role for role, perms in ROLES.items() if (app_label, codename) in perms]
+    return ", ".join(roles) or "superusers only"
 
 
 def as_markdown() -> str:

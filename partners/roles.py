@@ -83,6 +83,11 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         ("django_celery_beat", "add_intervalschedule"),
         ("django_celery_beat", "view_crontabschedule"),
         ("django_celery_beat", "add_crontabschedule"),
+        # Sign-in lockouts: who is locked out, and clearing a lock (audited).
+        ("axes", "view_accessattempt"),
+        ("axes", "delete_accessattempt"),
+        ("axes", "view_accesslog"),
+        ("axes", "view_accessfailurelog"),
     ],
     "Compliance": [*_VIEW_ALL, ("audit", "export_auditevent")],
 }

@@ -72,6 +72,14 @@ class AuditAction(StrEnum):
     SCHEDULE_REFUSED = "schedule.refused"
     TOKEN_REFUSED = "token.refused"
     WINDOW_REFUSED = "window.refused"
+    ACCOUNT_REFUSED = "account.refused"
+    SECOND_FACTOR_REFUSED = "second_factor.refused"
+    STAFF_LOCKOUT_CLEARED = "staff.lockout_cleared"
+    ACCOUNT_CREATED = "account.created"
+    ACCOUNT_CHANGED = "account.changed"
+    ACCOUNT_PASSWORD_SET = "account.password_set"
+    SECOND_FACTOR_ENROLLED = "second_factor.enrolled"
+    SECOND_FACTOR_REMOVED = "second_factor.removed"
 
 
 def _actor_label(actor: Any) -> str:

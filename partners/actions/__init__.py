@@ -6,6 +6,15 @@ Admin, API, commands and tasks call these and nothing else to change domain rows
 from accessctl.audit.events import AuditAction
 from partners.refusals import refusals_recorded
 
+from .accounts import (
+    change_account,
+    clear_lockout,
+    create_account,
+    enroll_totp,
+    generate_backup_codes,
+    remove_second_factor,
+    set_password,
+)
 from .checkpoints import (
     ArtifactSpec,
     create_release,
@@ -62,19 +71,24 @@ __all__ = [
     "approve_grant_request",
     "authorize_download",
     "cascade_revocation",
+    "change_account",
     "change_contact",
     "change_schedule",
     "check_grant",
     "check_window",
     "claim_token",
+    "clear_lockout",
     "close_windows",
+    "create_account",
     "create_crontab",
     "create_interval",
     "create_partner",
     "create_release",
     "create_staff_token",
+    "enroll_totp",
     "expire_grants",
     "expire_ndas",
+    "generate_backup_codes",
     "invite_member_token",
     "issue_grant",
     "lift_embargoes",
@@ -87,10 +101,12 @@ __all__ = [
     "remind_pending_requests",
     "remove_contact",
     "remove_member",
+    "remove_second_factor",
     "request_grant",
     "revoke_grant",
     "revoke_token",
     "rotate_token",
+    "set_password",
     "set_window",
     "suspend_partner",
     "terminate_partner",
@@ -103,6 +119,13 @@ __all__ = [
 # that a refusal is recorded after its transaction rolled back (``partners.refusals``); an
 # action missing here fails at import, so no new action can refuse without evidence.
 REFUSAL_EVENTS = {
+    "set_password": AuditAction.ACCOUNT_REFUSED,
+    "remove_second_factor": AuditAction.SECOND_FACTOR_REFUSED,
+    "generate_backup_codes": AuditAction.SECOND_FACTOR_REFUSED,
+    "enroll_totp": AuditAction.SECOND_FACTOR_REFUSED,
+    "create_account": AuditAction.ACCOUNT_REFUSED,
+    "clear_lockout": AuditAction.ACCOUNT_REFUSED,
+    "change_account": AuditAction.ACCOUNT_REFUSED,
     "add_contact": AuditAction.CONTACT_REFUSED,
     "add_member": AuditAction.MEMBER_REFUSED,
     "announce_deadlines": AuditAction.WINDOW_REFUSED,

@@ -1,9 +1,12 @@
-"""django-axes' sign-in lockouts in the portal, without its broken bulk action.
+"""django-axes' sign-in lockouts in the portal: clearing one is an audited action.
 
-django-axes' *Clean up expired attempts* action reads ``request.axes_attempt_time``, which
-only its sign-in handler sets, so in the portal it always fails (500). It has nothing to
-do anyway: an expired attempt locks nobody out, and django-axes deletes expired attempts
-at every sign-in. Clearing a lock is deleting that attempt (its delete page), as before.
+A lock is django-axes' attempt row for a username and address. Deleting it (the row's
+delete page, offered to the Security officer role) calls ``clear_lockout``, which records
+``staff.lockout_cleared`` with whose lock it was. django-axes' *Clean up expired attempts*
+action is not offered: it reads ``request.axes_attempt_time``, which only its sign-in
+handler sets, so in the portal it always failed (500); it has nothing to do anyway (an
+expired attempt locks nobody out, and django-axes deletes expired attempts at every
+sign-in).
 """
 
 from typing import Any
@@ -11,12 +14,27 @@ from typing import Any
 from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
 from axes.models import AccessAttempt
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from partners import actions
+from partners.authority import Operation, may
 
 __all__ = ["AccessAttemptAdmin"]
 
 
 class AccessAttemptAdmin(AxesAccessAttemptAdmin):  # type: ignore[misc]
     actions: Any = []
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return may(request.user, Operation.STAFF_CLEAR_LOCKOUT, obj)
+
+    def delete_model(self, request: HttpRequest, obj: AccessAttempt) -> None:
+        actions.clear_lockout(actor=request.user, attempt=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for attempt in queryset:
+            actions.clear_lockout(actor=request.user, attempt=attempt)
 
 
 if admin.site.is_registered(AccessAttempt):

@@ -92,8 +92,14 @@ class TokenAuthentication(authentication.BaseAuthentication):
             raise _reject(request, "token_revoked", token, presented)
         if token.expires_at <= now:
             raise _reject(request, "token_expired", token, presented)
-        if token.partner_id is not None and token.member_of_id != token.partner_id:  # type: ignore[attr-defined]
-            # Removing a member revokes their tokens; this holds even if one were missed.
+        if token.partner_id is not None and (
+            token.member_of_id != token.partner_id  # type: ignore[attr-defined]
+            or token.user.is_staff
+            or token.user.is_superuser
+        ):
+            # A partner token acts only while its user is a non-staff member of its
+            # partner. Removing a member revokes their tokens and making a member staff is
+            # refused; this holds even if either were done behind the actions' back.
             raise _reject(request, "token_membership_ended", token, presented)
         if token.last_used_at is None or token.last_used_at < now - LAST_USED_RESOLUTION:
             # At most one write a minute per token, and a conditional one; the use is

@@ -93,6 +93,23 @@ def test_demo_totp_prints_a_code_that_verifies(demo):
     assert verified == "True"
 
 
+def test_each_demo_staff_member_has_their_own_totp_key(demo):
+    data_dir, out = demo
+    keys = (data_dir / "demo-credentials.txt").read_text().split()[1].split(",")
+    assert len(keys) == 6 and len({k.split("=")[1] for k in keys}) == 6
+    for item in keys:
+        username, key = item.split("=")
+        assert f"{username:<11} {key}" in out
+    distinct = manage(
+        data_dir,
+        "shell",
+        "-c",
+        "from django_otp.plugins.otp_totp.models import TOTPDevice as D;"
+        "print(D.objects.count(), D.objects.values('key').distinct().count())",
+    ).stdout.split()
+    assert distinct == ["6", "6"]
+
+
 @pytest.mark.parametrize(
     ("statement", "rule"),
     [

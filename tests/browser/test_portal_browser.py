@@ -1,16 +1,19 @@
-"""A release manager signs in to the portal in a real browser and revokes a grant.
+"""A security officer signs in to the portal in a real browser and revokes a grant; a
+partner member collects their token from the emailed link (and by pasting the code).
 
 Debian's chromium, driven by Playwright, against a live server on loopback.
 """
 
+import re
 import shutil
 
 import pytest
+from django.core import mail
 from django.db import connections
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from partners.models import Grant
+from partners.models import AccessToken, Grant
 from tests import factories as f
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -78,3 +81,41 @@ def test_security_officer_signs_in_and_revokes_a_grant(live_server, page):
     assert grant.status == Grant.Status.REVOKED
     assert grant.revoked_by == officer
     assert grant.revoke_reason == "Leaked presigned URL"
+
+
+# A partner member collects the token a staff member asked for (issue #11, finding 2).
+
+
+@pytest.fixture
+def invited_member(live_server, settings):
+    """A partner member with a token invitation emailed to them, its link on this server."""
+    settings.ACCESSCTL_PUBLIC_URL = live_server.url
+    member = f.partner_user(f.partner("aurora-gpu"))
+    code = f.invite(member)
+    link = next(m for m in mail.outbox if m.to == [member.email])
+    return member, code, re.search(r"(http\S+/tokens/claim#\S+)", link.body).group(1)
+
+
+def test_member_opens_the_emailed_link_and_sees_the_token_once(live_server, page, invited_member):
+    member, _code, link = invited_member
+    page.goto(link)
+    secret = page.locator("#token-secret").input_value()
+    assert secret.startswith("acx_")
+    assert "#" not in page.url  # the code left the address bar before it was posted
+    token = AccessToken.objects.get(user=member)
+    assert token.prefix == secret[:12]
+    # Once: the same link, opened again from the email, shows no secret.
+    page.goto("about:blank")
+    page.goto(link)
+    assert page.locator("#claim-error").get_attribute("data-code") == "invitation_used"
+    assert page.locator("#token-secret").count() == 0
+    assert AccessToken.objects.filter(user=member).count() == 1
+
+
+def test_member_pastes_the_code_into_the_form(live_server, page, invited_member):
+    member, code, _link = invited_member
+    page.goto(f"{live_server.url}/tokens/claim")
+    page.fill("#id_code", code)
+    page.click("#claim-form input[type=submit]")
+    secret = page.locator("#token-secret").input_value()
+    assert AccessToken.objects.get(user=member).prefix == secret[:12]

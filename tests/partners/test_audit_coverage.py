@@ -8,8 +8,10 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from axes.models import AccessAttempt
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
+from django_otp.plugins.otp_static.models import StaticDevice
 
 from accessctl.audit.models import AuditEvent
 from partners import actions
@@ -70,6 +72,12 @@ def closed_window(w):
 
 def a_token(w):
     return AccessToken.objects.get(prefix=f.token(f.partner_user(w["partner"]))[:12])
+
+
+def a_staff_member_with_a_token():
+    user = f.staff("Compliance")
+    f.token(user)
+    return user
 
 
 # name -> (prepare(world) -> call(), the events the call must write, as a multiset)
@@ -253,6 +261,58 @@ ACTIONS = {
     "create_crontab": (
         lambda w: lambda: actions.create_crontab(actor=w["officer"], minute="15", hour="4"),
         {"schedule.created": 1},
+    ),
+    "create_account": (
+        lambda w: lambda: actions.create_account(actor=w["officer"], username="n", password="p"),
+        {"account.created": 1},
+    ),
+    # Someone else's account losing access: signed out, staff token revoked (one event).
+    "change_account": (
+        lambda w: (
+            u := a_staff_member_with_a_token(),
+            lambda: actions.change_account(actor=w["officer"], user=u, is_active=False),
+        )[-1],
+        {"account.changed": 1, "token.revoked": 1},
+    ),
+    "set_password": (
+        lambda w: (
+            u := a_staff_member_with_a_token(),
+            lambda: actions.set_password(actor=w["officer"], user=u, password="new one 123"),
+        )[-1],
+        {"account.password_set": 1, "token.revoked": 1},
+    ),
+    "enroll_totp": (
+        lambda w: (
+            u := f.staff(),
+            lambda: actions.enroll_totp(actor=None, user=u, key="ab" * 20),
+        )[-1],
+        {"second_factor.enrolled": 1},
+    ),
+    "generate_backup_codes": (
+        lambda w: (
+            u := f.staff(),
+            code := f.backup_code(u),
+            lambda: actions.generate_backup_codes(actor=u, user=u, current_code=code),
+        )[-1],
+        {"second_factor.enrolled": 1},
+    ),
+    "remove_second_factor": (
+        lambda w: (
+            u := a_staff_member_with_a_token(),
+            lambda: actions.remove_second_factor(
+                actor=w["officer"], device=StaticDevice.objects.get(user=u)
+            ),
+        )[-1],
+        {"second_factor.removed": 1, "token.revoked": 1},
+    ),
+    "clear_lockout": (
+        lambda w: (
+            a := AccessAttempt.objects.create(
+                username="x", ip_address="127.0.0.1", failures_since_start=5
+            ),
+            lambda: actions.clear_lockout(actor=w["officer"], attempt=a),
+        )[-1],
+        {"staff.lockout_cleared": 1},
     ),
     "remind_pending_requests": (
         lambda w: (

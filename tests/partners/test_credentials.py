@@ -221,8 +221,9 @@ def test_staff_invite_and_only_the_member_sees_the_secret(
     assert page.status_code == 200 and "partners/claim.js" in page.content.decode()
     assert "<script>" not in page.content.decode()  # own-origin script file only (CSP)
     assert "script-src 'self'" in page["Content-Security-Policy"]
-    member_browser = APIClient(enforce_csrf_checks=False)
-    shown = member_browser.post(claim, {"code": code})
+    # As Chromium posts it from a no-referrer page: no CSRF cookie, ``Origin: null``.
+    member_browser = APIClient(enforce_csrf_checks=True)
+    shown = member_browser.post(claim, {"code": code}, HTTP_ORIGIN="null")
     assert shown.status_code == 200 and "no-store" in shown["Cache-Control"]
     secret = re.search(
         r'id="token-secret" readonly size="50" value="([^"]+)"', shown.content.decode()
@@ -515,6 +516,20 @@ def test_a_token_of_someone_no_longer_a_member_is_refused(member_world, how):
     ]
     denied = refused.get(action="download.denied")
     assert denied.target_id == str(grant.pk) and denied.changes["prefix"] == secret[:12]
+
+
+@pytest.mark.parametrize("flag", ["is_staff", "is_superuser"])
+def test_a_partner_token_of_someone_made_staff_is_refused(member_world, flag):
+    """A partner token works only while its user is a non-staff member of its partner:
+    made staff behind the actions' back (the account action refuses it, see
+    tests/accessctl/test_accounts.py), the token stops at once."""
+    _partner, grant, member = member_world
+    secret = f.token(member)
+    assert api(secret).get("/api/v1/me").status_code == 200
+    type(member).objects.filter(pk=member.pk).update(**{flag: True})
+    for name, response in _calls(secret, grant).items():
+        assert response.status_code == 401, name
+        assert response.json()["code"] == "token_membership_ended"
 
 
 @pytest.mark.parametrize(

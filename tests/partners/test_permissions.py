@@ -3,8 +3,10 @@
 from datetime import timedelta
 
 import pytest
+from axes.models import AccessAttempt
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
+from django_otp.plugins.otp_static.models import StaticDevice
 
 from accessctl.audit.models import AuditEvent
 from partners import actions
@@ -122,7 +124,26 @@ CALLS = {
     ),
     "create_interval": lambda a, w: actions.create_interval(actor=a, every=2, period="hours"),
     "create_crontab": lambda a, w: actions.create_crontab(actor=a, minute="1", hour="1"),
+    # Accounts: superusers only (no role holds auth's permissions); lockouts: the officer.
+    "create_account": lambda a, w: actions.create_account(actor=a, username="n", password="p"),
+    "change_account": lambda a, w: actions.change_account(actor=a, user=f.staff(), first_name="X"),
+    "set_password": lambda a, w: actions.set_password(actor=a, user=f.staff(), password="p"),
+    "remove_second_factor": lambda a, w: actions.remove_second_factor(
+        actor=a, device=StaticDevice.objects.get(user=(u := f.staff()), pk=_device_of(u))
+    ),
+    "clear_lockout": lambda a, w: actions.clear_lockout(
+        actor=a,
+        attempt=AccessAttempt.objects.create(
+            username="x", ip_address="127.0.0.1", failures_since_start=5
+        ),
+    ),
 }
+
+
+def _device_of(user):
+    f.backup_code(user)
+    return StaticDevice.objects.get(user=user).pk
+
 
 ALLOWED = {
     "Release manager": {
@@ -157,6 +178,7 @@ ALLOWED = {
         "change_schedule",
         "create_interval",
         "create_crontab",
+        "clear_lockout",
     },
     "Compliance": set(),
 }
@@ -183,6 +205,8 @@ def test_every_action_is_in_the_matrix():
         "create_staff_token",
         "claim_token",
         "rotate_token",
+        "enroll_totp",
+        "generate_backup_codes",
     }
     assert public - not_staff - {"reinstate_partner", "terminate_partner"} == set(CALLS)
 

@@ -21,9 +21,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.test.utils import override_settings
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from partners import actions
+from partners.actions.accounts import new_totp_key
 from partners.models import Artifact, Checkpoint, Partner, Release
 
 DAY = timedelta(days=1)
@@ -45,7 +45,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--url", default="http://127.0.0.1:8000/", help="where the portal answers"
+            "--url",
+            default=f"{settings.ACCESSCTL_PUBLIC_URL}/",
+            help="where the portal answers (default: ACCESSCTL_PUBLIC_URL)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -60,14 +62,20 @@ class Command(BaseCommand):
             with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
                 mail.outbox = []
                 with transaction.atomic():
-                    totp = self._staff(password)
+                    keys = self._staff(password)
                     engineer = self._domain()
                 partner_token = self._claim(engineer)
+            totp = ",".join(f"{username}={key}" for username, key in keys.items())
             credentials.write_text(f"{password}\n{totp}\n{partner_token}\n")
             credentials.chmod(0o600)
         if not credentials.exists():
             raise CommandError("The demo was seeded, but its credentials file is gone.")
         password, totp, partner_token = credentials.read_text().split()
+        # Each person's own key (a demo seeded before that shared one key: shown as such).
+        keys = dict(item.split("=", 1) for item in totp.split(",")) if "=" in totp else {}
+        key_lines = [f"              {name:<11} {key}" for name, key in keys.items()] or [
+            f"              {totp}  (all demo staff)"
+        ]
         url = options["url"].rstrip("/") + "/admin/"
         self.stdout.write(
             "\n".join(
@@ -79,8 +87,10 @@ class Command(BaseCommand):
                     "              pm-carol (partner manager), sec-dan (security officer),",
                     "              audit-erin (compliance)",
                     f"  password:   {password}  (all demo staff)",
-                    f"  2FA (TOTP): add this key to an authenticator app: {totp}",
-                    "              or print the current code: .venv/bin/python manage.py demo_totp admin",
+                    "  2FA (TOTP): each person's own key, for an authenticator app:",
+                    *key_lines,
+                    "              or print someone's current code: "
+                    ".venv/bin/python manage.py demo_totp admin",
                     f"  partner API token (ada@aurora-gpu): {partner_token}",
                     f"  try:       curl -H 'Authorization: Bearer {partner_token}' {options['url'].rstrip('/')}/api/v1/grants/",
                     f"  or the CLI: .venv/bin/accessctl --server {options['url'].rstrip('/')} --token {partner_token} "
@@ -91,9 +101,11 @@ class Command(BaseCommand):
             )
         )
 
-    def _staff(self, password: str) -> str:
-        """Demo staff sharing one password and one TOTP key (printed, for the demo only)."""
-        key = secrets.token_hex(20)
+    def _staff(self, password: str) -> dict[str, str]:
+        """Demo staff sharing one password (printed, for the demo only), each with their
+        own TOTP key, enrolled as the operator's command would (audited). Returns the
+        keys in base32, as authenticator apps take them."""
+        keys = {}
         User = get_user_model()
         for username, role in STAFF:
             user = User.objects.create_user(
@@ -105,8 +117,10 @@ class Command(BaseCommand):
             )
             if role:
                 user.groups.add(Group.objects.get(name=role))
-            TOTPDevice.objects.create(user=user, name="demo", key=key, confirmed=True)
-        return base64.b32encode(bytes.fromhex(key)).decode()
+            key = new_totp_key()
+            actions.enroll_totp(actor=None, user=user, key=key, name="demo")
+            keys[username] = base64.b32encode(bytes.fromhex(key)).decode()
+        return keys
 
     def _domain(self) -> Any:
         now = timezone.now()
