@@ -113,7 +113,7 @@ def _with(mixins: tuple[type, ...], base: type) -> type:
 
 
 def dashboard(request: HttpRequest) -> dict[str, Any]:
-    from partners import queries
+    from partners import queries, states
 
     user = request.user
     now = timezone.now()
@@ -128,10 +128,7 @@ def dashboard(request: HttpRequest) -> dict[str, Any]:
             rows.setdefault(window.release.slug, []).append(
                 {
                     "window": window,
-                    # The kill switch ends every window of the release, whatever the times.
-                    "state": "withdrawn"
-                    if window.release.status == "withdrawn"
-                    else window.state_at(now).value,
+                    "state": states.window_state(window, now).value,
                     "left": round(left * 100, 2),
                     "width": round(max(right - left, 0.005) * 100, 2),
                 }

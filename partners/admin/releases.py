@@ -9,7 +9,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from accessctl.audit.admin import AuditHistory
-from partners import actions
+from partners import actions, states
 from partners.actions.checkpoints import RELEASE_EDITABLE_FIELDS
 from partners.errors import ActionError
 from partners.models import Artifact, Checkpoint, EmbargoWindow, Release
@@ -92,9 +92,14 @@ class CheckpointInline(admin.TabularInline):
     readonly_fields = fields = (
         "tag",
         "training_step",
-        "status",
+        "state",
         "registered_at",
     )
+
+    @admin.display(description="Status")
+    def state(self, checkpoint: Checkpoint) -> str:
+        return checkpoint_state(checkpoint)
+
     can_delete = False
     show_change_link = True
 
@@ -177,6 +182,9 @@ class ReleaseAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
 
 
 class WindowStateFilter(admin.SimpleListFilter):
+    """By ``partners.states.window_state``: a withdrawn release's windows are ``withdrawn``,
+    never ``open`` or ``upcoming``."""
+
     title = "state"
     parameter_name = "state"
 
@@ -184,15 +192,35 @@ class WindowStateFilter(admin.SimpleListFilter):
         return list(EmbargoWindow.State.choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        now = timezone.now()
-        match self.value():
-            case "upcoming":
-                return queryset.filter(opens_at__gt=now)
-            case "open":
-                return queryset.filter(opens_at__lte=now, closes_at__gt=now)
-            case "closed":
-                return queryset.filter(closes_at__lte=now)
-        return queryset
+        if self.value() is None:
+            return queryset
+        return states.windows_in_state(queryset, str(self.value()), timezone.now())
+
+
+class CheckpointStateFilter(admin.SimpleListFilter):
+    """By ``partners.states.checkpoint_state``: a withdrawn release's checkpoints are
+    ``pulled``."""
+
+    title = "status"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(Checkpoint.Status.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() is None:
+            return queryset
+        return states.checkpoints_in_state(queryset, str(self.value()))
+
+
+@admin.display(description="State")
+def window_state(window: EmbargoWindow) -> str:
+    return str(states.window_state(window, timezone.now()).label)
+
+
+@admin.display(description="Status")
+def checkpoint_state(checkpoint: Checkpoint) -> str:
+    return str(states.checkpoint_state(checkpoint).label)
 
 
 @admin.register(EmbargoWindow)
@@ -205,7 +233,7 @@ class EmbargoWindowAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin)
         "opens_at",
         "closes_at",
         "embargo_lifts_at",
-        "state",
+        window_state,
     ]
     list_filter = [WindowStateFilter, "release", "partner", "tier"]
     search_fields = ["release__slug", "partner__slug", "tier"]
@@ -244,14 +272,21 @@ class ArtifactInline(admin.TabularInline):
 
 @admin.register(Checkpoint)
 class CheckpointAdmin(AuditHistory, admin.ModelAdmin):
-    list_display = ["__str__", "training_step", "status", "files", "total_size", "registered_at"]
-    list_filter = ["status", "release"]
+    list_display = [
+        "__str__",
+        "training_step",
+        checkpoint_state,
+        "files",
+        "total_size",
+        "registered_at",
+    ]
+    list_filter = [CheckpointStateFilter, "release"]
     search_fields = ["tag", "release__slug"]
     readonly_fields = fields = (
         "release",
         "tag",
         "training_step",
-        "status",
+        "state",
         "pulled_at",
         "pulled_reason",
         "registered_at",
@@ -266,6 +301,10 @@ class CheckpointAdmin(AuditHistory, admin.ModelAdmin):
             .select_related("release")
             .annotate(file_count=Count("artifacts"), byte_count=Sum("artifacts__size"))
         )
+
+    @admin.display(description="Status")
+    def state(self, checkpoint: Checkpoint) -> str:
+        return checkpoint_state(checkpoint)
 
     @admin.display(description="Files", ordering="file_count")
     def files(self, obj: Any) -> int:
