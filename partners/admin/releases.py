@@ -1,6 +1,5 @@
 from typing import Any
 
-from django import forms
 from django.contrib import admin
 from django.db.models import Count, Model, QuerySet, Sum
 from django.forms import ModelForm
@@ -14,12 +13,18 @@ from partners.actions.checkpoints import RELEASE_EDITABLE_FIELDS
 from partners.errors import ActionError
 from partners.models import Artifact, Checkpoint, EmbargoWindow, Release
 
-from ._helpers import ActionErrorsAsMessages, action_error_to_validation, reason_action
+from ._helpers import (
+    ActionErrorsAsMessages,
+    KeepStoredTimes,
+    action_error_to_validation,
+    changed_values,
+    reason_action,
+)
 
 __all__ = ["CheckpointAdmin", "EmbargoWindowAdmin", "ReleaseAdmin"]
 
 
-class WindowForm(forms.ModelForm):
+class WindowForm(KeepStoredTimes):
     """Validated by the same rules as ``set_window``, so errors show on the form."""
 
     class Meta:
@@ -142,9 +147,7 @@ class ReleaseAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
             # Only what the person changed: the page shows times to the second, so an
             # untouched public time stored with microseconds would come back "earlier"
             # and be refused (the public time never moves earlier).
-            values = {
-                f: form.cleaned_data[f] for f in RELEASE_EDITABLE_FIELDS if f in form.changed_data
-            }
+            values = changed_values(form, RELEASE_EDITABLE_FIELDS)
             actions.update_release(actor=request.user, release=obj, **values)
             obj.refresh_from_db()
             return
@@ -252,7 +255,10 @@ class EmbargoWindowAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin)
         if change:
             form.cleaned_data["partner"] = obj.partner
         saved = _save_window(request, form, release)
+        # The form never wrote to ``obj`` (the action did): the page's message and
+        # history name the saved row.
         obj.pk = saved.pk
+        obj.refresh_from_db()
 
 
 class ArtifactInline(admin.TabularInline):
