@@ -146,4 +146,5 @@ def dashboard(request: HttpRequest) -> dict[str, Any]:
         context["pending_requests"] = list(queries.pending_requests()[:10])
     if user.has_perm("django_celery_beat.view_periodictask"):
         context["disabled_schedules"] = queries.disabled_schedules()
+        context["schedule_warnings"] = queries.schedule_warnings(at=now)
     return context
