@@ -40,7 +40,9 @@ class OwnTokenCaller(permissions.BasePermission):
 
 
 class TokenRotateApi(APIView):
-    """Any token may rotate itself, whatever its scopes (``OwnTokenCaller``)."""
+    """Any token may rotate itself, whatever its scopes: a partner token under the partner
+    caller rules, a staff token under the staff ones, so a refused token cannot renew
+    itself."""
 
     permission_classes = [OwnTokenCaller]
     required_scope = None
