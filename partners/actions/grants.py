@@ -177,7 +177,6 @@ def _issue(
     # is the committed one and cannot move (``update_release`` locks it too) until we commit.
     partner, checkpoint = _current(partner, checkpoint)
     _require_approvals(checkpoint, request, at)
-    _refuse_existing(actor, partner, checkpoint, requests=False)
     window, expires_at = check_grant(
         partner=partner,
         checkpoint=checkpoint,
@@ -185,6 +184,7 @@ def _issue(
         expires_at=expires_at,
         at=at,
     )
+    _refuse_existing(actor, partner, checkpoint, requests=False)
     grant = Grant(
         partner=partner,
         checkpoint=checkpoint,
