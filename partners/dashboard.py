@@ -1,5 +1,5 @@
 """The staff portal's dashboard: the release timeline, grants expiring, recent denials,
-pending requests, disabled schedules; each shown to those who may view its rows.
+pending requests, disabled, changed, stalled or failing schedules; each shown to those who may view its rows.
 
 ``accessctl.portal.PortalSite`` renders it through ``settings.ACCESSCTL_PORTAL_DASHBOARD``.
 """
@@ -10,7 +10,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils import timezone
 
-from partners import queries
+from partners import queries, states
 
 __all__ = ["TIMELINE_DAYS", "dashboard"]
 
@@ -31,10 +31,7 @@ def dashboard(request: HttpRequest) -> dict[str, Any]:
             rows.setdefault(window.release.slug, []).append(
                 {
                     "window": window,
-                    # The kill switch ends every window of the release, whatever the times.
-                    "state": "withdrawn"
-                    if window.release.status == "withdrawn"
-                    else window.state_at(now).value,
+                    "state": states.window_state(window, now).value,
                     "left": round(left * 100, 2),
                     "width": round(max(right - left, 0.005) * 100, 2),
                 }
@@ -52,4 +49,5 @@ def dashboard(request: HttpRequest) -> dict[str, Any]:
         context["pending_requests"] = list(queries.pending_requests()[:10])
     if user.has_perm("django_celery_beat.view_periodictask"):
         context["disabled_schedules"] = queries.disabled_schedules()
+        context["schedule_warnings"] = queries.schedule_warnings(at=now)
     return context

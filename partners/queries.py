@@ -49,6 +49,9 @@ __all__ = [
     "partner_windows",
     "pending_requests",
     "recent_denials",
+    "schedule_period",
+    "schedule_warnings",
+    "span",
     "timeline_windows",
     "token_by_digests",
     "visible_releases",
@@ -169,43 +172,141 @@ def access_ended_by_move(partner: Partner, jurisdiction: str, at: datetime) -> E
     )
 
 
-# The tasks the migrations schedule: the controls the dashboard warns about when off.
-LIFECYCLE_TASKS = frozenset(
-    {
-        "accessctl.audit.tasks.seal_audit_log",
-        "partners.tasks.expire_grants",
-        "partners.tasks.open_windows",
-        "partners.tasks.close_windows",
-        "partners.tasks.lift_embargoes",
-        "partners.tasks.expire_ndas",
-        "partners.tasks.remind_pending_requests",
-        "partners.tasks.announce_deadlines",
-        "partners.tasks.resume_revocations",
-        "partners.tasks.send_notifications",
-        "partners.tasks.send_staff_digest",
-    }
-)
+# The tasks the migrations schedule (audit 0004, partners 0006 and 0008), with how often
+# they run as shipped: the controls the dashboard warns about when off, slowed, changed,
+# not running or failing.
+SHIPPED_PERIODS = {
+    "accessctl.audit.tasks.seal_audit_log": timedelta(seconds=5),
+    **{
+        f"partners.tasks.{name}": timedelta(minutes=1)
+        for name in (
+            "expire_grants",
+            "open_windows",
+            "close_windows",
+            "lift_embargoes",
+            "expire_ndas",
+            "remind_pending_requests",
+            "announce_deadlines",
+            "resume_revocations",
+            "send_notifications",
+        )
+    },
+    "partners.tasks.send_staff_digest": timedelta(days=1),  # crontab 07:00 UTC
+}
+LIFECYCLE_TASKS = frozenset(SHIPPED_PERIODS)
+
+# A schedule may run at most this many times less often than shipped (see
+# ``actions.change_schedule``); a task that has not run for STALE_FACTOR times its period
+# is a warning. Beat writes ``last_run_at`` to the database every few minutes, not at
+# each run, hence the slack.
+MAX_SLOWDOWN = 10
+STALE_FACTOR = 3
+BEAT_SYNC_SLACK = timedelta(minutes=5)
+
+
+def schedule_period(task: PeriodicTask, *, at: datetime) -> timedelta | None:
+    """The longest time between two runs of ``task``'s schedule over the coming weeks
+    (``None``: it has no schedule we can read)."""
+    if task.interval is not None:
+        return timedelta(seconds=task.interval.schedule.run_every.total_seconds())
+    if task.crontab is None:
+        return None
+    cron = task.crontab.schedule
+    # Eight days hold every weekly pattern; the wait after the last run in them is
+    # measured too, so a rarer pattern shows its gap as well.
+    horizon = at + timedelta(days=8)
+    longest, moment = timedelta(0), at
+    while moment < horizon and longest <= MAX_SLOWDOWN * timedelta(days=1):
+        start, delta, _ = cron.remaining_delta(moment)
+        following = start + delta
+        longest = max(longest, following - moment)
+        moment = max(following, moment + timedelta(seconds=1))
+    return longest
+
+
+def _last_event(task: PeriodicTask, **changes: Any) -> AuditEvent | None:
+    return (
+        AuditEvent.objects.filter(
+            action=AuditAction.SCHEDULE_CHANGED,
+            target_type=PeriodicTask._meta.label_lower,
+            target_id=str(task.pk),
+            **changes,
+        )
+        .order_by("-occurred_at", "-id")
+        .first()
+    )
 
 
 def disabled_schedules() -> list[dict[str, Any]]:
     """Each lifecycle schedule that is switched off, with the event that switched it off
     (``None`` when no audited action did: a change behind the portal's back)."""
-    found = []
-    for task in PeriodicTask.objects.filter(enabled=False, task__in=LIFECYCLE_TASKS).order_by(
-        "name"
-    ):
-        disabled_by = (
-            AuditEvent.objects.filter(
-                action=AuditAction.SCHEDULE_CHANGED,
-                target_type=PeriodicTask._meta.label_lower,
-                target_id=str(task.pk),
-                changes__enabled__1=False,
+    return [
+        {"task": task, "event": _last_event(task, changes__enabled__1=False)}
+        for task in PeriodicTask.objects.filter(enabled=False, task__in=LIFECYCLE_TASKS).order_by(
+            "name"
+        )
+    ]
+
+
+def schedule_warnings(*, at: datetime) -> list[dict[str, Any]]:
+    """What else makes a switched-on lifecycle schedule not do its job, one entry per
+    finding (``kind``: ``changed``, ``not_running`` or ``failing``, with ``detail`` and,
+    for a change, the ``event`` that made it)."""
+    from django_celery_results.models import TaskResult
+
+    found: list[dict[str, Any]] = []
+    tasks = PeriodicTask.objects.filter(enabled=True, task__in=LIFECYCLE_TASKS)
+    for task in tasks.select_related("interval", "crontab").order_by("name"):
+        shipped = SHIPPED_PERIODS[task.task]
+        period = schedule_period(task, at=at)
+        if period is None or abs(period - shipped) > timedelta(seconds=1):
+            found.append(
+                {
+                    "task": task,
+                    "kind": "changed",
+                    "detail": f"runs {task.interval or task.crontab or 'never'} "
+                    f"(shipped: every {span(shipped)})",
+                    "event": _last_event(task, changes__has_any_keys=["interval", "crontab"]),
+                }
             )
-            .order_by("-occurred_at", "-id")
+        since = task.last_run_at or task.date_changed
+        late = STALE_FACTOR * (period or shipped) + BEAT_SYNC_SLACK
+        if since is not None and since < at - late:
+            found.append(
+                {
+                    "task": task,
+                    "kind": "not_running",
+                    "detail": f"last ran {since:%Y-%m-%d %H:%M} UTC"
+                    if task.last_run_at
+                    else f"has not run since it was set, {since:%Y-%m-%d %H:%M} UTC",
+                    "event": None,
+                }
+            )
+        last = (
+            TaskResult.objects.filter(task_name=task.task, date_done__isnull=False)
+            .order_by("-date_done", "-id")
+            .only("status", "date_done", "result")
             .first()
         )
-        found.append({"task": task, "event": disabled_by})
+        if last is not None and last.status == "FAILURE":
+            found.append(
+                {
+                    "task": task,
+                    "kind": "failing",
+                    "detail": f"its last run failed at {last.date_done:%Y-%m-%d %H:%M} UTC",
+                    "event": None,
+                }
+            )
     return found
+
+
+def span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0 and seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} seconds"
 
 
 # Partner-scoped selectors for the API: each takes the partner first, and an object of

@@ -1,9 +1,15 @@
+import os
+
 import pytest
 from django.conf import settings
 
 from tests.servers import seaweedfs
 
-if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+# ``tests/accessctl/test_embedded.py`` runs the database-rule tests again on SQLite (the
+# embedded default), in a subprocess that sets ACCESSCTL_TESTS_ON_SQLITE.
+if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" and not (
+    os.environ.get("ACCESSCTL_TESTS_ON_SQLITE")
+):
     pytest.exit(
         "The tests run on PostgreSQL: run scripts/test, or set DATABASE_URL to a PostgreSQL server.",
         returncode=2,

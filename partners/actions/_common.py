@@ -1,10 +1,13 @@
 """Helpers shared by the actions."""
 
+import functools
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
@@ -15,9 +18,14 @@ from django_countries import countries
 
 from partners.errors import ActionError
 
-# The database rules (partners.db_rules and model constraints) name themselves in the
-# error text; these are the messages a person sees when one of them refuses a change.
-_INTEGRITY_MESSAGES = {
+# The database rules (partners.db_rules and the models' constraints) that a person's
+# input can run into, and what they are told. Keys are rule names: a constraint's or
+# trigger's name, or ``table.column`` for a field declared ``unique=True``. Every action
+# also checks these first where it can; this is what a race past that check gets.
+# Rules that only the code's own writes can break (a revoked grant has a time, a
+# revocation names its target, ...) are not here: breaking one is a bug, and its
+# ``IntegrityError`` stays an error (tests/partners/test_db_refusals.py lists them).
+DATABASE_RULES = {
     "window_no_overlap": (
         "window_overlap",
         "This partner already has a window for this release that overlaps these times.",
@@ -40,7 +48,74 @@ _INTEGRITY_MESSAGES = {
         "request_exists",
         "This partner already has a pending request for this checkpoint.",
     ),
+    "grant_approval_distinct_approvers": (
+        "already_approved",
+        "This person already approved this request; it needs another approver.",
+    ),
+    "grant_expires_after_issue": ("grant_invalid", "A grant must expire after it is issued."),
+    "grant_within_quota": ("quota_exhausted", "The grant's byte quota is used up."),
+    "contact_unique_email": (
+        "contact_exists",
+        "The partner already has a contact at that address.",
+    ),
+    "partners_membership.user_id": (
+        "member_exists",
+        "This person already acts for a partner; remove them there first.",
+    ),
+    "partners_partner.slug": ("partner_exists", "A partner with this slug already exists."),
+    "partners_release.slug": ("release_exists", "A release with this slug already exists."),
+    "release_policy_valid": ("invalid", "The export policy must be allow or deny."),
+    "release_quota_factor_range": ("invalid", "The quota factor must be between 1 and 1000."),
+    "token_expires_after_creation": (
+        "token_invalid_expiry",
+        "A token must expire after it is made.",
+    ),
 }
+
+# PostgreSQL names the violated constraint (or our trigger names its rule) in the
+# message, as does SQLite for CHECK constraints and triggers. SQLite's unique refusals
+# name only columns: "UNIQUE constraint failed: partners_grantrequest.partner_id,
+# partners_grantrequest.checkpoint_id"; PostgreSQL's for a ``unique=True`` field name
+# an index Django generated ("partners_partner_slug_key"), with "Key (slug)=(...)".
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (?P<columns>[\w.]+(?:, [\w.]+)*)")
+_POSTGRESQL_KEY = re.compile(r"Key \((?P<columns>[\w, ]+)\)=")
+
+
+@functools.cache
+def _unique_rules() -> dict[tuple[str, ...], str]:
+    """``("table.column", ...)`` -> the name of the unique rule over those columns."""
+    rules: dict[tuple[str, ...], str] = {}
+    for model in apps.get_app_config("partners").get_models():
+        meta = model._meta
+        for constraint in meta.constraints:
+            if isinstance(constraint, models.UniqueConstraint) and constraint.fields:
+                columns = tuple(
+                    f"{meta.db_table}.{meta.get_field(name).column}"  # type: ignore[union-attr]
+                    for name in constraint.fields
+                )
+                rules[columns] = constraint.name or ""
+        for field in meta.concrete_fields:
+            if field.unique and not field.primary_key:
+                rules[(f"{meta.db_table}.{field.column}",)] = f"{meta.db_table}.{field.column}"
+    return rules
+
+
+def refused_rule(exc: IntegrityError) -> str | None:
+    """The name of the database rule that refused a write, on SQLite and PostgreSQL
+    (``None``: not one of ``DATABASE_RULES``)."""
+    text = str(exc)
+    for rule in DATABASE_RULES:
+        if "." not in rule and re.search(rf"\b{rule}\b", text):
+            return rule
+    columns: tuple[str, ...] = ()
+    if found := _SQLITE_UNIQUE.search(text):
+        columns = tuple(found["columns"].split(", "))
+    elif (found := _POSTGRESQL_KEY.search(text)) and (
+        table := getattr(getattr(exc.__cause__, "diag", None), "table_name", None)
+    ):
+        columns = tuple(f"{table}.{c.strip()}" for c in found["columns"].split(","))
+    unique = _unique_rules().get(columns)
+    return unique if unique in DATABASE_RULES else None
 
 
 @contextmanager
@@ -54,11 +129,11 @@ def integrity_as_action_error() -> Iterator[None]:
         with transaction.atomic():
             yield
     except IntegrityError as exc:
-        text = str(exc)
-        for rule, (code, message) in _INTEGRITY_MESSAGES.items():
-            if rule in text:
-                raise ActionError(code, message) from exc
-        raise
+        rule = refused_rule(exc)
+        if rule is None:
+            raise
+        code, message = DATABASE_RULES[rule]
+        raise ActionError(code, message) from exc
 
 
 def validate(instance: models.Model, **kwargs: Any) -> None:

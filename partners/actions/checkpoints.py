@@ -12,7 +12,14 @@ from partners.errors import ActionError
 from partners.models import Artifact, Checkpoint, Grant, Release, Revocation
 from partners.storage import KEY_MAX_BYTES, artifact_key, path_problem, verify_stored
 
-from ._common import now, require_not_withdrawn, save_changes, unapproved_grants, validate
+from ._common import (
+    integrity_as_action_error,
+    now,
+    require_not_withdrawn,
+    save_changes,
+    unapproved_grants,
+    validate,
+)
 from .revocations import start_revocation
 
 __all__ = [
@@ -50,7 +57,8 @@ def create_release(
         quota_factor=quota_factor,
     )
     validate(release)
-    release.save()
+    with integrity_as_action_error():
+        release.save()
     record(
         AuditAction.RELEASE_CREATED,
         actor=actor,

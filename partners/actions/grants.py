@@ -132,6 +132,30 @@ def check_grant(
     return window, expires_at
 
 
+def _refuse_existing(
+    actor: Any, partner: Partner, checkpoint: Checkpoint, *, requests: bool
+) -> None:
+    """Refuse a second active grant (``grant_exists``) or, for ``requests``, a second
+    pending request (``request_exists``) of ``partner`` for ``checkpoint``; the message
+    speaks to whoever asked: the partner's own member, or staff acting for it."""
+    own = actor is not None and not actor.is_staff
+    holder = "You already hold" if own else f"Partner {partner.slug} already holds"
+    has = "You already have" if own else f"Partner {partner.slug} already has"
+    if Grant.objects.filter(
+        partner=partner, checkpoint=checkpoint, status=Grant.Status.ACTIVE
+    ).exists():
+        raise ActionError("grant_exists", f"{holder} an active grant for {checkpoint}.")
+    if (
+        requests
+        and GrantRequest.objects.filter(
+            partner=partner, checkpoint=checkpoint, status=GrantRequest.Status.PENDING
+        ).exists()
+    ):
+        raise ActionError(
+            "request_exists", f"{has} a pending request for {checkpoint}; it awaits approval."
+        )
+
+
 def _is_early_access(checkpoint: Checkpoint, at: datetime) -> bool:
     return at < checkpoint.release.public_release_at
 
@@ -170,6 +194,7 @@ def _issue(
         expires_at=expires_at,
         at=at,
     )
+    _refuse_existing(actor, partner, checkpoint, requests=False)
     grant = Grant(
         partner=partner,
         checkpoint=checkpoint,
@@ -273,10 +298,9 @@ def request_grant(
             f"times the checkpoint's size) for release {checkpoint.release.slug}.",
             fields={"quota_bytes": [f"At most {limit} bytes."]},
         )
-    if Grant.objects.filter(
-        partner=partner, checkpoint=checkpoint, status=Grant.Status.ACTIVE
-    ).exists():
-        raise ActionError("grant_exists", "You already hold an active grant for this checkpoint.")
+    # Checked under the partner and checkpoint locks ``_current`` took, so a second
+    # request racing this one waits here and sees it (the database rules are the backstop).
+    _refuse_existing(actor, partner, checkpoint, requests=True)
     early = _is_early_access(checkpoint, at)
     request = GrantRequest(
         partner=partner,
@@ -351,7 +375,8 @@ def approve_grant_request(*, actor: Any, request: GrantRequest) -> GrantRequest:
             "already_approved", "You already approved this request; it needs another approver."
         )
     at = now()
-    GrantApproval.objects.create(request=request, approver=actor, approved_at=at)
+    with integrity_as_action_error():
+        GrantApproval.objects.create(request=request, approver=actor, approved_at=at)
     count = request.approvals.count()
     # Before the public time the current setting counts too, should it have been raised
     # since the request was filed; ``_issue`` checks the same.

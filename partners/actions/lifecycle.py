@@ -18,7 +18,7 @@ from django.db.models import Count, F, Q
 
 from accessctl.audit.events import AuditAction, event, record
 from accessctl.audit.models import AuditEvent
-from partners import notify
+from partners import notify, states
 from partners.models import (
     EmbargoWindow,
     Grant,
@@ -97,10 +97,10 @@ def _due_windows(condition: Q, batch: int) -> list[EmbargoWindow]:
     )
 
 
-def _withdrawn(window: EmbargoWindow) -> bool:
+def _withdrawn(window: EmbargoWindow, at: datetime) -> bool:
     """The kill switch ended the window already, and its email said so: the window's own
-    moments are recorded but not announced (no "window opened" for a withdrawn release)."""
-    return window.release.status == Release.Status.WITHDRAWN
+    moments are not announced (no "window opened" for a withdrawn release)."""
+    return states.window_state(window, at) == EmbargoWindow.State.WITHDRAWN
 
 
 def _window_context(window: EmbargoWindow) -> dict:
@@ -157,14 +157,18 @@ def open_windows(*, at: datetime | None = None, batch: int = BATCH) -> int:
     """Record windows that have opened and tell the partner (unless already closed)."""
     at = at or now()
     windows = _due_windows(Q(opened_at__isnull=True, opens_at__lte=at), batch)
-    return _record_windows(
-        windows,
+    # A withdrawn release's window never opens: it is marked (not due again), with no
+    # ``window.opened`` event after the ``release.withdrawn`` one.
+    withdrawn = [w for w in windows if _withdrawn(w, at)]
+    EmbargoWindow.objects.filter(pk__in=[w.pk for w in withdrawn]).update(opened_at=at)
+    return len(withdrawn) + _record_windows(
+        [w for w in windows if w not in withdrawn],
         marker="opened_at",
         due_field="opens_at",
         action=AuditAction.WINDOW_OPENED,
         kind=Notification.Kind.WINDOW_OPENED,
         at=at,
-        announce=lambda window: window.closes_at > at and not _withdrawn(window),
+        announce=lambda window: window.closes_at > at and not _withdrawn(window, at),
     )
 
 
@@ -193,7 +197,7 @@ def close_windows(*, at: datetime | None = None, batch: int = BATCH) -> int:
         kind=Notification.Kind.WINDOW_CLOSED,
         at=at,
         extra=ended,
-        announce=lambda window: not _withdrawn(window),
+        announce=lambda window: not _withdrawn(window, at),
     )
 
 

@@ -15,7 +15,7 @@ from partners.authority import Operation, authorize
 from partners.errors import ActionError
 from partners.models import Membership, Partner, PartnerContact
 
-from ._common import now, save_changes, validate
+from ._common import integrity_as_action_error, now, save_changes, validate
 from .tokens import revoke_member_credentials
 
 __all__ = [
@@ -45,7 +45,8 @@ def add_member(*, actor: Any, partner: Partner, user: Any) -> Membership:
         )
     membership = Membership(user=user, partner=partner)
     validate(membership)
-    membership.save()
+    with integrity_as_action_error():
+        membership.save()
     record(
         AuditAction.MEMBER_ADDED,
         actor=actor,
@@ -99,7 +100,8 @@ def add_contact(
         raise ActionError("contact_exists", f"{partner} already has a contact at {email}.")
     contact = PartnerContact(partner=partner, name=name, email=email, role=role, notify=notify)
     validate(contact)
-    contact.save()
+    with integrity_as_action_error():
+        contact.save()
     record(
         AuditAction.CONTACT_ADDED,
         actor=actor,
@@ -113,7 +115,16 @@ def add_contact(
 @transaction.atomic
 def change_contact(*, actor: Any, contact: PartnerContact, **values: Any) -> PartnerContact:
     authorize(actor, Operation.CONTACT_CHANGE, contact)
-    contact, changes = save_changes(PartnerContact, contact.pk, values, CONTACT_FIELDS)
+    email = values.get("email")
+    if (
+        email
+        and PartnerContact.objects.filter(partner_id=contact.partner_id, email__iexact=email)
+        .exclude(pk=contact.pk)
+        .exists()
+    ):
+        raise ActionError("contact_exists", f"{contact.partner} already has a contact at {email}.")
+    with integrity_as_action_error():
+        contact, changes = save_changes(PartnerContact, contact.pk, values, CONTACT_FIELDS)
     if changes:
         record(
             AuditAction.CONTACT_CHANGED,

@@ -12,7 +12,7 @@ from partners.authority import Operation, authorize
 from partners.errors import ActionError
 from partners.models import EmbargoWindow, Grant, Notification, Partner, Revocation
 
-from ._common import country_name, now, save_changes, validate
+from ._common import country_name, integrity_as_action_error, now, save_changes, validate
 from .grants import end_grant
 from .revocations import partner_cascade_pending, start_revocation
 
@@ -59,7 +59,8 @@ def create_partner(
         allowed_networks=allowed_networks or [],
     )
     validate(partner)
-    partner.save()
+    with integrity_as_action_error():
+        partner.save()
     record(
         AuditAction.PARTNER_CREATED,
         actor=actor,

@@ -14,10 +14,11 @@ from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from accessctl.audit.events import AuditAction, record
+from partners import queries
 from partners.authority import Operation, authorize
 from partners.errors import ActionError
 
-from ._common import field_changes, snapshot, validate
+from ._common import field_changes, now, snapshot, validate
 
 __all__ = ["EDITABLE_FIELDS", "change_schedule", "create_crontab", "create_interval"]
 
@@ -57,12 +58,44 @@ def change_schedule(*, actor: Any, task: PeriodicTask, **values: Any) -> Periodi
         setattr(task, name, value)
     validate(task)  # exactly one kind of schedule, among others
     changes = field_changes(task, before, EDITABLE_FIELDS)
+    if task.task in queries.LIFECYCLE_TASKS:
+        _check_lifecycle(task, changes)
     if not changes:
         return task
     # save() also clears last_run_at when disabling and tells beat the schedule changed.
     task.save(update_fields=[*changes, "last_run_at"])
     record(AuditAction.SCHEDULE_CHANGED, actor=actor, target=task, changes=changes)
     return task
+
+
+def _check_lifecycle(task: PeriodicTask, changes: dict[str, Any]) -> None:
+    """A lifecycle task runs as shipped, or close to it.
+
+    Its arguments are part of what runs (wrong ones fail every run, silently), so they
+    are not editable (``schedule_arguments_fixed``). Its schedule may change, but not to
+    run more than ``queries.MAX_SLOWDOWN`` times less often than shipped
+    (``schedule_too_slow``): "seal every 100000 days" is switching sealing off without
+    the switch. Within that, a changed schedule is a warning on the dashboard.
+    """
+    fixed = sorted({"args", "kwargs"} & set(changes))
+    if fixed:
+        raise ActionError(
+            "schedule_arguments_fixed",
+            f"{task.name}: the {' and '.join(fixed)} of a lifecycle task are part of what "
+            "runs and cannot be changed.",
+        )
+    # Checked whenever the task ends up on: re-enabling a task whose schedule was slowed
+    # while it was off is the same change.
+    if {"interval", "crontab", "enabled"} & set(changes) and task.enabled:
+        shipped = queries.SHIPPED_PERIODS[task.task]
+        period = queries.schedule_period(task, at=now())
+        if period is None or period > queries.MAX_SLOWDOWN * shipped:
+            raise ActionError(
+                "schedule_too_slow",
+                f"{task.name} runs every {queries.span(shipped)} as shipped; it may run at "
+                f"most {queries.MAX_SLOWDOWN} times less often. To stop it, switch it off "
+                "(the dashboard then says so).",
+            )
 
 
 @transaction.atomic

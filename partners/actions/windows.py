@@ -108,6 +108,9 @@ def set_window(
     ):
         if due > at:
             setattr(window, marker, None)
+    changes = field_changes(window, before, _FIELDS)
+    if window.pk and not changes:
+        return window  # nothing moved: nothing to save or record
     with integrity_as_action_error():
         if window.pk:
             # Clip first, so the database rule "no grant outlives its window" holds at
@@ -121,6 +124,6 @@ def set_window(
         actor=actor,
         target=window,
         partner=partner,
-        changes=field_changes(window, before, _FIELDS),
+        changes=changes,
     )
     return window

@@ -17,7 +17,9 @@ from partners.refusals import settle
 __all__ = [
     "ActionErrorsAsMessages",
     "AddThenReadOnly",
+    "KeepStoredTimes",
     "action_error_to_validation",
+    "changed_values",
     "reason_action",
 ]
 
@@ -123,3 +125,34 @@ class AddThenReadOnly:
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class KeepStoredTimes(forms.ModelForm):
+    """A form whose untouched date-times keep the stored value, microseconds included.
+
+    The portal's date-time widgets show whole seconds, so a stored time posted back
+    unchanged comes back earlier (a window closing up to a second early, an NDA expiry
+    "changed" by nobody). Django already counts such a field as unchanged
+    (``changed_data``); this puts the stored value back in ``cleaned_data`` for it, so
+    the form's own checks and the action see what is stored.
+    """
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        if self.instance.pk is None:
+            return self.cleaned_data
+        changed = set(self.changed_data)
+        for name, field in self.fields.items():
+            if (
+                isinstance(field, forms.DateTimeField | forms.SplitDateTimeField)
+                and name in self.cleaned_data
+                and name not in changed
+            ):
+                self.cleaned_data[name] = getattr(self.instance, name)
+        return self.cleaned_data
+
+
+def changed_values(form: ModelForm, fields: Sequence[str]) -> dict[str, Any]:
+    """The values of ``fields`` the person changed: only those reach an update action,
+    so saving a form unchanged changes nothing and records nothing."""
+    return {name: form.cleaned_data[name] for name in fields if name in form.changed_data}

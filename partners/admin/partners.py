@@ -14,7 +14,7 @@ from partners.authority import Operation, may
 from partners.models import EmbargoWindow, Membership, Partner, PartnerContact
 
 from . import access_ends
-from ._helpers import ActionErrorsAsMessages, reason_action
+from ._helpers import ActionErrorsAsMessages, KeepStoredTimes, changed_values, reason_action
 
 __all__ = ["PartnerAdmin"]
 
@@ -113,7 +113,7 @@ class WindowInline(admin.TabularInline):
         return False
 
 
-class PartnerForm(forms.ModelForm):
+class PartnerForm(KeepStoredTimes):
     allowed_networks = forms.JSONField(
         required=False,
         initial=list,
@@ -154,15 +154,15 @@ class PartnerAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request: HttpRequest, obj: Partner, form: ModelForm, change: bool) -> None:
-        values = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS}
         if change:
             actions.update_partner(
                 actor=request.user,
                 partner=obj,
                 confirm_ended_windows=access_ends.confirmed_windows(request),
-                **values,
+                **changed_values(form, EDITABLE_FIELDS),
             )
         else:
+            values = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS}
             created = actions.create_partner(
                 actor=request.user, slug=form.cleaned_data["slug"], **values
             )

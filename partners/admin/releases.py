@@ -1,6 +1,5 @@
 from typing import Any
 
-from django import forms
 from django.contrib import admin
 from django.db.models import Count, Model, QuerySet, Sum
 from django.forms import ModelForm
@@ -9,17 +8,23 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from accessctl.audit.admin import AuditHistory
-from partners import actions
+from partners import actions, states
 from partners.actions.checkpoints import RELEASE_EDITABLE_FIELDS
 from partners.errors import ActionError
 from partners.models import Artifact, Checkpoint, EmbargoWindow, Release
 
-from ._helpers import ActionErrorsAsMessages, action_error_to_validation, reason_action
+from ._helpers import (
+    ActionErrorsAsMessages,
+    KeepStoredTimes,
+    action_error_to_validation,
+    changed_values,
+    reason_action,
+)
 
 __all__ = ["CheckpointAdmin", "EmbargoWindowAdmin", "ReleaseAdmin"]
 
 
-class WindowForm(forms.ModelForm):
+class WindowForm(KeepStoredTimes):
     """Validated by the same rules as ``set_window``, so errors show on the form."""
 
     class Meta:
@@ -92,9 +97,14 @@ class CheckpointInline(admin.TabularInline):
     readonly_fields = fields = (
         "tag",
         "training_step",
-        "status",
+        "state",
         "registered_at",
     )
+
+    @admin.display(description="Status")
+    def state(self, checkpoint: Checkpoint) -> str:
+        return checkpoint_state(checkpoint)
+
     can_delete = False
     show_change_link = True
 
@@ -137,9 +147,7 @@ class ReleaseAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
             # Only what the person changed: the page shows times to the second, so an
             # untouched public time stored with microseconds would come back "earlier"
             # and be refused (the public time never moves earlier).
-            values = {
-                f: form.cleaned_data[f] for f in RELEASE_EDITABLE_FIELDS if f in form.changed_data
-            }
+            values = changed_values(form, RELEASE_EDITABLE_FIELDS)
             actions.update_release(actor=request.user, release=obj, **values)
             obj.refresh_from_db()
             return
@@ -177,6 +185,9 @@ class ReleaseAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
 
 
 class WindowStateFilter(admin.SimpleListFilter):
+    """By ``partners.states.window_state``: a withdrawn release's windows are ``withdrawn``,
+    never ``open`` or ``upcoming``."""
+
     title = "state"
     parameter_name = "state"
 
@@ -184,15 +195,35 @@ class WindowStateFilter(admin.SimpleListFilter):
         return list(EmbargoWindow.State.choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        now = timezone.now()
-        match self.value():
-            case "upcoming":
-                return queryset.filter(opens_at__gt=now)
-            case "open":
-                return queryset.filter(opens_at__lte=now, closes_at__gt=now)
-            case "closed":
-                return queryset.filter(closes_at__lte=now)
-        return queryset
+        if self.value() is None:
+            return queryset
+        return states.windows_in_state(queryset, str(self.value()), timezone.now())
+
+
+class CheckpointStateFilter(admin.SimpleListFilter):
+    """By ``partners.states.checkpoint_state``: a withdrawn release's checkpoints are
+    ``pulled``."""
+
+    title = "status"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(Checkpoint.Status.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() is None:
+            return queryset
+        return states.checkpoints_in_state(queryset, str(self.value()))
+
+
+@admin.display(description="State")
+def window_state(window: EmbargoWindow) -> str:
+    return str(states.window_state(window, timezone.now()).label)
+
+
+@admin.display(description="Status")
+def checkpoint_state(checkpoint: Checkpoint) -> str:
+    return str(states.checkpoint_state(checkpoint).label)
 
 
 @admin.register(EmbargoWindow)
@@ -205,7 +236,7 @@ class EmbargoWindowAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin)
         "opens_at",
         "closes_at",
         "embargo_lifts_at",
-        "state",
+        window_state,
     ]
     list_filter = [WindowStateFilter, "release", "partner", "tier"]
     search_fields = ["release__slug", "partner__slug", "tier"]
@@ -224,7 +255,10 @@ class EmbargoWindowAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin)
         if change:
             form.cleaned_data["partner"] = obj.partner
         saved = _save_window(request, form, release)
+        # The form never wrote to ``obj`` (the action did): the page's message and
+        # history name the saved row.
         obj.pk = saved.pk
+        obj.refresh_from_db()
 
 
 class ArtifactInline(admin.TabularInline):
@@ -244,14 +278,21 @@ class ArtifactInline(admin.TabularInline):
 
 @admin.register(Checkpoint)
 class CheckpointAdmin(AuditHistory, admin.ModelAdmin):
-    list_display = ["__str__", "training_step", "status", "files", "total_size", "registered_at"]
-    list_filter = ["status", "release"]
+    list_display = [
+        "__str__",
+        "training_step",
+        checkpoint_state,
+        "files",
+        "total_size",
+        "registered_at",
+    ]
+    list_filter = [CheckpointStateFilter, "release"]
     search_fields = ["tag", "release__slug"]
     readonly_fields = fields = (
         "release",
         "tag",
         "training_step",
-        "status",
+        "state",
         "pulled_at",
         "pulled_reason",
         "registered_at",
@@ -266,6 +307,10 @@ class CheckpointAdmin(AuditHistory, admin.ModelAdmin):
             .select_related("release")
             .annotate(file_count=Count("artifacts"), byte_count=Sum("artifacts__size"))
         )
+
+    @admin.display(description="Status")
+    def state(self, checkpoint: Checkpoint) -> str:
+        return checkpoint_state(checkpoint)
 
     @admin.display(description="Files", ordering="file_count")
     def files(self, obj: Any) -> int:

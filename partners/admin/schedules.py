@@ -31,7 +31,7 @@ from partners.authority import Operation, may
 from partners.errors import ActionError
 from partners.refusals import settle
 
-from ._helpers import ActionErrorsAsMessages, AddThenReadOnly
+from ._helpers import ActionErrorsAsMessages, AddThenReadOnly, changed_values
 
 __all__ = ["CrontabScheduleAdmin", "IntervalScheduleAdmin", "PeriodicTaskAdmin"]
 
@@ -73,8 +73,9 @@ class PeriodicTaskAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: PeriodicTask, form: ModelForm, change: bool
     ) -> None:
-        values = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS}
-        actions.change_schedule(actor=request.user, task=obj, **values)
+        actions.change_schedule(
+            actor=request.user, task=obj, **changed_values(form, EDITABLE_FIELDS)
+        )
 
     def _set_enabled(self, request: HttpRequest, queryset: QuerySet, enabled: bool) -> None:
         done = 0

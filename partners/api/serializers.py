@@ -5,6 +5,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from partners import states
 from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest, Release
 
 from .edge import BIGINT_MAX
@@ -20,15 +21,13 @@ __all__ = [
     "window_state",
 ]
 
-# A window's state as partners see it: its times, unless the kill switch withdrew the
-# release, which ends every window of it whatever the times say.
-WINDOW_STATES = [*EmbargoWindow.State.values, "withdrawn"]
+# A window's state as partners see it: ``partners.states.window_state``.
+WINDOW_STATES = list(EmbargoWindow.State.values)
 
 
 def window_state(window: EmbargoWindow, release: Release, at: datetime) -> str:
-    if release.status == Release.Status.WITHDRAWN:
-        return "withdrawn"
-    return str(window.state_at(at).value)
+    window.release = release
+    return str(states.window_state(window, at).value)
 
 
 class WindowSerializer(serializers.ModelSerializer):
@@ -70,9 +69,7 @@ class CheckpointSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ChoiceField(choices=Checkpoint.Status.choices))
     def get_status(self, checkpoint: Checkpoint) -> str:
-        if checkpoint.release.status == Release.Status.WITHDRAWN:
-            return str(Checkpoint.Status.PULLED)
-        return str(checkpoint.status)
+        return str(states.checkpoint_state(checkpoint).value)
 
 
 class GrantSerializer(serializers.ModelSerializer):

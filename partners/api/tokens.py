@@ -1,14 +1,18 @@
-"""A partner rotates the token it holds, with that token: no staff involved."""
+"""A token's holder rotates it, with that token: a partner's token with no staff involved,
+a staff member's own token likewise."""
+
+from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from partners import actions
+from partners.models import AccessToken
 
-from .auth import PartnerCaller
+from .auth import PartnerCaller, StaffCaller
 from .views import NoStore
 
 __all__ = ["TokenRotateApi"]
@@ -23,11 +27,25 @@ class RotatedTokenOut(serializers.Serializer):
     replaces = serializers.CharField(help_text="The prefix of the token just revoked.")
 
 
-class TokenRotateApi(NoStore, APIView):
-    """Any partner token may rotate itself, whatever its scopes; the caller rules (partner
-    status, NDA, address ranges) still apply, so a refused token cannot renew itself."""
+class OwnTokenCaller(permissions.BasePermission):
+    """Any token, presented by its holder: a partner token under the partner caller rules
+    (partner status, NDA, address ranges, membership), a staff token under the staff ones
+    (its address ranges, its owner still active staff). A refused token cannot renew
+    itself either way."""
 
-    permission_classes = [PartnerCaller]
+    def has_permission(self, request: Request, view: Any) -> bool:
+        token = request.auth
+        if isinstance(token, AccessToken) and token.partner_id is None:
+            return StaffCaller().has_permission(request, view)
+        return PartnerCaller().has_permission(request, view)
+
+
+class TokenRotateApi(NoStore, APIView):
+    """Any token may rotate itself, whatever its scopes: a partner token under the partner
+    caller rules, a staff token under the staff ones, so a refused token cannot renew
+    itself."""
+
+    permission_classes = [OwnTokenCaller]
     required_scope = None
 
     @extend_schema(

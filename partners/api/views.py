@@ -17,9 +17,9 @@ from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from accessctl.signing.keys import sign_token
-from partners import actions, queries
+from partners import actions, queries, states
 from partners.manifests import signed_manifest
-from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest
+from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest, Release
 
 from . import serializers as s
 from .auth import PartnerCaller
@@ -208,6 +208,14 @@ class CheckpointListView(PartnerView, generics.ListAPIView):
 class ManifestView(PartnerView, APIView):
     def get(self, request: Request, checkpoint_id: int) -> Response:
         checkpoint = queries.partner_checkpoint(self.partner, checkpoint_id)
+        # Refused as a download of it would be: a manifest lists files to fetch. (The
+        # checkpoint list still shows such a checkpoint, as pulled.)
+        if checkpoint.release.status == Release.Status.WITHDRAWN:
+            raise Problem(
+                403, "release_withdrawn", f"Release {checkpoint.release.slug} was withdrawn."
+            )
+        if states.checkpoint_state(checkpoint) == Checkpoint.Status.PULLED:
+            raise Problem(403, "checkpoint_pulled", f"Checkpoint {checkpoint} was pulled.")
         open_window(self.partner, checkpoint.release)
         return Response(signed_manifest(checkpoint))
 

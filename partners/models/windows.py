@@ -18,6 +18,8 @@ class EmbargoWindow(models.Model):
         UPCOMING = "upcoming", "Upcoming"
         OPEN = "open", "Open"
         CLOSED = "closed", "Closed"
+        # The kill switch ended every window of the release, whatever the times say.
+        WITHDRAWN = "withdrawn", "Withdrawn"
 
     release = models.ForeignKey(
         "partners.Release", on_delete=models.PROTECT, related_name="windows"
@@ -56,12 +58,10 @@ class EmbargoWindow(models.Model):
         return f"{self.release_id and self.release.slug} x {self.partner_id and self.partner.slug}"
 
     def state_at(self, now: datetime) -> "EmbargoWindow.State":
+        """From the times alone; what a surface shows is ``partners.states.window_state``,
+        which knows about withdrawal."""
         if now < self.opens_at:
             return self.State.UPCOMING
         if now < self.closes_at:
             return self.State.OPEN
         return self.State.CLOSED
-
-    @property
-    def state(self) -> "EmbargoWindow.State":
-        return self.state_at(timezone.now())

@@ -156,6 +156,36 @@ def test_sqlite_enforces_the_same_database_rules(demo, statement, rule):
     assert rule in result.stderr
 
 
+def test_database_refusals_hold_on_sqlite(tmp_path):
+    """tests/partners/test_db_refusals.py again, on the embedded default's SQLite: every
+    database rule refuses with its stable code there too (SQLite's messages name columns,
+    not constraints), and a second grant request answers 409, not 500."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DATABASE_URL", "DJANGO_", "ACCESSCTL_", "TEST_DATABASE"))
+    }
+    env.update(ACCESSCTL_DATA_DIR=str(tmp_path), ACCESSCTL_TESTS_ON_SQLITE="1")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/partners/test_db_refusals.py",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "skipped" not in result.stdout
+
+
 PRODUCTION = {
     "ACCESSCTL_ENV": "production",
     "DJANGO_SECRET_KEY": "k9#Vq2!mZ-r7@Lp4$Wx8^Tn3&Hc6*Bf1(Jd5)Gs0-uE3%Ya7+Ro2=Mi6~Qe9",

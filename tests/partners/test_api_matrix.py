@@ -173,9 +173,10 @@ def test_refused_callers(world, endpoint, caller):
     assert Grant.objects.get(pk=world["grant"].pk).bytes_used == 0
 
 
-@pytest.mark.parametrize("caller", sorted(REFUSED_CALLERS))
+@pytest.mark.parametrize("caller", sorted(set(REFUSED_CALLERS) - {"staff token"}))
 def test_refused_callers_cannot_rotate(world, caller):
-    """``POST /api/v1/tokens/rotate`` needs no scope, but every caller rule."""
+    """``POST /api/v1/tokens/rotate`` needs no scope, but every caller rule (a staff token
+    rotates itself: ``test_a_staff_token_rotates_itself``)."""
     make, status, code = REFUSED_CALLERS[caller]
     authorization = make(world)
     before = AccessToken.objects.filter(revoked_at=None).count()
@@ -392,3 +393,44 @@ def test_blocked_release_does_not_hide_an_allowed_one(world):
     _policy_tightened(world)
     response = call(world, "releases", bearer(secret))
     assert [r["slug"] for r in response.json()["results"]] == ["v5"]
+
+
+def test_a_staff_token_rotates_itself(world):
+    """docs/api.md: any token may rotate itself; a staff token under the staff rules."""
+    officer = f.staff("Release manager")
+    secret = f.token(officer, allowed_networks=["127.0.0.0/8"])
+    old = AccessToken.objects.get(user=officer)
+    response = APIClient().post("/api/v1/tokens/rotate", HTTP_AUTHORIZATION=bearer(secret))
+    assert response.status_code == 201, response.content
+    body = response.json()
+    new = AccessToken.objects.get(prefix=body["prefix"])
+    assert (new.user, new.partner_id, new.scopes, new.expires_at) == (
+        officer,
+        None,
+        old.scopes,
+        old.expires_at,
+    )
+    assert new.allowed_networks == ["127.0.0.0/8"] and body["replaces"] == old.prefix
+    old.refresh_from_db()
+    assert old.revoked_at is not None
+    # The new secret works on the staff API, the old one no longer.
+    staff_api = "/api/v1/staff/revocations/999999"  # authenticated: no such revocation
+    assert APIClient().get(staff_api, HTTP_AUTHORIZATION=bearer(body["token"])).status_code == 404
+    refused = APIClient().post("/api/v1/tokens/rotate", HTTP_AUTHORIZATION=bearer(secret))
+    assert refused.status_code == 401 and refused.json()["code"] == "token_revoked"
+
+
+@pytest.mark.parametrize(
+    ("how", "code"),
+    [("address", "address_not_allowed"), ("no longer staff", "staff_access_ended")],
+)
+def test_a_refused_staff_token_cannot_rotate(world, how, code):
+    officer = f.staff("Release manager")
+    networks = ["198.51.100.0/24"] if how == "address" else None
+    secret = f.token(officer, allowed_networks=networks)
+    if how == "no longer staff":
+        type(officer).objects.filter(pk=officer.pk).update(is_staff=False)
+    before = AccessToken.objects.filter(revoked_at=None).count()
+    response = APIClient().post("/api/v1/tokens/rotate", HTTP_AUTHORIZATION=bearer(secret))
+    assert response.status_code == 403 and response.json()["code"] == code
+    assert AccessToken.objects.filter(revoked_at=None).count() == before

@@ -340,10 +340,13 @@ def test_nobody_rotates_another_persons_token():
             actions.rotate_token(actor=actor, token=token)
 
 
-def test_staff_tokens_cannot_use_the_partner_rotate_endpoint():
-    secret = f.token(f.staff("Release manager"))
+def test_a_staff_token_rotates_itself_at_the_same_endpoint():
+    """Any token may rotate itself (docs/api.md); the owner stays the owner."""
+    officer = f.staff("Release manager")
+    secret = f.token(officer)
     response = api(secret).post("/api/v1/tokens/rotate")
-    assert response.status_code == 403 and response.json()["code"] == "partner_token_required"
+    assert response.status_code == 201
+    assert AccessToken.objects.get(prefix=response.json()["prefix"]).user == officer
 
 
 # Restrictions hold for every caller kind: a generated matrix over every staff endpoint.

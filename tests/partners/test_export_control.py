@@ -95,7 +95,7 @@ def test_confirmed_the_access_ends_in_the_same_transaction(world):
     )
     after = timezone.now()
     open_window = EmbargoWindow.objects.get(pk=world["open"].pk)
-    assert before <= open_window.closes_at <= after and open_window.state == "closed"
+    assert before <= open_window.closes_at <= after and open_window.state_at(after) == "closed"
     upcoming = EmbargoWindow.objects.get(pk=world["upcoming"].pk)
     assert upcoming.closes_at - upcoming.opens_at == timedelta(microseconds=1)
     assert upcoming.opened_at and upcoming.closed_at  # the lifecycle will not announce it

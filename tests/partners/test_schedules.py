@@ -1,5 +1,7 @@
 """Schedules (django-celery-beat periodic tasks) are audited controls."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
@@ -218,3 +220,146 @@ def test_dashboard_warns_of_disabled_lifecycle_schedules(client):
 def test_dashboard_has_no_warning_while_every_schedule_runs(client):
     viewer = portal_client(client, f.staff("Compliance"))
     assert 'id="disabled-schedules"' not in viewer.get(reverse("admin:index")).content.decode()
+
+
+# Switched off without the switch: a far-off schedule, arguments that fail every run, a
+# task that stopped running or keeps failing. Each is refused or shown on the dashboard.
+
+
+def warnings_section(client) -> str:
+    viewer = portal_client(client, f.staff("Compliance"))
+    page = viewer.get(reverse("admin:index")).content.decode()
+    if 'id="schedule-warnings"' not in page:
+        return ""
+    return page.split('id="schedule-warnings"')[1].split("</section>")[0]
+
+
+@pytest.mark.parametrize("path", sorted(queries.LIFECYCLE_TASKS))
+@pytest.mark.parametrize("values", [{"args": "[1, 2, 3]"}, {"kwargs": '{"bogus": 1}'}])
+def test_a_lifecycle_tasks_arguments_are_not_editable(path, values):
+    before = state()
+    with pytest.raises(ActionError) as refused:
+        actions.change_schedule(actor=f.staff("Security officer"), task=task(path), **values)
+    assert refused.value.code == "schedule_arguments_fixed"
+    assert state() == before and not schedule_events().exists()
+
+
+@pytest.mark.parametrize("path", sorted(queries.LIFECYCLE_TASKS))
+def test_a_lifecycle_task_cannot_be_slowed_past_the_bound(path):
+    officer = f.staff("Security officer")
+    shipped = queries.SHIPPED_PERIODS[path]
+    slow = actions.create_interval(
+        actor=officer,
+        every=int(shipped.total_seconds()) * queries.MAX_SLOWDOWN + 1,
+        period="seconds",
+    )
+    far = actions.create_interval(actor=officer, every=100000, period="days")
+    before = state()
+    for interval in (slow, far):
+        with pytest.raises(ActionError) as refused:
+            actions.change_schedule(actor=officer, task=task(path), interval=interval, crontab=None)
+        assert refused.value.code == "schedule_too_slow"
+    yearly = actions.create_crontab(
+        actor=officer, minute="0", hour="0", day_of_month="1", month_of_year="1"
+    )
+    with pytest.raises(ActionError) as refused:
+        actions.change_schedule(actor=officer, task=task(path), interval=None, crontab=yearly)
+    assert refused.value.code == "schedule_too_slow"
+    assert state() == before
+
+
+def test_a_slower_schedule_within_the_bound_is_a_dashboard_warning(client):
+    officer = f.staff("Security officer", username="sofia")
+    ten = actions.create_interval(actor=officer, every=50, period="seconds")
+    actions.change_schedule(actor=officer, task=task(SEAL), interval=ten)
+    event = schedule_events().filter(action="schedule.changed").get()
+    warning = warnings_section(client)
+    assert task(SEAL).name in warning and "schedule changed" in warning
+    assert "every 50 seconds" in warning and "shipped: every 5 seconds" in warning
+    assert "sofia" in warning and event.occurred_at.strftime("%Y-%m-%d %H:%M") in warning
+    assert task(RESUME).name not in warning
+    # Back as shipped: no warning.
+    actions.change_schedule(
+        actor=officer,
+        task=task(SEAL),
+        interval=IntervalSchedule.objects.get(every=5, period="seconds"),
+    )
+    assert task(SEAL).name not in warnings_section(client)
+
+
+def test_a_schedule_changed_behind_the_portals_back_is_a_warning(client):
+    hourly = IntervalSchedule.objects.create(every=2, period="minutes")
+    PeriodicTask.objects.filter(task=RESUME).update(interval=hourly)
+    warning = warnings_section(client)
+    assert task(RESUME).name in warning and "changed outside the portal" in warning
+
+
+def test_a_task_that_stopped_running_is_a_warning(client):
+    from django.utils import timezone
+
+    long_ago = (
+        timezone.now() - queries.STALE_FACTOR * timedelta(minutes=1) - queries.BEAT_SYNC_SLACK
+    )
+    PeriodicTask.objects.filter(task=RESUME).update(last_run_at=long_ago - timedelta(minutes=1))
+    PeriodicTask.objects.filter(task=SEAL).update(last_run_at=timezone.now())
+    warning = warnings_section(client)
+    assert task(RESUME).name in warning and "is not running" in warning
+    assert task(SEAL).name not in warning
+    # Never ran since it was set, long ago: also not running.
+    PeriodicTask.objects.filter(task=SEAL).update(last_run_at=None, date_changed=long_ago)
+    assert task(SEAL).name in warnings_section(client)
+
+
+def test_a_task_whose_last_run_failed_is_a_warning(client):
+    from django.utils import timezone
+    from django_celery_results.models import TaskResult
+
+    stored = {"content_type": "application/json", "content_encoding": "utf-8"}
+    at = timezone.now()
+    TaskResult.objects.create(
+        task_id="t1",
+        task_name=RESUME,
+        status="SUCCESS",
+        date_done=at - timedelta(minutes=2),
+        **stored,
+    )
+    TaskResult.objects.create(
+        task_id="t2",
+        task_name=RESUME,
+        status="FAILURE",
+        date_done=at - timedelta(minutes=1),
+        result='{"exc_type": "TypeError"}',
+        **stored,
+    )
+    TaskResult.objects.create(
+        task_id="t3",
+        task_name=SEAL,
+        status="FAILURE",
+        date_done=at - timedelta(minutes=2),
+        **stored,
+    )
+    TaskResult.objects.create(
+        task_id="t4",
+        task_name=SEAL,
+        status="SUCCESS",
+        date_done=at - timedelta(minutes=1),
+        **stored,
+    )
+    warning = warnings_section(client)
+    assert task(RESUME).name in warning and "is failing" in warning
+    assert task(SEAL).name not in warning  # it failed, then ran fine
+
+
+def test_no_schedule_warning_while_every_schedule_runs_as_shipped(client):
+    assert warnings_section(client) == ""
+
+
+def test_slowing_a_task_while_off_then_switching_it_on_is_refused():
+    officer = f.staff("Security officer")
+    far = actions.create_interval(actor=officer, every=100000, period="days")
+    actions.change_schedule(actor=officer, task=task(SEAL), enabled=False, interval=far)
+    with pytest.raises(ActionError) as refused:
+        actions.change_schedule(actor=officer, task=task(SEAL), enabled=True)
+    assert refused.value.code == "schedule_too_slow"
+    assert not task(SEAL).enabled  # and the dashboard still says it is off
+    assert [d["task"].task for d in queries.disabled_schedules()] == [SEAL]

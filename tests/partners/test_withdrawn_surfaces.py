@@ -9,8 +9,9 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accessctl.audit.models import AuditEvent
 from partners import actions, notify
-from partners.models import EmbargoWindow, Notification, Revocation
+from partners.models import Checkpoint, EmbargoWindow, Notification, Revocation
 from tests import factories as f
 from tests.accessctl.test_portal import portal_client
 
@@ -135,11 +136,75 @@ def test_a_withdrawn_release_announces_no_window_moments(world):
     EmbargoWindow.objects.filter(pk=waiting.pk).update(
         opens_at=now - HOUR, embargo_lifts_at=now - HOUR
     )
-    assert actions.open_windows() >= 1  # recorded (audited) ...
+    assert actions.open_windows() >= 1  # marked, not due again ...
+    waiting.refresh_from_db()
+    assert waiting.opened_at is not None
+    # ... with no "window.opened" after the withdrawal: the window never opened.
+    assert not AuditEvent.objects.filter(action="window.opened", target_id=str(waiting.pk)).exists()
     assert actions.announce_deadlines(at=now + 19 * DAY) == 1  # only v5's window is due
-    assert not Notification.objects.filter(  # ... but not announced
+    assert not Notification.objects.filter(  # ... and nothing announced
         kind="window_opened", context__release_slug="v4"
     ).exists()
     assert not Notification.objects.filter(
         kind="window_closing", context__release_slug="v4"
     ).exists()
+
+
+def test_the_manifest_of_a_withdrawn_release_is_refused(world):
+    checkpoint = world["grant"].checkpoint
+    secret = f.token(f.partner_user(world["holder"]))
+    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    path = f"/api/v1/checkpoints/{checkpoint.pk}/manifest"
+    assert client.get(path).status_code == 200
+    withdraw(world)
+    response = client.get(path)
+    assert response.status_code == 403 and response.json()["code"] == "release_withdrawn"
+
+
+def test_the_manifest_of_a_pulled_checkpoint_is_refused(world):
+    checkpoint = world["grant"].checkpoint
+    secret = f.token(f.partner_user(world["holder"]))
+    actions.pull_checkpoint(actor=None, checkpoint=checkpoint, reason="bad")
+    response = APIClient(HTTP_AUTHORIZATION=f"Bearer {secret}").get(
+        f"/api/v1/checkpoints/{checkpoint.pk}/manifest"
+    )
+    assert response.status_code == 403 and response.json()["code"] == "checkpoint_pulled"
+
+
+def _column(page: str, header: str) -> list[str]:
+    """The cells of one column of the portal's change list, in row order."""
+    import re
+
+    cells = re.findall(rf'<td class="field-{header}">(.*?)</td>', page)
+    return [re.sub(r"<[^>]+>", "", c).strip() for c in cells]
+
+
+def _changelist(c, model: str, **query) -> str:
+    return c.get(reverse(f"admin:partners_{model}_changelist"), query).content.decode()
+
+
+def test_portal_window_list_and_filter_say_withdrawn(client, world):
+    c = portal_client(client, f.staff("Release manager"))
+    withdraw(world)
+    page = _changelist(c, "embargowindow", release__id__exact=world["release"].pk)
+    assert _column(page, "window_state") == ["Withdrawn", "Withdrawn"]
+    for state, expected in [("open", 1), ("upcoming", 0), ("withdrawn", 2), ("closed", 0)]:
+        page = _changelist(c, "embargowindow", state=state)
+        assert len(_column(page, "window_state")) == expected, state
+    assert "?state=withdrawn" in page  # offered as a choice
+
+
+def test_portal_checkpoint_list_and_filter_say_pulled(client, world):
+    c = portal_client(client, f.staff("Release manager"))
+    withdraw(world)
+    pulled = _changelist(c, "checkpoint", state="pulled")
+    assert _column(pulled, "checkpoint_state") == ["Pulled"]
+    assert "v4:" in pulled and "v5:" not in pulled
+    available = _changelist(c, "checkpoint", state="available")
+    assert _column(available, "checkpoint_state") == ["Available"]
+    assert "v5:" in available and "v4:" not in available
+    release_page = c.get(
+        reverse("admin:partners_release_change", args=[world["release"].pk])
+    ).content.decode()
+    assert "Available" not in release_page.split('id="checkpoints-group"')[1]
+    assert Checkpoint.objects.filter(release=world["release"], status="available").exists()
