@@ -51,17 +51,6 @@ def _failed(sender: Any = None, **kwargs: Any) -> None:
     TASK_FAILURES.labels(getattr(sender, "name", "unknown")).inc()
 
 
-@signals.worker_ready.connect
-def _resume_on_start(sender: Any = None, **kwargs: Any) -> None:
-    """A worker that comes up (after a crash, a deploy, an OOM kill) asks at once for every
-    unfinished revocation fan-out, whatever its age: a killed worker's message would only
-    come back after the broker's visibility timeout (15 min), and the periodic sweeper
-    runs every few seconds only where beat runs. Running a fan-out twice is safe."""
-    from partners.dispatch import send
-
-    send("partners.tasks.resume_revocations", 0)
-
-
 @signals.worker_init.connect
 def _serve_metrics(**kwargs: Any) -> None:
     """Workers have no web server: serve their metrics on a port, if one is configured."""

@@ -130,11 +130,11 @@ class PortalSite(OTPAdminSite):
         from django.contrib.auth.views import PasswordChangeView
         from django.urls import reverse
 
-        from accessctl.my_account import OwnPasswordChangeForm
-
+        # The form saves through a domain action: named in settings, not imported.
+        form_class = import_string(settings.ACCESSCTL_PORTAL_PASSWORD_FORM)
         request.current_app = self.name
         return PasswordChangeView.as_view(
-            form_class=OwnPasswordChangeForm,
+            form_class=form_class,
             success_url=reverse("admin:password_change_done", current_app=self.name),
             extra_context={**self.each_context(request), **(extra_context or {})},
         )(request)
@@ -142,7 +142,7 @@ class PortalSite(OTPAdminSite):
     def get_urls(self) -> list[Any]:
         from django.urls import path
 
-        from accessctl.my_account import two_factor_view
+        two_factor_view = import_string(settings.ACCESSCTL_PORTAL_TWO_FACTOR_VIEW)
 
         def two_factor(request: HttpRequest) -> Any:
             return two_factor_view(request, self)

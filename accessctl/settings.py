@@ -497,6 +497,9 @@ ACCESSCTL_AUDIT_EXPORT_SCOPES = {
 }
 # The portal's dashboard: request -> template context for admin/index.html.
 ACCESSCTL_PORTAL_DASHBOARD = "partners.dashboard.dashboard"
+# The portal's own-account pages save through domain actions.
+ACCESSCTL_PORTAL_PASSWORD_FORM = "partners.my_account.OwnPasswordChangeForm"  # noqa: S105 (a class path)
+ACCESSCTL_PORTAL_TWO_FACTOR_VIEW = "partners.my_account.two_factor_view"
 
 # Logs: one JSON object per line in production (python-json-logger), plain text in the
 # embedded demo; every record carries the request id its audit events hold.

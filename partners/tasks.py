@@ -9,8 +9,9 @@ periodic ones are scheduled in the database (django-celery-beat, migrations 0006
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
-from celery import shared_task
+from celery import shared_task, signals
 from django.conf import settings
 from django.utils import timezone
 
@@ -96,7 +97,7 @@ def resume_revocations(settled_seconds: int | None = None) -> list[int]:
     """Queue again every fan-out not finished in time (its message was lost with a killed
     worker, or the broker was down when the revocation committed): those effective for
     ``settled_seconds`` (default ``ACCESSCTL_REVOCATION_RESUME_SECONDS``; 0 when a worker
-    starts, see ``accessctl.celery``)."""
+    starts, see ``_resume_on_start``)."""
     if settled_seconds is None:
         settled_seconds = settings.ACCESSCTL_REVOCATION_RESUME_SECONDS
     older_than = timezone.now() - timedelta(seconds=settled_seconds)
@@ -123,3 +124,12 @@ def send_staff_digest() -> int:
     queued = actions.queue_staff_digest()
     send("partners.tasks.send_notifications")
     return queued
+
+
+@signals.worker_ready.connect
+def _resume_on_start(sender: Any = None, **kwargs: Any) -> None:
+    """A worker that comes up (after a crash, a deploy, an OOM kill) asks at once for every
+    unfinished revocation fan-out, whatever its age: a killed worker's message would only
+    come back after the broker's visibility timeout (15 min), and the periodic sweeper
+    runs every few seconds only where beat runs. Running a fan-out twice is safe."""
+    send("partners.tasks.resume_revocations", 0)

@@ -7,7 +7,7 @@
 * *Groups* are the roles, kept equal to ``partners.roles.ROLES`` by migrations: read-only.
 * *TOTP devices* and *static devices*: who has which device, never its key or codes; no
   add, no edit, no QR or configuration page. Removing one is ``remove_second_factor``.
-  People set up their own under *My two-factor* (``accessctl/my_account.py``).
+  People set up their own under *My two-factor* (``partners/my_account.py``).
 """
 
 from typing import Any
