@@ -4,7 +4,7 @@ given as a string, and the docs tables generated from the registry.
 The registry itself is Django-free and lives in the wire package, because the CLI maps
 codes to exit statuses from it; everything here is what only the server needs.
 ``python -m accessctl.codes`` rewrites the generated blocks of the docs (the snapshot of
-shipped codes, docs/codes.json, is edited by hand, on purpose: see ``tests/test_codes.py``).
+shipped codes, docs/codes.json, is edited by hand, on purpose: see ``tests/accessctl_wire/test_codes.py``).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def codes_markdown(*areas: Area, only: Iterable[Code] = ()) -> str:
+def codes_markdown(*areas: Area, only: Iterable[Code] = (), column: str = "when") -> str:
     """The table of the codes of ``areas`` (or ``only`` these): status, code, CLI exit
     status, when."""
     chosen = set(only)
@@ -101,10 +101,11 @@ def codes_markdown(*areas: Area, only: Iterable[Code] = ()) -> str:
         key=lambda c: (c.status or 0, c.value),
     )
     rows = [
-        f"| {code.status or ''} | `{code.value}` | {int(code.exit)} | {_escape(code.when)} |"
+        f"| {code.status or '-'} | `{code.value}` | {int(code.exit)} | {_escape(code.when)} |"
         for code in members
     ]
-    return "\n".join(["| status | code | exit | when |", "| --- | --- | --- | --- |", *rows])
+    header = f"| status | code | exit | {column} |"
+    return "\n".join([header, "| --- | --- | --- | --- |", *rows])
 
 
 def exit_markdown() -> str:
@@ -147,7 +148,7 @@ def generated_blocks() -> dict[str, dict[str, str]]:
             "register": codes_markdown(only=REGISTER_CHECKPOINT),
         },
         "docs/decisions.md": {
-            "decision": codes_markdown(Area.DECISION),
+            "decision": codes_markdown(Area.DECISION, column="the partner is told (`detail`)"),
             "action": codes_markdown(Area.ACTION, Area.PORTAL),
         },
         "docs/cli.md": {"exit": exit_markdown()},

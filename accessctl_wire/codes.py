@@ -9,7 +9,7 @@ problem's status from here (``partners.api.problems``), the CLI its exit status
 ``code`` enum are generated from it.
 
 **Codes never change once shipped** (Warehouse's caveat registry refuses to reuse a tag;
-this one refuses a duplicate value: ``@unique``). ``tests/test_codes.py`` fails when a code
+this one refuses a duplicate value: ``@unique``). ``tests/accessctl_wire/test_codes.py`` fails when a code
 is used anywhere without being registered here, and when a registered code's status or
 exit family differs from the committed ``docs/codes.json``, or disappears from it. How to
 add one: docs/architecture.md, "Codes: how to add a code".

@@ -16,7 +16,7 @@ class Problem(exceptions.APIException):
 
     The code must be registered (``accessctl_wire.codes``) and ``status_code`` must be the
     registry's status for it: the registry decides, the literal at the call site only
-    repeats it for the reader (``tests/test_codes.py`` checks every literal statically; a
+    repeats it for the reader (``tests/accessctl_wire/test_codes.py`` checks every literal statically; a
     mismatch raises here in development and tests, and the registry wins in production).
     """
 

@@ -19,7 +19,7 @@ __all__ = ["DRF_CODES", "problem_response", "problems_exception_handler"]
 PROBLEM_TYPE = "https://accessctl.invalid/problems/"
 CONTENT_TYPE = "application/problem+json"
 
-# The code of each DRF exception whose own code is generic (``tests/test_codes.py`` checks
+# The code of each DRF exception whose own code is generic (``tests/accessctl_wire/test_codes.py`` checks
 # each one's status in the registry is DRF's).
 DRF_CODES: dict[type[exceptions.APIException], Code] = {
     exceptions.NotAuthenticated: Code.NOT_AUTHENTICATED,
