@@ -476,6 +476,9 @@ ACCESSCTL_DOWNLOAD_MODE = env.str("ACCESSCTL_DOWNLOAD_MODE", default="local")
 ACCESSCTL_PRESIGN_SECONDS = env.int("ACCESSCTL_PRESIGN_SECONDS", default=60)
 ACCESSCTL_NGINX_INTERNAL_PREFIX = env.str("ACCESSCTL_NGINX_INTERNAL_PREFIX", default="/_artifacts/")
 ACCESSCTL_API_RATE = env.str("ACCESSCTL_API_RATE", default="1200/min")
+# A refusal raised with a code missing from the registry (accessctl_wire/codes.py) raises
+# at once in development and tests; production logs it and answers the refusal anyway.
+ACCESSCTL_STRICT_CODES = env.bool("ACCESSCTL_STRICT_CODES", default=DEBUG)
 # Lifecycle: remind approvers of requests pending this long (and again as often); warn
 # partners of windows closing and grants expiring this far ahead; re-run a revocation's
 # fan-out not finished after this many seconds (a lost message, a broker that was down).

@@ -10,6 +10,7 @@ ships as the partner client distribution.
   alone; its primitives are re-exported here, and callers import them from here.
 - ``tokens``: the API token format (prefix, checksum); the server's keyed digest is not
   wire and stays in ``partners.tokens``.
+- ``codes``: every stable code with its HTTP status and the CLI's exit family.
 - ``client``: the partner API over HTTP (httpx): retries, refusals as ``CliError``.
 """
 

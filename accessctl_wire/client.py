@@ -10,43 +10,15 @@ from typing import Any, TypeVar
 
 import httpx
 
+from .codes import Code, Exit
+
 __all__ = ["EXIT", "Api", "CliError", "with_retries"]
 
 T = TypeVar("T")
 
-# Exit status per server refusal code (documented in docs/cli.md); anything else is 4.
-EXIT = {
-    "verification_failed": 1,
-    "usage": 2,
-    "network": 3,
-    "not_authenticated": 4,
-    "token_malformed": 4,
-    "token_invalid": 4,
-    "token_expired": 4,
-    "token_revoked": 4,
-    "scope_missing": 5,
-    "partner_token_required": 5,
-    "partner_suspended": 5,
-    "partner_terminated": 5,
-    "nda_expired": 5,
-    "address_not_allowed": 5,
-    "jurisdiction_blocked": 5,
-    "release_withdrawn": 5,
-    "checkpoint_pulled": 5,
-    "no_window": 6,
-    "window_not_open": 6,
-    "window_closed": 6,
-    "no_grant": 7,
-    "request_pending": 7,
-    "grant_revoked": 7,
-    "grant_expired": 7,
-    "grant_token_invalid": 7,
-    "grant_token_missing": 7,
-    "quota_exhausted": 8,
-    "not_found": 9,
-    "file_not_found": 9,
-    "throttled": 10,
-}
+# Exit status per code, from the registry (``accessctl_wire.codes``; docs/cli.md's table
+# is generated from it). A code this client does not know (a newer server's) is "refused".
+EXIT: dict[str, int] = {code.value: int(code.exit) for code in Code}
 
 
 class CliError(Exception):
@@ -58,7 +30,7 @@ class CliError(Exception):
 
     @property
     def exit_status(self) -> int:
-        return EXIT.get(self.code, 4)
+        return EXIT.get(self.code, Exit.REFUSED)
 
 
 class Retry(Exception):

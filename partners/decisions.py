@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from accessctl_wire.codes import Code
 from partners.networks import address_in_networks
 
 __all__ = [
@@ -27,41 +28,28 @@ __all__ = [
 
 
 class Reason(StrEnum):
-    TOKEN_EXPIRED = "token_expired"
-    TOKEN_REVOKED = "token_revoked"
-    PARTNER_SUSPENDED = "partner_suspended"
-    PARTNER_TERMINATED = "partner_terminated"
-    NDA_EXPIRED = "nda_expired"
-    JURISDICTION_BLOCKED = "jurisdiction_blocked"
-    RELEASE_WITHDRAWN = "release_withdrawn"
-    ADDRESS_NOT_ALLOWED = "address_not_allowed"
-    CHECKPOINT_PULLED = "checkpoint_pulled"
-    WINDOW_NOT_OPEN = "window_not_open"
-    WINDOW_CLOSED = "window_closed"
-    GRANT_REVOKED = "grant_revoked"
-    GRANT_EXPIRED = "grant_expired"
-    QUOTA_EXHAUSTED = "quota_exhausted"
-    STAFF_ACCESS_ENDED = "staff_access_ended"
+    """The rules' reasons: each is a member of the code registry (``accessctl_wire.codes``),
+    which holds its status, exit family and detail."""
+
+    TOKEN_EXPIRED = Code.TOKEN_EXPIRED.value
+    TOKEN_REVOKED = Code.TOKEN_REVOKED.value
+    PARTNER_SUSPENDED = Code.PARTNER_SUSPENDED.value
+    PARTNER_TERMINATED = Code.PARTNER_TERMINATED.value
+    NDA_EXPIRED = Code.NDA_EXPIRED.value
+    JURISDICTION_BLOCKED = Code.JURISDICTION_BLOCKED.value
+    RELEASE_WITHDRAWN = Code.RELEASE_WITHDRAWN.value
+    ADDRESS_NOT_ALLOWED = Code.ADDRESS_NOT_ALLOWED.value
+    CHECKPOINT_PULLED = Code.CHECKPOINT_PULLED.value
+    WINDOW_NOT_OPEN = Code.WINDOW_NOT_OPEN.value
+    WINDOW_CLOSED = Code.WINDOW_CLOSED.value
+    GRANT_REVOKED = Code.GRANT_REVOKED.value
+    GRANT_EXPIRED = Code.GRANT_EXPIRED.value
+    QUOTA_EXHAUSTED = Code.QUOTA_EXHAUSTED.value
+    STAFF_ACCESS_ENDED = Code.STAFF_ACCESS_ENDED.value
 
 
-# What a refused partner is told, per reason: one text wherever the reason is raised.
-DETAIL: dict[Reason, str] = {
-    Reason.TOKEN_REVOKED: "This token was revoked.",
-    Reason.TOKEN_EXPIRED: "This token has expired.",
-    Reason.PARTNER_SUSPENDED: "Your organisation's access is suspended.",
-    Reason.PARTNER_TERMINATED: "Your organisation's access has ended.",
-    Reason.NDA_EXPIRED: "Your organisation's NDA has expired.",
-    Reason.JURISDICTION_BLOCKED: "This release may not be shared with your jurisdiction.",
-    Reason.ADDRESS_NOT_ALLOWED: "Requests from this address are not allowed for your organisation or token.",
-    Reason.RELEASE_WITHDRAWN: "This release was withdrawn.",
-    Reason.CHECKPOINT_PULLED: "This checkpoint was withdrawn.",
-    Reason.WINDOW_NOT_OPEN: "Your window for this release has not opened yet.",
-    Reason.WINDOW_CLOSED: "Your window for this release has closed.",
-    Reason.GRANT_REVOKED: "This grant was revoked.",
-    Reason.GRANT_EXPIRED: "This grant has expired.",
-    Reason.QUOTA_EXHAUSTED: "This request would exceed the grant's byte quota.",
-    Reason.STAFF_ACCESS_ENDED: "This token's owner is no longer active lab staff.",
-}
+# What a refused partner is told, per reason: the registry's detail.
+DETAIL: dict[Reason, str] = {reason: Code[reason.name].detail for reason in Reason}
 
 
 @dataclass(frozen=True, slots=True)

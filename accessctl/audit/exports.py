@@ -27,6 +27,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from accessctl.codes import Code, registered
 from accessctl.dispatch import after_commit
 from accessctl.signing.keys import sign_detached
 from accessctl_wire import EXPORT_FORMAT, b64, canonical_json, perfect_subtrees, ranges, split
@@ -42,9 +43,11 @@ FETCH = 50_000
 
 
 class ExportError(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    """A refused export; ``code`` is registered (``accessctl_wire.codes``)."""
+
+    def __init__(self, code: Code | str, message: str) -> None:
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code, self.message = registered(code), message
 
 
 def storage() -> Any:

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from accessctl_wire import tokens
 from accessctl_wire.client import Api, CliError
+from accessctl_wire.codes import Code
 
 __all__ = ["main"]
 
@@ -207,8 +208,8 @@ def active_grant(api: Api, checkpoint: dict[str, Any]) -> dict[str, Any]:
             return dict(api.get(f"/api/v1/grants/{grant['id']}"))
     if mine:  # the newest first: say what happened to it
         last = mine[0]
-        code = {"revoked": "grant_revoked", "exhausted": "quota_exhausted"}.get(
-            last["status"], "grant_expired"
+        code = {"revoked": Code.GRANT_REVOKED, "exhausted": Code.QUOTA_EXHAUSTED}.get(
+            last["status"], Code.GRANT_EXPIRED
         )
         raise CliError(
             code,

@@ -16,6 +16,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 from django_countries import countries
 
+from accessctl.codes import Code
 from partners.errors import ActionError
 
 # The database rules (partners.db_rules and the models' constraints) that a person's
@@ -27,25 +28,25 @@ from partners.errors import ActionError
 # ``IntegrityError`` stays an error (tests/partners/test_db_refusals.py lists them).
 DATABASE_RULES = {
     "window_no_overlap": (
-        "window_overlap",
+        Code.WINDOW_OVERLAP,
         "This partner already has a window for this release that overlaps these times.",
     ),
-    "window_opens_before_closes": ("window_invalid", "The window must open before it closes."),
+    "window_opens_before_closes": (Code.WINDOW_INVALID, "The window must open before it closes."),
     "window_embargo_after_open": (
-        "window_invalid",
+        Code.WINDOW_INVALID,
         "The embargo cannot lift before the window opens.",
     ),
-    "grant_outlives_window": ("grant_outlives_window", "A grant cannot outlive its window."),
+    "grant_outlives_window": (Code.GRANT_OUTLIVES_WINDOW, "A grant cannot outlive its window."),
     "grant_window_mismatch": (
-        "grant_window_mismatch",
+        Code.GRANT_WINDOW_MISMATCH,
         "The window is for another partner or release.",
     ),
     "grant_one_active_per_checkpoint": (
-        "grant_exists",
+        Code.GRANT_EXISTS,
         "This partner already has an active grant for this checkpoint.",
     ),
     "grant_request_one_pending": (
-        "request_exists",
+        Code.REQUEST_EXISTS,
         "This partner already has a pending request for this checkpoint.",
     ),
     "grant_approval_distinct_approvers": (

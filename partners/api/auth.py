@@ -12,6 +12,7 @@ from rest_framework.request import Request
 
 from accessctl.audit.events import AuditAction, event, record
 from accessctl.audit.models import AuditEvent, Outcome
+from accessctl.codes import Code, registered, status_of
 from partners import tokens
 from partners.decisions import (
     CallerFacts,
@@ -40,8 +41,11 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class TokenFailed(exceptions.AuthenticationFailed):
-    def __init__(self, code: str, detail: str, evidence: AuditEvent) -> None:
-        super().__init__(detail=detail, code=code)
+    """A refused credential (401): the code is registered, the detail is its own."""
+
+    def __init__(self, code: Code | str, evidence: AuditEvent) -> None:
+        member = registered(code)
+        super().__init__(detail=getattr(member, "detail", str(member)), code=member)
         self.evidence = evidence  # written by the exception handler (partners.api.evidence)
 
 
@@ -58,14 +62,7 @@ def _reject(request: Request, code: str, token: AccessToken | None, presented: s
         reason=code,
         changes={"prefix": presented[:12] if presented.startswith(tokens.PREFIX) else ""},
     )
-    messages = {
-        "token_malformed": "The Authorization header must be 'Bearer acx_...' with a well-formed token.",
-        "token_invalid": "This token is not known.",
-        "token_revoked": "This token was revoked.",
-        "token_expired": "This token has expired.",
-        "token_membership_ended": "This token's owner no longer acts for its partner.",
-    }
-    return TokenFailed(code, messages[code], evidence)
+    return TokenFailed(code, evidence)
 
 
 class TokenAuthentication(authentication.BaseAuthentication):
@@ -180,7 +177,8 @@ def _deny(request: Request, decision: Decision) -> Problem:
             "path": request.path[:300],
         },
     )
-    refused = Problem(403, str(decision.reason), decision.detail)
+    reason = str(decision.reason)
+    refused = Problem(status_of(reason), reason, decision.detail)
     refused.evidence = evidence  # type: ignore[attr-defined]  # written by the handler
     return refused
 

@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from accessctl.audit.events import AuditAction
+from accessctl.codes import status_of
 from accessctl.signing.keys import BadSignature, verify_token
 from partners import actions, queries
 from partners.decisions import Reason
@@ -275,7 +276,8 @@ class FileView(APIView):
             },
         )
         if not decision:  # authorize_download wrote its download.denied
-            raise Problem(403, str(decision.reason), decision.detail, recorded=True)
+            reason = str(decision.reason)
+            raise Problem(status_of(reason), reason, decision.detail, recorded=True)
         mode = settings.ACCESSCTL_DOWNLOAD_MODE
         if mode == "s3" and not head:
             return _s3(artifact)

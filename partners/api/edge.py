@@ -1,8 +1,8 @@
 """The API's edge: every request under ``/api/`` gets a defined answer.
 
 Input that no view could serve is refused here, before authentication or routing reads
-it, with a problem+json whose ``code`` is listed in ``EDGE_CODES`` (and in docs/api.md,
-a test checks): control characters or excess length in the URL, oversized headers or
+it, with a problem+json whose ``code`` is registered in the edge area of
+``accessctl_wire.codes`` (``EDGE_CODES``; docs/api.md's table is generated from it): control characters or excess length in the URL, oversized headers or
 bodies, JSON nested too deep or holding text the database cannot store. Path ids are
 bounded to what PostgreSQL's ``bigint`` holds by the ``id`` converter, so an id that
 cannot exist is a 404 like one that does not. Whatever still goes wrong under ``/api/``
@@ -16,7 +16,6 @@ import logging
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -24,6 +23,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.csrf import csrf_failure as django_csrf_failure
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
+
+from accessctl.codes import Area, Code
 
 __all__ = [
     "BIGINT_MAX",
@@ -34,7 +35,6 @@ __all__ = [
     "BoundedJSONParser",
     "IdConverter",
     "csrf_failure",
-    "edge_codes_markdown",
     "is_api_path",
     "json_depth",
     "problem_body",
@@ -58,74 +58,20 @@ JSON_MAX_DEPTH = 32  # a checkpoint registration nests 3 deep
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-@dataclass(frozen=True, slots=True)
-class EdgeCode:
-    status: int
-    when: str
-
-
-# Codes the edge and the error rewriting answer, with their status: docs/api.md shows
-# this table (a test checks it lists them all).
-EDGE_CODES: Mapping[str, EdgeCode] = {
-    "path_invalid": EdgeCode(400, "the URL path holds a control character (NUL included)"),
-    "query_invalid": EdgeCode(
-        400, "a query parameter holds a control character, or the query string is malformed"
-    ),
-    "malformed_request": EdgeCode(400, "the body is not valid JSON, or not UTF-8"),
-    "json_too_deep": EdgeCode(400, f"the JSON body nests deeper than {JSON_MAX_DEPTH} levels"),
-    "text_invalid": EdgeCode(
-        400, "a JSON string holds a lone surrogate (`\\ud800`): it is not text"
-    ),
-    "cursor_invalid": EdgeCode(
-        400, "`cursor` is not one this server gave out (cursors are signed)"
-    ),
-    "bad_request": EdgeCode(400, "a request the server could not read (e.g. a bad `Host`)"),
-    "csrf_failed": EdgeCode(403, "a cookie-authenticated unsafe request without a CSRF token"),
-    "not_found": EdgeCode(
-        404,
-        "no such route, no such object (or not yours), or an id no object can have "
-        "(not a number, or above 2^63-1)",
-    ),
-    "method_not_allowed": EdgeCode(
-        405, "the route does not answer this method (`Allow` lists those it does)"
-    ),
-    "not_acceptable": EdgeCode(406, "`Accept` excludes JSON"),
-    "body_too_large": EdgeCode(
-        413, "`Content-Length` above `DATA_UPLOAD_MAX_MEMORY_SIZE` (2.5 MB by default)"
-    ),
-    "uri_too_long": EdgeCode(
-        414,
-        f"a path longer than {URL_PATH_MAX} characters or a query string longer than "
-        f"{QUERY_STRING_MAX}",
-    ),
-    "unsupported_media_type": EdgeCode(415, "a body that is not `application/json`"),
-    "header_too_large": EdgeCode(
-        431, f"a header longer than {HEADER_VALUE_MAX} bytes, or {HEADERS_TOTAL_MAX} in all"
-    ),
-    "server_error": EdgeCode(500, "a fault of the server: the detail never says more"),
-}
+# Codes the edge and the error rewriting answer: the registry's edge area
+# (``accessctl_wire.codes``), which docs/api.md's table is generated from.
+EDGE_CODES: tuple[Code, ...] = tuple(code for code in Code if code.area is Area.EDGE)
 
 # The code of an error response that was not problem+json already, by status.
 _CODE_BY_STATUS = {
-    400: "bad_request",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    413: "body_too_large",
-    415: "unsupported_media_type",
-    431: "header_too_large",
-}
-_DETAIL = {
-    "bad_request": "The request could not be read.",
-    "forbidden": "Forbidden.",
-    "not_found": "No such route or object.",
-    "method_not_allowed": "This route does not answer that method.",
-    "not_acceptable": "This API answers JSON only.",
-    "body_too_large": "The body is too large.",
-    "unsupported_media_type": "Send JSON.",
-    "header_too_large": "A header is too large.",
-    "server_error": "The server failed to answer; the failure is logged.",
+    400: Code.BAD_REQUEST,
+    403: Code.FORBIDDEN,
+    404: Code.NOT_FOUND,
+    405: Code.METHOD_NOT_ALLOWED,
+    406: Code.NOT_ACCEPTABLE,
+    413: Code.BODY_TOO_LARGE,
+    415: Code.UNSUPPORTED_MEDIA_TYPE,
+    431: Code.HEADER_TOO_LARGE,
 }
 # Headers of the original answer that still hold for the problem that replaces it.
 _KEPT_HEADERS = {"allow", "x-request-id", "retry-after", "www-authenticate", "vary"}
@@ -135,19 +81,10 @@ def is_api_path(path: str) -> bool:
     return path.startswith(("/api/", "/.well-known/"))
 
 
-def edge_codes_markdown() -> str:
-    """The table of ``EDGE_CODES`` that docs/api.md shows (a test keeps them equal)."""
-    rows = [
-        f"| {edge.status} | `{code}` | {edge.when} |"
-        for code, edge in sorted(EDGE_CODES.items(), key=lambda item: (item[1].status, item[0]))
-    ]
-    return "\n".join(["| status | code | when |", "| --- | --- | --- |", *rows])
-
-
-def problem_body(status: int, code: str, detail: str) -> dict[str, Any]:
+def problem_body(status: int, code: Code, detail: str) -> dict[str, Any]:
     return {
         "type": PROBLEM_TYPE + code,
-        "title": code.replace("_", " ").capitalize(),
+        "title": code.problem_title,
         "status": status,
         "detail": detail,
         "code": code,
@@ -155,8 +92,15 @@ def problem_body(status: int, code: str, detail: str) -> dict[str, Any]:
 
 
 def _problem(
-    status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
+    code: Code,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    status: int | None = None,
 ) -> HttpResponse:
+    """The problem answering ``code``, with the registry's status for it (or ``status``:
+    a rewritten error keeps its own)."""
+    status = status or code.status or 500
     response = HttpResponse(
         json.dumps(problem_body(status, code, detail)), status=status, content_type=CONTENT_TYPE
     )
@@ -233,17 +177,19 @@ class BoundedJSONParser(JSONParser):
         data = stream.read() if stream is not None else b""
         if json_depth(data) > JSON_MAX_DEPTH:
             raise ParseError(
-                f"The JSON body nests deeper than {JSON_MAX_DEPTH} levels.", code="json_too_deep"
+                f"The JSON body nests deeper than {JSON_MAX_DEPTH} levels.", code=Code.JSON_TOO_DEEP
             )
         try:
             value = json.loads(data.decode("utf-8"), parse_constant=_no_constants)
         except (ValueError, RecursionError) as exc:
             raise ParseError(
-                "The body is not valid JSON (UTF-8, no NaN or Infinity).", code="malformed_request"
+                "The body is not valid JSON (UTF-8, no NaN or Infinity).",
+                code=Code.MALFORMED_REQUEST,
             ) from exc
         if not _text_ok(value):
             raise ParseError(
-                "A string in the body holds a lone surrogate: it is not text.", code="text_invalid"
+                "A string in the body holds a lone surrogate: it is not text.",
+                code=Code.TEXT_INVALID,
             )
         return value
 
@@ -267,33 +213,32 @@ def _refusal(request: HttpRequest) -> HttpResponse | None:
     longest, total = _header_bytes(request)
     if longest > HEADER_VALUE_MAX or total > HEADERS_TOTAL_MAX:
         return _problem(
-            431,
-            "header_too_large",
+            Code.HEADER_TOO_LARGE,
             f"Headers are limited to {HEADER_VALUE_MAX} bytes each, {HEADERS_TOTAL_MAX} in all.",
         )
     path = request.path
     if len(path) > URL_PATH_MAX:
-        return _problem(414, "uri_too_long", f"The path is limited to {URL_PATH_MAX} characters.")
+        return _problem(Code.URI_TOO_LONG, f"The path is limited to {URL_PATH_MAX} characters.")
     if _CONTROL.search(path) or any(unicodedata.category(ch) == "Cs" for ch in path):
-        return _problem(400, "path_invalid", "The path holds a control character.")
+        return _problem(Code.PATH_INVALID, "The path holds a control character.")
     query = request.META.get("QUERY_STRING", "")
     if len(query) > QUERY_STRING_MAX:
         return _problem(
-            414, "uri_too_long", f"The query string is limited to {QUERY_STRING_MAX} characters."
+            Code.URI_TOO_LONG, f"The query string is limited to {QUERY_STRING_MAX} characters."
         )
     try:
         values = [(k, v) for k, vs in request.GET.lists() for v in vs]
     except Exception:  # Django refuses too many fields (TooManyFieldsSent) and such.
-        return _problem(400, "query_invalid", "The query string could not be read.")
+        return _problem(Code.QUERY_INVALID, "The query string could not be read.")
     if any(_CONTROL.search(k) or _CONTROL.search(v) for k, v in values):
-        return _problem(400, "query_invalid", "A query parameter holds a control character.")
+        return _problem(Code.QUERY_INVALID, "A query parameter holds a control character.")
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
-        return _problem(400, "bad_request", "Content-Length is not a number.")
+        return _problem(Code.BAD_REQUEST, "Content-Length is not a number.")
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     if limit is not None and length > limit:
-        return _problem(413, "body_too_large", f"The body is limited to {limit} bytes.")
+        return _problem(Code.BODY_TOO_LARGE, f"The body is limited to {limit} bytes.")
     return None
 
 
@@ -331,14 +276,14 @@ class ApiProblemMiddleware:
         ):
             return response
         status = 500 if response.status_code >= 500 else response.status_code
-        code = "server_error" if status == 500 else _CODE_BY_STATUS.get(status, "bad_request")
+        code = Code.SERVER_ERROR if status == 500 else _CODE_BY_STATUS.get(status, Code.BAD_REQUEST)
         headers = {k: v for k, v in response.items() if k.lower() in _KEPT_HEADERS}
         response.close()
-        return _problem(status, code, _DETAIL[code], headers)
+        return _problem(code, code.detail, headers, status=status)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """``CSRF_FAILURE_VIEW``: problem+json under ``/api/``, Django's page elsewhere."""
     if is_api_path(request.path_info):
-        return _problem(403, "csrf_failed", "CSRF verification failed.")
+        return _problem(Code.CSRF_FAILED, Code.CSRF_FAILED.detail)
     return django_csrf_failure(request, reason=reason)

@@ -6,25 +6,40 @@ from typing import Any
 from django.http import Http404
 from rest_framework import exceptions
 
+from accessctl.codes import Code, CodeError, registered, status_of, strict_codes
+
 __all__ = ["Hidden", "Problem"]
 
 
 class Problem(exceptions.APIException):
-    """Raise from a view: ``Problem(403, "window_closed", "The window closed on ...")``."""
+    """Raise from a view: ``Problem(403, "window_closed", "The window closed on ...")``.
+
+    The code must be registered (``accessctl_wire.codes``) and ``status_code`` must be the
+    registry's status for it: the registry decides, the literal at the call site only
+    repeats it for the reader (``tests/accessctl_wire/test_codes.py`` checks every literal statically; a
+    mismatch raises here in development and tests, and the registry wins in production).
+    """
 
     def __init__(
         self,
         status_code: int,
-        code: str,
+        code: Code | str,
         detail: str,
         *,
         headers: dict[str, str] | None = None,
         recorded: bool = False,
         **extra: Any,
     ) -> None:
-        super().__init__(detail=detail, code=code)
-        self.status_code = status_code
-        self.problem_code = code
+        member = registered(code)
+        decided = status_of(member, default=status_code)
+        if decided != status_code and isinstance(member, Code) and strict_codes():
+            raise CodeError(
+                f"{member.value!r} is answered with {decided}, not {status_code} "
+                "(accessctl_wire/codes.py)"
+            )
+        super().__init__(detail=detail, code=member)
+        self.status_code = decided
+        self.problem_code = member
         self.headers = headers
         self.extra = extra
         # True when the refusal's audit event is already written (the download decision

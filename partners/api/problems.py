@@ -4,52 +4,55 @@ import json
 from typing import Any
 
 from django.http import Http404, HttpResponse
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import exception_handler
 
+from accessctl.codes import Code, lookup
 from partners.errors import ActionError
 
 from .errors import Problem
 from .evidence import record_refusal
 
-__all__ = ["problem_response", "problems_exception_handler"]
+__all__ = ["DRF_CODES", "problem_response", "problems_exception_handler"]
 
 PROBLEM_TYPE = "https://accessctl.invalid/problems/"
 CONTENT_TYPE = "application/problem+json"
 
-# Refusals of actions that are policy (the caller may not), not conflicts of state.
-_FORBIDDEN_CODES = {
-    "forbidden",
-    "partner_suspended",
-    "partner_terminated",
-    "nda_expired",
-    "jurisdiction_blocked",
-    "checkpoint_pulled",
-    "no_window",
-    "approval_required",
-    "self_approval",
-    "artifact_embargoed_elsewhere",
+# The code of each DRF exception whose own code is generic (``tests/accessctl_wire/test_codes.py`` checks
+# each one's status in the registry is DRF's).
+DRF_CODES: dict[type[exceptions.APIException], Code] = {
+    exceptions.NotAuthenticated: Code.NOT_AUTHENTICATED,
+    exceptions.AuthenticationFailed: Code.TOKEN_INVALID,
+    exceptions.ValidationError: Code.INVALID,
+    exceptions.Throttled: Code.THROTTLED,
+    exceptions.MethodNotAllowed: Code.METHOD_NOT_ALLOWED,
+    exceptions.ParseError: Code.MALFORMED_REQUEST,
+    exceptions.UnsupportedMediaType: Code.UNSUPPORTED_MEDIA_TYPE,
+    exceptions.NotAcceptable: Code.NOT_ACCEPTABLE,
+    exceptions.PermissionDenied: Code.FORBIDDEN,
+    exceptions.NotFound: Code.NOT_FOUND,
 }
-# Refusals of a malformed request the serializer cannot judge alone: about the request's
-# own values (400), not the state.
-_BAD_REQUEST_CODES = {
-    "invalid",
-    "artifact_path_invalid",
-    "storage_key_not_derived",
-    "quota_invalid",
-    "quota_too_large",
-}
+
+
+_GENERIC = {Code.ERROR, Code.INVALID}
 
 
 def problem_response(
-    status_code: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+    status_code: int,
+    code: Code | str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> HttpResponse:
     """The problem as JSON whatever renderer the view negotiated (the schema view renders
     YAML, the docs HTML): a refusal is problem+json on every view under ``/api/``."""
     body = {
         "type": PROBLEM_TYPE + code,
-        "title": code.replace("_", " ").capitalize(),
+        "title": code.problem_title
+        if isinstance(code, Code)
+        else code.replace("_", " ").capitalize(),
         "status": status_code,
         "detail": detail,
         "code": code,
@@ -93,35 +96,22 @@ def _problem(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
             exc.status_code, exc.problem_code, str(exc.detail), headers=exc.headers, **exc.extra
         )
     if isinstance(exc, ActionError):
-        status_code = status.HTTP_403_FORBIDDEN if exc.code in _FORBIDDEN_CODES else exc.status
-        if exc.code in _BAD_REQUEST_CODES:
-            status_code = status.HTTP_400_BAD_REQUEST
+        # The status is the registry's for the code (``ActionError.status``).
         fields: dict[str, Any] = {"fields": exc.fields} if exc.fields else {}
-        return problem_response(status_code, exc.code, exc.message, **fields)
+        return problem_response(exc.status, exc.code, exc.message, **fields)
     if isinstance(exc, Http404):
-        return problem_response(404, "not_found", "No such object, or not yours.")
+        return problem_response(404, Code.NOT_FOUND, "No such object, or not yours.")
     response = exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
         return None  # a bug: Django's handler logs it and answers 500 without details
-    code = {
-        exceptions.NotAuthenticated: "not_authenticated",
-        exceptions.AuthenticationFailed: "token_invalid",
-        exceptions.ValidationError: "invalid",
-        exceptions.Throttled: "throttled",
-        exceptions.MethodNotAllowed: "method_not_allowed",
-        exceptions.ParseError: "malformed_request",
-        exceptions.UnsupportedMediaType: "unsupported_media_type",
-        exceptions.NotAcceptable: "not_acceptable",
-        exceptions.PermissionDenied: "forbidden",
-    }.get(type(exc), "error")
+    code = DRF_CODES.get(type(exc), Code.ERROR)
+    # DRF's own code when it is a specific registered one (``json_too_deep``, a
+    # ``TokenFailed``'s): not its generic ones (``error``, ``invalid``, ``parse_error``).
+    # The status stays DRF's: for every code here it is the registry's (a test checks).
     codes = exc.get_codes()
-    if isinstance(codes, str) and codes not in {
-        "error",
-        "invalid",
-        "permission_denied",
-        "parse_error",
-    }:
-        code = codes
+    named = lookup(codes) if isinstance(codes, str) else None
+    if named is not None and named.status is not None and named not in _GENERIC:
+        code = named
     extra: dict[str, Any] = {}
     if isinstance(exc, exceptions.ValidationError):
         extra["fields"] = exc.detail

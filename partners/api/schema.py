@@ -4,6 +4,8 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
+from accessctl.codes import api_codes
+
 
 class TokenAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     target_class = "partners.api.auth.TokenAuthentication"
@@ -25,7 +27,11 @@ PROBLEM_SCHEMA = {
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string"},
-        "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+        "code": {
+            "type": "string",
+            "enum": api_codes(),
+            "description": "Stable: the registry in accessctl_wire/codes.py.",
+        },
         "fields": {
             "type": "object",
             "additionalProperties": {},
