@@ -172,7 +172,7 @@ def access_ended_by_move(partner: Partner, jurisdiction: str, at: datetime) -> E
     )
 
 
-# The tasks the migrations schedule (audit 0004, partners 0006 and 0008), with how often
+# The tasks the migrations schedule (audit 0004, partners 0006, 0008 and 0011), with how often
 # they run as shipped: the controls the dashboard warns about when off, slowed, changed,
 # not running or failing.
 SHIPPED_PERIODS = {
@@ -187,10 +187,11 @@ SHIPPED_PERIODS = {
             "expire_ndas",
             "remind_pending_requests",
             "announce_deadlines",
-            "resume_revocations",
             "send_notifications",
         )
     },
+    # Every 10 s since partners 0011: an interrupted cascade is picked up within 30 s.
+    "partners.tasks.resume_revocations": timedelta(seconds=10),
     "partners.tasks.send_staff_digest": timedelta(days=1),  # crontab 07:00 UTC
 }
 LIFECYCLE_TASKS = frozenset(SHIPPED_PERIODS)

@@ -98,6 +98,7 @@ def seaweedfs(workdir: Path) -> Iterator[S3Server]:
             f"-volume.port={weed_port()}",
             f"-filer.port={weed_port()}",
             "-s3.port.iceberg=0",
+            "-s3.port.lance=0",  # its fixed default port would clash between servers
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

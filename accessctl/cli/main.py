@@ -159,7 +159,18 @@ def resolve(api: Api, name: str) -> dict[str, Any]:
     if ":" not in name:
         if not name.isdigit():
             raise CliError("usage", f"name a checkpoint as RELEASE:TAG or by id, not {name!r}")
-        manifest = api.get(f"/api/v1/checkpoints/{name}/manifest")["manifest"]
+        try:
+            manifest = api.get(f"/api/v1/checkpoints/{name}/manifest")["manifest"]
+        except CliError as exc:
+            # A withdrawn release's (or pulled checkpoint's) manifest is refused: find the
+            # checkpoint in the lists, which still show it, so the caller can say why.
+            if exc.code not in {Code.RELEASE_WITHDRAWN, Code.CHECKPOINT_PULLED}:
+                raise
+            for listed in api.pages("/api/v1/releases/"):
+                for cp in api.pages(f"/api/v1/releases/{listed['slug']}/checkpoints/"):
+                    if cp["id"] == int(name):
+                        return dict(cp)
+            raise
         return {"id": int(name), "release": manifest["release"], "tag": manifest["tag"]}
     release, tag = name.split(":", 1)
     for cp in api.pages(f"/api/v1/releases/{release}/checkpoints/"):
