@@ -23,10 +23,12 @@ from django.utils import timezone
 
 from accessctl_wire import b64, unb64
 
+from .failures import TokenFailure
 from .models import SigningKey
 
 __all__ = [
     "BadSignature",
+    "TokenFailure",
     "current_key",
     "jwks",
     "rotate_key",
@@ -41,7 +43,11 @@ _KID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 
 class BadSignature(Exception):
-    """Not signed by a key we trust, tampered with, or expired."""
+    """Not signed by a key we trust, tampered with, or expired: ``failure`` says which."""
+
+    def __init__(self, message: str, failure: TokenFailure = TokenFailure.INVALID) -> None:
+        super().__init__(message)
+        self.failure = failure
 
 
 def _kek() -> AESGCM:
@@ -146,6 +152,10 @@ def verify_token(token: str, *, leeway: int = 0) -> dict[str, Any]:
             leeway=leeway,
             options={"require": ["exp", "nbf", "iss"]},
         )
+    except jwt.ExpiredSignatureError as exc:
+        raise BadSignature(str(exc), TokenFailure.EXPIRED) from exc
+    except jwt.ImmatureSignatureError as exc:
+        raise BadSignature(str(exc), TokenFailure.NOT_YET_VALID) from exc
     except jwt.PyJWTError as exc:
         raise BadSignature(str(exc)) from exc
 
