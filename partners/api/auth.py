@@ -13,15 +13,10 @@ from rest_framework.request import Request
 from accessctl.audit.events import AuditAction, event, record
 from accessctl.audit.models import AuditEvent, Outcome
 from partners import tokens
-from partners.decisions import (
-    CallerFacts,
-    Decision,
-    StaffCallerFacts,
-    decide_caller,
-    decide_staff_caller,
-)
+from partners.decisions import Decision
 from partners.models import AccessToken
 from partners.queries import token_by_digests
+from partners.rules import CallerFacts, StaffCallerFacts, decide_caller, decide_staff_caller
 
 from . import ratelimit
 from .errors import Problem
