@@ -57,7 +57,7 @@ def _resume_on_start(sender: Any = None, **kwargs: Any) -> None:
     unfinished revocation fan-out, whatever its age: a killed worker's message would only
     come back after the broker's visibility timeout (15 min), and the periodic sweeper
     runs every few seconds only where beat runs. Running a fan-out twice is safe."""
-    from partners.dispatch import send
+    from accessctl.dispatch import send
 
     send("partners.tasks.resume_revocations", 0)
 
