@@ -49,8 +49,8 @@ def direct_issue(*, now: datetime, public_release_at: datetime, release_slug: st
     if is_early_access(now, public_release_at):
         return Failure(
             "approval_required",
-            f"Release {release_slug} is not public yet: early access needs a grant request "
-            f"approved by {early_access_approvals()} staff members.",
+            f"Release {release_slug} is not public yet: file a grant request instead; early "
+            f"access needs it approved by {early_access_approvals()} staff members.",
         )
     return SUCCESS
 

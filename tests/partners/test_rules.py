@@ -180,6 +180,7 @@ def test_refusal_texts_name_the_configured_number(settings, setting):
     settings.ACCESSCTL_EARLY_ACCESS_APPROVALS = setting
     direct = rules.direct_issue(now=NOW, public_release_at=NOW + HOUR, release_slug="v1")
     assert code(direct) == "approval_required"
+    assert "file a grant request instead" in direct.message  # type: ignore[union-attr]
     assert f"approved by {setting} staff members" in direct.message  # type: ignore[union-attr]
     assert rules.direct_issue(now=NOW, public_release_at=NOW, release_slug="v1")
 
