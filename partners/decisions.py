@@ -1,19 +1,20 @@
-"""The access rules: one pure function from plain facts and the time to a decision.
+"""The decision's vocabulary: ``Reason`` codes, what a refused partner is told, and the
+``Decision`` the caller and download rules return.
 
-No I/O happens here. Callers load the facts (``partners.queries.download_facts``), call
-``decide`` and act on the result; every rule is a row of a table-driven test, and every
-reason code is documented in docs/decisions.md. Codes never change once shipped.
+The rules themselves are in ``partners.rules`` (one pure function each); the names
+imported from here before they moved still work. Every reason code is documented in
+docs/decisions.md. Codes never change once shipped.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from accessctl_wire.codes import Code
-from partners.networks import address_in_networks
 
 __all__ = [
+    "ALLOW",
     "DETAIL",
     "CallerFacts",
     "Decision",
@@ -23,6 +24,7 @@ __all__ = [
     "decide",
     "decide_caller",
     "decide_staff_caller",
+    "deny",
     "jurisdiction_allowed",
 ]
 
@@ -53,65 +55,6 @@ DETAIL: dict[Reason, str] = {reason: Code[reason.name].detail for reason in Reas
 
 
 @dataclass(frozen=True, slots=True)
-class CallerFacts:
-    """Who is calling: the credential and its partner. Every partner API call checks these."""
-
-    now: datetime
-    client_address: str | None
-    token_expires_at: datetime | None
-    token_revoked: bool
-    token_networks: Sequence[str]
-    partner_status: str
-    partner_networks: Sequence[str]
-    nda_expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class StaffCallerFacts:
-    """Who is calling the staff API: the credential and its owner. The same credential
-    rules as for partners (revocation, expiry, address ranges) and the owner's standing."""
-
-    now: datetime
-    client_address: str | None
-    token_expires_at: datetime | None
-    token_revoked: bool
-    token_networks: Sequence[str]
-    user_active: bool
-    user_staff: bool
-
-
-@dataclass(frozen=True, slots=True)
-class DownloadFacts:
-    """Everything the rules look at, as plain values read from current rows."""
-
-    now: datetime
-    client_address: str | None
-    # The credential presented (an API token in the partner API).
-    token_expires_at: datetime | None
-    token_revoked: bool
-    token_networks: Sequence[str]
-    # The partner and its paperwork.
-    partner_status: str
-    partner_jurisdiction: str
-    partner_networks: Sequence[str]
-    nda_expires_at: datetime
-    # The release: its status (the kill switch withdraws it) and its export-control
-    # policy: "allow" or "deny" the listed jurisdictions.
-    release_status: str
-    release_policy: str
-    release_jurisdictions: frozenset[str]
-    # What is being downloaded and under which permission.
-    checkpoint_status: str
-    window_opens_at: datetime
-    window_closes_at: datetime
-    grant_status: str
-    grant_expires_at: datetime
-    quota_bytes: int
-    bytes_used: int
-    requested_bytes: int
-
-
-@dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
     reason: Reason | None = None
@@ -128,80 +71,35 @@ class Decision:
 ALLOW = Decision(allowed=True)
 
 
-def _deny(reason: Reason) -> Decision:
+def deny(reason: Reason) -> Decision:
     return Decision(allowed=False, reason=reason)
 
 
-def jurisdiction_allowed(policy: str, jurisdictions: frozenset[str], code: str) -> bool:
-    listed = code in jurisdictions
-    return listed if policy == "allow" else not listed
+# The rules moved to ``partners.rules``; these names keep ``from partners.decisions import
+# decide`` working. Resolved on first use: the rules import ``Reason`` from here, so an
+# import at the top would be a cycle.
+_MOVED = {
+    "CallerFacts": "partners.rules.caller",
+    "StaffCallerFacts": "partners.rules.caller",
+    "decide_caller": "partners.rules.caller",
+    "decide_staff_caller": "partners.rules.caller",
+    "DownloadFacts": "partners.rules.download",
+    "decide": "partners.rules.download",
+    "jurisdiction_allowed": "partners.rules.visibility",
+}
+
+if TYPE_CHECKING:
+    from partners.rules.caller import (
+        CallerFacts,
+        StaffCallerFacts,
+        decide_caller,
+        decide_staff_caller,
+    )
+    from partners.rules.download import DownloadFacts, decide
+    from partners.rules.visibility import jurisdiction_allowed
 
 
-def decide_caller(facts: CallerFacts | DownloadFacts) -> Decision:
-    """The rules about the caller alone: token, partner status, NDA, address."""
-    now = facts.now
-    if facts.token_revoked:
-        return _deny(Reason.TOKEN_REVOKED)
-    if facts.token_expires_at is not None and facts.token_expires_at <= now:
-        return _deny(Reason.TOKEN_EXPIRED)
-    if facts.partner_status == "terminated":
-        return _deny(Reason.PARTNER_TERMINATED)
-    if facts.partner_status != "active":
-        return _deny(Reason.PARTNER_SUSPENDED)
-    if facts.nda_expires_at <= now:
-        return _deny(Reason.NDA_EXPIRED)
-    for networks in (facts.partner_networks, facts.token_networks):
-        if networks and not address_in_networks(facts.client_address, networks):
-            return _deny(Reason.ADDRESS_NOT_ALLOWED)
-    return ALLOW
-
-
-def decide_staff_caller(facts: StaffCallerFacts) -> Decision:
-    """The caller rules for a staff token: the credential first, then its owner, then the
-    address, in the partner rules' order."""
-    if facts.token_revoked:
-        return _deny(Reason.TOKEN_REVOKED)
-    if facts.token_expires_at is not None and facts.token_expires_at <= facts.now:
-        return _deny(Reason.TOKEN_EXPIRED)
-    if not (facts.user_active and facts.user_staff):
-        return _deny(Reason.STAFF_ACCESS_ENDED)
-    if facts.token_networks and not address_in_networks(facts.client_address, facts.token_networks):
-        return _deny(Reason.ADDRESS_NOT_ALLOWED)
-    return ALLOW
-
-
-def decide(facts: DownloadFacts) -> Decision:
-    """Allow, or deny with the first reason that applies.
-
-    The order goes from the credential outwards to the byte count, so a caller always
-    learns the most fundamental problem first: a revoked token says ``token_revoked``
-    even when its grant has also run out.
-    """
-    now = facts.now
-    caller = decide_caller(facts)
-    if not caller:
-        return caller
-    if not jurisdiction_allowed(
-        facts.release_policy, facts.release_jurisdictions, facts.partner_jurisdiction
-    ):
-        return _deny(Reason.JURISDICTION_BLOCKED)
-    if facts.release_status == "withdrawn":
-        return _deny(Reason.RELEASE_WITHDRAWN)
-    if facts.checkpoint_status != "available":
-        return _deny(Reason.CHECKPOINT_PULLED)
-    if now < facts.window_opens_at:
-        return _deny(Reason.WINDOW_NOT_OPEN)
-    if now >= facts.window_closes_at:
-        return _deny(Reason.WINDOW_CLOSED)
-    if facts.grant_status == "revoked":
-        return _deny(Reason.GRANT_REVOKED)
-    if facts.grant_status == "expired" or facts.grant_expires_at <= now:
-        return _deny(Reason.GRANT_EXPIRED)
-    if (
-        facts.grant_status == "exhausted"
-        or facts.bytes_used + facts.requested_bytes > facts.quota_bytes
-    ):
-        return _deny(Reason.QUOTA_EXHAUSTED)
-    if facts.grant_status != "active":
-        return _deny(Reason.GRANT_REVOKED)
-    return ALLOW
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        return getattr(import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,8 +7,7 @@ from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import CharField, Count, Model, Q, QuerySet, Value
-from django.db.models.functions import Concat
+from django.db.models import Count, Model, Q, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django_celery_beat.models import PeriodicTask
@@ -28,6 +27,7 @@ from partners.models import (
     Release,
     Revocation,
 )
+from partners.rules import approvals_needed_sql, export_policy_q
 
 M = TypeVar("M", bound=Model)
 
@@ -70,20 +70,14 @@ def current_window(*, partner: Partner, release: Release, at: datetime) -> Embar
 
 def allowed_releases(partner: Partner) -> QuerySet[Release]:
     """Releases whose export policy allows the partner's jurisdiction: the rule of
-    ``decisions.jurisdiction_allowed``, in SQL.
+    ``rules.jurisdiction_allowed``, in SQL (``rules.export_policy_q``).
 
     Every partner-scoped selector below goes through this, so a release that blocks the
     partner (its policy changed, or the partner moved) is simply not found, like another
     partner's objects: absent from lists, 404 by id.
     """
-    # The policy's countries are stored as "DE,FR"; with commas around both sides a
-    # two-letter code matches only a whole entry.
-    listed = Concat(Value(","), "policy_jurisdictions", Value(","), output_field=CharField())
-    code = f",{partner.jurisdiction},"
-    return Release.objects.alias(listed=listed).filter(
-        Q(policy=Release.Policy.ALLOW_LIST, listed__contains=code)
-        | (Q(policy=Release.Policy.DENY_LIST) & ~Q(listed__contains=code))
-    )
+    alias, allowed = export_policy_q(str(partner.jurisdiction))
+    return Release.objects.alias(**alias).filter(allowed)
 
 
 def visible_releases(partner: Partner) -> QuerySet[Release]:
@@ -116,7 +110,7 @@ def pending_requests() -> QuerySet[GrantRequest]:
     return (
         GrantRequest.objects.filter(status=GrantRequest.Status.PENDING)
         .select_related("partner", "checkpoint__release", "requested_by")
-        .annotate(approval_count=Count("approvals"))
+        .annotate(approval_count=Count("approvals"), approvals_needed=approvals_needed_sql())
         .order_by("requested_at")
     )
 

@@ -36,7 +36,13 @@ from .events import AuditAction, record
 from .models import AuditCheckpoint, AuditEvent, AuditExport, AuditRetention
 from .sealing import FIELDS, checkpoint_json, consistency, event_record, seal, timestamp
 
-__all__ = ["ExportError", "matching_events", "request_export", "write_export"]
+__all__ = [
+    "ExportError",
+    "mark_export_failed",
+    "matching_events",
+    "request_export",
+    "write_export",
+]
 
 NODES_PER_LINE = 1000
 FETCH = 50_000
@@ -377,3 +383,10 @@ def write_export(export_id: int) -> AuditExport:
 def _write_nodes(out: IO[bytes], nodes: list[list[Any]]) -> None:
     for start in range(0, len(nodes), NODES_PER_LINE):
         out.write(_line({"type": "nodes", "nodes": nodes[start : start + NODES_PER_LINE]}))
+
+
+def mark_export_failed(export_id: int, error: str) -> None:
+    """Say in the portal why an export's files could not be written."""
+    AuditExport.objects.filter(pk=export_id).update(
+        status=AuditExport.Status.FAILED, error=error[:300], completed_at=timezone.now()
+    )

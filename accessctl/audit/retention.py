@@ -3,13 +3,15 @@
 Only sealed events are deleted, and only a prefix of the log (every leaf below an
 index), so what remains is exactly the leaves from that index on. The leaves, tree nodes
 and checkpoints stay: proofs for the remaining events still work, and an export says
-which leaves were purged. The deletion runs in a transaction that sets
+which leaves were purged. Nothing younger than ``ACCESSCTL_AUDIT_RETENTION_MIN_DAYS`` is
+ever deleted, whoever calls (the command only parses and confirms). The deletion runs in a transaction that sets
 ``accessctl.audit_retention``, the one thing the database trigger lets through, and
 records ``audit.retention_applied`` in the same transaction.
 """
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -17,14 +19,24 @@ from .events import AuditAction, record
 from .models import AuditEvent, AuditLeaf, AuditRetention
 from .sealing import seal
 
-__all__ = ["RetentionError", "apply_retention"]
+__all__ = ["RetentionError", "apply_retention", "minimum_age"]
 
 
 class RetentionError(Exception):
     pass
 
 
+def minimum_age() -> timedelta:
+    """The youngest events retention may delete: the one reader of the setting."""
+    return timedelta(days=settings.ACCESSCTL_AUDIT_RETENTION_MIN_DAYS)
+
+
 def apply_retention(*, older_than: timedelta, operator: str) -> AuditRetention:
+    if older_than < minimum_age():
+        raise RetentionError(
+            f"Retention keeps at least {minimum_age().days} days of events: "
+            f"--older-than-days must be at least {minimum_age().days}."
+        )
     seal()
     cutoff = timezone.now() - older_than
     with transaction.atomic():

@@ -1,18 +1,16 @@
-"""Staff sign-ins and failed sign-ins are audit events."""
+"""Staff sign-ins and failed sign-ins are audit events (``signins.record_sign_in``)."""
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 
-from .events import AuditAction, record
-from .models import Outcome
+from .signins import record_sign_in
 
 
 @receiver(user_logged_in)
 def _signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    record(AuditAction.STAFF_SIGNED_IN, actor=user, target=user)
+    record_sign_in(user=user, succeeded=True)
 
 
 @receiver(user_login_failed)
@@ -24,16 +22,6 @@ def _sign_in_failed(
     **kwargs: Any,
 ) -> None:
     # Only the username is kept: ``credentials`` is already scrubbed of the password by
-    # Django, and nothing else from it is recorded.
-    username = str(credentials.get("username", ""))[:150]
-    user = get_user_model().objects.filter(username=username).first()
-    record(
-        AuditAction.STAFF_SIGN_IN_FAILED,
-        actor=None,
-        target=user,
-        target_type="auth.user",
-        target_id=str(user.pk) if user else "",
-        outcome=Outcome.FAILURE,
-        reason=reason,  # bad_credentials, or the portal form's second_factor_*
-        changes={"username": username},
-    )
+    # Django, and nothing else from it is recorded. ``reason``: bad_credentials, or the
+    # portal form's second_factor_*.
+    record_sign_in(username=str(credentials.get("username", "")), succeeded=False, reason=reason)

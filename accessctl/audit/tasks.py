@@ -2,12 +2,10 @@
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
-from django.utils import timezone
 
 from accessctl.celery import RETRY
 
 from . import exports, sealing
-from .models import AuditExport
 
 __all__ = ["seal_audit_log", "write_audit_export"]
 
@@ -28,9 +26,5 @@ def write_audit_export(export_id: int) -> int:
     except (OperationalError, InterfaceError):
         raise
     except Exception as exc:
-        AuditExport.objects.filter(pk=export_id).update(
-            status=AuditExport.Status.FAILED,
-            error=f"{type(exc).__name__}: {exc}"[:300],
-            completed_at=timezone.now(),
-        )
+        exports.mark_export_failed(export_id, f"{type(exc).__name__}: {exc}")
         raise

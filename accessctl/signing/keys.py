@@ -6,27 +6,25 @@ form (``accessctl_wire.canonical_json``, ``checkpoint_text``). Private keys are
 decrypted once per process and kept in memory only.
 """
 
-import os
 import re
-import secrets
 import time
 from functools import cache
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from accessctl_wire import b64, unb64
 
+from .actions import ensure_signing_key, rotate_signing_key
+from .failures import TokenFailure
+from .material import kek
 from .models import SigningKey
 
 __all__ = [
     "BadSignature",
+    "TokenFailure",
     "current_key",
     "jwks",
     "rotate_key",
@@ -41,31 +39,18 @@ _KID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 
 class BadSignature(Exception):
-    """Not signed by a key we trust, tampered with, or expired."""
+    """Not signed by a key we trust, tampered with, or expired: ``failure`` says which."""
 
-
-def _kek() -> AESGCM:
-    # Operators may paste the key with base64 padding; the wire format never has it.
-    return AESGCM(unb64(settings.ACCESSCTL_KEY_ENCRYPTION_KEY.rstrip("=")))
-
-
-def _new_key() -> SigningKey:
-    private = Ed25519PrivateKey.generate()
-    kid = f"{timezone.now():%Y%m%d}-{secrets.token_hex(4)}"
-    nonce = os.urandom(12)
-    raw = private.private_bytes_raw()
-    return SigningKey(
-        kid=kid,
-        public_key=private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
-        private_key_encrypted=nonce + _kek().encrypt(nonce, raw, kid.encode()),
-    )
+    def __init__(self, message: str, failure: TokenFailure = TokenFailure.INVALID) -> None:
+        super().__init__(message)
+        self.failure = failure
 
 
 @cache
 def _private(kid: str) -> Ed25519PrivateKey:
     row = SigningKey.objects.get(kid=kid, status=SigningKey.Status.ACTIVE)
     blob = bytes(row.private_key_encrypted)
-    raw = _kek().decrypt(blob[:12], blob[12:], kid.encode())
+    raw = kek().decrypt(blob[:12], blob[12:], kid.encode())
     return Ed25519PrivateKey.from_private_bytes(raw)
 
 
@@ -98,28 +83,13 @@ _PUBLIC_CACHE: dict[str, tuple[float, Ed25519PublicKey]] = {}
 
 
 def current_key() -> SigningKey:
-    """The active key, made on first use."""
-    key = SigningKey.objects.filter(status=SigningKey.Status.ACTIVE).first()
-    if key is not None:
-        return key
-    try:
-        with transaction.atomic():
-            key = _new_key()
-            key.save()
-            return key
-    except IntegrityError:  # another process made it first
-        return SigningKey.objects.get(status=SigningKey.Status.ACTIVE)
+    """The active key, made on first use (``actions.ensure_signing_key``)."""
+    return ensure_signing_key()
 
 
-@transaction.atomic
 def rotate_key() -> SigningKey:
-    """Retire the active key and make a new one. Retired keys keep verifying."""
-    SigningKey.objects.filter(status=SigningKey.Status.ACTIVE).update(
-        status=SigningKey.Status.RETIRED, retired_at=timezone.now()
-    )
-    key = _new_key()
-    key.save()
-    return key
+    """Retire the active key and make a new one, audited: ``actions.rotate_signing_key``."""
+    return rotate_signing_key()[0]
 
 
 def sign_token(claims: dict[str, Any]) -> str:
@@ -146,6 +116,10 @@ def verify_token(token: str, *, leeway: int = 0) -> dict[str, Any]:
             leeway=leeway,
             options={"require": ["exp", "nbf", "iss"]},
         )
+    except jwt.ExpiredSignatureError as exc:
+        raise BadSignature(str(exc), TokenFailure.EXPIRED) from exc
+    except jwt.ImmatureSignatureError as exc:
+        raise BadSignature(str(exc), TokenFailure.NOT_YET_VALID) from exc
     except jwt.PyJWTError as exc:
         raise BadSignature(str(exc)) from exc
 

@@ -8,16 +8,31 @@ from datetime import datetime
 from typing import Any
 
 from django.apps import apps
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Count, F, Q, QuerySet
-from django.db.models.functions import Greatest
 from django.utils import timezone
-from django_countries import countries
 
 from accessctl.codes import Code
+from partners import rules
 from partners.errors import ActionError
+from partners.rules import country_name, early_access_approvals
+
+__all__ = [
+    "approvals_given",
+    "approvals_needed",
+    "country_name",
+    "early_access_approvals",
+    "field_changes",
+    "integrity_as_action_error",
+    "now",
+    "release_withdrawn",
+    "require_not_withdrawn",
+    "save_changes",
+    "snapshot",
+    "unapproved_grants",
+    "validate",
+]
 
 # The database rules (partners.db_rules and the models' constraints) that a person's
 # input can run into, and what they are told. Keys are rule names: a constraint's or
@@ -150,10 +165,6 @@ def validate(instance: models.Model, **kwargs: Any) -> None:
         raise ActionError("invalid", text, fields=fields) from exc
 
 
-def country_name(code: object) -> str:
-    return str(countries.name(str(code))) or str(code)
-
-
 def save_changes(
     model: type[models.Model], pk: Any, values: dict[str, Any], editable: Iterable[str]
 ) -> tuple[Any, dict[str, Any]]:
@@ -176,20 +187,15 @@ def save_changes(
     return instance, changes
 
 
-def require_jurisdiction(release: Any, partner: Any) -> None:
-    """Refuse (``jurisdiction_blocked``) a partner the release's export policy excludes."""
-    if not release.jurisdiction_allowed(str(partner.jurisdiction)):
-        raise ActionError(
-            "jurisdiction_blocked",
-            f"Release {release.slug}'s export policy does not allow partners in "
-            f"{country_name(partner.jurisdiction)}.",
-        )
+def release_withdrawn(release: Any) -> bool:
+    """Did the kill switch withdraw ``release``? Reads the committed row (the caller's
+    instance may be older)."""
+    return bool(type(release)._default_manager.filter(pk=release.pk, status="withdrawn").exists())
 
 
 def require_not_withdrawn(release: Any) -> None:
-    """Refuse (``release_withdrawn``) anything new for a release the kill switch withdrew,
-    reading the committed row (the caller's instance may be older)."""
-    if type(release)._default_manager.filter(pk=release.pk, status="withdrawn").exists():
+    """Refuse (``release_withdrawn``) anything new for a release the kill switch withdrew."""
+    if release_withdrawn(release):
         raise ActionError("release_withdrawn", f"Release {release.slug} was withdrawn.")
 
 
@@ -223,19 +229,9 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def early_access_approvals() -> int:
-    """How many distinct staff approvals early access needs, the requester excluded.
-
-    The one place the setting is read. Never fewer than one: a setting of 0 cannot turn
-    the two-person rule into a one-person rule (the requester never approves).
-    """
-    return max(1, int(settings.ACCESSCTL_EARLY_ACCESS_APPROVALS))
-
-
 def approvals_needed(request: Any) -> int:
-    """What ``request`` must hold to issue a grant before the public time: the number
-    fixed when it was filed, or the current setting if that is higher."""
-    return max(int(request.approvals_required), early_access_approvals())
+    """``rules.approvals_needed`` for a ``GrantRequest`` row."""
+    return rules.approvals_needed(request.approvals_required)
 
 
 def approvals_given(request: Any) -> int:
@@ -256,5 +252,5 @@ def unapproved_grants(grants: QuerySet) -> QuerySet:
         filter=~Q(request__approvals__approver=F("request__requested_by")),
         distinct=True,
     )
-    needed = Greatest(F("request__approvals_required"), early_access_approvals())
+    needed = rules.approvals_needed_sql("request__approvals_required")
     return grants.annotate(given=given).filter(Q(request__isnull=True) | Q(given__lt=needed))

@@ -5,8 +5,9 @@ from django.db import connection, transaction
 from accessctl.audit.events import AuditAction, event, insert_sql, record
 from accessctl.audit.models import AuditEvent, Outcome
 from accessctl.metrics import DEBITED, DECISIONS
-from partners.decisions import Decision, DownloadFacts, Reason, decide
+from partners.decisions import Decision, Reason
 from partners.models import Artifact, Grant
+from partners.rules import DownloadFacts, decide
 
 from ._common import now
 

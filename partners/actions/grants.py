@@ -1,12 +1,12 @@
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 
 from accessctl.audit.events import AuditAction, record
-from partners import notify
+from partners import notify, rules
 from partners.authority import Operation, authorize
 from partners.errors import ActionError
 from partners.models import (
@@ -17,10 +17,10 @@ from partners.models import (
     GrantRequest,
     Notification,
     Partner,
-    Release,
     Revocation,
 )
 from partners.queries import current_window
+from partners.rules import MAX_QUOTA_BYTES
 
 from ._common import (
     approvals_given,
@@ -28,7 +28,6 @@ from ._common import (
     early_access_approvals,
     integrity_as_action_error,
     now,
-    require_jurisdiction,
 )
 from .revocations import start_revocation
 
@@ -44,11 +43,6 @@ __all__ = [
 ]
 
 
-# The largest quota the database holds (a signed 64-bit column): anything above it is a
-# typing error, refused as ``quota_invalid`` rather than failing on save.
-MAX_QUOTA_BYTES = 2**63 - 1
-
-
 def _size(checkpoint: Checkpoint) -> int:
     return int(checkpoint.artifacts.aggregate(total=Sum("size"))["total"] or 1)
 
@@ -59,13 +53,9 @@ def quota_limit(checkpoint: Checkpoint) -> int:
     return min(checkpoint.release.quota_factor * _size(checkpoint), MAX_QUOTA_BYTES)
 
 
-def _check_quota(quota_bytes: int) -> None:
-    if not 0 < quota_bytes <= MAX_QUOTA_BYTES:
-        raise ActionError(
-            "quota_invalid",
-            f"The byte quota must be between 1 and {MAX_QUOTA_BYTES}.",
-            fields={"quota_bytes": [f"Between 1 and {MAX_QUOTA_BYTES} bytes."]},
-        )
+def _check(result: rules.Result) -> None:
+    if isinstance(result, rules.Failure):
+        raise result.error()
 
 
 def _current(partner: Partner, checkpoint: Checkpoint) -> tuple[Partner, Checkpoint]:
@@ -77,24 +67,29 @@ def _current(partner: Partner, checkpoint: Checkpoint) -> tuple[Partner, Checkpo
 
 
 def _check_eligible(partner: Partner, checkpoint: Checkpoint, at: datetime) -> EmbargoWindow:
-    """The rules a grant must pass when it is issued or asked for; returns its window."""
-    if partner.status != Partner.Status.ACTIVE:
-        raise ActionError("partner_suspended", f"Partner {partner.slug} is {partner.status}.")
-    if partner.nda_expires_at <= at:
-        raise ActionError("nda_expired", f"Partner {partner.slug}'s NDA has expired.")
+    """``rules.grant_eligible`` on the rows; returns the grant's window."""
     release = checkpoint.release
-    require_jurisdiction(release, partner)
-    if release.status == Release.Status.WITHDRAWN:
-        raise ActionError("release_withdrawn", f"Release {release.slug} was withdrawn.")
-    if checkpoint.status != Checkpoint.Status.AVAILABLE:
-        raise ActionError("checkpoint_pulled", f"Checkpoint {checkpoint} was pulled.")
     window = current_window(partner=partner, release=release, at=at)
-    if window is None:
-        raise ActionError(
-            "no_window",
-            f"Partner {partner.slug} has no open or upcoming window for release {release.slug}.",
+    _check(
+        rules.grant_eligible(
+            rules.GrantEligibility(
+                now=at,
+                partner_slug=partner.slug,
+                partner_status=partner.status,
+                partner_jurisdiction=str(partner.jurisdiction),
+                nda_expires_at=partner.nda_expires_at,
+                release_slug=release.slug,
+                release_status=release.status,
+                release_policy=release.policy,
+                release_jurisdictions=frozenset(str(c) for c in release.policy_jurisdictions),
+                checkpoint_label=str(checkpoint),
+                checkpoint_status=checkpoint.status,
+                has_window=window is not None,
+            )
         )
-    return window
+    )
+    # Not None: ``grant_eligible`` refused ``has_window=False`` (``no_window``).
+    return cast(EmbargoWindow, window)
 
 
 def check_grant(
@@ -111,24 +106,20 @@ def check_grant(
 
     ``direct=True``: issued by staff without a request, which early access never is.
     """
-    if direct and at < checkpoint.release.public_release_at:
-        raise ActionError(
-            "approval_required",
-            f"Release {checkpoint.release.slug} is not public yet: file a grant request "
-            "instead; early access needs two approvals.",
-        )
+    if direct:
+        _check(_direct_issue(checkpoint, at))
     window = _check_eligible(partner, checkpoint, at)
-    _check_quota(quota_bytes)
+    _check(rules.quota_valid(quota_bytes))
     default_expiry = at + timedelta(days=settings.ACCESSCTL_DEFAULT_GRANT_DAYS)
     expires_at = expires_at or min(default_expiry, window.closes_at)
-    if expires_at > window.closes_at:
-        raise ActionError(
-            "grant_outlives_window",
-            "A grant cannot outlive its window, which closes "
-            f"{window.closes_at:%Y-%m-%d %H:%M} UTC.",
+    _check(
+        rules.grant_terms(
+            now=at,
+            quota_bytes=quota_bytes,
+            expires_at=expires_at,
+            window_closes_at=window.closes_at,
         )
-    if expires_at <= at:
-        raise ActionError("grant_invalid", "A grant must expire in the future.")
+    )
     return window, expires_at
 
 
@@ -156,8 +147,15 @@ def _refuse_existing(
         )
 
 
+def _direct_issue(checkpoint: Checkpoint, at: datetime) -> rules.Result:
+    release = checkpoint.release
+    return rules.direct_issue(
+        now=at, public_release_at=release.public_release_at, release_slug=release.slug
+    )
+
+
 def _is_early_access(checkpoint: Checkpoint, at: datetime) -> bool:
-    return at < checkpoint.release.public_release_at
+    return rules.is_early_access(at, checkpoint.release.public_release_at)
 
 
 def _require_approvals(checkpoint: Checkpoint, request: GrantRequest | None, at: datetime) -> None:
@@ -165,12 +163,16 @@ def _require_approvals(checkpoint: Checkpoint, request: GrantRequest | None, at:
     unless its request holds the early-access approvals."""
     if not _is_early_access(checkpoint, at):
         return
-    if request is None or approvals_given(request) < approvals_needed(request):
-        raise ActionError(
-            "early_access_unapproved",
-            f"Release {checkpoint.release.slug} is not public yet: a grant needs a request "
-            f"approved by {early_access_approvals()} staff members other than its requester.",
+    _check(
+        rules.early_access_approved(
+            now=at,
+            public_release_at=checkpoint.release.public_release_at,
+            release_slug=checkpoint.release.slug,
+            has_request=request is not None,
+            approvals_given=approvals_given(request) if request is not None else 0,
+            approvals_required=request.approvals_required if request is not None else 0,
         )
+    )
 
 
 def _issue(
@@ -250,12 +252,7 @@ def issue_grant(
     authorize(actor, Operation.GRANT_ISSUE, partner)
     at = now()
     checkpoint = Checkpoint.objects.select_related("release").get(pk=checkpoint.pk)
-    if _is_early_access(checkpoint, at):
-        raise ActionError(
-            "approval_required",
-            f"Release {checkpoint.release.slug} is not public yet: early access needs a grant "
-            f"request approved by {early_access_approvals()} staff members.",
-        )
+    _check(_direct_issue(checkpoint, at))
     return _issue(
         actor=actor,
         partner=partner,
@@ -290,14 +287,14 @@ def request_grant(
     limit = quota_limit(checkpoint)
     if quota_bytes is None:
         quota_bytes = min(2 * _size(checkpoint), limit)
-    _check_quota(quota_bytes)
-    if quota_bytes > limit:
-        raise ActionError(
-            "quota_too_large",
-            f"The byte quota may be at most {limit} bytes ({checkpoint.release.quota_factor} "
-            f"times the checkpoint's size) for release {checkpoint.release.slug}.",
-            fields={"quota_bytes": [f"At most {limit} bytes."]},
+    _check(
+        rules.quota_within_limit(
+            quota_bytes=quota_bytes,
+            limit=limit,
+            quota_factor=checkpoint.release.quota_factor,
+            release_slug=checkpoint.release.slug,
         )
+    )
     # Checked under the partner and checkpoint locks ``_current`` took, so a second
     # request racing this one waits here and sees it (the database rules are the backstop).
     _refuse_existing(actor, partner, checkpoint, requests=True)
@@ -366,14 +363,12 @@ def approve_grant_request(*, actor: Any, request: GrantRequest) -> GrantRequest:
     """
     authorize(actor, Operation.GRANT_REQUEST_DECIDE, request)
     request = _lock_pending(request)
-    if request.requested_by_id == actor.pk:
-        raise ActionError(
-            "self_approval", "You filed this request; another staff member must approve it."
+    _check(
+        rules.may_approve(
+            is_requester=request.requested_by_id == actor.pk,
+            approved_before=request.approvals.filter(approver=actor).exists(),
         )
-    if request.approvals.filter(approver=actor).exists():
-        raise ActionError(
-            "already_approved", "You already approved this request; it needs another approver."
-        )
+    )
     at = now()
     with integrity_as_action_error():
         GrantApproval.objects.create(request=request, approver=actor, approved_at=at)

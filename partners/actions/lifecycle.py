@@ -18,7 +18,7 @@ from django.db.models import Count, F, Q
 
 from accessctl.audit.events import AuditAction, event, record
 from accessctl.audit.models import AuditEvent
-from partners import notify, states
+from partners import notify, rules, states
 from partners.models import (
     EmbargoWindow,
     Grant,
@@ -273,12 +273,13 @@ def remind_pending_requests(*, at: datetime | None = None, batch: int = BATCH) -
     approvers = notify.staff_recipients("partners.approve_grantrequest")
     for request in due:
         waited = round((at - request.requested_at).total_seconds() / 3600, 1)
+        needed = rules.approvals_needed(request.approvals_required)
         record(
             AuditAction.GRANT_REQUEST_REMINDED,
             actor=None,
             target=request,
             partner_id=request.partner_id,
-            changes={"pending_hours": waited, "approvals_required": request.approvals_required},
+            changes={"pending_hours": waited, "approvals_required": needed},
             at=at,
         )
         notify.queue(
@@ -291,7 +292,7 @@ def remind_pending_requests(*, at: datetime | None = None, batch: int = BATCH) -
                 "checkpoint": str(request.checkpoint),
                 "pending_hours": waited,
                 "approvals": request.approvals.count(),
-                "approvals_required": request.approvals_required,
+                "approvals_required": needed,
                 "url": f"{settings.ACCESSCTL_PUBLIC_URL}/admin/partners/grantrequest/{request.pk}/",
             },
         )

@@ -6,6 +6,7 @@ from django.db.models import F
 from django.db.models.functions import Least
 
 from accessctl.audit.events import AuditAction, record
+from partners import rules
 from partners.authority import Operation, authorize
 from partners.errors import ActionError
 from partners.models import EmbargoWindow, Grant, Partner, Release
@@ -14,8 +15,7 @@ from ._common import (
     field_changes,
     integrity_as_action_error,
     now,
-    require_jurisdiction,
-    require_not_withdrawn,
+    release_withdrawn,
     snapshot,
 )
 
@@ -35,29 +35,30 @@ def check_window(
 ) -> datetime:
     """Refuse a window that cannot be set; return its embargo lift time (default: the
     release's public time, or the opening if that is later). Forms call this too."""
-    require_not_withdrawn(release)
-    if opens_at >= closes_at:
-        raise ActionError("window_invalid", "The window must open before it closes.")
     embargo_lifts_at = embargo_lifts_at or max(release.public_release_at, opens_at)
-    if embargo_lifts_at < opens_at:
-        raise ActionError("window_invalid", "The embargo cannot lift before the window opens.")
-    require_jurisdiction(release, partner)
     # A release not saved yet (the portal's add form) has no windows to overlap.
     overlapping = EmbargoWindow.objects.filter(
         release=release.pk, partner=partner, opens_at__lt=closes_at, closes_at__gt=opens_at
     )
     if window is not None:
         overlapping = overlapping.exclude(pk=window.pk)
-    if release.pk is not None and overlapping.exists():
-        raise ActionError(
-            "window_overlap",
-            "This partner already has a window for this release that overlaps these times.",
+    result = rules.window_valid(
+        rules.WindowChange(
+            release_slug=release.slug,
+            release_withdrawn=release_withdrawn(release),
+            release_policy=release.policy,
+            release_jurisdictions=frozenset(str(c) for c in release.policy_jurisdictions),
+            partner_jurisdiction=str(partner.jurisdiction),
+            opens_at=opens_at,
+            closes_at=closes_at,
+            embargo_lifts_at=embargo_lifts_at,
+            overlaps=release.pk is not None and overlapping.exists(),
+            grants_after_close=window is not None
+            and window.grants.filter(issued_at__gte=closes_at).exists(),
         )
-    if window is not None and window.grants.filter(issued_at__gte=closes_at).exists():
-        raise ActionError(
-            "window_invalid",
-            "Grants were issued in this window after the new close time; revoke them first.",
-        )
+    )
+    if isinstance(result, rules.Failure):
+        raise result.error()
     return embargo_lifts_at
 
 

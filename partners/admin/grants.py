@@ -9,7 +9,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from accessctl.audit.admin import AuditHistory
-from partners import actions
+from partners import actions, rules
 from partners.errors import ActionError
 from partners.models import Grant, GrantApproval, GrantRequest
 from partners.refusals import settle
@@ -177,7 +177,13 @@ class GrantRequestAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmi
 
     @admin.display(description="Approvals", ordering="approval_count")
     def approvals_given(self, obj: Any) -> str:
-        return f"{obj.approval_count} of {obj.approvals_required}"
+        # A pending request needs the current setting if it was raised since filing.
+        needed = (
+            rules.approvals_needed(obj.approvals_required)
+            if obj.status == GrantRequest.Status.PENDING
+            else obj.approvals_required
+        )
+        return f"{obj.approval_count} of {needed}"
 
     def get_inlines(self, request: HttpRequest, obj: GrantRequest | None) -> list[Any]:
         return self.inlines if obj else []
@@ -213,9 +219,11 @@ class GrantRequestAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmi
             if done.status == GrantRequest.Status.APPROVED:
                 self.message_user(request, f"{done}: approved, grant issued.", messages.SUCCESS)
             else:
+                left = rules.approvals_needed(done.approvals_required) - done.approvals.count()
                 self.message_user(
                     request,
-                    f"{done}: your approval is recorded; another approver is needed.",
+                    f"{done}: your approval is recorded; {left} more "
+                    f"approval{'s' if left != 1 else ''} needed.",
                     messages.INFO,
                 )
 

@@ -14,15 +14,10 @@ from accessctl.audit.events import AuditAction, event, record
 from accessctl.audit.models import AuditEvent, Outcome
 from accessctl.codes import Code, registered, status_of
 from partners import tokens
-from partners.decisions import (
-    CallerFacts,
-    Decision,
-    StaffCallerFacts,
-    decide_caller,
-    decide_staff_caller,
-)
+from partners.decisions import Decision
 from partners.models import AccessToken
 from partners.queries import token_by_digests
+from partners.rules import CallerFacts, StaffCallerFacts, decide_caller, decide_staff_caller
 
 from . import ratelimit
 from .errors import Problem

@@ -16,14 +16,14 @@ from rest_framework.views import APIView
 
 from accessctl.audit.events import AuditAction
 from accessctl.codes import status_of
-from accessctl.signing.keys import BadSignature, verify_token
-from partners import actions, queries
+from accessctl.signing.keys import BadSignature, TokenFailure, verify_token
+from partners import actions, queries, rules
 from partners.decisions import Reason
 from partners.models import Artifact, Grant
 from partners.storage import artifact_storage
 
 from .auth import PartnerCaller, token_facts
-from .errors import Hidden, Problem
+from .errors import Hidden, Problem, failure_problem
 
 __all__ = ["FileView", "parse_range"]
 
@@ -108,36 +108,28 @@ def _grant_token(request: Request, grant: Grant) -> None:
     Only from the header: in the URL it would be written to every access log on the way
     (``accessctl.wsgi`` blanks it from gunicorn's before this refuses it).
     """
-    if "grant_token" in request.query_params:
-        raise Problem(
-            400,
-            "grant_token_in_query",
-            "Send the grant token as the X-Grant-Token header, never in the URL.",
-        )
+    in_query = "grant_token" in request.query_params
     presented = request.headers.get("X-Grant-Token", "")
-    if not presented:
-        raise Problem(403, "grant_token_missing", "Send the grant's signed token as X-Grant-Token.")
-    try:
-        claims = verify_token(presented)
-    except BadSignature as exc:
-        text = str(exc)
-        if "expired" in text:
-            raise Problem(403, "grant_expired", "The grant token has expired.") from exc
-        if "not yet valid" in text:
-            raise Problem(
-                403,
-                "window_not_open",
-                "The grant token is not valid yet: your window has not opened.",
-            ) from exc
-        raise Problem(
-            403, "grant_token_invalid", "The grant token's signature does not verify."
-        ) from exc
-    if (claims.get("grant"), claims.get("partner"), claims.get("checkpoint")) != (
-        grant.pk,
-        grant.partner_id,
-        grant.checkpoint_id,
-    ):
-        raise Problem(403, "grant_token_invalid", "The grant token is for another grant.")
+    claims: dict[str, Any] = {}
+    failure: TokenFailure | None = None
+    if presented and not in_query:
+        try:
+            claims = verify_token(presented)
+        except BadSignature as exc:
+            failure = exc.failure
+    result = rules.grant_token_valid(
+        rules.GrantTokenFacts(
+            in_query=in_query,
+            presented=bool(presented),
+            failure=failure,
+            claims=claims,
+            grant_id=grant.pk,
+            partner_id=grant.partner_id,
+            checkpoint_id=grant.checkpoint_id,
+        )
+    )
+    if isinstance(result, rules.Failure):
+        raise failure_problem(400 if result.code == "grant_token_in_query" else 403, result)
 
 
 class _LimitedFile:

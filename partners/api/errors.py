@@ -7,8 +7,9 @@ from django.http import Http404
 from rest_framework import exceptions
 
 from accessctl.codes import Code, CodeError, registered, status_of, strict_codes
+from partners.rules import Failure
 
-__all__ = ["Hidden", "Problem"]
+__all__ = ["Hidden", "Problem", "failure_problem"]
 
 
 class Problem(exceptions.APIException):
@@ -54,3 +55,11 @@ class Hidden(Http404):
     def __init__(self, reason: str) -> None:
         super().__init__("No such object, or not yours.")
         self.reason = reason
+
+
+def failure_problem(status_code: int, failure: Failure) -> Problem:
+    """The problem for a rule's ``Failure``: its code, message and extra members."""
+    extra = dict(failure.extra)
+    if failure.fields:
+        extra["fields"] = dict(failure.fields)
+    return Problem(status_code, failure.code, failure.message, **extra)

@@ -2,7 +2,7 @@
 
 from base64 import b64decode
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 from urllib import parse
 
 from django.core import signing
@@ -17,13 +17,13 @@ from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from accessctl.signing.keys import sign_token
-from partners import actions, queries, states
+from partners import actions, queries, rules, states
 from partners.manifests import signed_manifest
 from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest, Release
 
 from . import serializers as s
 from .auth import PartnerCaller
-from .errors import Problem
+from .errors import Problem, failure_problem
 
 __all__ = [
     "CheckpointListView",
@@ -97,19 +97,16 @@ def open_window(partner: Any, release: Any) -> EmbargoWindow:
     """The partner's open window for the release, or a 403 saying why there is none."""
     now = timezone.now()
     window = queries.window_for_display(partner, release, now)
-    if window is None:
-        raise Problem(403, "no_window", f"You have no window for release {release.slug}.")
-    state = window.state_at(now)
-    if state == EmbargoWindow.State.UPCOMING:
-        raise Problem(
-            403,
-            "window_not_open",
-            f"Your window opens {window.opens_at.isoformat()}.",
-            opens_at=window.opens_at.isoformat(),
-        )
-    if state == EmbargoWindow.State.CLOSED:
-        raise Problem(403, "window_closed", f"Your window closed {window.closes_at.isoformat()}.")
-    return window
+    result = rules.window_access(
+        now=now,
+        release_slug=release.slug,
+        opens_at=window.opens_at if window else None,
+        closes_at=window.closes_at if window else None,
+    )
+    if isinstance(result, rules.Failure):
+        raise failure_problem(403, result)
+    # Not None: ``window_access`` refuses a missing window (``no_window``).
+    return cast(EmbargoWindow, window)
 
 
 def grant_tokens(grants: list[Grant]) -> dict[int, str]:

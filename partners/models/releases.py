@@ -5,7 +5,7 @@ from django.db.models.lookups import Exact
 from django.utils import timezone
 from django_countries.fields import CountryField
 
-from partners.decisions import jurisdiction_allowed
+from partners.rules.visibility import jurisdiction_allowed
 
 __all__ = ["Artifact", "Checkpoint", "Release"]
 

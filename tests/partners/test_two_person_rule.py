@@ -321,4 +321,4 @@ def test_approvals_setting_is_read_in_one_place():
         for p in root.rglob("*.py")
         if "settings.ACCESSCTL_EARLY_ACCESS_APPROVALS" in p.read_text()
     ]
-    assert readers == ["actions/_common.py"]
+    assert readers == ["rules/approvals.py"]

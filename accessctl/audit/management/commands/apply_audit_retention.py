@@ -2,7 +2,6 @@ from argparse import ArgumentParser
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from accessctl.audit.retention import RetentionError, apply_retention
@@ -11,7 +10,7 @@ from accessctl.audit.retention import RetentionError, apply_retention
 class Command(BaseCommand):
     help = (
         "The audited retention procedure: delete sealed audit events older than DAYS days "
-        "(at least ACCESSCTL_AUDIT_RETENTION_MIN_DAYS). Leaves, tree and checkpoints stay."
+        "(at least ACCESSCTL_AUDIT_RETENTION_MIN_DAYS, enforced by apply_retention). Leaves, tree and checkpoints stay."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -21,10 +20,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         days = options["older_than_days"]
-        if days < settings.ACCESSCTL_AUDIT_RETENTION_MIN_DAYS:
-            raise CommandError(
-                f"--older-than-days must be at least {settings.ACCESSCTL_AUDIT_RETENTION_MIN_DAYS}."
-            )
         if not options["yes"]:
             raise CommandError("This deletes audit events for good; add --yes to proceed.")
         try:
