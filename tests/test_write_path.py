@@ -50,6 +50,7 @@ EXCEPTIONS = {
     ("partners/notify.py", "_claim"): "the mail outbox's lease (delivery bookkeeping)",
     ("partners/notify.py", "send_due"): "the mail outbox's delivery status",
     ("partners/roles.py", "sync_roles"): "the role groups, run by a data migration only",
+    ("partners/my_account.py", "_qr_data_uri"): "an SVG image written to memory, not a model",
     ("partners/management/commands/seed_demo.py", "Command._staff"): (
         "demo staff accounts and their TOTP device, for a local demo database only"
     ),
