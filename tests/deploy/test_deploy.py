@@ -81,6 +81,7 @@ def shipped_nginx(work: Path, *, upstream_port: int, artifacts: Path) -> tuple[P
         ("/etc/ssl/accessctl/fullchain.pem", str(chain)),
         ("/etc/ssl/accessctl/privkey.pem", str(private)),
         ("/srv/accessctl/data/artifacts/", f"{artifacts}/"),
+        ("/var/log/nginx/accessctl.access.log", f"{work}/access.log"),
     ):
         assert old in site, f"the shipped configuration no longer contains {old!r}"
         site = site.replace(old, new)
@@ -207,6 +208,12 @@ def test_shipped_nginx_before_gunicorn_serves_a_download_by_x_accel_redirect(tmp
             assert ready.json()["checks"]["database"]["status"] == "ok"
             # nginx gives each request an id (its $request_id) that Django keeps.
             assert len(ready.headers["x-request-id"]) == 32
+            # A token in the URL, in any spelling, is refused and never reaches the log.
+            for spelling in ("grant_token", "%67rant_token", "grant%5Ftoken", "grantToken"):
+                answer = client.get(
+                    f"/api/v1/grants/{grant.pk}/files/shard.bin?{spelling}={token}", headers=auth
+                )
+                assert answer.status_code in (400, 403), spelling
             # gunicorn's configuration sets the umask of the master and its workers.
             workers = Path(f"/proc/{gunicorn.pid}/task/{gunicorn.pid}/children").read_text()
             for pid in [gunicorn.pid, *map(int, workers.split())]:
@@ -217,6 +224,21 @@ def test_shipped_nginx_before_gunicorn_serves_a_download_by_x_accel_redirect(tmp
         gunicorn.send_signal(signal.SIGTERM)
         proxy.wait(timeout=30)
         gunicorn.wait(timeout=30)
+    written = (tmp_path / "nginx" / "access.log").read_text()
+    assert f"GET /api/v1/grants/{grant.pk}/files/shard.bin HTTP/" in written  # the real log
+    assert token not in written and "?" not in written
+
+
+def test_the_nginx_access_log_format_has_no_query_string():
+    site = (DEPLOY / "nginx" / "accessctl.conf").read_text()
+    start = site.index("log_format accessctl")
+    log_format = site[start : site.index(";", start)]
+    assert "$uri" in log_format and "$request_id" in log_format
+    for leaky in ("$request ", '$request"', "$request_uri", "$args", "$query_string", "$arg_"):
+        assert leaky not in log_format, leaky
+    assert "$http_referer" not in log_format
+    logs = [line.split() for line in site.splitlines() if line.strip().startswith("access_log")]
+    assert logs and all(words[-1] == "accessctl;" for words in logs)
 
 
 def _answers(client: httpx.Client, path: str) -> bool:
