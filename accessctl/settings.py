@@ -112,7 +112,7 @@ MIDDLEWARE = [
 ]
 
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "accessctl.audit.lockout.LockoutBackend",  # django-axes', marking its refusals
     "django.contrib.auth.backends.ModelBackend",
 ]
 
