@@ -482,6 +482,26 @@ def test_production_refuses_to_trust_a_whole_network_as_proxies(tmp_path, proxie
     assert "ACCESSCTL_TRUSTED_PROXIES" in result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.parametrize("cache_url", [None, "locmemcache://", "pymemcache://127.0.0.1:11211"])
+def test_production_refuses_a_cache_the_processes_do_not_share(tmp_path, cache_url):
+    """The per-token rate limit lives in the cache: a per-process cache would make it a
+    limit per gunicorn worker."""
+    env = {k: v for k, v in PRODUCTION.items() if k != "CACHE_URL"}
+    if cache_url is not None:
+        env["CACHE_URL"] = cache_url
+    result = manage(tmp_path, "check", check=False, extra_env=env)
+    assert result.returncode != 0
+    assert "CACHE_URL" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "cache_url", ["redis://127.0.0.1:6379/1", "rediss://redis.internal:6380/2"]
+)
+def test_production_accepts_a_redis_cache(tmp_path, cache_url):
+    env = {**PRODUCTION, "CACHE_URL": cache_url}
+    assert "no issues" in manage(tmp_path, "check", extra_env=env).stdout
+
+
 @pytest.mark.parametrize("proxies", ["127.0.0.1/32", "10.42.7.0/24,10.42.9.17", "fd00:1::/64"])
 def test_production_accepts_narrow_proxy_addresses(tmp_path, proxies):
     env = {**PRODUCTION, "ACCESSCTL_TRUSTED_PROXIES": proxies}
