@@ -312,6 +312,18 @@ def manifests() -> list[dict]:
     return docs
 
 
+def test_the_demo_script_sets_umask_0027_before_any_command():
+    """Its SQLite database, shards and keys are written by the commands it runs: none may
+    be world-readable. (The demo itself is not run here: it serves until Ctrl-C.)"""
+    script = (DEPLOY.parent / "scripts" / "demo").read_text().splitlines()
+    commands = [line.strip() for line in script if line.strip() and not line.startswith("#")]
+    assert commands[0] == "umask 027", commands[0]
+    shown = subprocess.run(
+        ["/bin/bash", "-c", f"{commands[0]}; umask"], capture_output=True, text=True, check=True
+    )
+    assert shown.stdout.strip() == "0027"
+
+
 def test_kubernetes_manifests_reference_what_exists():
     docs = manifests()
     by_kind: dict[str, list[dict]] = {}
