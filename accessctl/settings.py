@@ -112,7 +112,7 @@ MIDDLEWARE = [
 ]
 
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "accessctl.audit.lockout.LockoutBackend",  # django-axes', marking its refusals
     "django.contrib.auth.backends.ModelBackend",
 ]
 
@@ -231,6 +231,15 @@ STORAGES = {
 LOGIN_URL = "admin:login"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# The per-token rate limit (partners/api/ratelimit.py) is one limit across processes only
+# in Django's RedisCache; any other cache keeps it per gunicorn worker (or not at all).
+_SHARED_CACHE = "django.core.cache.backends.redis.RedisCache"
+if PRODUCTION and CACHES["default"]["BACKEND"] != _SHARED_CACHE:
+    raise ImproperlyConfigured(
+        "CACHE_URL must name a Redis cache in production (redis://host:6379/1 or "
+        "rediss://...): the per-token rate limit is kept there, and with a per-process "
+        f"cache ({CACHES['default']['BACKEND']}) each web worker would allow the full rate."
+    )
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["partners.api.auth.TokenAuthentication"],

@@ -348,6 +348,62 @@ def _event_line(raw: bytes) -> EventLine | None:
     return EventLine(index, event_id, leaf_hash(canonical_json(event)), exact=False)
 
 
+# The fields each line other than an event line holds, exactly (an event line's are fixed
+# by ``_event_line``). The manifest's and the checkpoints' own fields are signed.
+_LINE_FIELDS = {
+    "header": {"type", "format", "checkpoints", "consistency", "manifest"},
+    "nodes": {"type", "nodes"},
+    "end": {"type", "events"},
+}
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in record:
+            raise ValueError(f"duplicate key {key!r}")
+        record[key] = value
+    return record
+
+
+def _not_an_integer(text: str) -> Any:
+    raise ValueError(f"number {text} is not an integer")
+
+
+def _other_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
+    """A header, nodes or end line: its record, and '' when ``raw`` is exactly
+    ``canonical_json(record)`` and a newline, else what is wrong with it.
+
+    Like an event line, every other line must be exactly what the exporter writes: a
+    duplicated key (a reader keeping the first copy would believe a forged one), a
+    non-integer number (``121.0``, ``1.21e2``: the format has none), an extra field,
+    whitespace, another key order, an escape or a byte order mark are bytes nobody signed.
+    The record is None when the line cannot be read at all.
+    """
+    try:
+        record = json.loads(
+            raw,
+            object_pairs_hook=_unique_keys,
+            parse_float=_not_an_integer,
+            parse_constant=_not_an_integer,
+        )
+    except json.JSONDecodeError:
+        return None, "not JSON (modified or truncated)"
+    except ValueError as exc:  # a duplicate key, a float, bytes that are not UTF-8
+        return None, f"modified ({exc}: bytes nobody signed)"
+    if not isinstance(record, dict):
+        return None, "not a JSON object (modified)"
+    fields = _LINE_FIELDS.get(record.get("type"))  # type: ignore[arg-type]
+    if fields is not None and set(record) != fields:
+        extra, missing = sorted(set(record) - fields), sorted(fields - set(record))
+        return record, f"modified (fields {extra} not in the format, {missing} missing)"
+    if canonical_json(record) + b"\n" != raw:
+        return record, (
+            "modified (the line is not exactly its canonical form: it holds bytes nobody signed)"
+        )
+    return record, ""
+
+
 def verify(path: Path, keys: dict[str | None, Any]) -> Report:
     """Check the export at ``path``; constant memory apart from the proof nodes and one
     hash per exported event."""
@@ -356,13 +412,17 @@ def verify(path: Path, keys: dict[str | None, Any]) -> Report:
         lines = iter(enumerate(handle, start=1))
         try:
             _, first = next(lines)
-            header = json.loads(first)
-        except (StopIteration, ValueError):
-            report.fail("line 1: not an accessctl audit export header (truncated or not JSON)")
+        except StopIteration:
+            first = b""
+        header, problem = _other_line(first)
+        if header is None:
+            report.fail(f"line 1: not an accessctl audit export header ({problem})")
             return report
         if header.get("type") != "header" or header.get("format") != EXPORT_FORMAT:
             report.fail(f"line 1: not a {EXPORT_FORMAT} header")
             return report
+        if problem:
+            report.fail(f"line 1 (header): {problem}")
         manifest, target = _check_header(header, keys, report)
         if manifest is None or target is None:
             return report
@@ -399,10 +459,10 @@ def verify(path: Path, keys: dict[str | None, Any]) -> Report:
                     leaves[index] = (line_no, event_id, value)
                     seen.append(index)
                 continue
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                report.fail(f"line {line_no}: not JSON (modified or truncated)")
+            record, problem = _other_line(raw)
+            if problem:
+                report.fail(f"line {line_no}: {problem}")
+            if record is None:
                 continue
             kind = record.get("type")
             if kind == "nodes":
@@ -415,7 +475,7 @@ def verify(path: Path, keys: dict[str | None, Any]) -> Report:
         report.events = len(leaves)
         if end is None:
             report.fail("the file is truncated: no end line")
-        elif end.get("events") != len(seen):
+        elif type(end.get("events")) is not int or end.get("events") != len(seen):
             report.fail(f"end line says {end.get('events')} events, the file holds {len(seen)}")
         for index in sorted(expected - set(leaves)):
             report.fail(f"leaf {index}: deleted (signed in the manifest, missing from the file)")

@@ -26,5 +26,8 @@ limit_request_fields = 100
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"
 errorlog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+# Never the query string: ``%(U)s`` is the path alone (not ``%(r)s``, the request line, nor
+# ``%(q)s``). A secret put in the URL (``?grant_token=``, in any spelling or encoding) is
+# refused by the API and must not be written here either (docs/security.md).
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 preload_app = True

@@ -338,6 +338,24 @@ def partner_checkpoint(partner: Partner, checkpoint_id: int) -> Checkpoint:
     )
 
 
+def windowed_checkpoint(partner: Partner, checkpoint_id: int) -> tuple[Checkpoint, bool]:
+    """A checkpoint of a release the partner has (or had) a window for, whatever its export
+    policy, and whether that policy allows the partner (``partner_checkpoint`` finds it).
+
+    For a request naming it: a blocked release still answers 404, but the request is a
+    refusal of something the partner was given, so it leaves its evidence. 404 if no
+    window of this partner ever named the release (another partner's: nothing to record).
+    """
+    checkpoint = get_object_or_404(
+        Checkpoint.objects.select_related("release")
+        .filter(release__windows__partner=partner)
+        .distinct(),
+        pk=checkpoint_id,
+    )
+    allowed = allowed_releases(partner).filter(pk=checkpoint.release_id).exists()
+    return checkpoint, allowed
+
+
 def partner_grants(partner: Partner) -> QuerySet[Grant]:
     return Grant.objects.filter(
         partner=partner, checkpoint__release__in=allowed_releases(partner).values("pk")

@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 
+from .lockout import LOCKED_OUT
 from .signins import record_sign_in
 
 
@@ -23,5 +24,8 @@ def _sign_in_failed(
 ) -> None:
     # Only the username is kept: ``credentials`` is already scrubbed of the password by
     # Django, and nothing else from it is recorded. ``reason``: bad_credentials, or the
-    # portal form's second_factor_*.
+    # portal form's second_factor_*; locked_out when django-axes' lockout refused it
+    # before any password was checked (``lockout.py``).
+    if getattr(request, LOCKED_OUT, False):
+        reason = "locked_out"
     record_sign_in(username=str(credentials.get("username", "")), succeeded=False, reason=reason)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, pagination, status
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
@@ -18,8 +19,10 @@ from rest_framework.views import APIView
 
 from accessctl.signing.keys import sign_token
 from partners import actions, queries, rules, states
+from partners.errors import ActionError
 from partners.manifests import signed_manifest
 from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest, Release
+from partners.refusals import settle
 
 from . import serializers as s
 from .auth import PartnerCaller
@@ -244,14 +247,25 @@ class GrantListView(NoStore, PartnerView, generics.ListAPIView):
     def post(self, request: Request) -> Response:
         data = s.GrantRequestInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        checkpoint = queries.partner_checkpoint(self.partner, data.validated_data["checkpoint"])
-        grant_request = actions.request_grant(
-            actor=request.user,
-            partner=self.partner,
-            checkpoint=checkpoint,
-            quota_bytes=data.validated_data.get("quota_bytes"),
-            note=data.validated_data["note"],
+        checkpoint, allowed = queries.windowed_checkpoint(
+            self.partner, data.validated_data["checkpoint"]
         )
+        try:
+            # For a release whose export policy blocks the partner, the action refuses
+            # (``jurisdiction_blocked``) and records it; the answer stays 404, as for
+            # anything the partner cannot see.
+            grant_request = actions.request_grant(
+                actor=request.user,
+                partner=self.partner,
+                checkpoint=checkpoint,
+                quota_bytes=data.validated_data.get("quota_bytes"),
+                note=data.validated_data["note"],
+            )
+        except ActionError as exc:
+            if not allowed:
+                settle(exc)  # its evidence, written once (the 404 itself records nothing)
+                raise NotFound() from exc
+            raise
         if grant_request.status == GrantRequest.Status.APPROVED:
             grant = queries.partner_grant(self.partner, grant_request.grant.pk)
             body = s.GrantSerializer(grant, context={"grant_tokens": grant_tokens([grant])}).data

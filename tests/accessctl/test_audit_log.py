@@ -420,6 +420,70 @@ def test_verifier_names_an_event_line_that_is_not_exactly_the_signed_form(
     assert f"leaf {victim['leaf_index']}" in named[0]
 
 
+def _respell_line(files, kind, change):
+    """Rewrite the first line of type ``kind`` (header, nodes, end) with ``change(line,
+    record)``."""
+    raw = files["jsonl"].read_bytes().splitlines(keepends=True)
+    position = next(i for i, line in enumerate(raw) if json.loads(line)["type"] == kind)
+    raw[position] = change(raw[position], json.loads(raw[position]))
+    files["jsonl"].write_bytes(b"".join(raw))
+
+
+def _forged_first_manifest(line, record):
+    # A duplicated "manifest" key whose first copy is forged: a parser keeping the last
+    # copy verifies the real one, a reader keeping the first believes the forgery.
+    forged = verify_export.canonical_json({**record["manifest"], "leaf_ranges": []})
+    return line.replace(b'{"checkpoints":', b'{"manifest":' + forged + b',"checkpoints":', 1)
+
+
+# Header, nodes and end lines: each respelling decodes to the same values (or to values
+# a lenient reader would take), so only exact canonical bytes tell it from the original.
+OTHER_LINE_SPELLINGS = {
+    "header: duplicated manifest, first forged": ("header", _forged_first_manifest),
+    "header: extra field": ("header", lambda line, r: _with(r, note="approved by legal")),
+    "header: pretty-printed": (
+        "header",
+        lambda line, r: json.dumps(r, sort_keys=True, indent=1).replace("\n", " ").encode() + b"\n",
+    ),
+    "header: keys in another order": (
+        "header",
+        lambda line, r: (
+            json.dumps(dict(reversed(r.items())), separators=(",", ":")).encode() + b"\n"
+        ),
+    ),
+    "header: byte order mark": ("header", lambda line, r: b"\xef\xbb\xbf" + line),
+    "header: trailing space": ("header", lambda line, r: line[:-1] + b" \n"),
+    "nodes: trailing space": ("nodes", lambda line, r: line[:-1] + b" \n"),
+    "nodes: extra field": ("nodes", lambda line, r: _with(r, note="x")),
+    "end: duplicated count": (
+        "end",
+        lambda line, r: b'{"events":999,"events":%d,"type":"end"}\n' % r["events"],
+    ),
+    "end: count as a float": (
+        "end",
+        lambda line, r: b'{"events":%d.0,"type":"end"}\n' % r["events"],
+    ),
+    "end: count in exponent form": (
+        "end",
+        lambda line, r: b'{"events":%de0,"type":"end"}\n' % r["events"],
+    ),
+    "end: extra field": ("end", lambda line, r: _with(r, note="x")),
+    "end: spaces": ("end", lambda line, r: json.dumps(r, sort_keys=True).encode() + b"\n"),
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(OTHER_LINE_SPELLINGS))
+def test_verifier_refuses_any_line_that_is_not_exactly_its_canonical_form(
+    history, jwks, tmp_path, spelling
+):
+    _, files = export(tmp_path)
+    assert verify(files["jsonl"], jwks).ok
+    kind, change = OTHER_LINE_SPELLINGS[spelling]
+    _respell_line(files, kind, change)
+    report = verify(files["jsonl"], jwks)
+    assert not report.ok, f"{spelling}: accepted bytes nobody signed"
+
+
 def test_export_files_are_readable_by_the_service_only(history, settings, tmp_path):
     """Audit exports (who downloaded what, from where): 0600 files in 0700 folders,
     whatever the umask."""

@@ -192,6 +192,7 @@ PRODUCTION = {
     "DJANGO_ALLOWED_HOSTS": "accessctl.lab.example",
     "ACCESSCTL_KEY_ENCRYPTION_KEY": "q3V0m8yZx1Jk2Lp7Rt5Wn9Bc4Df6Gh0Jk2Lp7Rt5Wn0",
     "ACCESSCTL_TOKEN_PEPPERS": "2:Zx8Vb3Nm6Qw9Er2Ty5Ui8Op1As4Df7Gh0Jk",
+    "CACHE_URL": "redis://127.0.0.1:6379/1",  # shared by every process (never connected)
 }
 
 

@@ -143,6 +143,28 @@ def test_wrong_codes_with_the_right_password_lock_the_account_out(client, settin
     assert failed.filter(reason="second_factor_invalid").count() == settings.AXES_FAILURE_LIMIT
 
 
+@pytest.mark.parametrize("failing", ["password", "code"])
+def test_a_sign_in_refused_by_the_lockout_is_recorded_as_locked_out(client, settings, failing):
+    user = f.staff("Compliance")
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    wrong = f"{(int(current_code(device)) + 1) % 10**6:06d}"
+    before = last_event_id()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        if failing == "password":
+            login(client, user.username, password="wrong password")
+        else:
+            login(client, user.username, code=wrong)
+    failed = AuditEvent.objects.filter(id__gt=before, action="staff.sign_in_failed")
+    # The failures themselves, the one that reached the limit included, keep their reason.
+    assert "locked_out" not in set(failed.values_list("reason", flat=True))
+    assert failed.count() == settings.AXES_FAILURE_LIMIT
+    middle = last_event_id()
+    response = login(client, user.username, code=current_code(device))
+    assert response.status_code == 429
+    refusal = the_refusal_since(middle, "locked_out", "staff.sign_in_failed")
+    assert refusal.target_id == str(user.pk)
+
+
 def test_staff_signed_in_without_second_factor_is_refused(client):
     user = f.staff("Compliance")
     client.force_login(user)  # password only: not verified by django-otp

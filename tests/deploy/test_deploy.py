@@ -81,6 +81,7 @@ def shipped_nginx(work: Path, *, upstream_port: int, artifacts: Path) -> tuple[P
         ("/etc/ssl/accessctl/fullchain.pem", str(chain)),
         ("/etc/ssl/accessctl/privkey.pem", str(private)),
         ("/srv/accessctl/data/artifacts/", f"{artifacts}/"),
+        ("/var/log/nginx/accessctl.access.log", f"{work}/access.log"),
     ):
         assert old in site, f"the shipped configuration no longer contains {old!r}"
         site = site.replace(old, new)
@@ -207,6 +208,12 @@ def test_shipped_nginx_before_gunicorn_serves_a_download_by_x_accel_redirect(tmp
             assert ready.json()["checks"]["database"]["status"] == "ok"
             # nginx gives each request an id (its $request_id) that Django keeps.
             assert len(ready.headers["x-request-id"]) == 32
+            # A token in the URL, in any spelling, is refused and never reaches the log.
+            for spelling in ("grant_token", "%67rant_token", "grant%5Ftoken", "grantToken"):
+                answer = client.get(
+                    f"/api/v1/grants/{grant.pk}/files/shard.bin?{spelling}={token}", headers=auth
+                )
+                assert answer.status_code in (400, 403), spelling
             # gunicorn's configuration sets the umask of the master and its workers.
             workers = Path(f"/proc/{gunicorn.pid}/task/{gunicorn.pid}/children").read_text()
             for pid in [gunicorn.pid, *map(int, workers.split())]:
@@ -217,6 +224,21 @@ def test_shipped_nginx_before_gunicorn_serves_a_download_by_x_accel_redirect(tmp
         gunicorn.send_signal(signal.SIGTERM)
         proxy.wait(timeout=30)
         gunicorn.wait(timeout=30)
+    written = (tmp_path / "nginx" / "access.log").read_text()
+    assert f"GET /api/v1/grants/{grant.pk}/files/shard.bin HTTP/" in written  # the real log
+    assert token not in written and "?" not in written
+
+
+def test_the_nginx_access_log_format_has_no_query_string():
+    site = (DEPLOY / "nginx" / "accessctl.conf").read_text()
+    start = site.index("log_format accessctl")
+    log_format = site[start : site.index(";", start)]
+    assert "$uri" in log_format and "$request_id" in log_format
+    for leaky in ("$request ", '$request"', "$request_uri", "$args", "$query_string", "$arg_"):
+        assert leaky not in log_format, leaky
+    assert "$http_referer" not in log_format
+    logs = [line.split() for line in site.splitlines() if line.strip().startswith("access_log")]
+    assert logs and all(words[-1] == "accessctl;" for words in logs)
 
 
 def _answers(client: httpx.Client, path: str) -> bool:
@@ -288,6 +310,18 @@ def manifests() -> list[dict]:
     for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
         docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
     return docs
+
+
+def test_the_demo_script_sets_umask_0027_before_any_command():
+    """Its SQLite database, shards and keys are written by the commands it runs: none may
+    be world-readable. (The demo itself is not run here: it serves until Ctrl-C.)"""
+    script = (DEPLOY.parent / "scripts" / "demo").read_text().splitlines()
+    commands = [line.strip() for line in script if line.strip() and not line.startswith("#")]
+    assert commands[0] == "umask 027", commands[0]
+    shown = subprocess.run(
+        ["/bin/bash", "-c", f"{commands[0]}; umask"], capture_output=True, text=True, check=True
+    )
+    assert shown.stdout.strip() == "0027"
 
 
 def test_kubernetes_manifests_reference_what_exists():
@@ -458,6 +492,26 @@ def test_production_refuses_to_trust_a_whole_network_as_proxies(tmp_path, proxie
     result = manage(tmp_path, "check", check=False, extra_env=env)
     assert result.returncode != 0
     assert "ACCESSCTL_TRUSTED_PROXIES" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("cache_url", [None, "locmemcache://", "pymemcache://127.0.0.1:11211"])
+def test_production_refuses_a_cache_the_processes_do_not_share(tmp_path, cache_url):
+    """The per-token rate limit lives in the cache: a per-process cache would make it a
+    limit per gunicorn worker."""
+    env = {k: v for k, v in PRODUCTION.items() if k != "CACHE_URL"}
+    if cache_url is not None:
+        env["CACHE_URL"] = cache_url
+    result = manage(tmp_path, "check", check=False, extra_env=env)
+    assert result.returncode != 0
+    assert "CACHE_URL" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "cache_url", ["redis://127.0.0.1:6379/1", "rediss://redis.internal:6380/2"]
+)
+def test_production_accepts_a_redis_cache(tmp_path, cache_url):
+    env = {**PRODUCTION, "CACHE_URL": cache_url}
+    assert "no issues" in manage(tmp_path, "check", extra_env=env).stdout
 
 
 @pytest.mark.parametrize("proxies", ["127.0.0.1/32", "10.42.7.0/24,10.42.9.17", "fd00:1::/64"])

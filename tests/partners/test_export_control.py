@@ -194,3 +194,39 @@ def test_a_change_that_ends_nothing_saves_directly_in_the_portal(client, world):
     response = c.post(url, _change_form(world["partner"], jurisdiction="CA"))
     assert response.status_code == 302
     assert Partner.objects.get(pk=world["partner"].pk).jurisdiction == "CA"
+
+
+def test_a_grant_request_for_a_blocked_release_is_404_with_its_refusal(world):
+    """After the move, the release is invisible (404, like another partner's), but the
+    request for it is a refusal and leaves one ``grant.refused`` naming the checkpoint."""
+    from tests.partners.test_api import client_for
+
+    checkpoint = world["grant"].checkpoint
+    actions.update_partner(
+        actor=f.staff("Partner manager"),
+        partner=world["partner"],
+        jurisdiction="RU",
+        confirm_ended_windows=[world["upcoming"].pk, world["open"].pk],
+    )
+    client = client_for(f.token(world["member"]))
+    before = last_event_id()
+    response = client.post("/api/v1/grants/", {"checkpoint": checkpoint.pk}, format="json")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    refusal = the_refusal_since(before, "jurisdiction_blocked", "grant.refused")
+    assert refusal.changes["checkpoint"] == str(checkpoint.pk)
+    assert refusal.partner_id == world["partner"].pk
+
+
+def test_a_checkpoint_no_window_ever_named_is_a_plain_404(world):
+    other = f.checkpoint(f.release("v9", public_in=-DAY))
+    client = client_for_member(world)
+    before = last_event_id()
+    response = client.post("/api/v1/grants/", {"checkpoint": other.pk}, format="json")
+    assert response.status_code == 404
+    assert not AuditEvent.objects.filter(id__gt=before).exclude(outcome="success").exists()
+
+
+def client_for_member(world):
+    from tests.partners.test_api import client_for
+
+    return client_for(f.token(world["member"]))
