@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT = ROOT / "docs" / "codes.json"
 
 # Calls whose first positional argument is a code, and those whose second is.
-FIRST = {"ActionError", "ExportError", "TokenFailed", "CliError", "registered"}
+FIRST = {"ActionError", "ExportError", "TokenFailed", "CliError", "registered", "Failure"}
 SECOND = {"Problem", "_reject"}
 # Keywords that name a code, on any call.
 KEYWORDS = {"code", "reason_code"}
