@@ -7,11 +7,11 @@ from urllib import parse
 
 from django.core import signing
 from django.db.models import Count, Sum
+from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, pagination, status
-from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
@@ -264,7 +264,7 @@ class GrantListView(NoStore, PartnerView, generics.ListAPIView):
         except ActionError as exc:
             if not allowed:
                 settle(exc)  # its evidence, written once (the 404 itself records nothing)
-                raise NotFound() from exc
+                raise Http404 from exc
             raise
         if grant_request.status == GrantRequest.Status.APPROVED:
             grant = queries.partner_grant(self.partner, grant_request.grant.pk)
