@@ -34,7 +34,7 @@ from partners.errors import ActionError, ActionForbidden
 from partners.models import AccessToken, Membership
 
 from ._common import field_changes, now, snapshot, validate
-from .tokens import verify_second_factor
+from .tokens import revoke_tokens, verify_second_factor
 
 __all__ = [
     "ACCOUNT_FIELDS",
@@ -86,21 +86,12 @@ def _end_sessions_and_staff_tokens(
         if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
             session.delete()
             ended += 1
-    revoked = list(
-        AccessToken.objects.select_for_update()
-        .filter(user=user, partner__isnull=True, revoked_at__isnull=True)
-        .order_by("pk")
+    revoked = revoke_tokens(
+        AccessToken.objects.filter(user=user, partner__isnull=True),
+        actor=actor,
+        reason=reason,
+        at=at,
     )
-    for token in revoked:
-        token.revoked_at, token.revoked_by = at, actor
-        token.save(update_fields=["revoked_at", "revoked_by"])
-        record(
-            AuditAction.TOKEN_REVOKED,
-            actor=actor,
-            target=token,
-            changes={"reason": reason, "prefix": token.prefix},
-            at=at,
-        )
     return {"sessions_ended": ended, "tokens_revoked": [t.prefix for t in revoked]}
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django_otp import devices_for_user
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -373,16 +374,12 @@ def rotate_token(*, actor: Any, token: AccessToken) -> tuple[AccessToken, str]:
     return new, secret
 
 
-def revoke_member_credentials(
-    *, actor: Any, user: Any, partner_id: int, reason: str, at: datetime
-) -> tuple[list[str], list[int]]:
-    """Revoke ``user``'s tokens for the partner (one ``token.revoked`` event each) and
-    cancel their pending invitations. Called inside the caller's transaction."""
-    revoked = list(
-        AccessToken.objects.select_for_update()
-        .filter(user=user, partner_id=partner_id, revoked_at__isnull=True)
-        .order_by("pk")
-    )
+def revoke_tokens(
+    tokens: QuerySet[AccessToken], *, actor: Any, reason: str, at: datetime
+) -> list[AccessToken]:
+    """Revoke every unrevoked token of ``tokens`` (locked, in id order), one
+    ``token.revoked`` event each; inside the caller's transaction. Returns them."""
+    revoked = list(tokens.select_for_update().filter(revoked_at__isnull=True).order_by("pk"))
     for token in revoked:
         token.revoked_at, token.revoked_by = at, actor
         token.save(update_fields=["revoked_at", "revoked_by"])
@@ -390,10 +387,24 @@ def revoke_member_credentials(
             AuditAction.TOKEN_REVOKED,
             actor=actor,
             target=token,
-            partner_id=partner_id,
+            partner_id=token.partner_id,
             changes={"reason": reason, "prefix": token.prefix},
             at=at,
         )
+    return revoked
+
+
+def revoke_member_credentials(
+    *, actor: Any, user: Any, partner_id: int, reason: str, at: datetime
+) -> tuple[list[str], list[int]]:
+    """Revoke ``user``'s tokens for the partner (one ``token.revoked`` event each) and
+    cancel their pending invitations. Called inside the caller's transaction."""
+    revoked = revoke_tokens(
+        AccessToken.objects.filter(user=user, partner_id=partner_id),
+        actor=actor,
+        reason=reason,
+        at=at,
+    )
     pending = TokenInvitation.objects.filter(
         user=user, partner_id=partner_id, claimed_at__isnull=True, cancelled_at__isnull=True
     )

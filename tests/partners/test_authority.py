@@ -24,10 +24,12 @@ NOT_OPERATIONS = {
     # to the partner's token on every request; ``actor`` is only who is recorded.
     "authorize_download",
     # Called only from inside actions that have already authorized their operation
-    # (revoke_grant and update_partner; remove_member; every revocation).
+    # (revoke_grant and update_partner; remove_member and the account actions; every
+    # revocation).
     "start_revocation",
     "end_grant",
     "revoke_member_credentials",
+    "revoke_tokens",  # remove_member's and the account actions' shared step
 }
 
 
