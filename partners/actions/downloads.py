@@ -7,7 +7,7 @@ from accessctl.audit.models import AuditEvent, Outcome
 from accessctl.metrics import DEBITED, DECISIONS
 from partners.decisions import Decision, Reason
 from partners.models import Artifact, Grant
-from partners.rules import DownloadFacts, decide
+from partners.rules import decide, download_facts
 
 from ._common import now
 
@@ -75,27 +75,13 @@ def authorize_download(
         grant = Grant.objects.select_related("partner", "window", "checkpoint__release").get(
             pk=grant.pk
         )
-    partner, release = grant.partner, grant.checkpoint.release
-    token = token_facts or {"token_expires_at": None, "token_revoked": False, "token_networks": ()}
-    facts = DownloadFacts(
+    partner = grant.partner
+    facts = download_facts(
+        grant,
         now=at,
         client_address=client_address,
-        partner_status=partner.status,
-        partner_jurisdiction=str(partner.jurisdiction),
-        partner_networks=tuple(partner.allowed_networks),
-        nda_expires_at=partner.nda_expires_at,
-        release_status=release.status,
-        release_policy=release.policy,
-        release_jurisdictions=frozenset(str(c) for c in release.policy_jurisdictions),
-        checkpoint_status=grant.checkpoint.status,
-        window_opens_at=grant.window.opens_at,
-        window_closes_at=grant.window.closes_at,
-        grant_status=grant.status,
-        grant_expires_at=grant.expires_at,
-        quota_bytes=grant.quota_bytes,
-        bytes_used=grant.bytes_used,
         requested_bytes=requested_bytes,
-        **token,
+        **(token_facts or {}),
     )
     decision = decide(facts)
     audit: dict[str, Any] = {

@@ -24,7 +24,7 @@ from .approvals import (
     may_approve,
 )
 from .caller import CallerFacts, StaffCallerFacts, decide_caller, decide_staff_caller
-from .download import DownloadFacts, decide
+from .download import DownloadFacts, decide, download_facts
 from .eligibility import (
     MAX_QUOTA_BYTES,
     GrantEligibility,
@@ -61,6 +61,7 @@ __all__ = [
     "decide_caller",
     "decide_staff_caller",
     "direct_issue",
+    "download_facts",
     "early_access_approvals",
     "early_access_approved",
     "export_policy",

@@ -1,20 +1,25 @@
 """The download decision: one pure function from plain facts and the time.
 
-Callers load the facts (``partners.queries.download_facts``), call ``decide`` and act on
-the result (``partners.actions.downloads.authorize_download``); every rule is a row of
-the table-driven tests in tests/partners/test_decisions.py.
+Callers read a grant with its relations (``partners.queries.download_target``), turn it
+into facts with ``download_facts`` (the one place that maps rows to facts), call
+``decide`` and act on the result (``partners.actions.downloads.authorize_download``);
+every rule is a row of the table-driven tests in tests/partners/test_decisions.py.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from partners.decisions import ALLOW, Decision, Reason, deny
 
 from .caller import decide_caller
 from .visibility import jurisdiction_allowed
 
-__all__ = ["DownloadFacts", "decide"]
+if TYPE_CHECKING:
+    from partners.models import Grant
+
+__all__ = ["DownloadFacts", "decide", "download_facts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,49 @@ class DownloadFacts:
     quota_bytes: int
     bytes_used: int
     requested_bytes: int
+
+
+def download_facts(
+    grant: "Grant",
+    *,
+    now: datetime,
+    client_address: str | None,
+    requested_bytes: int,
+    token_expires_at: datetime | None = None,
+    token_revoked: bool = False,
+    token_networks: Sequence[str] = (),
+) -> DownloadFacts:
+    """The facts of downloading ``requested_bytes`` (bytes) of ``grant`` at ``now``.
+
+    ``grant`` must come with its partner, window and checkpoint's release already read
+    (``select_related``): this function reads attributes only, never the database. The
+    token fields describe the credential presented; the defaults are a valid, unrestricted
+    one (a staff-side check that has no token).
+    """
+    partner, checkpoint = grant.partner, grant.checkpoint
+    release = checkpoint.release
+    return DownloadFacts(
+        now=now,
+        client_address=client_address,
+        token_expires_at=token_expires_at,
+        token_revoked=token_revoked,
+        token_networks=tuple(token_networks),
+        partner_status=partner.status,
+        partner_jurisdiction=str(partner.jurisdiction),
+        partner_networks=tuple(partner.allowed_networks),
+        nda_expires_at=partner.nda_expires_at,
+        release_status=release.status,
+        release_policy=release.policy,
+        release_jurisdictions=frozenset(str(c) for c in release.policy_jurisdictions),
+        checkpoint_status=checkpoint.status,
+        window_opens_at=grant.window.opens_at,
+        window_closes_at=grant.window.closes_at,
+        grant_status=grant.status,
+        grant_expires_at=grant.expires_at,
+        quota_bytes=grant.quota_bytes,
+        bytes_used=grant.bytes_used,
+        requested_bytes=requested_bytes,
+    )
 
 
 def decide(facts: DownloadFacts) -> Decision:

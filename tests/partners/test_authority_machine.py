@@ -28,7 +28,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from partners import actions
-from partners.decisions import DownloadFacts, decide
 from partners.errors import ActionError
 from partners.models import (
     AccessToken,
@@ -39,6 +38,7 @@ from partners.models import (
     Membership,
     Release,
 )
+from partners.rules import decide, download_facts
 from partners.storage import artifact_key
 from tests import factories as f
 
@@ -54,28 +54,8 @@ def _usable_now(grant: Grant) -> bool:
     grant = Grant.objects.select_related("partner", "window", "checkpoint__release").get(
         pk=grant.pk
     )
-    partner, release = grant.partner, grant.checkpoint.release
-    facts = DownloadFacts(
-        now=timezone.now(),
-        client_address="203.0.113.9",
-        token_expires_at=None,
-        token_revoked=False,
-        token_networks=(),
-        partner_status=partner.status,
-        partner_jurisdiction=str(partner.jurisdiction),
-        partner_networks=tuple(partner.allowed_networks),
-        nda_expires_at=partner.nda_expires_at,
-        release_status=release.status,
-        release_policy=release.policy,
-        release_jurisdictions=frozenset(str(c) for c in release.policy_jurisdictions),
-        checkpoint_status=grant.checkpoint.status,
-        window_opens_at=grant.window.opens_at,
-        window_closes_at=grant.window.closes_at,
-        grant_status=grant.status,
-        grant_expires_at=grant.expires_at,
-        quota_bytes=grant.quota_bytes,
-        bytes_used=grant.bytes_used,
-        requested_bytes=1,
+    facts = download_facts(
+        grant, now=timezone.now(), client_address="203.0.113.9", requested_bytes=1
     )
     return decide(facts).allowed
 
