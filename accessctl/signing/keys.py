@@ -93,10 +93,18 @@ def rotate_key() -> SigningKey:
 
 
 def sign_token(claims: dict[str, Any]) -> str:
+    """A JWS (RFC 7515, EdDSA) of ``claims`` plus our ``iss``, signed by the active key."""
+    return sign_tokens([claims])[0]
+
+
+def sign_tokens(claims: list[dict[str, Any]]) -> list[str]:
+    """``sign_token`` for each of ``claims``, in order, reading the active key once."""
     key = current_key()
-    return jwt.encode(
-        {"iss": ISSUER, **claims}, _private(key.kid), algorithm="EdDSA", headers={"kid": key.kid}
-    )
+    private = _private(key.kid)
+    return [
+        jwt.encode({"iss": ISSUER, **c}, private, algorithm="EdDSA", headers={"kid": key.kid})
+        for c in claims
+    ]
 
 
 def verify_token(token: str, *, leeway: int = 0) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from accessctl.signing.keys import sign_token
+from accessctl.signing.keys import sign_tokens
 from partners import actions, queries, rules, states
 from partners.errors import ActionError
 from partners.manifests import signed_manifest
@@ -114,8 +114,9 @@ def open_window(partner: Any, release: Any) -> EmbargoWindow:
 
 def grant_tokens(grants: list[Grant]) -> dict[int, str]:
     """A signed token for each usable grant: valid from the window's opening to expiry."""
-    return {
-        g.pk: sign_token(
+    usable = [g for g in grants if g.status in {Grant.Status.ACTIVE, Grant.Status.EXHAUSTED}]
+    signed = sign_tokens(
+        [
             {
                 "sub": f"grant:{g.pk}",
                 "grant": g.pk,
@@ -124,10 +125,10 @@ def grant_tokens(grants: list[Grant]) -> dict[int, str]:
                 "nbf": int(g.window.opens_at.timestamp()),
                 "exp": int(g.expires_at.timestamp()),
             }
-        )
-        for g in grants
-        if g.status in {Grant.Status.ACTIVE, Grant.Status.EXHAUSTED}
-    }
+            for g in usable
+        ]
+    )
+    return {g.pk: token for g, token in zip(usable, signed, strict=True)}
 
 
 @extend_schema(responses=s.MeSerializer, summary="The token's partner, scopes and expiry")
@@ -160,7 +161,7 @@ class ReleaseListView(PartnerView, generics.ListAPIView):
     pagination_class = Cursor
 
     def get_queryset(self) -> Any:
-        return queries.visible_releases(self.partner)
+        return queries.visible_releases_with_windows(self.partner)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.get_queryset())
@@ -172,7 +173,7 @@ class ReleaseListView(PartnerView, generics.ListAPIView):
                 "public_release_at": r.public_release_at,
                 "status": r.status,
                 "withdrawn_at": r.withdrawn_at,
-                "window": queries.window_for_display(self.partner, r, now),
+                "window": queries.display_window(r.partner_windows, now),
             }
             for r in page or []
         ]

@@ -1,0 +1,159 @@
+"""Query-count pins on the hot paths: token lookup, authorization, the partner lists,
+the download and the portal's dashboard.
+
+The download path's speed comes from doing its work in a fixed, small number of
+statements (docs/benchmarks.md). Each path here is measured twice, before and after the
+data grows (more releases, checkpoints, grants, windows and requests), and must issue
+the same number of queries both times (no N+1) and exactly the number pinned in
+tests/query_counts.json. A change that adds a query fails here; if the query is meant,
+change the pin in the same commit, so the cost is a visible line in the diff.
+"""
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from rest_framework.test import APIClient
+
+from partners import actions
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+
+PINS = json.loads((Path(__file__).parents[1] / "query_counts.json").read_text())
+DAY = timedelta(days=1)
+FILES = {"model.safetensors": b"\x00" * 1024, "config.json": b"{}"}
+
+
+def bearer(secret: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+class World:
+    """One partner with a grant on a stored checkpoint; ``grow()`` adds rows of every
+    kind the measured paths read, for this partner and for another."""
+
+    def __init__(self) -> None:
+        self.partner = f.partner("aurora-gpu")
+        self.release = f.release("frontier")
+        self.checkpoint = f.stored_checkpoint(self.release, FILES)
+        f.window(self.release, self.partner)
+        self.grant = f.grant(self.checkpoint, self.partner)
+        self.member = f.partner_user(self.partner)
+        self.partner_api = bearer(f.token(self.member))
+        self.compliance = f.staff("Compliance")
+        self.staff_api = bearer(f.token(self.compliance, scopes=["staff"]))
+        self.manager = f.staff("Release manager")
+        self.grown = 0
+
+    def grow(self) -> None:
+        self.grown += 1
+        other = f.partner()
+        for _ in range(3):
+            release = f.release()
+            f.window(release, self.partner)
+            f.window(release, other)
+            f.many_grants(self.partner, release, 3, prefix=f"mine{self.grown}")
+            f.many_grants(other, release, 2, prefix=f"theirs{self.grown}")
+            actions.request_grant(
+                actor=self.member,
+                partner=self.partner,
+                checkpoint=f.checkpoint(release, tag=f"requested{self.grown}"),
+                note="bring-up",
+            )
+
+    def grant_token(self) -> str:
+        return self.partner_api.get(f"/api/v1/grants/{self.grant.pk}").json()["token"]
+
+
+def _portal(world: World, client) -> Callable[[], object]:
+    device = TOTPDevice.objects.create(user=world.manager, name="phone", confirmed=True)
+    client.force_login(world.manager)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return lambda: client.get("/admin/")
+
+
+PATHS: dict[str, Callable[[World, object], Callable[[], object]]] = {
+    "token lookup: GET /api/v1/me": lambda w, c: lambda: w.partner_api.get("/api/v1/me"),
+    "partner list: GET /api/v1/releases/": lambda w, c: (
+        lambda: w.partner_api.get("/api/v1/releases/")
+    ),
+    "partner list: GET /api/v1/releases/<slug>/checkpoints/": lambda w, c: (
+        lambda: w.partner_api.get(f"/api/v1/releases/{w.release.slug}/checkpoints/")
+    ),
+    "partner list: GET /api/v1/grants/": lambda w, c: lambda: w.partner_api.get("/api/v1/grants/"),
+    "grant with its signed token: GET /api/v1/grants/<id>": lambda w, c: (
+        lambda: w.partner_api.get(f"/api/v1/grants/{w.grant.pk}")
+    ),
+    "staff authorization, refused: POST /api/v1/staff/grants/<id>/revoke": lambda w, c: (
+        lambda: w.staff_api.post(
+            f"/api/v1/staff/grants/{w.grant.pk}/revoke", {"reason": "x"}, "json"
+        )
+    ),
+    "portal dashboard: GET /admin/": lambda w, c: _portal(w, c),
+}
+
+
+def _count(request: Callable[[], object]) -> int:
+    request()  # warm: sessions, caches and the signing key are read once per process
+    with CaptureQueriesContext(connection) as queries:
+        response = request()
+    assert response.status_code < 500, response
+    return len(queries)
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_the_hot_paths_issue_their_pinned_number_of_queries(path, client):
+    world = World()
+    request = PATHS[path](world, client)
+    small = _count(request)
+    world.grow()
+    world.grow()
+    large = _count(request)
+    assert small == large, f"{path}: {small} queries, then {large} once the data grew (N+1)"
+    assert large == PINS.get(path), (
+        f"{path}: {large} queries, pinned at {PINS.get(path)} in tests/query_counts.json"
+    )
+
+
+def test_a_download_is_decided_debited_and_audited_in_pinned_queries():
+    """The download itself: token lookup, the grant with everything the rules read, and
+    the debit with its audit event in one statement (partners/actions/downloads.py)."""
+    world = World()
+    path = "download: GET /api/v1/grants/<id>/files/<path>"
+
+    def download() -> int:
+        token = world.grant_token()
+        with CaptureQueriesContext(connection) as queries:
+            response = world.partner_api.get(
+                f"/api/v1/grants/{world.grant.pk}/files/model.safetensors",
+                HTTP_X_GRANT_TOKEN=token,
+            )
+            assert response.status_code == 200
+            b"".join(response.streaming_content)
+        return len(queries)
+
+    download()
+    small = download()
+    world.grow()
+    large = download()
+    assert small == large, f"{path}: {small} queries, then {large} once the data grew (N+1)"
+    assert large == PINS.get(path), (
+        f"{path}: {large} queries, pinned at {PINS.get(path)} in tests/query_counts.json"
+    )
+
+
+def test_every_pin_is_measured():
+    """A pin without a measurement is a promise nobody checks."""
+    measured = set(PATHS) | {"download: GET /api/v1/grants/<id>/files/<path>"}
+    assert set(PINS) == measured
