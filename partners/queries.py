@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, Model, Prefetch, Q, QuerySet
+from django.db.models import Count, Model, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django_celery_beat.models import PeriodicTask
@@ -252,8 +252,19 @@ def schedule_warnings(*, at: datetime) -> list[dict[str, Any]]:
     from django_celery_results.models import TaskResult
 
     found: list[dict[str, Any]] = []
-    tasks = PeriodicTask.objects.filter(enabled=True, task__in=LIFECYCLE_TASKS)
-    for task in tasks.select_related("interval", "crontab").order_by("name"):
+    last_results = TaskResult.objects.filter(
+        task_name=OuterRef("task"), date_done__isnull=False
+    ).order_by("-date_done", "-id")
+    tasks = (
+        PeriodicTask.objects.filter(enabled=True, task__in=LIFECYCLE_TASKS)
+        .select_related("interval", "crontab")
+        .annotate(  # each task's last result, in the same query
+            last_status=Subquery(last_results.values("status")[:1]),
+            last_done=Subquery(last_results.values("date_done")[:1]),
+        )
+        .order_by("name")
+    )
+    for task in tasks:
         shipped = SHIPPED_PERIODS[task.task]
         period = schedule_period(task, at=at)
         if period is None or abs(period - shipped) > timedelta(seconds=1):
@@ -279,18 +290,12 @@ def schedule_warnings(*, at: datetime) -> list[dict[str, Any]]:
                     "event": None,
                 }
             )
-        last = (
-            TaskResult.objects.filter(task_name=task.task, date_done__isnull=False)
-            .order_by("-date_done", "-id")
-            .only("status", "date_done", "result")
-            .first()
-        )
-        if last is not None and last.status == "FAILURE":
+        if task.last_status == "FAILURE":
             found.append(
                 {
                     "task": task,
                     "kind": "failing",
-                    "detail": f"its last run failed at {last.date_done:%Y-%m-%d %H:%M} UTC",
+                    "detail": f"its last run failed at {task.last_done:%Y-%m-%d %H:%M} UTC",
                     "event": None,
                 }
             )
