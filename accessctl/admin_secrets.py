@@ -31,6 +31,7 @@ SECRET_FIELDS: dict[str, frozenset[str]] = {
     "otp_totp.totpdevice": frozenset({"key"}),
     "otp_static.statictoken": frozenset({"token"}),
     "sessions.session": frozenset({"session_key", "session_data"}),
+    "portal_sessions.usersession": frozenset({"session_key", "session_data"}),
 }
 
 

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "accessctl.audit",
     "accessctl.signing",
+    "accessctl.sessions",
     "partners",
 ]
 
@@ -376,6 +377,9 @@ AXES_VERBOSE = False
 # unused, so it is masked like the password (the Security officer reads these rows).
 AXES_SENSITIVE_PARAMETERS = ["otp_token"]
 
+# Database sessions with the user's id as a column: ending one person's sessions is one
+# query (accessctl/sessions).
+SESSION_ENGINE = "accessctl.sessions.backend"
 SESSION_COOKIE_AGE = env.int("ACCESSCTL_SESSION_SECONDS", default=8 * 3600)
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True

@@ -22,13 +22,13 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.contrib.sessions.models import Session
 from django.db import transaction
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accessctl.audit.events import AuditAction, record
+from accessctl.sessions.models import UserSession
 from partners.authority import Operation, authorize
 from partners.errors import ActionError, ActionForbidden
 from partners.models import AccessToken, Membership
@@ -80,12 +80,8 @@ def _end_sessions_and_staff_tokens(
 ) -> dict[str, Any]:
     """End every portal session of ``user`` and revoke their staff tokens (one
     ``token.revoked`` event each), inside the caller's transaction. The portal keeps
-    sessions in the database (Django's default engine)."""
-    ended = 0
-    for session in Session.objects.filter(expire_date__gt=at).iterator():
-        if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
-            session.delete()
-            ended += 1
+    sessions in the database with the user's id (``accessctl.sessions``): one query."""
+    ended, _ = UserSession.objects.filter(user_id=user.pk, expire_date__gt=at).delete()
     revoked = revoke_tokens(
         AccessToken.objects.filter(user=user, partner__isnull=True),
         actor=actor,

@@ -15,7 +15,6 @@ import pytest
 from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.models import Group
-from django.contrib.sessions.models import Session
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
@@ -25,6 +24,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accessctl.audit.models import AuditEvent
+from accessctl.sessions.models import UserSession as Session
 from partners import actions
 from partners.actions.tokens import verify_second_factor
 from partners.errors import ActionError, ActionForbidden
