@@ -15,7 +15,7 @@ from accessctl.audit.models import AuditEvent, Outcome
 from accessctl.codes import Code, registered, status_of
 from partners import tokens
 from partners.decisions import Decision
-from partners.models import AccessToken
+from partners.models import AccessToken, Partner
 from partners.queries import token_by_digests
 from partners.rules import CallerFacts, StaffCallerFacts, decide_caller, decide_staff_caller
 
@@ -28,6 +28,8 @@ __all__ = [
     "TokenAuthentication",
     "TokenThrottle",
     "caller_facts",
+    "caller_partner",
+    "presented_token",
     "staff_caller_facts",
     "token_facts",
 ]
@@ -129,11 +131,29 @@ def token_facts(token: AccessToken) -> dict[str, Any]:
     }
 
 
-def caller_facts(request: Request) -> CallerFacts:
-    token: AccessToken = request.auth
-    partner = token.partner
+def presented_token(request: Request) -> AccessToken:
+    """The token the request authenticated with (``TokenAuthentication``), typed.
+
+    Every API view admits only a token's holder (``PartnerCaller``, ``StaffCaller``), so
+    this is how a view reads it; without one the answer is the 401 those classes give.
+    """
+    token = request.auth
+    if not isinstance(token, AccessToken):
+        raise exceptions.NotAuthenticated("Send 'Authorization: Bearer <token>'.")
+    return token
+
+
+def caller_partner(request: Request) -> Partner:
+    """The partner of the presented token; a staff token is refused (403,
+    ``partner_token_required``)."""
+    partner = presented_token(request).partner
     if partner is None:
         raise Problem(403, "partner_token_required", "This endpoint is for partner tokens.")
+    return partner
+
+
+def caller_facts(request: Request) -> CallerFacts:
+    token, partner = presented_token(request), caller_partner(request)
     return CallerFacts(
         now=timezone.now(),
         client_address=request.META.get("REMOTE_ADDR"),
@@ -146,9 +166,7 @@ def caller_facts(request: Request) -> CallerFacts:
 
 class _TokenScope(permissions.BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
-        token = request.auth
-        if not isinstance(token, AccessToken):
-            raise exceptions.NotAuthenticated("Send 'Authorization: Bearer <token>'.")
+        token = presented_token(request)
         scope = getattr(view, "required_scope", None)
         if scope and scope not in token.scopes:
             raise Problem(403, "scope_missing", f"This token lacks the scope {scope!r}.")
@@ -158,7 +176,7 @@ class _TokenScope(permissions.BasePermission):
 def _deny(request: Request, decision: Decision) -> Problem:
     """The problem to raise for a refused caller, carrying its ``api.denied`` event (with
     the reason): partner and staff callers alike."""
-    token = request.auth
+    token = presented_token(request)
     evidence = event(
         AuditAction.API_DENIED,
         actor=token.user,
@@ -192,7 +210,7 @@ class PartnerCaller(_TokenScope):
 
 
 def staff_caller_facts(request: Request) -> StaffCallerFacts:
-    token: AccessToken = request.auth
+    token = presented_token(request)
     return StaffCallerFacts(
         now=timezone.now(),
         client_address=request.META.get("REMOTE_ADDR"),

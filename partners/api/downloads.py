@@ -22,7 +22,7 @@ from partners.decisions import Reason
 from partners.models import Artifact, Grant
 from partners.storage import artifact_storage
 
-from .auth import PartnerCaller, token_facts
+from .auth import PartnerCaller, caller_partner, presented_token, token_facts
 from .errors import Hidden, Problem, failure_problem
 
 __all__ = ["FileView", "parse_range"]
@@ -236,7 +236,7 @@ class FileView(APIView):
     refusal_event = AuditAction.DOWNLOAD_DENIED
 
     def get(self, request: Request, grant_id: int, path: str) -> HttpResponseBase:
-        partner = request.auth.partner
+        partner = caller_partner(request)
         grant, artifact = queries.download_target(partner, grant_id, path)
         if not grant.checkpoint.release.jurisdiction_allowed(str(partner.jurisdiction)):
             # Export control: the release does not exist for this partner (404 like another
@@ -259,7 +259,7 @@ class FileView(APIView):
             artifact=artifact,
             requested_bytes=requested,
             client_address=request.META.get("REMOTE_ADDR"),
-            token_facts=token_facts(request.auth),
+            token_facts=token_facts(presented_token(request)),
             fresh=True,
             details={
                 "range": f"{byte_range.start}-{byte_range.end}" if byte_range else "",

@@ -6,12 +6,12 @@ the token user's own permissions, so a token can do no more than its owner.
 
 from typing import Any
 
+from django.core.validators import ProhibitNullCharactersValidator
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.fields import ProhibitNullCharactersValidator
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -139,7 +139,7 @@ class RevokedOut(serializers.Serializer):
 
 
 class CheckpointOut(serializers.ModelSerializer):
-    release = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    release = serializers.SlugRelatedField[Release](slug_field="slug", read_only=True)
 
     class Meta:
         model = Checkpoint
@@ -147,8 +147,8 @@ class CheckpointOut(serializers.ModelSerializer):
 
 
 class WindowOut(serializers.ModelSerializer):
-    release = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    partner = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    release = serializers.SlugRelatedField[Release](slug_field="slug", read_only=True)
+    partner = serializers.SlugRelatedField[Partner](slug_field="slug", read_only=True)
 
     class Meta:
         model = EmbargoWindow
@@ -156,7 +156,7 @@ class WindowOut(serializers.ModelSerializer):
 
 
 class GrantOut(serializers.ModelSerializer):
-    partner = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    partner = serializers.SlugRelatedField[Partner](slug_field="slug", read_only=True)
 
     class Meta:
         model = Grant

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from partners import actions
 from partners.models import AccessToken
 
-from .auth import PartnerCaller, StaffCaller
+from .auth import PartnerCaller, StaffCaller, presented_token
 from .views import NoStore
 
 __all__ = ["TokenRotateApi"]
@@ -54,7 +54,7 @@ class TokenRotateApi(NoStore, APIView):
         summary="Replace the presented token's secret: the old one stops working now",
     )
     def post(self, request: Request) -> Response:
-        old = request.auth
+        old = presented_token(request)
         new, secret = actions.rotate_token(actor=request.user, token=old)
         body = RotatedTokenOut(
             {

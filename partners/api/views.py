@@ -21,11 +21,11 @@ from accessctl.signing.keys import sign_token
 from partners import actions, queries, rules, states
 from partners.errors import ActionError
 from partners.manifests import signed_manifest
-from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest, Release
+from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest, Partner, Release
 from partners.refusals import settle
 
 from . import serializers as s
-from .auth import PartnerCaller
+from .auth import PartnerCaller, caller_partner, presented_token
 from .errors import Problem, failure_problem
 
 __all__ = [
@@ -63,12 +63,14 @@ class Cursor(pagination.CursorPagination):
         try:
             encoded = self.signer.unsign(presented)
             tokens = parse.parse_qs(b64decode(encoded.encode("ascii")).decode("ascii"))
+            position = tokens.get("p", [None])[0]
             return pagination.Cursor(
                 offset=pagination._positive_int(
                     tokens.get("o", ["0"])[0], cutoff=self.offset_cutoff
                 ),
                 reverse=bool(int(tokens.get("r", ["0"])[0])),
-                position=tokens.get("p", [None])[0],
+                # An id: every list is ordered by ``-id``.
+                position=None if position is None else int(position),
             )
         except (signing.BadSignature, ValueError, UnicodeError) as exc:
             raise Problem(
@@ -76,24 +78,26 @@ class Cursor(pagination.CursorPagination):
             ) from exc
 
 
-class NoStore:
+class NoStore(APIView):
     # For views whose answers carry a secret (signed grant tokens, a new token): no cache,
     # shared or private, may keep them, whatever the answer (a refusal included). A
     # comment, not a docstring: the schema would show it as the endpoints' description.
 
-    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
-        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
         response["Cache-Control"] = "no-store"
         return response
 
 
-class PartnerView:
+class PartnerView(APIView):
     permission_classes = [PartnerCaller]
     required_scope = "read"
 
     @property
-    def partner(self) -> Any:
-        return self.request.auth.partner  # type: ignore[attr-defined]
+    def partner(self) -> Partner:
+        return caller_partner(self.request)
 
 
 def open_window(partner: Any, release: Any) -> EmbargoWindow:
@@ -133,7 +137,7 @@ def grant_tokens(grants: list[Grant]) -> dict[int, str]:
 @extend_schema(responses=s.MeSerializer, summary="The token's partner, scopes and expiry")
 class MeView(PartnerView, APIView):
     def get(self, request: Request) -> Response:
-        token, partner = request.auth, self.partner
+        token, partner = presented_token(request), self.partner
         return Response(
             {
                 "user": request.user.get_username(),
