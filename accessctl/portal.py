@@ -99,6 +99,9 @@ class PortalSite(OTPAdminSite):
     login_template = "admin/portal_login.html"
 
     def __init__(self, name: str = "admin") -> None:
+        # Not a no-op: OTPAdminSite's default name is "otpadmin", and the site Django makes
+        # from ``default_site`` (no arguments) must be "admin", the URL namespace
+        # (``admin:index``) every template, redirect and test reverses.
         super().__init__(name)
 
     def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:

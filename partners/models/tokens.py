@@ -55,10 +55,6 @@ class AccessToken(models.Model):
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name})"
 
-    @property
-    def is_staff_token(self) -> bool:
-        return self.partner_id is None
-
 
 class TokenInvitation(models.Model):
     """Staff asked for a partner member's token; the member claims it with a one-time code
