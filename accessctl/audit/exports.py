@@ -111,6 +111,7 @@ def request_export(*, actor: Any, filters: dict[str, Any]) -> AuditExport:
         requested_by=actor, requested_at=timezone.now(), filters=clean
     )
     record(AuditAction.AUDIT_EXPORT_REQUESTED, actor=actor, target=export, changes=clean)
+    # By name: the task calls this module (accessctl.dispatch.send).
     after_commit("accessctl.audit.tasks.write_audit_export", export.pk)
     return export
 

@@ -65,6 +65,7 @@ def start_revocation(
         effective_at=at,
         **{str(scope): target},
     )
+    # By name: the task calls this module (accessctl.dispatch.send).
     after_commit("partners.tasks.cascade_revocation", revocation.pk)
     return revocation
 
