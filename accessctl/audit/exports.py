@@ -14,7 +14,7 @@ import hashlib
 import json
 import tempfile
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -75,7 +75,8 @@ def _clean_filters(filters: dict[str, Any]) -> dict[str, Any]:
 def _scope(name: str, value: str) -> Q:
     """The domain's meaning of filter ``name`` (``partner``, ``release``): a callable named
     in ``settings.ACCESSCTL_AUDIT_EXPORT_SCOPES``, so the platform imports no domain code."""
-    return import_string(settings.ACCESSCTL_AUDIT_EXPORT_SCOPES[name])(value)
+    scope: Callable[[str], Q] = import_string(settings.ACCESSCTL_AUDIT_EXPORT_SCOPES[name])
+    return scope(value)
 
 
 def matching_events(filters: dict[str, Any]) -> QuerySet[AuditEvent]:
@@ -148,7 +149,7 @@ def _columns() -> list[str]:
     return [columns[name] for name in FIELDS]
 
 
-def _needed_nodes(exported: array, size: int) -> Iterator[tuple[int, int]]:
+def _needed_nodes(exported: "array[int]", size: int) -> Iterator[tuple[int, int]]:
     """The stored nodes the exported events' inclusion proofs read: both children of
     every subtree on a path from an exported leaf to the root, as perfect subtrees."""
 
