@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from accessctl.actors import acting_user
 from accessctl_wire import b64
 
 from .exports import ExportError, request_export, storage
@@ -174,7 +175,7 @@ class AuditExportAdmin(ReadOnly, admin.ModelAdmin):
         form = ExportForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                export = request_export(actor=request.user, filters=form.cleaned_data)
+                export = request_export(actor=acting_user(request), filters=form.cleaned_data)
             except ExportError as exc:
                 form.add_error(None, exc.message)
             else:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.files import File
 from django.core.files.storage import storages
 from django.db import connection, transaction
@@ -100,7 +101,7 @@ def matching_events(filters: dict[str, Any]) -> QuerySet[AuditEvent]:
 
 
 @transaction.atomic
-def request_export(*, actor: Any, filters: dict[str, Any]) -> AuditExport:
+def request_export(*, actor: User, filters: dict[str, Any]) -> AuditExport:
     if not actor.has_perm("audit.export_auditevent"):
         raise ExportError("forbidden", "You lack the permission to export the audit trail.")
     clean = _clean_filters(filters)

@@ -31,6 +31,7 @@ from django.utils.html import format_html
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accessctl.actors import acting_user
 from accessctl.audit.admin import AuditHistory
 from partners import actions
 from partners.actions.accounts import ACCOUNT_FIELDS
@@ -93,7 +94,7 @@ class AccountAdmin(AuditHistory, ActionErrorsAsMessages, DjangoUserAdmin):
         if not change:
             usable = data.get("set_usable_password", True)
             created = actions.create_account(
-                actor=request.user,
+                actor=acting_user(request),
                 username=data["username"],
                 password=data.get("password1") if usable else None,
             )
@@ -102,7 +103,7 @@ class AccountAdmin(AuditHistory, ActionErrorsAsMessages, DjangoUserAdmin):
             return
         values = {name: data[name] for name in form.changed_data if name in ACCOUNT_FIELDS}
         groups = data["groups"] if "groups" in form.changed_data else None
-        actions.change_account(actor=request.user, user=obj, groups=groups, **values)
+        actions.change_account(actor=acting_user(request), user=obj, groups=groups, **values)
 
     def save_related(
         self, request: HttpRequest, form: ModelForm, formsets: Any, change: bool
@@ -123,7 +124,7 @@ class AccountAdmin(AuditHistory, ActionErrorsAsMessages, DjangoUserAdmin):
         if form.is_valid():
             usable = form.cleaned_data["set_usable_password"]
             password = form.cleaned_data["password1"] if usable else None
-            actions.set_password(actor=request.user, user=user, password=password)
+            actions.set_password(actor=acting_user(request), user=user, password=password)
             user.refresh_from_db()
             if user.pk == request.user.pk:
                 update_session_auth_hash(request, user)
@@ -206,11 +207,11 @@ class SecondFactorDeviceAdmin(AuditHistory, admin.ModelAdmin):
         return names, {self.opts.verbose_name_plural: len(names)}, set(), []
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        actions.remove_second_factor(actor=request.user, device=obj)
+        actions.remove_second_factor(actor=acting_user(request), device=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for device in queryset:
-            actions.remove_second_factor(actor=request.user, device=device)
+            actions.remove_second_factor(actor=acting_user(request), device=device)
 
 
 for _model, _admin in (

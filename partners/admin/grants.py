@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
+from accessctl.actors import acting_user
 from accessctl.audit.admin import AuditHistory
 from partners import actions, rules
 from partners.errors import ActionError
@@ -107,7 +108,7 @@ class GrantAdmin(AuditHistory, AddThenReadOnly, ActionErrorsAsMessages, admin.Mo
     def save_model(self, request: HttpRequest, obj: Grant, form: ModelForm, change: bool) -> None:
         data = form.cleaned_data
         grant = actions.issue_grant(
-            actor=request.user,
+            actor=acting_user(request),
             partner=data["partner"],
             checkpoint=data["checkpoint"],
             quota_bytes=data["quota_bytes"],
@@ -117,7 +118,7 @@ class GrantAdmin(AuditHistory, AddThenReadOnly, ActionErrorsAsMessages, admin.Mo
 
     @reason_action(description="Revoke selected grants", permission="revoke", submit_label="Revoke")
     def revoke(self, request: HttpRequest, grant: Grant, reason: str) -> None:
-        actions.revoke_grant(actor=request.user, grant=grant, reason=reason)
+        actions.revoke_grant(actor=acting_user(request), grant=grant, reason=reason)
 
 
 class ApprovalInline(admin.TabularInline):
@@ -199,7 +200,7 @@ class GrantRequestAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmi
     ) -> None:
         data = form.cleaned_data
         created = actions.request_grant(
-            actor=request.user,
+            actor=acting_user(request),
             partner=data["partner"],
             checkpoint=data["checkpoint"],
             quota_bytes=data["quota_bytes"],
@@ -211,7 +212,9 @@ class GrantRequestAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmi
     def approve(self, request: HttpRequest, queryset: QuerySet[GrantRequest]) -> None:
         for grant_request in queryset:
             try:
-                done = actions.approve_grant_request(actor=request.user, request=grant_request)
+                done = actions.approve_grant_request(
+                    actor=acting_user(request), request=grant_request
+                )
             except ActionError as exc:
                 settle(exc)
                 self.message_user(request, f"{grant_request}: {exc.message}", messages.ERROR)
@@ -231,4 +234,6 @@ class GrantRequestAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmi
         description="Reject selected requests", permission="approve", submit_label="Reject"
     )
     def reject(self, request: HttpRequest, grant_request: GrantRequest, reason: str) -> None:
-        actions.reject_grant_request(actor=request.user, request=grant_request, reason=reason)
+        actions.reject_grant_request(
+            actor=acting_user(request), request=grant_request, reason=reason
+        )

@@ -24,6 +24,7 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
+from accessctl.actors import acting_user
 from accessctl.audit.admin import AuditHistory
 from partners import actions
 from partners.actions.schedules import CRONTAB_FIELDS, EDITABLE_FIELDS
@@ -74,14 +75,14 @@ class PeriodicTaskAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
         self, request: HttpRequest, obj: PeriodicTask, form: ModelForm, change: bool
     ) -> None:
         actions.change_schedule(
-            actor=request.user, task=obj, **changed_values(form, EDITABLE_FIELDS)
+            actor=acting_user(request), task=obj, **changed_values(form, EDITABLE_FIELDS)
         )
 
     def _set_enabled(self, request: HttpRequest, queryset: QuerySet, enabled: bool) -> None:
         done = 0
         for task in queryset:
             try:
-                actions.change_schedule(actor=request.user, task=task, enabled=enabled)
+                actions.change_schedule(actor=acting_user(request), task=task, enabled=enabled)
                 done += 1
             except ActionError as exc:
                 settle(exc)
@@ -130,7 +131,9 @@ class IntervalScheduleAdmin(_ScheduleKindAdmin):
         self, request: HttpRequest, obj: IntervalSchedule, form: ModelForm, change: bool
     ) -> None:
         created = actions.create_interval(
-            actor=request.user, every=form.cleaned_data["every"], period=form.cleaned_data["period"]
+            actor=acting_user(request),
+            every=form.cleaned_data["every"],
+            period=form.cleaned_data["period"],
         )
         obj.pk = created.pk
 
@@ -153,4 +156,4 @@ class CrontabScheduleAdmin(_ScheduleKindAdmin):
         self, request: HttpRequest, obj: CrontabSchedule, form: ModelForm, change: bool
     ) -> None:
         values = {name: form.cleaned_data[name] for name in CRONTAB_FIELDS}
-        obj.pk = actions.create_crontab(actor=request.user, **values).pk
+        obj.pk = actions.create_crontab(actor=acting_user(request), **values).pk

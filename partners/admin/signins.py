@@ -17,6 +17,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from accessctl.actors import acting_user
 from partners import actions
 from partners.authority import Operation, may
 
@@ -30,11 +31,11 @@ class AccessAttemptAdmin(AxesAccessAttemptAdmin):  # type: ignore[misc]
         return may(request.user, Operation.STAFF_CLEAR_LOCKOUT, obj)
 
     def delete_model(self, request: HttpRequest, obj: AccessAttempt) -> None:
-        actions.clear_lockout(actor=request.user, attempt=obj)
+        actions.clear_lockout(actor=acting_user(request), attempt=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for attempt in queryset:
-            actions.clear_lockout(actor=request.user, attempt=attempt)
+            actions.clear_lockout(actor=acting_user(request), attempt=attempt)
 
 
 if admin.site.is_registered(AccessAttempt):

@@ -14,6 +14,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from accessctl.actors import acting_user
 from accessctl.audit.events import AuditAction
 from accessctl.codes import status_of
 from accessctl.signing.keys import BadSignature, TokenFailure, verify_token
@@ -254,7 +255,7 @@ class FileView(APIView):
         head = request.method == "HEAD"
         requested = 0 if head else (byte_range.length if byte_range else artifact.size)
         decision = actions.authorize_download(
-            actor=request.user,
+            actor=acting_user(request),
             grant=grant,
             artifact=artifact,
             requested_bytes=requested,

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accessctl.actors import acting_user
 from partners import actions
 from partners.models import AccessToken
 
@@ -55,7 +56,7 @@ class TokenRotateApi(NoStore, APIView):
     )
     def post(self, request: Request) -> Response:
         old = presented_token(request)
-        new, secret = actions.rotate_token(actor=request.user, token=old)
+        new, secret = actions.rotate_token(actor=acting_user(request), token=old)
         body = RotatedTokenOut(
             {
                 "token": secret,

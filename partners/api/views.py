@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
+from accessctl.actors import acting_user
 from accessctl.signing.keys import sign_token
 from partners import actions, queries, rules, states
 from partners.errors import ActionError
@@ -259,7 +260,7 @@ class GrantListView(NoStore, PartnerView, generics.ListAPIView):
             # (``jurisdiction_blocked``) and records it; the answer stays 404, as for
             # anything the partner cannot see.
             grant_request = actions.request_grant(
-                actor=request.user,
+                actor=acting_user(request),
                 partner=self.partner,
                 checkpoint=checkpoint,
                 quota_bytes=data.validated_data.get("quota_bytes"),

@@ -6,6 +6,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from accessctl.actors import acting_user
 from partners.authority import Operation, authorize
 
 from ..auth import StaffCaller
@@ -25,7 +26,7 @@ class StaffView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         if self.operation is not None:
-            authorize(request.user, self.operation)
+            authorize(acting_user(request), self.operation)
 
 
 class ReasonSerializer(serializers.Serializer):

@@ -7,6 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accessctl.actors import acting_user
 from accessctl.audit.exports import ExportError, request_export
 from accessctl.audit.exports import storage as export_storage
 from accessctl.audit.models import AuditExport
@@ -71,7 +72,7 @@ class AuditExportCreateApi(StaffView):
         data = AuditExportIn(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            export = request_export(actor=request.user, filters=dict(data.validated_data))
+            export = request_export(actor=acting_user(request), filters=dict(data.validated_data))
         except ExportError as exc:
             if exc.code == "forbidden":
                 raise ActionForbidden(str(Operation.AUDIT_EXPORT), exc.message) from exc

@@ -9,6 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accessctl.actors import acting_user
 from partners import actions
 from partners.authority import Operation
 from partners.models import Checkpoint, Release
@@ -94,7 +95,7 @@ class CheckpointRegisterApi(StaffView):
         data = CheckpointIn(data=request.data)
         data.is_valid(raise_exception=True)
         result = actions.register_checkpoint(
-            actor=request.user,
+            actor=acting_user(request),
             release=release,
             tag=data.validated_data["tag"],
             training_step=data.validated_data.get("training_step"),
@@ -122,6 +123,6 @@ class CheckpointPullApi(StaffView):
     def post(self, request: Request, checkpoint_id: int) -> Response:
         checkpoint = get_object_or_404(Checkpoint, pk=checkpoint_id)
         done = actions.pull_checkpoint(
-            actor=request.user, checkpoint=checkpoint, reason=given_reason(request)
+            actor=acting_user(request), checkpoint=checkpoint, reason=given_reason(request)
         )
         return Response(CheckpointPulledOut(done).data)

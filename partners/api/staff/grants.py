@@ -6,6 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accessctl.actors import acting_user
 from partners import actions
 from partners.authority import Operation
 from partners.models import Checkpoint, Grant, GrantRequest, Partner
@@ -97,7 +98,7 @@ class GrantIssueApi(StaffView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         grant = actions.issue_grant(
-            actor=request.user,
+            actor=acting_user(request),
             partner=get_object_or_404(Partner, slug=values["partner"]),
             checkpoint=get_object_or_404(Checkpoint, pk=values["checkpoint"]),
             quota_bytes=values["quota_bytes"],
@@ -118,7 +119,9 @@ class GrantRevokeApi(StaffView):
         grant = get_object_or_404(Grant, pk=grant_id)
         return Response(
             GrantRevokedOut(
-                actions.revoke_grant(actor=request.user, grant=grant, reason=given_reason(request))
+                actions.revoke_grant(
+                    actor=acting_user(request), grant=grant, reason=given_reason(request)
+                )
             ).data
         )
 
@@ -129,7 +132,7 @@ class GrantRequestApproveApi(StaffView):
     @extend_schema(request=None, responses=GrantRequestOut, summary="Approve a grant request")
     def post(self, request: Request, request_id: int) -> Response:
         grant_request = get_object_or_404(GrantRequest, pk=request_id)
-        done = actions.approve_grant_request(actor=request.user, request=grant_request)
+        done = actions.approve_grant_request(actor=acting_user(request), request=grant_request)
         return Response(GrantRequestOut(done).data)
 
 
@@ -142,6 +145,6 @@ class GrantRequestRejectApi(StaffView):
     def post(self, request: Request, request_id: int) -> Response:
         grant_request = get_object_or_404(GrantRequest, pk=request_id)
         done = actions.reject_grant_request(
-            actor=request.user, request=grant_request, reason=given_reason(request)
+            actor=acting_user(request), request=grant_request, reason=given_reason(request)
         )
         return Response(GrantRequestOut(done).data)

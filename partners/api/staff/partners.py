@@ -6,6 +6,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accessctl.actors import acting_user
 from partners import actions
 from partners.authority import Operation
 from partners.models import Partner
@@ -44,7 +45,7 @@ class PartnerSuspendApi(StaffView):
         return Response(
             PartnerSuspendedOut(
                 actions.suspend_partner(
-                    actor=request.user, partner=partner, reason=given_reason(request)
+                    actor=acting_user(request), partner=partner, reason=given_reason(request)
                 )
             ).data
         )
@@ -61,7 +62,7 @@ class PartnerReinstateApi(StaffView):
         return Response(
             PartnerOut(
                 actions.reinstate_partner(
-                    actor=request.user, partner=partner, reason=given_reason(request)
+                    actor=acting_user(request), partner=partner, reason=given_reason(request)
                 )
             ).data
         )

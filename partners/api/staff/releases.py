@@ -6,6 +6,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accessctl.actors import acting_user
 from partners import actions
 from partners.authority import Operation
 from partners.models import Release
@@ -40,6 +41,6 @@ class ReleaseWithdrawApi(StaffView):
     def post(self, request: Request, slug: str) -> Response:
         release = get_object_or_404(Release, slug=slug)
         done = actions.withdraw_release(
-            actor=request.user, release=release, reason=given_reason(request)
+            actor=acting_user(request), release=release, reason=given_reason(request)
         )
         return Response(ReleaseWithdrawnOut(done).data)

@@ -6,6 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accessctl.actors import acting_user
 from partners import actions
 from partners.authority import Operation
 from partners.models import EmbargoWindow, Partner, Release
@@ -38,7 +39,7 @@ def _set_window(request: Request, window: EmbargoWindow | None) -> EmbargoWindow
     data.is_valid(raise_exception=True)
     values = data.validated_data
     return actions.set_window(
-        actor=request.user,
+        actor=acting_user(request),
         release=get_object_or_404(Release, slug=values["release"]),
         partner=get_object_or_404(Partner, slug=values["partner"]),
         opens_at=values["opens_at"],
