@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import Count, Model, Q, QuerySet
 from django.http import Http404
@@ -572,7 +573,7 @@ def unfinished_revocations(*, older_than: datetime) -> list[int]:
     )
 
 
-def member_candidates(partner: Partner | None) -> QuerySet[Any]:
+def member_candidates(partner: Partner | None) -> QuerySet[User]:
     """Whom a partner's member list may name: active users who are neither staff nor
     another partner's (``add_member``'s rule), and the partner's own current members."""
     users = get_user_model().objects.filter(is_active=True, is_staff=False, is_superuser=False)

@@ -20,13 +20,13 @@ __all__ = ["AuditEventAdmin", "AuditExportAdmin", "AuditHistory", "events_for"]
 
 
 class ReadOnly:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -132,7 +132,7 @@ class AuditExportAdmin(ReadOnly, admin.ModelAdmin):
         "completed_at",
     )
 
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return request.user.has_perm("audit.export_auditevent")
 
     def has_module_permission(self, request: HttpRequest) -> bool:

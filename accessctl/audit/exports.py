@@ -22,7 +22,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files import File
-from django.core.files.storage import storages
+from django.core.files.storage import Storage, storages
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -57,7 +57,7 @@ class ExportError(Exception):
         self.code, self.message = registered(code), message
 
 
-def storage() -> Any:
+def storage() -> Storage:
     return storages["exports"]
 
 
@@ -256,7 +256,7 @@ def _ocsf(index: int, event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _line(value: Any) -> bytes:
+def _line(value: object) -> bytes:
     return canonical_json(value) + b"\n"
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, User
 from django.contrib.sessions.models import Session
@@ -328,7 +329,7 @@ def remove_second_factor(*, actor: Actor, device: TOTPDevice | StaticDevice) -> 
 
 
 @transaction.atomic
-def clear_lockout(*, actor: Actor, attempt: Any) -> None:
+def clear_lockout(*, actor: Actor, attempt: AccessAttempt) -> None:
     """Let a locked-out username sign in again from that address: django-axes' attempt
     row goes, with an audit event saying whose lock was cleared and by whom."""
     authorize(actor, Operation.STAFF_CLEAR_LOCKOUT, attempt)

@@ -2,7 +2,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
@@ -130,7 +130,7 @@ class ApprovalInline(admin.TabularInline):
     )
     can_delete = False
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -177,7 +177,7 @@ class GrantRequestAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmi
         return super().get_queryset(request).annotate(approval_count=Count("approvals"))
 
     @admin.display(description="Approvals", ordering="approval_count")
-    def approvals_given(self, obj: Any) -> str:
+    def approvals_given(self, obj: Any) -> str:  # a request annotated by get_queryset
         # A pending request needs the current setting if it was raised since filing.
         needed = (
             rules.approvals_needed(obj.approvals_required)

@@ -44,7 +44,7 @@ class MembershipInline(admin.TabularInline):
     extra = 0
     readonly_fields = ["created_at"]
 
-    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+    def get_formset(self, request: HttpRequest, obj: Partner | None = None, **kwargs: Any) -> Any:
         formset = super().get_formset(request, obj, **kwargs)
         field: Any = formset.form.base_fields.get("user")  # a fresh form class per call
         if field is not None:

@@ -192,7 +192,7 @@ class WindowStateFilter(admin.SimpleListFilter):
     title = "state"
     parameter_name = "state"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return list(EmbargoWindow.State.choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
@@ -208,7 +208,7 @@ class CheckpointStateFilter(admin.SimpleListFilter):
     title = "status"
     parameter_name = "state"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return list(Checkpoint.Status.choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
@@ -314,7 +314,7 @@ class CheckpointAdmin(AuditHistory, admin.ModelAdmin):
         return checkpoint_state(checkpoint)
 
     @admin.display(description="Files", ordering="file_count")
-    def files(self, obj: Any) -> int:
+    def files(self, obj: Any) -> int:  # a checkpoint annotated by get_queryset
         return obj.file_count
 
     @admin.display(description="Size", ordering="byte_count")
@@ -324,7 +324,7 @@ class CheckpointAdmin(AuditHistory, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # registered with `manage.py register_checkpoint` or the staff API
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         # Nothing on this page is editable: a checkpoint changes only through actions
         # (pull), so the page only reads (no Save button; a posted form is refused).
         return False

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 from django_celery_beat.admin import PeriodicTaskInline
@@ -65,10 +65,10 @@ class PeriodicTaskAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # installed by migrations
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False  # a lifecycle control is switched off (and that shows), never deleted
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return may(request.user, Operation.SCHEDULE_CHANGE, obj)
 
     def save_model(
@@ -104,13 +104,13 @@ class _ScheduleKindAdmin(AuditHistory, AddThenReadOnly, ActionErrorsAsMessages, 
     operation: Operation
     readonly_fields: ClassVar[tuple[str, ...]] = ()
 
-    def get_inlines(self, request: HttpRequest, obj: Any) -> list[Any]:
+    def get_inlines(self, request: HttpRequest, obj: Model | None) -> list[Any]:
         return [PeriodicTaskInline] if obj else []  # the tasks using this schedule
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return may(request.user, self.operation)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False  # deleting a schedule deletes the periodic tasks using it
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
 from axes.models import AccessAttempt
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from accessctl.actors import acting_user
@@ -27,7 +27,7 @@ __all__ = ["AccessAttemptAdmin"]
 class AccessAttemptAdmin(AxesAccessAttemptAdmin):  # type: ignore[misc]
     actions: Any = []
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return may(request.user, Operation.STAFF_CLEAR_LOCKOUT, obj)
 
     def delete_model(self, request: HttpRequest, obj: AccessAttempt) -> None:

@@ -12,6 +12,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.db.models import Model
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -205,7 +206,7 @@ class TokenInvitationAdmin(AuditHistory, AddThenReadOnly, ActionErrorsAsMessages
     def has_add_permission(self, request: HttpRequest) -> bool:
         return may(request.user, Operation.TOKEN_INVITE_MEMBER)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
     def save_model(

@@ -1,9 +1,10 @@
 """API token authentication, scopes, caller rules and per-token throttling."""
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -21,6 +22,9 @@ from partners.rules import CallerFacts, StaffCallerFacts, decide_caller, decide_
 
 from . import ratelimit
 from .errors import Problem
+
+if TYPE_CHECKING:  # DRF's views import this module (its default authentication, throttle)
+    from rest_framework.views import APIView
 
 __all__ = [
     "PartnerCaller",
@@ -70,7 +74,7 @@ class TokenAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="accessctl"'
 
-    def authenticate(self, request: Request) -> tuple[Any, AccessToken] | None:
+    def authenticate(self, request: Request) -> tuple[User, AccessToken] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
@@ -165,7 +169,7 @@ def caller_facts(request: Request) -> CallerFacts:
 
 
 class _TokenScope(permissions.BasePermission):
-    def has_permission(self, request: Request, view: Any) -> bool:
+    def has_permission(self, request: Request, view: "APIView") -> bool:
         token = presented_token(request)
         scope = getattr(view, "required_scope", None)
         if scope and scope not in token.scopes:
@@ -199,7 +203,7 @@ def _deny(request: Request, decision: Decision) -> Problem:
 class PartnerCaller(_TokenScope):
     """A partner's token, for a partner in good standing, from an allowed address."""
 
-    def has_permission(self, request: Request, view: Any) -> bool:
+    def has_permission(self, request: Request, view: "APIView") -> bool:
         if isinstance(request.auth, AccessToken) and request.auth.partner_id is None:
             raise Problem(403, "partner_token_required", "This endpoint is for partner tokens.")
         super().has_permission(request, view)
@@ -227,7 +231,7 @@ class StaffCaller(_TokenScope):
     (revocation, expiry, its address ranges) and to its owner still being active staff;
     each action then checks the owner's own permissions."""
 
-    def has_permission(self, request: Request, view: Any) -> bool:
+    def has_permission(self, request: Request, view: "APIView") -> bool:
         token = request.auth
         if isinstance(token, AccessToken) and token.partner_id is not None:
             raise Problem(403, "staff_token_required", "This endpoint is for staff tokens.")
@@ -243,7 +247,7 @@ class TokenThrottle(throttling.BaseThrottle):
     period (a sliding window: ``partners.api.ratelimit``). With a Redis cache
     (``CACHE_URL``) the limit holds across all web processes, in one round trip."""
 
-    def allow_request(self, request: Request, view: Any) -> bool:
+    def allow_request(self, request: Request, view: "APIView") -> bool:
         token = request.auth
         ident = f"t{token.pk}" if isinstance(token, AccessToken) else f"a{self.get_ident(request)}"
         limit, period = _parse_rate(str(settings.ACCESSCTL_API_RATE))

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
+from django.core.files import File
 from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -140,7 +141,7 @@ class _LimitedFile:
     the file's position and stops at Content-Length); other servers read it in chunks.
     """
 
-    def __init__(self, handle: Any, byte_range: ByteRange) -> None:
+    def __init__(self, handle: File, byte_range: ByteRange) -> None:
         handle.seek(byte_range.start)
         self._handle = handle
         self._left = byte_range.length

@@ -1,8 +1,6 @@
 """A token's holder rotates it, with that token: a partner's token with no staff involved,
 a staff member's own token likewise."""
 
-from typing import Any
-
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
@@ -34,7 +32,7 @@ class OwnTokenCaller(permissions.BasePermission):
     (its address ranges, its owner still active staff). A refused token cannot renew
     itself either way."""
 
-    def has_permission(self, request: Request, view: Any) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         token = request.auth
         if isinstance(token, AccessToken) and token.partner_id is None:
             return StaffCaller().has_permission(request, view)

@@ -6,7 +6,7 @@ from typing import Any, cast
 from urllib import parse
 
 from django.core import signing
-from django.db.models import Count, Sum
+from django.db.models import Count, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -101,7 +101,7 @@ class PartnerView(APIView):
         return caller_partner(self.request)
 
 
-def open_window(partner: Any, release: Any) -> EmbargoWindow:
+def open_window(partner: Partner, release: Release) -> EmbargoWindow:
     """The partner's open window for the release, or a 403 saying why there is none."""
     now = timezone.now()
     window = queries.window_for_display(partner, release, now)
@@ -164,7 +164,7 @@ class ReleaseListView(PartnerView, generics.ListAPIView):
     serializer_class = s.ReleaseSerializer
     pagination_class = Cursor
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[Release]:
         return queries.visible_releases(self.partner)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -189,7 +189,7 @@ class CheckpointListView(PartnerView, generics.ListAPIView):
     serializer_class = s.CheckpointSerializer
     pagination_class = Cursor
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[Checkpoint]:
         release = queries.partner_release(self.partner, self.kwargs["slug"])
         open_window(self.partner, release)
         return (
@@ -231,7 +231,7 @@ class GrantListView(NoStore, PartnerView, generics.ListAPIView):
     serializer_class = s.GrantSerializer
     pagination_class = Cursor
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[Grant]:
         return queries.partner_grants(self.partner)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -239,7 +239,7 @@ class GrantListView(NoStore, PartnerView, generics.ListAPIView):
         data = s.GrantSerializer(page, many=True, context={"grant_tokens": grant_tokens(page)}).data
         return self.get_paginated_response(data)
 
-    def get_permissions(self) -> "Sequence[Any]":
+    def get_permissions(self) -> Sequence[Any]:  # DRF's stub names a private protocol
         if self.request.method == "POST":
             self.required_scope = "grants:request"
         return super().get_permissions()
