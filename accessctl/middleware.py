@@ -5,11 +5,15 @@ import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from accessctl.networks import address_in_networks
+
+if TYPE_CHECKING:  # imported by the logging filter, before the apps (and their models) load
+    from django.contrib.auth.models import User
 
 __all__ = [
     "RequestContext",
@@ -44,7 +48,7 @@ def current_context() -> RequestContext:
     return _context.get()
 
 
-def current_user() -> object | None:
+def current_user() -> "User | None":
     """The authenticated user of the request being served, if any."""
     request = _request.get()
     user = getattr(request, "user", None)

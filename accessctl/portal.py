@@ -2,19 +2,24 @@
 whose content the domain supplies (``settings.ACCESSCTL_PORTAL_DASHBOARD``)."""
 
 import types
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth.models import User
 from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Model
 from django.db.models.base import ModelBase
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, URLResolver
 from django.utils.module_loading import import_string
 from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
+from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice
 
 from accessctl.admin_secrets import SecretFieldGuard
@@ -38,7 +43,7 @@ class DomainRowsStay:
     delete would remove the row (and cascade) with no action and no audit event. Inlines
     are not ModelAdmins: a contact or membership row is removed through its action."""
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -77,7 +82,7 @@ class PortalLoginForm(OTPAdminAuthenticationForm):
                 )
             raise forms.ValidationError(self.FAILED, code="invalid_login") from refused
 
-    def _chosen_device(self, user: Any) -> Any:
+    def _chosen_device(self, user: User) -> Device | None:
         token = (self.cleaned_data.get("otp_token") or "").strip()
         devices = list(devices_for_user(user))
         backup = [d for d in devices if isinstance(d, StaticDevice)]
@@ -85,7 +90,7 @@ class PortalLoginForm(OTPAdminAuthenticationForm):
         preferred = apps if token.isdigit() and len(token) in (6, 8) else backup
         return (preferred or apps or backup or [None])[0]
 
-    def _update_form(self, user: Any) -> None:
+    def _update_form(self, user: User) -> None:
         # The device picker stays hidden: the device follows from the code entered.
         self.fields["otp_device"].widget = forms.HiddenInput()
 
@@ -99,14 +104,22 @@ class PortalSite(OTPAdminSite):
     login_template = "admin/portal_login.html"
 
     def __init__(self, name: str = "admin") -> None:
+        # Not a no-op: OTPAdminSite's default name is "otpadmin", and the site Django makes
+        # from ``default_site`` (no arguments) must be "admin", the URL namespace
+        # (``admin:index``) every template, redirect and test reverses.
         super().__init__(name)
 
-    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+    def register(
+        self,
+        model_or_iterable: type[Model] | Iterable[type[Model]],
+        admin_class: type[admin.ModelAdmin] | None = None,
+        **options: Any,
+    ) -> None:
         """Every ModelAdmin, ours or an installed app's, gets ``SecretFieldGuard``: secret
         fields can be neither looked up, filtered, searched, ordered by nor listed. Those of
         the domain apps also get ``DomainRowsStay``: nothing of theirs is deleted here. A
         new admin cannot forget either."""
-        models: Any = (
+        models: Iterable[type[Model]] = (
             [model_or_iterable] if isinstance(model_or_iterable, ModelBase) else model_or_iterable
         )
         for model in models:
@@ -125,7 +138,7 @@ class PortalSite(OTPAdminSite):
 
     def password_change(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> Any:
+    ) -> HttpResponseBase:
         """Django's page, with a form that saves through the audited ``set_password``."""
         from django.contrib.auth.views import PasswordChangeView
         from django.urls import reverse
@@ -139,12 +152,12 @@ class PortalSite(OTPAdminSite):
             extra_context={**self.each_context(request), **(extra_context or {})},
         )(request)
 
-    def get_urls(self) -> list[Any]:
+    def get_urls(self) -> list[URLPattern | URLResolver]:
         from django.urls import path
 
         two_factor_view = import_string(settings.ACCESSCTL_PORTAL_TWO_FACTOR_VIEW)
 
-        def two_factor(request: HttpRequest) -> Any:
+        def two_factor(request: HttpRequest) -> HttpResponse:
             return two_factor_view(request, self)
 
         return [

@@ -17,6 +17,7 @@ ships as the partner client distribution.
 from .verify_export import (
     CHECKPOINT_ORIGIN,
     EXPORT_FORMAT,
+    PublicKeys,
     b64,
     canonical_json,
     checkpoint_text,
@@ -40,6 +41,7 @@ from .verify_export import (
 __all__ = [
     "CHECKPOINT_ORIGIN",
     "EXPORT_FORMAT",
+    "PublicKeys",
     "b64",
     "canonical_json",
     "checkpoint_text",

@@ -46,11 +46,15 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
+
+if TYPE_CHECKING:  # imported where used: ``--help`` runs without cryptography
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 __all__ = [
     "CHECKPOINT_ORIGIN",
     "EXPORT_FORMAT",
+    "PublicKeys",
     "Report",
     "b64",
     "canonical_json",
@@ -199,7 +203,7 @@ def verify_consistency(m: int, n: int, old: bytes, new: bytes, proof: list[bytes
 # --- Canonical forms -----------------------------------------------------------------
 
 
-def canonical_json(value: Any) -> bytes:
+def canonical_json(value: object) -> bytes:
     """The bytes a signature or a leaf hash covers: keys sorted, no whitespace, UTF-8
     (not ASCII escapes). Pinned by a test: changing it breaks every existing signature."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
@@ -235,13 +239,16 @@ def ranges(indices: Iterable[int]) -> list[list[int]]:
 
 # --- Keys ------------------------------------------------------------------------------
 
+# Ed25519 public keys by key id; the id ``None``: one PEM key, given without an id.
+PublicKeys: TypeAlias = "dict[str | None, Ed25519PublicKey]"
 
-def load_public_keys(path: Path) -> dict[str | None, Any]:
+
+def load_public_keys(path: Path) -> PublicKeys:
     """Keys by id from a JWKS file (``/.well-known/jwks.json``), or one PEM key."""
     return parse_public_keys(path.read_text())
 
 
-def parse_public_keys(text: str) -> dict[str | None, Any]:
+def parse_public_keys(text: str) -> PublicKeys:
     """Ed25519 keys by key id from a JWKS document, or one PEM key (id ``None``: it
     verifies whatever key id a signature names). ``ValueError`` if it is neither."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -261,13 +268,13 @@ def parse_public_keys(text: str) -> dict[str | None, Any]:
     return {None: key}
 
 
-def key_for(keys: dict[str | None, Any], kid: object) -> Any:
+def key_for(keys: PublicKeys, kid: object) -> Ed25519PublicKey | None:
     """The key that checks a signature naming ``kid``: that key, else a PEM key given
     without an id, else None."""
     return keys.get(kid) if isinstance(kid, str) and kid in keys else keys.get(None)
 
 
-def signature_problem(keys: dict[str | None, Any], payload: bytes, sig: dict[str, str]) -> str:
+def signature_problem(keys: PublicKeys, payload: bytes, sig: dict[str, str]) -> str:
     """'' when ``sig`` verifies under a known key, else what is wrong."""
     from cryptography.exceptions import InvalidSignature
 
@@ -366,7 +373,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return record
 
 
-def _not_an_integer(text: str) -> Any:
+def _not_an_integer(text: str) -> NoReturn:
     raise ValueError(f"number {text} is not an integer")
 
 
@@ -404,7 +411,7 @@ def _other_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
     return record, ""
 
 
-def verify(path: Path, keys: dict[str | None, Any]) -> Report:
+def verify(path: Path, keys: PublicKeys) -> Report:
     """Check the export at ``path``; constant memory apart from the proof nodes and one
     hash per exported event."""
     report = Report()
@@ -490,7 +497,7 @@ def verify(path: Path, keys: dict[str | None, Any]) -> Report:
 
 
 def _check_header(
-    header: dict[str, Any], keys: dict[str | None, Any], report: Report
+    header: dict[str, Any], keys: PublicKeys, report: Report
 ) -> tuple[dict[str, Any] | None, tuple[int, bytes] | None]:
     checkpoints = header.get("checkpoints") or []
     parsed = []

@@ -21,9 +21,16 @@ Refusals raise ``partners.errors.ActionForbidden`` with the operation and the re
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING
 
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import Model
+
+from accessctl.actors import Actor
 from partners.errors import ActionForbidden
+
+if TYPE_CHECKING:
+    from partners.models import Membership
 
 __all__ = ["RULES", "Operation", "Rule", "Subject", "as_markdown", "authorize", "may"]
 
@@ -205,32 +212,32 @@ RULES: dict[Operation, Rule] = {
 }
 
 
-def _owner_id(target: Any) -> Any:
+def _owner_id(target: Model) -> object:
     """The user a credential or user target stands for."""
-    if target is None:
-        return None
-    return getattr(target, "user_id", None) or getattr(target, "pk", None)
+    user_id: object = getattr(target, "user_id", None)
+    return user_id or target.pk
 
 
-def _partner_id(target: Any) -> Any:
-    if target is None:
-        return None
+def _partner_id(target: Model) -> object:
     if hasattr(target, "partner_id"):
-        return target.partner_id
-    return getattr(target, "pk", None)  # the target is the partner itself
+        partner_id: object = target.partner_id
+        return partner_id
+    return target.pk  # the target is the partner itself
 
 
-def _member_partner_id(actor: Any) -> int | None:
-    membership = getattr(actor, "partner_membership", None)
+def _member_partner_id(actor: User | AnonymousUser) -> int | None:
+    membership: Membership | None = getattr(actor, "partner_membership", None)
     return membership.partner_id if membership is not None else None
 
 
-def _refusal(actor: Any, operation: Operation, target: Any) -> str | None:
+def _refusal(
+    actor: Actor | AnonymousUser, operation: Operation, target: Model | None
+) -> str | None:
     """Why ``actor`` may not do ``operation`` on ``target``, or ``None`` when they may."""
     rule = RULES[operation]
     if actor is None:
         return None  # the system: tasks, migrations
-    if not getattr(actor, "is_active", False):
+    if not actor.is_active:
         return "inactive user"
     subject = rule.subject
     if subject is Subject.STAFF_OR_OWN_PARTNER:
@@ -246,18 +253,21 @@ def _refusal(actor: Any, operation: Operation, target: Any) -> str | None:
         return f"lacks {rule.permission}"
     if subject is Subject.SELF and target is not None and _owner_id(target) != actor.pk:
         return "credentials act only for their owner"
-    if subject is Subject.OWN_PARTNER and _member_partner_id(actor) != _partner_id(target):
+    if subject is Subject.OWN_PARTNER and _member_partner_id(actor) != (
+        None if target is None else _partner_id(target)
+    ):
         return "another partner"
     return None
 
 
-def may(actor: Any, operation: Operation, target: Any = None) -> bool:
+def may(actor: Actor | AnonymousUser, operation: Operation, target: Model | None = None) -> bool:
     """Whether ``actor`` may do ``operation`` (on ``target``, when given): for menus and
-    buttons. ``target=None`` asks whether any target could be allowed."""
+    buttons, so the signed-out visitor (``AnonymousUser``) is asked too, and refused.
+    ``target=None`` asks whether any target could be allowed."""
     return _refusal(actor, operation, target) is None
 
 
-def authorize(actor: Any, operation: Operation, target: Any = None) -> None:
+def authorize(actor: Actor, operation: Operation, target: Model | None = None) -> None:
     """Refuse unless ``actor`` may do ``operation`` on ``target``.
 
     Raises ``ActionForbidden`` (HTTP 403, code ``forbidden``) naming the operation.

@@ -10,7 +10,11 @@ on (PostgreSQL in tests and production, SQLite in the embedded default):
 Violations raise ``IntegrityError`` with the rule's name in the message.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+    from django.db.migrations.state import StateApps
 
 __all__ = ["install", "uninstall"]
 
@@ -160,7 +164,7 @@ SQLITE_UNINSTALL = [
 ]
 
 
-def _run(schema_editor: Any, statements: dict[str, list[str]]) -> None:
+def _run(schema_editor: "BaseDatabaseSchemaEditor", statements: dict[str, list[str]]) -> None:
     vendor = schema_editor.connection.vendor
     if vendor not in statements:
         raise NotImplementedError(f"accessctl's integrity rules do not support {vendor}.")
@@ -168,9 +172,9 @@ def _run(schema_editor: Any, statements: dict[str, list[str]]) -> None:
         schema_editor.execute(statement, params=None)
 
 
-def install(apps: Any, schema_editor: Any) -> None:
+def install(apps: "StateApps", schema_editor: "BaseDatabaseSchemaEditor") -> None:
     _run(schema_editor, {"postgresql": POSTGRESQL_INSTALL, "sqlite": SQLITE_INSTALL})
 
 
-def uninstall(apps: Any, schema_editor: Any) -> None:
+def uninstall(apps: "StateApps", schema_editor: "BaseDatabaseSchemaEditor") -> None:
     _run(schema_editor, {"postgresql": POSTGRESQL_UNINSTALL, "sqlite": SQLITE_UNINSTALL})

@@ -1,9 +1,12 @@
 """Errors an action raises when it refuses a change; ``code`` is stable and registered
 (``accessctl_wire.codes``), and decides the API's status."""
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from accessctl.codes import Code, registered, status_of
+
+if TYPE_CHECKING:  # the rules (model-free) import this module: no model at import time
+    from accessctl.audit.models import AuditEvent
 
 __all__ = ["ActionError", "ActionForbidden"]
 
@@ -30,7 +33,7 @@ class ActionError(Exception):
         # The API's status for it, from the registry.
         self.status = status_of(member)
         # The refusal's audit event, once ``partners.refusals`` built it (see there).
-        self.evidence: Any = None
+        self.evidence: AuditEvent | None = None
 
 
 class ActionForbidden(ActionError):

@@ -28,7 +28,9 @@ import qrcode
 import qrcode.image.svg
 from django import forms
 from django.contrib import messages
+from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminPasswordChangeForm
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -38,6 +40,7 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accessctl.actors import acting_user
 from partners import actions
 from partners.actions.accounts import new_totp_key
 from partners.actions.tokens import verify_second_factor
@@ -70,7 +73,7 @@ class OwnPasswordChangeForm(AdminPasswordChangeForm):
     """The site's *Change password* form (old password, new one twice), saving through
     ``set_password`` so the change is audited."""
 
-    def save(self, commit: bool = True) -> Any:
+    def save(self, commit: bool = True) -> User:
         self.user = actions.set_password(
             actor=self.user, user=self.user, password=self.cleaned_data["new_password1"]
         )
@@ -94,7 +97,7 @@ def _pending_key(request: HttpRequest) -> str | None:
     return str(pending["key"])
 
 
-def _render(request: HttpRequest, site: Any, **context: Any) -> HttpResponse:
+def _render(request: HttpRequest, site: AdminSite, **context: Any) -> HttpResponse:
     user = request.user
     response = TemplateResponse(
         request,
@@ -116,8 +119,8 @@ def _render(request: HttpRequest, site: Any, **context: Any) -> HttpResponse:
     return response
 
 
-def two_factor_view(request: HttpRequest, site: Any) -> HttpResponse:
-    user: Any = request.user
+def two_factor_view(request: HttpRequest, site: AdminSite) -> HttpResponse:
+    user = acting_user(request)
     if request.method != "POST":
         return _render(request, site)
     if "start" in request.POST:

@@ -78,6 +78,7 @@ def queue(
     if not rows:
         return 0
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    # By name: the task calls this module (accessctl.dispatch.send).
     after_commit("partners.tasks.send_notifications")
     return Notification.objects.filter(key=key).count()
 

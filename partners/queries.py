@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import Count, Model, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
@@ -49,6 +50,7 @@ __all__ = [
     "partner_release",
     "partner_windows",
     "pending_requests",
+    "prefetched_windows",
     "recent_denials",
     "schedule_period",
     "schedule_warnings",
@@ -340,6 +342,12 @@ def display_window(windows: list[EmbargoWindow], at: datetime) -> EmbargoWindow 
     return windows[-1] if windows else None
 
 
+def prefetched_windows(release: Release) -> list[EmbargoWindow]:
+    """The partner's windows ``visible_releases_with_windows`` attached to ``release``."""
+    windows: list[EmbargoWindow] = release.partner_windows  # type: ignore[attr-defined]
+    return windows
+
+
 def visible_releases_with_windows(partner: Partner) -> QuerySet[Release]:
     """``visible_releases``, each with ``partner_windows``: this partner's windows of it,
     sorted by opening (one query for the whole page, not one per release)."""
@@ -595,7 +603,7 @@ def unfinished_revocations(*, older_than: datetime) -> list[int]:
     )
 
 
-def member_candidates(partner: Partner | None) -> QuerySet[Any]:
+def member_candidates(partner: Partner | None) -> QuerySet[User]:
     """Whom a partner's member list may name: active users who are neither staff nor
     another partner's (``add_member``'s rule), and the partner's own current members."""
     users = get_user_model().objects.filter(is_active=True, is_staff=False, is_superuser=False)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
+from django.contrib.auth.models import User
 from django.db import models, transaction
 
 from accessctl.audit.events import AuditAction, event
@@ -91,7 +92,7 @@ def evidence_of(
     domain = str(refused).split(".")[0]
     return event(
         refused,
-        actor=actor if isinstance(actor, models.Model) else None,
+        actor=actor if isinstance(actor, User) else None,
         target=target if saved else None,
         target_type="" if saved else _TARGET_TYPES.get(domain, f"partners.{domain}"),
         target_id="",

@@ -103,7 +103,7 @@ def resume_revocations(settled_seconds: int | None = None) -> list[int]:
     older_than = timezone.now() - timedelta(seconds=settled_seconds)
     pending = queries.unfinished_revocations(older_than=older_than)
     for revocation_id in pending:
-        send("partners.tasks.cascade_revocation", revocation_id)
+        send(cascade_revocation, revocation_id)
     return pending
 
 
@@ -122,7 +122,7 @@ def send_notifications() -> dict[str, int]:
 def send_staff_digest() -> int:
     """Queue today's digest for staff (once a day), then send it."""
     queued = actions.queue_staff_digest()
-    send("partners.tasks.send_notifications")
+    send(send_notifications)
     return queued
 
 
@@ -132,4 +132,4 @@ def _resume_on_start(sender: Any = None, **kwargs: Any) -> None:
     unfinished revocation fan-out, whatever its age: a killed worker's message would only
     come back after the broker's visibility timeout (15 min), and the periodic sweeper
     runs every few seconds only where beat runs. Running a fan-out twice is safe."""
-    send("partners.tasks.resume_revocations", 0)
+    send(resume_revocations, 0)

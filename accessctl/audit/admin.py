@@ -7,9 +7,10 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from accessctl.actors import acting_user
 from accessctl_wire import b64
 
 from .exports import ExportError, request_export, storage
@@ -19,13 +20,13 @@ __all__ = ["AuditEventAdmin", "AuditExportAdmin", "AuditHistory", "events_for"]
 
 
 class ReadOnly:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -131,13 +132,13 @@ class AuditExportAdmin(ReadOnly, admin.ModelAdmin):
         "completed_at",
     )
 
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return request.user.has_perm("audit.export_auditevent")
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)
 
-    def get_urls(self) -> list[Any]:
+    def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
         return [
             path("request/", wrap(self.request_view), name="audit_auditexport_request"),
@@ -149,7 +150,9 @@ class AuditExportAdmin(ReadOnly, admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         extra = {"request_url": reverse("admin:audit_auditexport_request"), **(extra_context or {})}
         return super().changelist_view(request, extra)
 
@@ -172,7 +175,7 @@ class AuditExportAdmin(ReadOnly, admin.ModelAdmin):
         form = ExportForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                export = request_export(actor=request.user, filters=form.cleaned_data)
+                export = request_export(actor=acting_user(request), filters=form.cleaned_data)
             except ExportError as exc:
                 form.add_error(None, exc.message)
             else:

@@ -1,11 +1,13 @@
 """Audit actions and the one function that records them."""
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from django.db import connection, models
 from django.utils import timezone
 
+from accessctl.actors import Actor
 from accessctl.middleware import current_context
 
 from .models import AuditEvent, Outcome
@@ -82,7 +84,7 @@ class AuditAction(StrEnum):
     SECOND_FACTOR_REMOVED = "second_factor.removed"
 
 
-def _actor_label(actor: Any) -> str:
+def _actor_label(actor: Actor) -> str:
     if actor is None:
         return "system"
     return str(actor.get_username())
@@ -91,16 +93,16 @@ def _actor_label(actor: Any) -> str:
 def event(
     action: AuditAction,
     *,
-    actor: Any,
+    actor: Actor,
     target: models.Model | None = None,
     target_type: str = "",
     target_id: str = "",
-    partner: Any = None,
+    partner: models.Model | None = None,
     partner_id: int | None = None,
     outcome: Outcome = Outcome.SUCCESS,
     reason: str = "",
     changes: dict[str, Any] | None = None,
-    at: Any = None,
+    at: datetime | None = None,
     client_address: str | None = None,
 ) -> AuditEvent:
     """One event, not yet saved: ``record`` saves it; a hot path may write it in the same

@@ -14,14 +14,15 @@ import hashlib
 import json
 import tempfile
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.files import File
-from django.core.files.storage import storages
+from django.core.files.storage import Storage, storages
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -56,7 +57,7 @@ class ExportError(Exception):
         self.code, self.message = registered(code), message
 
 
-def storage() -> Any:
+def storage() -> Storage:
     return storages["exports"]
 
 
@@ -75,7 +76,8 @@ def _clean_filters(filters: dict[str, Any]) -> dict[str, Any]:
 def _scope(name: str, value: str) -> Q:
     """The domain's meaning of filter ``name`` (``partner``, ``release``): a callable named
     in ``settings.ACCESSCTL_AUDIT_EXPORT_SCOPES``, so the platform imports no domain code."""
-    return import_string(settings.ACCESSCTL_AUDIT_EXPORT_SCOPES[name])(value)
+    scope: Callable[[str], Q] = import_string(settings.ACCESSCTL_AUDIT_EXPORT_SCOPES[name])
+    return scope(value)
 
 
 def matching_events(filters: dict[str, Any]) -> QuerySet[AuditEvent]:
@@ -99,7 +101,7 @@ def matching_events(filters: dict[str, Any]) -> QuerySet[AuditEvent]:
 
 
 @transaction.atomic
-def request_export(*, actor: Any, filters: dict[str, Any]) -> AuditExport:
+def request_export(*, actor: User, filters: dict[str, Any]) -> AuditExport:
     if not actor.has_perm("audit.export_auditevent"):
         raise ExportError("forbidden", "You lack the permission to export the audit trail.")
     clean = _clean_filters(filters)
@@ -111,6 +113,7 @@ def request_export(*, actor: Any, filters: dict[str, Any]) -> AuditExport:
         requested_by=actor, requested_at=timezone.now(), filters=clean
     )
     record(AuditAction.AUDIT_EXPORT_REQUESTED, actor=actor, target=export, changes=clean)
+    # By name: the task calls this module (accessctl.dispatch.send).
     after_commit("accessctl.audit.tasks.write_audit_export", export.pk)
     return export
 
@@ -147,7 +150,7 @@ def _columns() -> list[str]:
     return [columns[name] for name in FIELDS]
 
 
-def _needed_nodes(exported: array, size: int) -> Iterator[tuple[int, int]]:
+def _needed_nodes(exported: "array[int]", size: int) -> Iterator[tuple[int, int]]:
     """The stored nodes the exported events' inclusion proofs read: both children of
     every subtree on a path from an exported leaf to the root, as perfect subtrees."""
 
@@ -253,7 +256,7 @@ def _ocsf(index: int, event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _line(value: Any) -> bytes:
+def _line(value: object) -> bytes:
     return canonical_json(value) + b"\n"
 
 

@@ -11,16 +11,21 @@ from typing import Any
 
 from axes.backends import AxesStandaloneBackend
 from axes.exceptions import AxesBackendPermissionDenied
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.http import HttpRequest
 
 __all__ = ["LOCKED_OUT", "LockoutBackend"]
 
 LOCKED_OUT = "accessctl_refused_by_lockout"
 
 
-class LockoutBackend(AxesStandaloneBackend):
-    def authenticate(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+class LockoutBackend(AxesStandaloneBackend):  # type: ignore[misc]  # django-axes has no types
+    def authenticate(
+        self, request: HttpRequest | None, *args: Any, **kwargs: Any
+    ) -> AbstractBaseUser | None:
         try:
-            return super().authenticate(request, *args, **kwargs)
+            user: AbstractBaseUser | None = super().authenticate(request, *args, **kwargs)
+            return user
         except AxesBackendPermissionDenied:
             setattr(request, LOCKED_OUT, True)
             raise

@@ -2,23 +2,25 @@
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
+from django.http import HttpRequest
 
 from .lockout import LOCKED_OUT
 from .signins import record_sign_in
 
 
 @receiver(user_logged_in)
-def _signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+def _signed_in(sender: type[User], request: HttpRequest | None, user: User, **kwargs: Any) -> None:
     record_sign_in(user=user, succeeded=True)
 
 
 @receiver(user_login_failed)
 def _sign_in_failed(
-    sender: Any,
+    sender: object,  # Django's module name, or the portal's login form class
     credentials: dict[str, Any],
-    request: Any = None,
+    request: HttpRequest | None = None,
     reason: str = "bad_credentials",
     **kwargs: Any,
 ) -> None:

@@ -37,7 +37,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from accessctl_wire import canonical_json, key_for, parse_public_keys, unb64
+from accessctl_wire import PublicKeys, canonical_json, key_for, parse_public_keys, unb64
 from accessctl_wire.client import CliError, Retry, problem, with_retries
 
 __all__ = ["Download", "load_keys", "sha256_of", "verify_dir", "verify_manifest"]
@@ -45,7 +45,7 @@ __all__ = ["Download", "load_keys", "sha256_of", "verify_dir", "verify_manifest"
 STATE = ".accessctl"
 
 
-def load_keys(text: str) -> dict[str | None, Any]:
+def load_keys(text: str) -> PublicKeys:
     """Ed25519 public keys by key id from a JWKS document, or one PEM key (id None)."""
     try:
         return parse_public_keys(text)
@@ -53,7 +53,7 @@ def load_keys(text: str) -> dict[str | None, Any]:
         raise CliError("usage", f"cannot use that public key: {exc}") from exc
 
 
-def verify_manifest(signed: dict[str, Any], keys: dict[str | None, Any], source: str) -> None:
+def verify_manifest(signed: dict[str, Any], keys: PublicKeys, source: str) -> None:
     from cryptography.exceptions import InvalidSignature
 
     signature = signed.get("signature") or {}
@@ -88,7 +88,7 @@ def safe_path(root: Path, relative: str) -> Path:
     return root.joinpath(*parts)
 
 
-def verify_dir(root: Path, keys: dict[str | None, Any] | None) -> list[str]:
+def verify_dir(root: Path, keys: PublicKeys | None) -> list[str]:
     """Problems with ``root``'s files against its saved signed manifest ([] when fine)."""
     saved = root / STATE / "manifest.json"
     if not saved.exists():

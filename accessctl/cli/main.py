@@ -20,7 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from accessctl_wire import tokens
+from accessctl_wire import PublicKeys, tokens
 from accessctl_wire.client import Api, CliError
 from accessctl_wire.codes import Code
 
@@ -274,7 +274,7 @@ def cmd_grants(api: Api, options: argparse.Namespace) -> int:
     return 0
 
 
-def keys_for(api: Api | None, public_key: str | None) -> tuple[str, dict[str | None, Any], str]:
+def keys_for(api: Api | None, public_key: str | None) -> tuple[str, PublicKeys, str]:
     from .fetch import load_keys
 
     if public_key:

@@ -5,11 +5,10 @@ A platform action module (tests/test_write_path.py): the platform may not import
 domain, so these live beside the model rather than in ``partners/actions``.
 """
 
-from typing import Any
-
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, record
 
 from .material import new_key
@@ -37,7 +36,7 @@ def ensure_signing_key() -> SigningKey:
 
 
 @transaction.atomic
-def rotate_signing_key(*, actor: Any = None) -> tuple[SigningKey, list[str]]:
+def rotate_signing_key(*, actor: Actor = None) -> tuple[SigningKey, list[str]]:
     """Retire the active key and make a new one; ``signing_key.rotated`` names both.
     Returns the new key and the key ids retired.
 

@@ -1,7 +1,5 @@
 """``/.well-known/jwks.json``: the lab's public keys, for anyone to verify with."""
 
-from typing import Any
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -18,9 +16,9 @@ __all__ = ["JwksView"]
     responses={200: OpenApiResponse(response=OpenApiTypes.OBJECT, description="A JWK set")},
 )
 class JwksView(APIView):
-    authentication_classes: list[Any] = []
-    permission_classes: list[Any] = []
-    throttle_classes: list[Any] = []
+    authentication_classes = []
+    permission_classes = []
+    throttle_classes = []
 
     def get(self, request: Request) -> Response:
         response = Response(jwks())

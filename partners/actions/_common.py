@@ -16,6 +16,7 @@ from django.utils import timezone
 from accessctl.codes import Code
 from partners import rules
 from partners.errors import ActionError
+from partners.models import GrantRequest, Release
 from partners.rules import country_name, early_access_approvals
 
 __all__ = [
@@ -187,13 +188,13 @@ def save_changes(
     return instance, changes
 
 
-def release_withdrawn(release: Any) -> bool:
+def release_withdrawn(release: Release) -> bool:
     """Did the kill switch withdraw ``release``? Reads the committed row (the caller's
     instance may be older)."""
     return bool(type(release)._default_manager.filter(pk=release.pk, status="withdrawn").exists())
 
 
-def require_not_withdrawn(release: Any) -> None:
+def require_not_withdrawn(release: Release) -> None:
     """Refuse (``release_withdrawn``) anything new for a release the kill switch withdrew."""
     if release_withdrawn(release):
         raise ActionError("release_withdrawn", f"Release {release.slug} was withdrawn.")
@@ -219,7 +220,7 @@ def snapshot(instance: models.Model, fields: Iterable[str]) -> dict[str, Any]:
     return {name: getattr(instance, name) for name in fields}
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, datetime):
@@ -229,12 +230,12 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def approvals_needed(request: Any) -> int:
+def approvals_needed(request: GrantRequest) -> int:
     """``rules.approvals_needed`` for a ``GrantRequest`` row."""
     return rules.approvals_needed(request.approvals_required)
 
 
-def approvals_given(request: Any) -> int:
+def approvals_given(request: GrantRequest) -> int:
     """Distinct approvers of ``request``, its requester excluded."""
     return (
         request.approvals.exclude(approver_id=request.requested_by_id)

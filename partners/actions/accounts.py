@@ -20,13 +20,15 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, record
 from accessctl.sessions.models import UserSession
 from partners.authority import Operation, authorize
@@ -76,7 +78,7 @@ def totp_code_matches(key: str, code: str) -> bool:
 
 
 def _end_sessions_and_staff_tokens(
-    *, actor: Any, user: Any, reason: str, at: datetime
+    *, actor: Actor, user: User, reason: str, at: datetime
 ) -> dict[str, Any]:
     """End every portal session of ``user`` and revoke their staff tokens (one
     ``token.revoked`` event each), inside the caller's transaction. The portal keeps
@@ -91,20 +93,20 @@ def _end_sessions_and_staff_tokens(
     return {"sessions_ended": ended, "tokens_revoked": [t.prefix for t in revoked]}
 
 
-def _someone_else(actor: Any, user: Any) -> bool:
+def _someone_else(actor: Actor, user: User) -> bool:
     return actor is None or actor.pk != user.pk
 
 
 @transaction.atomic
 def create_account(
     *,
-    actor: Any,
+    actor: Actor,
     username: str,
     password: str | None,
     email: str = "",
     first_name: str = "",
     last_name: str = "",
-) -> Any:
+) -> User:
     """A new account, neither staff nor holding a role (those are changes, audited as
     such). ``password=None`` makes one that cannot sign in with a password."""
     authorize(actor, Operation.ACCOUNT_CREATE)
@@ -130,8 +132,8 @@ def create_account(
 
 @transaction.atomic
 def change_account(
-    *, actor: Any, user: Any, groups: Iterable[Group] | None = None, **values: Any
-) -> Any:
+    *, actor: Actor, user: User, groups: Iterable[Group] | None = None, **values: Any
+) -> User:
     """Change an account's names, flags and roles (``groups``: the full new set). Before
     and after of each in one ``account.changed`` event. Only a superuser grants, removes
     or changes a superuser; a partner member is never made staff (one person, one side:
@@ -190,7 +192,7 @@ def change_account(
 
 
 @transaction.atomic
-def set_password(*, actor: Any, user: Any, password: str | None) -> Any:
+def set_password(*, actor: Actor, user: User, password: str | None) -> User:
     """Set ``user``'s password (``None``: password sign-in disabled). Set by someone else,
     it also ends that person's sessions and revokes their staff tokens: whatever was
     signed in or made with the old credentials stops now, and the event says who did it.
@@ -231,7 +233,7 @@ def set_password(*, actor: Any, user: Any, password: str | None) -> Any:
 
 
 def enroll_totp(
-    *, actor: Any, user: Any, key: str, code: str | None = None, name: str = "authenticator app"
+    *, actor: Actor, user: User, key: str, code: str | None = None, name: str = "authenticator app"
 ) -> TOTPDevice:
     """Make ``user``'s authenticator device with ``key``, replacing any they had.
 
@@ -248,7 +250,7 @@ def enroll_totp(
 
 
 @transaction.atomic
-def _enroll_totp(*, actor: Any, user: Any, key: str, name: str) -> TOTPDevice:
+def _enroll_totp(*, actor: Actor, user: User, key: str, name: str) -> TOTPDevice:
     replaced = list(TOTPDevice.objects.filter(user=user).values_list("name", flat=True))
     TOTPDevice.objects.filter(user=user).delete()
     device = TOTPDevice(user=user, name=name, key=key, confirmed=True)
@@ -263,7 +265,9 @@ def _enroll_totp(*, actor: Any, user: Any, key: str, name: str) -> TOTPDevice:
     return device
 
 
-def generate_backup_codes(*, actor: Any, user: Any, current_code: str | None = None) -> list[str]:
+def generate_backup_codes(
+    *, actor: Actor, user: User, current_code: str | None = None
+) -> list[str]:
     """New one-time backup codes for ``user`` (the old ones stop working); returned once.
 
     A person makes only their own, after a current code (checked before the transaction,
@@ -276,7 +280,7 @@ def generate_backup_codes(*, actor: Any, user: Any, current_code: str | None = N
 
 
 @transaction.atomic
-def _generate_backup_codes(*, actor: Any, user: Any) -> list[str]:
+def _generate_backup_codes(*, actor: Actor, user: User) -> list[str]:
     StaticDevice.objects.filter(user=user).delete()
     device = StaticDevice.objects.create(user=user, name="backup codes", confirmed=True)
     codes = [StaticToken.random_token() for _ in range(BACKUP_CODES)]
@@ -291,7 +295,7 @@ def _generate_backup_codes(*, actor: Any, user: Any) -> list[str]:
 
 
 @transaction.atomic
-def remove_second_factor(*, actor: Any, device: TOTPDevice | StaticDevice) -> None:
+def remove_second_factor(*, actor: Actor, device: TOTPDevice | StaticDevice) -> None:
     """Remove one of a person's devices (a lost phone). Nobody learns a secret by it; if
     it is someone else's, their sessions end and their staff tokens are revoked, and they
     get a new device from the operator (``enroll_second_factor``)."""
@@ -321,7 +325,7 @@ def remove_second_factor(*, actor: Any, device: TOTPDevice | StaticDevice) -> No
 
 
 @transaction.atomic
-def clear_lockout(*, actor: Any, attempt: Any) -> None:
+def clear_lockout(*, actor: Actor, attempt: AccessAttempt) -> None:
     """Let a locked-out username sign in again from that address: django-axes' attempt
     row goes, with an audit event saying whose lock was cleared and by whom."""
     authorize(actor, Operation.STAFF_CLEAR_LOCKOUT, attempt)

@@ -6,6 +6,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
+from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, record
 from partners.authority import Operation, authorize
 from partners.errors import ActionError
@@ -36,7 +37,7 @@ RELEASE_EDITABLE_FIELDS = ("name", "public_release_at", "status", "quota_factor"
 @transaction.atomic
 def create_release(
     *,
-    actor: Any,
+    actor: Actor,
     slug: str,
     name: str,
     public_release_at: datetime,
@@ -74,7 +75,7 @@ def create_release(
 
 
 @transaction.atomic
-def update_release(*, actor: Any, release: Release, **values: Any) -> Release:
+def update_release(*, actor: Actor, release: Release, **values: Any) -> Release:
     """Rename, reschedule or mark a release launched. Its slug and export policy are fixed:
     windows and grants were decided under them."""
     authorize(actor, Operation.RELEASE_CHANGE, release)
@@ -213,7 +214,7 @@ def _refuse_embargoed_bytes(release: Release, specs: Sequence[ArtifactSpec]) -> 
 @transaction.atomic
 def register_checkpoint(
     *,
-    actor: Any,
+    actor: Actor,
     release: Release,
     tag: str,
     artifacts: Sequence[ArtifactSpec],
@@ -289,7 +290,7 @@ def register_checkpoint(
 
 
 @transaction.atomic
-def pull_checkpoint(*, actor: Any, checkpoint: Checkpoint, reason: str) -> Checkpoint:
+def pull_checkpoint(*, actor: Actor, checkpoint: Checkpoint, reason: str) -> Checkpoint:
     """Withdraw a checkpoint: every download of it stops now; the cascade revokes its
     grants."""
     authorize(actor, Operation.CHECKPOINT_PULL, checkpoint)

@@ -2,6 +2,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, event, insert_sql, record
 from accessctl.audit.models import AuditEvent, Outcome
 from accessctl.metrics import DEBITED, DECISIONS
@@ -52,7 +53,7 @@ def _debit(grant: Grant, requested_bytes: int, authorized: AuditEvent) -> bool:
 
 def authorize_download(
     *,
-    actor: Any,
+    actor: Actor,
     grant: Grant,
     artifact: Artifact,
     requested_bytes: int,

@@ -1,10 +1,12 @@
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Sum
 
+from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, record
 from partners import notify, rules
 from partners.authority import Operation, authorize
@@ -124,7 +126,7 @@ def check_grant(
 
 
 def _refuse_existing(
-    actor: Any, partner: Partner, checkpoint: Checkpoint, *, requests: bool
+    actor: Actor, partner: Partner, checkpoint: Checkpoint, *, requests: bool
 ) -> None:
     """Refuse a second active grant (``grant_exists``) or, for ``requests``, a second
     pending request (``request_exists``) of ``partner`` for ``checkpoint``; the message
@@ -177,7 +179,7 @@ def _require_approvals(checkpoint: Checkpoint, request: GrantRequest | None, at:
 
 def _issue(
     *,
-    actor: Any,
+    actor: Actor,
     partner: Partner,
     checkpoint: Checkpoint,
     quota_bytes: int,
@@ -242,7 +244,7 @@ def _issue(
 @transaction.atomic
 def issue_grant(
     *,
-    actor: Any,
+    actor: Actor,
     partner: Partner,
     checkpoint: Checkpoint,
     quota_bytes: int,
@@ -267,7 +269,7 @@ def issue_grant(
 @transaction.atomic
 def request_grant(
     *,
-    actor: Any,
+    actor: Actor,
     partner: Partner,
     checkpoint: Checkpoint,
     quota_bytes: int | None = None,
@@ -355,7 +357,7 @@ def _lock_pending(request: GrantRequest) -> GrantRequest:
 
 
 @transaction.atomic
-def approve_grant_request(*, actor: Any, request: GrantRequest) -> GrantRequest:
+def approve_grant_request(*, actor: User, request: GrantRequest) -> GrantRequest:
     """Add ``actor``'s approval; the last approval needed issues the grant.
 
     Four eyes: whoever filed the request cannot approve it, and nobody approves twice.
@@ -405,7 +407,7 @@ def approve_grant_request(*, actor: Any, request: GrantRequest) -> GrantRequest:
 
 
 @transaction.atomic
-def reject_grant_request(*, actor: Any, request: GrantRequest, reason: str) -> GrantRequest:
+def reject_grant_request(*, actor: Actor, request: GrantRequest, reason: str) -> GrantRequest:
     authorize(actor, Operation.GRANT_REQUEST_DECIDE, request)
     if not reason.strip():
         raise ActionError("reason_required", "Say why: the partner is told the reason.")
@@ -432,7 +434,7 @@ def reject_grant_request(*, actor: Any, request: GrantRequest, reason: str) -> G
 
 
 @transaction.atomic
-def revoke_grant(*, actor: Any, grant: Grant, reason: str) -> Grant:
+def revoke_grant(*, actor: Actor, grant: Grant, reason: str) -> Grant:
     """Revoke at once: the next authorization reads the committed row and is refused.
 
     Revoking a grant that is no longer usable (revoked or expired) changes nothing.
@@ -443,7 +445,7 @@ def revoke_grant(*, actor: Any, grant: Grant, reason: str) -> Grant:
     return end_grant(actor=actor, grant=grant, reason=reason, at=now())
 
 
-def end_grant(*, actor: Any, grant: Grant, reason: str, at: datetime) -> Grant:
+def end_grant(*, actor: Actor, grant: Grant, reason: str, at: datetime) -> Grant:
     """``revoke_grant`` without its authority check, for actions whose own operation
     covers revoking (a partner moved where a release's export policy blocks it)."""
     grant = Grant.objects.select_for_update().get(pk=grant.pk)

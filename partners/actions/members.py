@@ -8,8 +8,10 @@ the same transaction, so a departed person's credential fails on its very next r
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db import transaction
 
+from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, record
 from partners.authority import Operation, authorize
 from partners.errors import ActionError
@@ -31,7 +33,7 @@ CONTACT_FIELDS = ("name", "email", "role", "notify")
 
 
 @transaction.atomic
-def add_member(*, actor: Any, partner: Partner, user: Any) -> Membership:
+def add_member(*, actor: Actor, partner: Partner, user: User) -> Membership:
     """Let ``user`` act for ``partner``. Staff and another partner's members are refused:
     one person, one side, one partner."""
     authorize(actor, Operation.MEMBER_ADD, partner)
@@ -58,7 +60,7 @@ def add_member(*, actor: Any, partner: Partner, user: Any) -> Membership:
 
 
 @transaction.atomic
-def remove_member(*, actor: Any, membership: Membership, reason: str = "") -> list[str]:
+def remove_member(*, actor: Actor, membership: Membership, reason: str = "") -> list[str]:
     """Stop ``membership``'s user acting for its partner: their partner tokens are revoked
     and their pending token invitations cancelled, now. Returns the revoked prefixes."""
     authorize(actor, Operation.MEMBER_REMOVE, membership)
@@ -88,7 +90,7 @@ def remove_member(*, actor: Any, membership: Membership, reason: str = "") -> li
 @transaction.atomic
 def add_contact(
     *,
-    actor: Any,
+    actor: Actor,
     partner: Partner,
     name: str,
     email: str,
@@ -113,7 +115,7 @@ def add_contact(
 
 
 @transaction.atomic
-def change_contact(*, actor: Any, contact: PartnerContact, **values: Any) -> PartnerContact:
+def change_contact(*, actor: Actor, contact: PartnerContact, **values: Any) -> PartnerContact:
     authorize(actor, Operation.CONTACT_CHANGE, contact)
     email = values.get("email")
     if (
@@ -137,7 +139,7 @@ def change_contact(*, actor: Any, contact: PartnerContact, **values: Any) -> Par
 
 
 @transaction.atomic
-def remove_contact(*, actor: Any, contact: PartnerContact) -> None:
+def remove_contact(*, actor: Actor, contact: PartnerContact) -> None:
     authorize(actor, Operation.CONTACT_REMOVE, contact)
     contact = PartnerContact.objects.select_for_update().get(pk=contact.pk)
     record(

@@ -6,6 +6,7 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Least
 
+from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, record
 from partners import notify, queries
 from partners.authority import Operation, authorize
@@ -37,7 +38,7 @@ EDITABLE_FIELDS = (
 @transaction.atomic
 def create_partner(
     *,
-    actor: Any,
+    actor: Actor,
     slug: str,
     legal_name: str,
     kind: str,
@@ -74,7 +75,7 @@ def create_partner(
 @transaction.atomic
 def update_partner(
     *,
-    actor: Any,
+    actor: Actor,
     partner: Partner,
     confirm_ended_windows: Collection[int] | None = None,
     **values: Any,
@@ -118,7 +119,7 @@ def update_partner(
 
 
 def _end_access(
-    *, actor: Any, partner: Partner, ended: queries.EndedAccess, at: datetime
+    *, actor: Actor, partner: Partner, ended: queries.EndedAccess, at: datetime
 ) -> dict[str, list[Any]]:
     """Close the windows now and revoke their grants (each through the revocation
     machinery: a ``Revocation`` and its notification), one ``window.ended`` event each.
@@ -185,7 +186,7 @@ def _end_access(
 def _set_status(
     operation: Operation,
     *,
-    actor: Any,
+    actor: Actor,
     partner: Partner,
     status: str,
     allowed_from: set[str],
@@ -208,7 +209,9 @@ def _set_status(
 
 
 @transaction.atomic
-def suspend_partner(*, actor: Any, partner: Partner, reason: str, reason_code: str = "") -> Partner:
+def suspend_partner(
+    *, actor: Actor, partner: Partner, reason: str, reason_code: str = ""
+) -> Partner:
     """Stop every download of the partner at once; its grants are revoked by the cascade.
 
     The status change is the enforcement (every request reads it); the fan-out that
@@ -240,7 +243,7 @@ def suspend_partner(*, actor: Any, partner: Partner, reason: str, reason_code: s
 
 
 @transaction.atomic
-def reinstate_partner(*, actor: Any, partner: Partner, reason: str) -> Partner:
+def reinstate_partner(*, actor: Actor, partner: Partner, reason: str) -> Partner:
     """Let a suspended partner back in. Revoked grants stay revoked: issue new ones.
 
     Refused while the suspension's fan-out is still running, so no grant it is about to
@@ -270,7 +273,7 @@ def reinstate_partner(*, actor: Any, partner: Partner, reason: str) -> Partner:
 
 
 @transaction.atomic
-def terminate_partner(*, actor: Any, partner: Partner, reason: str) -> Partner:
+def terminate_partner(*, actor: Actor, partner: Partner, reason: str) -> Partner:
     """End the relationship for good: no way back; the cascade revokes every grant and
     token."""
     partner, old = _set_status(

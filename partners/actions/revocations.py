@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, QuerySet
 
+from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, event, record
 from accessctl.audit.models import AuditEvent
 from partners import notify
@@ -32,6 +33,7 @@ from partners.dispatch import after_commit
 from partners.errors import ActionError
 from partners.models import (
     AccessToken,
+    Checkpoint,
     EmbargoWindow,
     Grant,
     GrantRequest,
@@ -54,7 +56,12 @@ BATCH = 1000
 
 
 def start_revocation(
-    scope: Revocation.Scope, target: Any, *, actor: Any, reason: str, at: datetime
+    scope: Revocation.Scope,
+    target: Partner | Release | Checkpoint | Grant | AccessToken,
+    *,
+    actor: Actor,
+    reason: str,
+    at: datetime,
 ) -> Revocation:
     """Record the revocation of ``target`` (already changed by the caller) and queue its
     fan-out after commit."""
@@ -65,12 +72,13 @@ def start_revocation(
         effective_at=at,
         **{str(scope): target},
     )
+    # By name: the task calls this module (accessctl.dispatch.send).
     after_commit("partners.tasks.cascade_revocation", revocation.pk)
     return revocation
 
 
 @transaction.atomic
-def withdraw_release(*, actor: Any, release: Release, reason: str) -> Release:
+def withdraw_release(*, actor: Actor, release: Release, reason: str) -> Release:
     """The kill switch: every download of every checkpoint of the release stops now.
 
     Only the security officer role holds ``withdraw_release``. There is no way back:

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, record
 from partners import queries
 from partners.authority import Operation, authorize
@@ -44,7 +45,7 @@ def _check_arguments(values: dict[str, Any]) -> None:
 
 
 @transaction.atomic
-def change_schedule(*, actor: Any, task: PeriodicTask, **values: Any) -> PeriodicTask:
+def change_schedule(*, actor: Actor, task: PeriodicTask, **values: Any) -> PeriodicTask:
     """Change a periodic task's ``EDITABLE_FIELDS``; records ``schedule.changed`` with
     ``{field: [before, after]}`` (nothing when nothing changed)."""
     authorize(actor, Operation.SCHEDULE_CHANGE, task)
@@ -99,7 +100,7 @@ def _check_lifecycle(task: PeriodicTask, changes: dict[str, Any]) -> None:
 
 
 @transaction.atomic
-def create_interval(*, actor: Any, every: int, period: str) -> IntervalSchedule:
+def create_interval(*, actor: Actor, every: int, period: str) -> IntervalSchedule:
     """A new interval a periodic task may then be set to (``schedule.created``)."""
     authorize(actor, Operation.SCHEDULE_CREATE_INTERVAL)
     interval = IntervalSchedule(every=every, period=period)
@@ -118,7 +119,7 @@ CRONTAB_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_wee
 
 
 @transaction.atomic
-def create_crontab(*, actor: Any, **values: Any) -> CrontabSchedule:
+def create_crontab(*, actor: Actor, **values: Any) -> CrontabSchedule:
     """A new crontab a periodic task may then be set to (``schedule.created``)."""
     authorize(actor, Operation.SCHEDULE_CREATE_CRONTAB)
     unknown = set(values) - set(CRONTAB_FIELDS)

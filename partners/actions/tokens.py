@@ -15,9 +15,9 @@ import logging
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import QuerySet
@@ -25,6 +25,7 @@ from django.template.loader import render_to_string
 from django_otp import devices_for_user
 from django_otp.plugins.otp_static.models import StaticDevice
 
+from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, record
 from partners import tokens
 from partners.authority import Operation, authorize
@@ -50,7 +51,7 @@ PARTNER_SCOPES = frozenset(str(s) for s in tokens.Scope) - {str(tokens.Scope.STA
 STAFF_SCOPES = frozenset({str(tokens.Scope.STAFF)})
 
 
-def verify_second_factor(user: Any, code: str) -> None:
+def verify_second_factor(user: User | None, code: str) -> None:
     """Check a current code from ``user``'s own django-otp devices: a six- or eight-digit
     code against their authenticator app (TOTP), anything else against their one-time
     backup codes.
@@ -98,20 +99,20 @@ def _check_terms(
     return sorted(wanted), expires_at
 
 
-def _current_partner(user: Any) -> Partner | None:
+def _current_partner(user: User) -> Partner | None:
     membership = Membership.objects.filter(user=user).select_related("partner").first()
     return membership.partner if membership else None
 
 
 def _make_token(
     *,
-    user: Any,
+    user: User,
     partner: Partner | None,
     name: str,
     scopes: list[str],
     expires_at: datetime,
     allowed_networks: list[str],
-    created_by: Any,
+    created_by: User | None,
     at: datetime,
 ) -> tuple[AccessToken, str]:
     secret = tokens.generate()
@@ -136,7 +137,7 @@ def _make_token(
 
 def create_staff_token(
     *,
-    actor: Any,
+    actor: Actor,
     name: str,
     second_factor: str,
     expires_at: datetime | None = None,
@@ -159,7 +160,7 @@ def create_staff_token(
 
 @transaction.atomic
 def _create_staff_token(
-    *, actor: Any, name: str, expires_at: datetime | None, allowed_networks: list[str] | None
+    *, actor: User, name: str, expires_at: datetime | None, allowed_networks: list[str] | None
 ) -> tuple[AccessToken, str]:
     at = now()
     scopes, expires_at = _check_terms(STAFF_SCOPES, STAFF_SCOPES, expires_at, at)
@@ -198,8 +199,8 @@ def _claim_digest(code: str, pepper_id: str) -> str:
 @transaction.atomic
 def invite_member_token(
     *,
-    actor: Any,
-    user: Any,
+    actor: Actor,
+    user: User,
     name: str,
     scopes: list[str],
     expires_at: datetime | None = None,
@@ -336,7 +337,7 @@ def claim_token(*, code: str) -> tuple[AccessToken, str]:
 
 
 @transaction.atomic
-def rotate_token(*, actor: Any, token: AccessToken) -> tuple[AccessToken, str]:
+def rotate_token(*, actor: Actor, token: AccessToken) -> tuple[AccessToken, str]:
     """Swap ``token``'s secret: a new token with the same owner, partner, name, scopes,
     address ranges and expiry (rotating never extends a credential's life), and the old
     one revoked at once. Only the token's owner may, presenting it."""
@@ -375,7 +376,7 @@ def rotate_token(*, actor: Any, token: AccessToken) -> tuple[AccessToken, str]:
 
 
 def revoke_tokens(
-    tokens: QuerySet[AccessToken], *, actor: Any, reason: str, at: datetime
+    tokens: QuerySet[AccessToken], *, actor: Actor, reason: str, at: datetime
 ) -> list[AccessToken]:
     """Revoke every unrevoked token of ``tokens`` (locked, in id order), one
     ``token.revoked`` event each; inside the caller's transaction. Returns them."""
@@ -395,7 +396,7 @@ def revoke_tokens(
 
 
 def revoke_member_credentials(
-    *, actor: Any, user: Any, partner_id: int, reason: str, at: datetime
+    *, actor: Actor, user: User, partner_id: int, reason: str, at: datetime
 ) -> tuple[list[str], list[int]]:
     """Revoke ``user``'s tokens for the partner (one ``token.revoked`` event each) and
     cancel their pending invitations. Called inside the caller's transaction."""
@@ -414,7 +415,7 @@ def revoke_member_credentials(
 
 
 @transaction.atomic
-def revoke_token(*, actor: Any, token: AccessToken, reason: str) -> AccessToken:
+def revoke_token(*, actor: Actor, token: AccessToken, reason: str) -> AccessToken:
     """Revoke at once; revoking a revoked token changes nothing."""
     authorize(actor, Operation.TOKEN_REVOKE, token)
     if not reason.strip():

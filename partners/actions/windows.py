@@ -5,6 +5,7 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Least
 
+from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, record
 from partners import rules
 from partners.authority import Operation, authorize
@@ -65,7 +66,7 @@ def check_window(
 @transaction.atomic
 def set_window(
     *,
-    actor: Any,
+    actor: Actor,
     release: Release,
     partner: Partner,
     opens_at: datetime,

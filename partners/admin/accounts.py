@@ -10,19 +10,20 @@
   People set up their own under *My two-factor* (``partners/my_account.py``).
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import AdminForm
 from django.contrib.admin.utils import unquote
-from django.contrib.auth import get_user_model, update_session_auth_hash
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, UsernameField
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.forms import ModelForm
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -31,6 +32,7 @@ from django.utils.html import format_html
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accessctl.actors import acting_user
 from accessctl.audit.admin import AuditHistory
 from partners import actions
 from partners.actions.accounts import ACCOUNT_FIELDS
@@ -39,8 +41,6 @@ from partners.authority import Operation, may
 from ._helpers import ActionErrorsAsMessages
 
 __all__ = ["AccountAdmin", "RoleAdmin", "SecondFactorDeviceAdmin"]
-
-User = get_user_model()
 
 
 class AccountChangeForm(forms.ModelForm):
@@ -66,34 +66,34 @@ class AccountAdmin(AuditHistory, ActionErrorsAsMessages, DjangoUserAdmin):
     filter_horizontal = ("groups",)
 
     @admin.display(description="password")
-    def password_state(self, user: Any) -> str:
+    def password_state(self, user: User) -> str:
         state = "set" if user.has_usable_password() else "none (cannot sign in with one)"
         url = reverse("admin:auth_user_password_change", args=[user.pk])
         return format_html('{} &middot; <a href="{}">set a new password</a>', state, url)
 
     @admin.display(description="devices")
-    def second_factor(self, user: Any) -> str:
+    def second_factor(self, user: User) -> str:
         """Which devices the person has: never a key or a code."""
         apps = TOTPDevice.objects.filter(user=user, confirmed=True).count()
         codes = sum(d.token_set.count() for d in StaticDevice.objects.filter(user=user))
         return f"{apps} authenticator app(s), {codes} unused backup code(s)"
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         # An account is the actor of its audit events: deactivate it, never delete it.
         return False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return may(request.user, Operation.ACCOUNT_CREATE)
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return may(request.user, Operation.ACCOUNT_CHANGE, obj)
 
-    def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: User, form: ModelForm, change: bool) -> None:
         data = form.cleaned_data
         if not change:
             usable = data.get("set_usable_password", True)
             created = actions.create_account(
-                actor=request.user,
+                actor=acting_user(request),
                 username=data["username"],
                 password=data.get("password1") if usable else None,
             )
@@ -102,7 +102,7 @@ class AccountAdmin(AuditHistory, ActionErrorsAsMessages, DjangoUserAdmin):
             return
         values = {name: data[name] for name in form.changed_data if name in ACCOUNT_FIELDS}
         groups = data["groups"] if "groups" in form.changed_data else None
-        actions.change_account(actor=request.user, user=obj, groups=groups, **values)
+        actions.change_account(actor=acting_user(request), user=obj, groups=groups, **values)
 
     def save_related(
         self, request: HttpRequest, form: ModelForm, formsets: Any, change: bool
@@ -123,7 +123,7 @@ class AccountAdmin(AuditHistory, ActionErrorsAsMessages, DjangoUserAdmin):
         if form.is_valid():
             usable = form.cleaned_data["set_usable_password"]
             password = form.cleaned_data["password1"] if usable else None
-            actions.set_password(actor=request.user, user=user, password=password)
+            actions.set_password(actor=acting_user(request), user=user, password=password)
             user.refresh_from_db()
             if user.pk == request.user.pk:
                 update_session_auth_hash(request, user)
@@ -171,10 +171,10 @@ class RoleAdmin(DjangoGroupAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -193,24 +193,26 @@ class SecondFactorDeviceAdmin(AuditHistory, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return may(request.user, Operation.SECOND_FACTOR_REMOVE, obj)
 
-    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, ...]:
+    def get_deleted_objects(
+        self, objs: Sequence[Model] | QuerySet[Model], request: HttpRequest
+    ) -> tuple[list[str], dict[str, int], set[str], list[str]]:
         # The device only: its codes go with it, and are never listed (not even counted
         # per row, which Django's summary would show next to their ids).
         names = [f"{self.opts.verbose_name}: {obj}" for obj in objs]
-        return names, {self.opts.verbose_name_plural: len(names)}, set(), []
+        return names, {str(self.opts.verbose_name_plural): len(names)}, set(), []
 
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        actions.remove_second_factor(actor=request.user, device=obj)
+    def delete_model(self, request: HttpRequest, obj: TOTPDevice | StaticDevice) -> None:
+        actions.remove_second_factor(actor=acting_user(request), device=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for device in queryset:
-            actions.remove_second_factor(actor=request.user, device=device)
+            actions.remove_second_factor(actor=acting_user(request), device=device)
 
 
 for _model, _admin in (

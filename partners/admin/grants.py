@@ -2,12 +2,13 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
+from accessctl.actors import acting_user
 from accessctl.audit.admin import AuditHistory
 from partners import actions, rules
 from partners.errors import ActionError
@@ -107,7 +108,7 @@ class GrantAdmin(AuditHistory, AddThenReadOnly, ActionErrorsAsMessages, admin.Mo
     def save_model(self, request: HttpRequest, obj: Grant, form: ModelForm, change: bool) -> None:
         data = form.cleaned_data
         grant = actions.issue_grant(
-            actor=request.user,
+            actor=acting_user(request),
             partner=data["partner"],
             checkpoint=data["checkpoint"],
             quota_bytes=data["quota_bytes"],
@@ -117,7 +118,7 @@ class GrantAdmin(AuditHistory, AddThenReadOnly, ActionErrorsAsMessages, admin.Mo
 
     @reason_action(description="Revoke selected grants", permission="revoke", submit_label="Revoke")
     def revoke(self, request: HttpRequest, grant: Grant, reason: str) -> None:
-        actions.revoke_grant(actor=request.user, grant=grant, reason=reason)
+        actions.revoke_grant(actor=acting_user(request), grant=grant, reason=reason)
 
 
 class ApprovalInline(admin.TabularInline):
@@ -129,7 +130,7 @@ class ApprovalInline(admin.TabularInline):
     )
     can_delete = False
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -176,7 +177,7 @@ class GrantRequestAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmi
         return super().get_queryset(request).annotate(approval_count=Count("approvals"))
 
     @admin.display(description="Approvals", ordering="approval_count")
-    def approvals_given(self, obj: Any) -> str:
+    def approvals_given(self, obj: Any) -> str:  # a request annotated by get_queryset
         # A pending request needs the current setting if it was raised since filing.
         needed = (
             rules.approvals_needed(obj.approvals_required)
@@ -199,7 +200,7 @@ class GrantRequestAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmi
     ) -> None:
         data = form.cleaned_data
         created = actions.request_grant(
-            actor=request.user,
+            actor=acting_user(request),
             partner=data["partner"],
             checkpoint=data["checkpoint"],
             quota_bytes=data["quota_bytes"],
@@ -211,7 +212,9 @@ class GrantRequestAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmi
     def approve(self, request: HttpRequest, queryset: QuerySet[GrantRequest]) -> None:
         for grant_request in queryset:
             try:
-                done = actions.approve_grant_request(actor=request.user, request=grant_request)
+                done = actions.approve_grant_request(
+                    actor=acting_user(request), request=grant_request
+                )
             except ActionError as exc:
                 settle(exc)
                 self.message_user(request, f"{grant_request}: {exc.message}", messages.ERROR)
@@ -231,4 +234,6 @@ class GrantRequestAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmi
         description="Reject selected requests", permission="approve", submit_label="Reject"
     )
     def reject(self, request: HttpRequest, grant_request: GrantRequest, reason: str) -> None:
-        actions.reject_grant_request(actor=request.user, request=grant_request, reason=reason)
+        actions.reject_grant_request(
+            actor=acting_user(request), request=grant_request, reason=reason
+        )

@@ -6,6 +6,7 @@ from django.db.models import Model
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 
+from accessctl.actors import Actor, acting_user
 from accessctl.audit.admin import AuditHistory
 from partners import actions, queries
 from partners.actions.members import CONTACT_FIELDS
@@ -43,7 +44,7 @@ class MembershipInline(admin.TabularInline):
     extra = 0
     readonly_fields = ["created_at"]
 
-    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+    def get_formset(self, request: HttpRequest, obj: Partner | None = None, **kwargs: Any) -> Any:
         formset = super().get_formset(request, obj, **kwargs)
         field: Any = formset.form.base_fields.get("user")  # a fresh form class per call
         if field is not None:
@@ -64,7 +65,7 @@ class MembershipInline(admin.TabularInline):
         return may(request.user, Operation.MEMBER_REMOVE)
 
 
-def _save_contacts(actor: Any, partner: Partner, formset: Any) -> None:
+def _save_contacts(actor: Actor, partner: Partner, formset: Any) -> None:
     for contact in formset.deleted_objects:
         actions.remove_contact(actor=actor, contact=contact)
     for contact, fields in formset.changed_objects:
@@ -78,7 +79,7 @@ def _save_contacts(actor: Any, partner: Partner, formset: Any) -> None:
         )
 
 
-def _save_members(actor: Any, partner: Partner, formset: Any) -> None:
+def _save_members(actor: Actor, partner: Partner, formset: Any) -> None:
     for membership in formset.deleted_objects:
         actions.remove_member(actor=actor, membership=membership, reason="removed in the portal")
     for membership, _ in formset.changed_objects:
@@ -156,7 +157,7 @@ class PartnerAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Partner, form: ModelForm, change: bool) -> None:
         if change:
             actions.update_partner(
-                actor=request.user,
+                actor=acting_user(request),
                 partner=obj,
                 confirm_ended_windows=access_ends.confirmed_windows(request),
                 **changed_values(form, EDITABLE_FIELDS),
@@ -164,7 +165,7 @@ class PartnerAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
         else:
             values = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS}
             created = actions.create_partner(
-                actor=request.user, slug=form.cleaned_data["slug"], **values
+                actor=acting_user(request), slug=form.cleaned_data["slug"], **values
             )
             obj.pk = created.pk
         obj.refresh_from_db()
@@ -177,7 +178,7 @@ class PartnerAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
         formset.save(commit=False)
         save = _INLINE_SAVES.get(formset.model)
         if save is not None:
-            save(request.user, form.instance, formset)
+            save(acting_user(request), form.instance, formset)
 
     def has_suspend_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("partners.suspend_partner")
@@ -188,10 +189,10 @@ class PartnerAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
         submit_label="Suspend",
     )
     def suspend(self, request: HttpRequest, partner: Partner, reason: str) -> None:
-        actions.suspend_partner(actor=request.user, partner=partner, reason=reason)
+        actions.suspend_partner(actor=acting_user(request), partner=partner, reason=reason)
 
     @reason_action(
         description="Reinstate selected partners", permission="suspend", submit_label="Reinstate"
     )
     def reinstate(self, request: HttpRequest, partner: Partner, reason: str) -> None:
-        actions.reinstate_partner(actor=request.user, partner=partner, reason=reason)
+        actions.reinstate_partner(actor=acting_user(request), partner=partner, reason=reason)

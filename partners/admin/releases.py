@@ -7,6 +7,7 @@ from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
+from accessctl.actors import acting_user
 from accessctl.audit.admin import AuditHistory
 from partners import actions, states
 from partners.actions.checkpoints import RELEASE_EDITABLE_FIELDS
@@ -70,7 +71,7 @@ class WindowForm(KeepStoredTimes):
 def _save_window(request: HttpRequest, form: ModelForm, release: Release) -> EmbargoWindow:
     data = form.cleaned_data
     return actions.set_window(
-        actor=request.user,
+        actor=acting_user(request),
         release=release,
         partner=data["partner"],
         opens_at=data["opens_at"],
@@ -127,7 +128,7 @@ class ReleaseAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
         submit_label="Withdraw the release",
     )
     def withdraw(self, request: HttpRequest, release: Release, reason: str) -> None:
-        actions.withdraw_release(actor=request.user, release=release, reason=reason)
+        actions.withdraw_release(actor=acting_user(request), release=release, reason=reason)
 
     def has_withdraw_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("partners.withdraw_release")
@@ -148,12 +149,12 @@ class ReleaseAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
             # untouched public time stored with microseconds would come back "earlier"
             # and be refused (the public time never moves earlier).
             values = changed_values(form, RELEASE_EDITABLE_FIELDS)
-            actions.update_release(actor=request.user, release=obj, **values)
+            actions.update_release(actor=acting_user(request), release=obj, **values)
             obj.refresh_from_db()
             return
         data = form.cleaned_data
         created = actions.create_release(
-            actor=request.user,
+            actor=acting_user(request),
             slug=data["slug"],
             name=data["name"],
             public_release_at=data["public_release_at"],
@@ -191,7 +192,7 @@ class WindowStateFilter(admin.SimpleListFilter):
     title = "state"
     parameter_name = "state"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return list(EmbargoWindow.State.choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
@@ -207,7 +208,7 @@ class CheckpointStateFilter(admin.SimpleListFilter):
     title = "status"
     parameter_name = "state"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return list(Checkpoint.Status.choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
@@ -313,7 +314,7 @@ class CheckpointAdmin(AuditHistory, admin.ModelAdmin):
         return checkpoint_state(checkpoint)
 
     @admin.display(description="Files", ordering="file_count")
-    def files(self, obj: Any) -> int:
+    def files(self, obj: Any) -> int:  # a checkpoint annotated by get_queryset
         return obj.file_count
 
     @admin.display(description="Size", ordering="byte_count")
@@ -323,7 +324,7 @@ class CheckpointAdmin(AuditHistory, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # registered with `manage.py register_checkpoint` or the staff API
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         # Nothing on this page is editable: a checkpoint changes only through actions
         # (pull), so the page only reads (no Save button; a posted form is refused).
         return False
@@ -337,4 +338,4 @@ class CheckpointAdmin(AuditHistory, admin.ModelAdmin):
         submit_label="Pull",
     )
     def pull(self, request: HttpRequest, checkpoint: Checkpoint, reason: str) -> None:
-        actions.pull_checkpoint(actor=request.user, checkpoint=checkpoint, reason=reason)
+        actions.pull_checkpoint(actor=acting_user(request), checkpoint=checkpoint, reason=reason)

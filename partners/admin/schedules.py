@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 from django_celery_beat.admin import PeriodicTaskInline
@@ -24,6 +24,7 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
+from accessctl.actors import acting_user
 from accessctl.audit.admin import AuditHistory
 from partners import actions
 from partners.actions.schedules import CRONTAB_FIELDS, EDITABLE_FIELDS
@@ -64,24 +65,24 @@ class PeriodicTaskAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # installed by migrations
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False  # a lifecycle control is switched off (and that shows), never deleted
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return may(request.user, Operation.SCHEDULE_CHANGE, obj)
 
     def save_model(
         self, request: HttpRequest, obj: PeriodicTask, form: ModelForm, change: bool
     ) -> None:
         actions.change_schedule(
-            actor=request.user, task=obj, **changed_values(form, EDITABLE_FIELDS)
+            actor=acting_user(request), task=obj, **changed_values(form, EDITABLE_FIELDS)
         )
 
     def _set_enabled(self, request: HttpRequest, queryset: QuerySet, enabled: bool) -> None:
         done = 0
         for task in queryset:
             try:
-                actions.change_schedule(actor=request.user, task=task, enabled=enabled)
+                actions.change_schedule(actor=acting_user(request), task=task, enabled=enabled)
                 done += 1
             except ActionError as exc:
                 settle(exc)
@@ -103,13 +104,13 @@ class _ScheduleKindAdmin(AuditHistory, AddThenReadOnly, ActionErrorsAsMessages, 
     operation: Operation
     readonly_fields: ClassVar[tuple[str, ...]] = ()
 
-    def get_inlines(self, request: HttpRequest, obj: Any) -> list[Any]:
+    def get_inlines(self, request: HttpRequest, obj: Model | None) -> list[Any]:
         return [PeriodicTaskInline] if obj else []  # the tasks using this schedule
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return may(request.user, self.operation)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False  # deleting a schedule deletes the periodic tasks using it
 
 
@@ -130,7 +131,9 @@ class IntervalScheduleAdmin(_ScheduleKindAdmin):
         self, request: HttpRequest, obj: IntervalSchedule, form: ModelForm, change: bool
     ) -> None:
         created = actions.create_interval(
-            actor=request.user, every=form.cleaned_data["every"], period=form.cleaned_data["period"]
+            actor=acting_user(request),
+            every=form.cleaned_data["every"],
+            period=form.cleaned_data["period"],
         )
         obj.pk = created.pk
 
@@ -153,4 +156,4 @@ class CrontabScheduleAdmin(_ScheduleKindAdmin):
         self, request: HttpRequest, obj: CrontabSchedule, form: ModelForm, change: bool
     ) -> None:
         values = {name: form.cleaned_data[name] for name in CRONTAB_FIELDS}
-        obj.pk = actions.create_crontab(actor=request.user, **values).pk
+        obj.pk = actions.create_crontab(actor=acting_user(request), **values).pk

@@ -14,9 +14,10 @@ from typing import Any
 from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
 from axes.models import AccessAttempt
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
+from accessctl.actors import acting_user
 from partners import actions
 from partners.authority import Operation, may
 
@@ -26,15 +27,15 @@ __all__ = ["AccessAttemptAdmin"]
 class AccessAttemptAdmin(AxesAccessAttemptAdmin):  # type: ignore[misc]
     actions: Any = []
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return may(request.user, Operation.STAFF_CLEAR_LOCKOUT, obj)
 
     def delete_model(self, request: HttpRequest, obj: AccessAttempt) -> None:
-        actions.clear_lockout(actor=request.user, attempt=obj)
+        actions.clear_lockout(actor=acting_user(request), attempt=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for attempt in queryset:
-            actions.clear_lockout(actor=request.user, attempt=attempt)
+            actions.clear_lockout(actor=acting_user(request), attempt=attempt)
 
 
 if admin.site.is_registered(AccessAttempt):

@@ -12,11 +12,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.db.models import Model
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from accessctl.actors import acting_user
 from accessctl.audit.admin import AuditHistory
 from partners import actions
 from partners.actions.tokens import PARTNER_SCOPES
@@ -76,7 +78,8 @@ class AccessTokenAdmin(AuditHistory, AddThenReadOnly, admin.ModelAdmin):
     ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return may(request.user, Operation.TOKEN_CREATE_STAFF, request.user)
+        # For themselves only: the action makes the token for its actor.
+        return may(request.user, Operation.TOKEN_CREATE_STAFF)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         # Every staff member may make their own token: the page is listed for them even
@@ -98,7 +101,7 @@ class AccessTokenAdmin(AuditHistory, AddThenReadOnly, admin.ModelAdmin):
             data = form.cleaned_data
             try:
                 token, secret = actions.create_staff_token(
-                    actor=request.user,
+                    actor=acting_user(request),
                     name=data["name"],
                     second_factor=data["second_factor"],
                     expires_at=data.get("expires_at"),
@@ -127,7 +130,7 @@ class AccessTokenAdmin(AuditHistory, AddThenReadOnly, admin.ModelAdmin):
 
     @reason_action(description="Revoke selected tokens", permission="revoke", submit_label="Revoke")
     def revoke(self, request: HttpRequest, token: AccessToken, reason: str) -> None:
-        actions.revoke_token(actor=request.user, token=token, reason=reason)
+        actions.revoke_token(actor=acting_user(request), token=token, reason=reason)
 
 
 def _show_secret(
@@ -203,7 +206,7 @@ class TokenInvitationAdmin(AuditHistory, AddThenReadOnly, ActionErrorsAsMessages
     def has_add_permission(self, request: HttpRequest) -> bool:
         return may(request.user, Operation.TOKEN_INVITE_MEMBER)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
     def save_model(
@@ -211,7 +214,7 @@ class TokenInvitationAdmin(AuditHistory, AddThenReadOnly, ActionErrorsAsMessages
     ) -> None:
         data = form.cleaned_data
         invitation = actions.invite_member_token(
-            actor=request.user,
+            actor=acting_user(request),
             user=data["user"],
             name=data["name"],
             scopes=data["scopes"],

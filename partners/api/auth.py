@@ -1,9 +1,10 @@
 """API token authentication, scopes, caller rules and per-token throttling."""
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -15,12 +16,15 @@ from accessctl.audit.models import AuditEvent, Outcome
 from accessctl.codes import Code, registered, status_of
 from partners import tokens
 from partners.decisions import Decision
-from partners.models import AccessToken
+from partners.models import AccessToken, Partner
 from partners.queries import token_by_digests
 from partners.rules import CallerFacts, StaffCallerFacts, decide_caller, decide_staff_caller
 
 from . import ratelimit
 from .errors import Problem
+
+if TYPE_CHECKING:  # DRF's views import this module (its default authentication, throttle)
+    from rest_framework.views import APIView
 
 __all__ = [
     "PartnerCaller",
@@ -28,6 +32,8 @@ __all__ = [
     "TokenAuthentication",
     "TokenThrottle",
     "caller_facts",
+    "caller_partner",
+    "presented_token",
     "staff_caller_facts",
     "token_facts",
 ]
@@ -68,7 +74,7 @@ class TokenAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="accessctl"'
 
-    def authenticate(self, request: Request) -> tuple[Any, AccessToken] | None:
+    def authenticate(self, request: Request) -> tuple[User, AccessToken] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
@@ -129,11 +135,29 @@ def token_facts(token: AccessToken) -> dict[str, Any]:
     }
 
 
-def caller_facts(request: Request) -> CallerFacts:
-    token: AccessToken = request.auth
-    partner = token.partner
+def presented_token(request: Request) -> AccessToken:
+    """The token the request authenticated with (``TokenAuthentication``), typed.
+
+    Every API view admits only a token's holder (``PartnerCaller``, ``StaffCaller``), so
+    this is how a view reads it; without one the answer is the 401 those classes give.
+    """
+    token = request.auth
+    if not isinstance(token, AccessToken):
+        raise exceptions.NotAuthenticated("Send 'Authorization: Bearer <token>'.")
+    return token
+
+
+def caller_partner(request: Request) -> Partner:
+    """The partner of the presented token; a staff token is refused (403,
+    ``partner_token_required``)."""
+    partner = presented_token(request).partner
     if partner is None:
         raise Problem(403, "partner_token_required", "This endpoint is for partner tokens.")
+    return partner
+
+
+def caller_facts(request: Request) -> CallerFacts:
+    token, partner = presented_token(request), caller_partner(request)
     return CallerFacts(
         now=timezone.now(),
         client_address=request.META.get("REMOTE_ADDR"),
@@ -145,10 +169,8 @@ def caller_facts(request: Request) -> CallerFacts:
 
 
 class _TokenScope(permissions.BasePermission):
-    def has_permission(self, request: Request, view: Any) -> bool:
-        token = request.auth
-        if not isinstance(token, AccessToken):
-            raise exceptions.NotAuthenticated("Send 'Authorization: Bearer <token>'.")
+    def has_permission(self, request: Request, view: "APIView") -> bool:
+        token = presented_token(request)
         scope = getattr(view, "required_scope", None)
         if scope and scope not in token.scopes:
             raise Problem(403, "scope_missing", f"This token lacks the scope {scope!r}.")
@@ -158,7 +180,7 @@ class _TokenScope(permissions.BasePermission):
 def _deny(request: Request, decision: Decision) -> Problem:
     """The problem to raise for a refused caller, carrying its ``api.denied`` event (with
     the reason): partner and staff callers alike."""
-    token = request.auth
+    token = presented_token(request)
     evidence = event(
         AuditAction.API_DENIED,
         actor=token.user,
@@ -181,7 +203,7 @@ def _deny(request: Request, decision: Decision) -> Problem:
 class PartnerCaller(_TokenScope):
     """A partner's token, for a partner in good standing, from an allowed address."""
 
-    def has_permission(self, request: Request, view: Any) -> bool:
+    def has_permission(self, request: Request, view: "APIView") -> bool:
         if isinstance(request.auth, AccessToken) and request.auth.partner_id is None:
             raise Problem(403, "partner_token_required", "This endpoint is for partner tokens.")
         super().has_permission(request, view)
@@ -192,7 +214,7 @@ class PartnerCaller(_TokenScope):
 
 
 def staff_caller_facts(request: Request) -> StaffCallerFacts:
-    token: AccessToken = request.auth
+    token = presented_token(request)
     return StaffCallerFacts(
         now=timezone.now(),
         client_address=request.META.get("REMOTE_ADDR"),
@@ -209,7 +231,7 @@ class StaffCaller(_TokenScope):
     (revocation, expiry, its address ranges) and to its owner still being active staff;
     each action then checks the owner's own permissions."""
 
-    def has_permission(self, request: Request, view: Any) -> bool:
+    def has_permission(self, request: Request, view: "APIView") -> bool:
         token = request.auth
         if isinstance(token, AccessToken) and token.partner_id is not None:
             raise Problem(403, "staff_token_required", "This endpoint is for staff tokens.")
@@ -225,7 +247,7 @@ class TokenThrottle(throttling.BaseThrottle):
     period (a sliding window: ``partners.api.ratelimit``). With a Redis cache
     (``CACHE_URL``) the limit holds across all web processes, in one round trip."""
 
-    def allow_request(self, request: Request, view: Any) -> bool:
+    def allow_request(self, request: Request, view: "APIView") -> bool:
         token = request.auth
         ident = f"t{token.pk}" if isinstance(token, AccessToken) else f"a{self.get_ident(request)}"
         limit, period = _parse_rate(str(settings.ACCESSCTL_API_RATE))

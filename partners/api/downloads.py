@@ -8,12 +8,14 @@ from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
+from django.core.files import File
 from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from accessctl.actors import acting_user
 from accessctl.audit.events import AuditAction
 from accessctl.codes import status_of
 from accessctl.signing.keys import BadSignature, TokenFailure, verify_token
@@ -22,7 +24,7 @@ from partners.decisions import Reason
 from partners.models import Artifact, Grant
 from partners.storage import artifact_storage
 
-from .auth import PartnerCaller, token_facts
+from .auth import PartnerCaller, caller_partner, presented_token, token_facts
 from .errors import Hidden, Problem, failure_problem
 
 __all__ = ["FileView", "parse_range"]
@@ -139,7 +141,7 @@ class _LimitedFile:
     the file's position and stops at Content-Length); other servers read it in chunks.
     """
 
-    def __init__(self, handle: Any, byte_range: ByteRange) -> None:
+    def __init__(self, handle: File, byte_range: ByteRange) -> None:
         handle.seek(byte_range.start)
         self._handle = handle
         self._left = byte_range.length
@@ -236,7 +238,7 @@ class FileView(APIView):
     refusal_event = AuditAction.DOWNLOAD_DENIED
 
     def get(self, request: Request, grant_id: int, path: str) -> HttpResponseBase:
-        partner = request.auth.partner
+        partner = caller_partner(request)
         grant, artifact = queries.download_target(partner, grant_id, path)
         if not grant.checkpoint.release.jurisdiction_allowed(str(partner.jurisdiction)):
             # Export control: the release does not exist for this partner (404 like another
@@ -254,12 +256,12 @@ class FileView(APIView):
         head = request.method == "HEAD"
         requested = 0 if head else (byte_range.length if byte_range else artifact.size)
         decision = actions.authorize_download(
-            actor=request.user,
+            actor=acting_user(request),
             grant=grant,
             artifact=artifact,
             requested_bytes=requested,
             client_address=request.META.get("REMOTE_ADDR"),
-            token_facts=token_facts(request.auth),
+            token_facts=token_facts(presented_token(request)),
             fresh=True,
             details={
                 "range": f"{byte_range.start}-{byte_range.end}" if byte_range else "",

@@ -144,7 +144,7 @@ def json_depth(data: bytes) -> int:
 _JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
 
 
-def _text_ok(value: Any) -> bool:
+def _text_ok(value: object) -> bool:
     """Every string (and key) in a parsed JSON value encodes as UTF-8: JSON can spell a
     lone surrogate (``"\\ud800"``), which no database column can store."""
     stack = [value]

@@ -66,7 +66,7 @@ def problem_response(
     )
 
 
-def _flatten(detail: Any) -> str:
+def _flatten(detail: object) -> str:
     if isinstance(detail, dict):
         return "; ".join(f"{key}: {_flatten(value)}" for key, value in detail.items())
     if isinstance(detail, list):

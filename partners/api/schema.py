@@ -3,6 +3,7 @@
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
 
 from accessctl.codes import api_codes
 
@@ -11,7 +12,7 @@ class TokenAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore
     target_class = "partners.api.auth.TokenAuthentication"
     name = "bearerToken"
 
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, str]:
         return {
             "type": "http",
             "scheme": "bearer",

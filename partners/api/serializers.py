@@ -56,7 +56,7 @@ class ReleaseSerializer(serializers.Serializer):
 
 
 class CheckpointSerializer(serializers.ModelSerializer):
-    release = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    release = serializers.SlugRelatedField[Release](slug_field="slug", read_only=True)
     files = serializers.IntegerField(source="file_count", read_only=True)
     size = serializers.IntegerField(source="byte_count", read_only=True)
     status = serializers.SerializerMethodField(

@@ -1,18 +1,17 @@
 """A token's holder rotates it, with that token: a partner's token with no staff involved,
 a staff member's own token likewise."""
 
-from typing import Any
-
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accessctl.actors import acting_user
 from partners import actions
 from partners.models import AccessToken
 
-from .auth import PartnerCaller, StaffCaller
+from .auth import PartnerCaller, StaffCaller, presented_token
 from .views import NoStore
 
 __all__ = ["TokenRotateApi"]
@@ -33,7 +32,7 @@ class OwnTokenCaller(permissions.BasePermission):
     (its address ranges, its owner still active staff). A refused token cannot renew
     itself either way."""
 
-    def has_permission(self, request: Request, view: Any) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         token = request.auth
         if isinstance(token, AccessToken) and token.partner_id is None:
             return StaffCaller().has_permission(request, view)
@@ -54,8 +53,8 @@ class TokenRotateApi(NoStore, APIView):
         summary="Replace the presented token's secret: the old one stops working now",
     )
     def post(self, request: Request) -> Response:
-        old = request.auth
-        new, secret = actions.rotate_token(actor=request.user, token=old)
+        old = presented_token(request)
+        new, secret = actions.rotate_token(actor=acting_user(request), token=old)
         body = RotatedTokenOut(
             {
                 "token": secret,

@@ -6,7 +6,7 @@ from typing import Any, cast
 from urllib import parse
 
 from django.core import signing
-from django.db.models import Count, Sum
+from django.db.models import Count, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -17,15 +17,16 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
+from accessctl.actors import acting_user
 from accessctl.signing.keys import sign_tokens
 from partners import actions, queries, rules, states
 from partners.errors import ActionError
 from partners.manifests import signed_manifest
-from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest, Release
+from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest, Partner, Release
 from partners.refusals import settle
 
 from . import serializers as s
-from .auth import PartnerCaller
+from .auth import PartnerCaller, caller_partner, presented_token
 from .errors import Problem, failure_problem
 
 __all__ = [
@@ -63,12 +64,14 @@ class Cursor(pagination.CursorPagination):
         try:
             encoded = self.signer.unsign(presented)
             tokens = parse.parse_qs(b64decode(encoded.encode("ascii")).decode("ascii"))
+            position = tokens.get("p", [None])[0]
             return pagination.Cursor(
                 offset=pagination._positive_int(
                     tokens.get("o", ["0"])[0], cutoff=self.offset_cutoff
                 ),
                 reverse=bool(int(tokens.get("r", ["0"])[0])),
-                position=tokens.get("p", [None])[0],
+                # An id: every list is ordered by ``-id``.
+                position=None if position is None else int(position),
             )
         except (signing.BadSignature, ValueError, UnicodeError) as exc:
             raise Problem(
@@ -76,27 +79,29 @@ class Cursor(pagination.CursorPagination):
             ) from exc
 
 
-class NoStore:
+class NoStore(APIView):
     # For views whose answers carry a secret (signed grant tokens, a new token): no cache,
     # shared or private, may keep them, whatever the answer (a refusal included). A
     # comment, not a docstring: the schema would show it as the endpoints' description.
 
-    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
-        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
         response["Cache-Control"] = "no-store"
         return response
 
 
-class PartnerView:
+class PartnerView(APIView):
     permission_classes = [PartnerCaller]
     required_scope = "read"
 
     @property
-    def partner(self) -> Any:
-        return self.request.auth.partner  # type: ignore[attr-defined]
+    def partner(self) -> Partner:
+        return caller_partner(self.request)
 
 
-def open_window(partner: Any, release: Any) -> EmbargoWindow:
+def open_window(partner: Partner, release: Release) -> EmbargoWindow:
     """The partner's open window for the release, or a 403 saying why there is none."""
     now = timezone.now()
     window = queries.window_for_display(partner, release, now)
@@ -134,7 +139,7 @@ def grant_tokens(grants: list[Grant]) -> dict[int, str]:
 @extend_schema(responses=s.MeSerializer, summary="The token's partner, scopes and expiry")
 class MeView(PartnerView, APIView):
     def get(self, request: Request) -> Response:
-        token, partner = request.auth, self.partner
+        token, partner = presented_token(request), self.partner
         return Response(
             {
                 "user": request.user.get_username(),
@@ -160,7 +165,7 @@ class ReleaseListView(PartnerView, generics.ListAPIView):
     serializer_class = s.ReleaseSerializer
     pagination_class = Cursor
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[Release]:
         return queries.visible_releases_with_windows(self.partner)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -173,7 +178,7 @@ class ReleaseListView(PartnerView, generics.ListAPIView):
                 "public_release_at": r.public_release_at,
                 "status": r.status,
                 "withdrawn_at": r.withdrawn_at,
-                "window": queries.display_window(r.partner_windows, now),
+                "window": queries.display_window(queries.prefetched_windows(r), now),
             }
             for r in page or []
         ]
@@ -185,7 +190,7 @@ class CheckpointListView(PartnerView, generics.ListAPIView):
     serializer_class = s.CheckpointSerializer
     pagination_class = Cursor
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[Checkpoint]:
         release = queries.partner_release(self.partner, self.kwargs["slug"])
         open_window(self.partner, release)
         return (
@@ -227,7 +232,7 @@ class GrantListView(NoStore, PartnerView, generics.ListAPIView):
     serializer_class = s.GrantSerializer
     pagination_class = Cursor
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[Grant]:
         return queries.partner_grants(self.partner)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -235,7 +240,7 @@ class GrantListView(NoStore, PartnerView, generics.ListAPIView):
         data = s.GrantSerializer(page, many=True, context={"grant_tokens": grant_tokens(page)}).data
         return self.get_paginated_response(data)
 
-    def get_permissions(self) -> "Sequence[Any]":
+    def get_permissions(self) -> Sequence[Any]:  # DRF's stub names a private protocol
         if self.request.method == "POST":
             self.required_scope = "grants:request"
         return super().get_permissions()
@@ -256,7 +261,7 @@ class GrantListView(NoStore, PartnerView, generics.ListAPIView):
             # (``jurisdiction_blocked``) and records it; the answer stays 404, as for
             # anything the partner cannot see.
             grant_request = actions.request_grant(
-                actor=request.user,
+                actor=acting_user(request),
                 partner=self.partner,
                 checkpoint=checkpoint,
                 quota_bytes=data.validated_data.get("quota_bytes"),

@@ -1,4 +1,4 @@
-from typing import Any
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -55,10 +55,6 @@ class AccessToken(models.Model):
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name})"
 
-    @property
-    def is_staff_token(self) -> bool:
-        return self.partner_id is None
-
 
 class TokenInvitation(models.Model):
     """Staff asked for a partner member's token; the member claims it with a one-time code
@@ -106,7 +102,7 @@ class TokenInvitation(models.Model):
     def __str__(self) -> str:
         return f"{self.name} for {self.user}"
 
-    def state_at(self, at: Any) -> str:
+    def state_at(self, at: datetime) -> str:
         if self.claimed_at is not None:
             return "claimed"
         if self.cancelled_at is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -122,7 +122,7 @@ class Command(BaseCommand):
             keys[username] = base64.b32encode(bytes.fromhex(key)).decode()
         return keys
 
-    def _domain(self) -> Any:
+    def _domain(self) -> User:
         now = timezone.now()
         User = get_user_model()
         alice, bob = User.objects.get(username="rm-alice"), User.objects.get(username="rm-bob")
@@ -288,7 +288,7 @@ class Command(BaseCommand):
         )
         return engineer
 
-    def _claim(self, engineer: Any) -> str:
+    def _claim(self, engineer: User) -> str:
         """Open the invitation link as the engineer would, and keep the token it shows."""
         sent = [m for m in mail.outbox if m.to == [engineer.email]]
         match = re.search(r"/tokens/claim#(\S+)", str(sent[-1].body)) if sent else None
