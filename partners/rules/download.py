@@ -3,7 +3,7 @@
 Callers read a grant with its relations (``partners.queries.download_target``), turn it
 into facts with ``download_facts`` (the one place that maps rows to facts), call
 ``decide`` and act on the result (``partners.actions.downloads.authorize_download``);
-every rule is a row of the table-driven tests in tests/partners/test_decisions.py.
+every rule is a row of the table-driven tests in tests/partners/rules/test_decisions.py.
 """
 
 from collections.abc import Sequence

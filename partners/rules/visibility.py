@@ -1,6 +1,6 @@
 """Listing visibility: a release's export-control policy, as a Python rule and as SQL.
 
-Both forms live here, side by side, and tests/partners/test_rules.py checks they agree on
+Both forms live here, side by side, and tests/partners/rules/test_rules.py checks they agree on
 every policy/jurisdiction combination: the selectors (``partners.queries.allowed_releases``)
 filter with ``export_policy_q``, the decision and the actions call ``jurisdiction_allowed``.
 """

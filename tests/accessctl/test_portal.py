@@ -504,7 +504,7 @@ def test_role_groups_hold_exactly_the_declared_permissions():
 
 def test_the_token_form_makes_only_the_signed_in_persons_own_token(client, world):
     """The secret-showing form has no user field: it is for oneself (the partner members'
-    flow, where staff never see the secret, is in tests/partners/test_credentials.py)."""
+    flow, where staff never see the secret, is in tests/partners/actions/test_credentials.py)."""
     c = portal_client(client, f.staff("Partner manager"))
     page = c.get(reverse("admin:partners_accesstoken_add")).content.decode()
     assert 'name="second_factor"' in page and 'name="user"' not in page

@@ -26,7 +26,7 @@ from tests import factories as f
 
 pytestmark = pytest.mark.django_db
 
-PINS = json.loads((Path(__file__).parents[1] / "query_counts.json").read_text())
+PINS = json.loads((Path(__file__).parents[2] / "query_counts.json").read_text())
 DAY = timedelta(days=1)
 FILES = {"model.safetensors": b"\x00" * 1024, "config.json": b"{}"}
 

@@ -14,7 +14,7 @@ from partners.api.edge import csrf_failure
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOCS = (ROOT / "docs" / "api.md").read_text() + (ROOT / "docs" / "decisions.md").read_text()
 DOCUMENTED = set(re.findall(r"`([a-z][a-z0-9_]*)`", DOCS))
 PARAM = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>[^>]+)>")
@@ -234,7 +234,7 @@ def test_unmatched_routes_are_problems_even_in_debug(settings, path):
     assert_problem(response, 404, "not_found")
 
 
-@pytest.mark.urls("tests.partners.edge_urls")
+@pytest.mark.urls("tests.partners.api.edge_urls")
 @pytest.mark.parametrize("debug", [True, False])
 def test_a_server_error_is_a_problem_without_details(settings, debug):
     settings.DEBUG = debug

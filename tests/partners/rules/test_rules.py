@@ -1,4 +1,4 @@
-"""The rules of ``partners.rules`` other than ``decide`` (tests/partners/test_decisions.py):
+"""The rules of ``partners.rules`` other than ``decide`` (tests/partners/rules/test_decisions.py):
 each a table of plain facts -> Success or the Failure's code, plus the checks that the
 SQL form of the export policy and the verifier's typed failures agree with the rules."""
 

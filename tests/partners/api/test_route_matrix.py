@@ -24,7 +24,7 @@ from partners.authority import RULES, Operation
 from partners.models import AccessToken
 from partners.roles import ROLES
 from tests import factories as f
-from tests.partners.test_api_matrix import ENDPOINTS as PARTNER_ENDPOINTS
+from tests.partners.api.test_api_matrix import ENDPOINTS as PARTNER_ENDPOINTS
 
 pytestmark = pytest.mark.django_db
 DAY = timedelta(days=1)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LIMIT, PERIOD, RUN = 20, 1.0, 3.5  # 20 a second, hammered for 3.5 s by two processes
 
 # One hammering process: a Django process with the Redis cache, as a web worker has.

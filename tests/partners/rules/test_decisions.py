@@ -119,7 +119,7 @@ def test_the_most_fundamental_reason_wins():
 def test_every_reason_code_is_documented():
     from pathlib import Path
 
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "decisions.md").read_text()
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "decisions.md").read_text()
     missing = [reason.value for reason in Reason if f"`{reason.value}`" not in doc]
     assert missing == []
 

@@ -199,7 +199,7 @@ def test_a_change_that_ends_nothing_saves_directly_in_the_portal(client, world):
 def test_a_grant_request_for_a_blocked_release_is_404_with_its_refusal(world):
     """After the move, the release is invisible (404, like another partner's), but the
     request for it is a refusal and leaves one ``grant.refused`` naming the checkpoint."""
-    from tests.partners.test_api import client_for
+    from tests.partners.api.test_api import client_for
 
     checkpoint = world["grant"].checkpoint
     actions.update_partner(
@@ -227,6 +227,6 @@ def test_a_checkpoint_no_window_ever_named_is_a_plain_404(world):
 
 
 def client_for_member(world):
-    from tests.partners.test_api import client_for
+    from tests.partners.api.test_api import client_for
 
     return client_for(f.token(world["member"]))
