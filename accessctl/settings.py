@@ -487,6 +487,13 @@ ACCESSCTL_KEY_CACHE_SECONDS = env.int("ACCESSCTL_KEY_CACHE_SECONDS", default=30)
 # or "nginx" (X-Accel-Redirect to an internal location).
 ACCESSCTL_DOWNLOAD_MODE = env.str("ACCESSCTL_DOWNLOAD_MODE", default="local")
 ACCESSCTL_PRESIGN_SECONDS = env.int("ACCESSCTL_PRESIGN_SECONDS", default=60)
+# Fair quota (partners/rules/leases.py, docs/decisions.md): bytes of a file re-requested
+# within its lease (a retry, a resume, a refreshed presigned URL) are not charged again;
+# the lease lasts this long and allows this many such re-requests, then a new one opens.
+ACCESSCTL_DOWNLOAD_LEASE_SECONDS = env.int("ACCESSCTL_DOWNLOAD_LEASE_SECONDS", default=24 * 3600)
+ACCESSCTL_DOWNLOAD_LEASE_REAUTHORIZATIONS = env.int(
+    "ACCESSCTL_DOWNLOAD_LEASE_REAUTHORIZATIONS", default=100
+)
 ACCESSCTL_NGINX_INTERNAL_PREFIX = env.str("ACCESSCTL_NGINX_INTERNAL_PREFIX", default="/_artifacts/")
 ACCESSCTL_API_RATE = env.str("ACCESSCTL_API_RATE", default="1200/min")
 # A refusal raised with a code missing from the registry (accessctl_wire/codes.py) raises

@@ -1,5 +1,8 @@
+import json
+from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 
 from accessctl.actors import Actor
@@ -7,17 +10,20 @@ from accessctl.audit.events import AuditAction, event, insert_sql, record
 from accessctl.audit.models import AuditEvent, Outcome
 from accessctl.metrics import DEBITED, DECISIONS
 from partners.decisions import Decision, Reason
-from partners.models import Artifact, Grant
+from partners.models import Artifact, DownloadLease, Grant
 from partners.rules import decide, download_facts
+from partners.rules.leases import LeaseState, lease_charge
 
 from ._common import now
 
 __all__ = ["authorize_download"]
 
-# The debit and its audit event, as one statement (the hot path of every download). One
-# statement is atomic: the event exists exactly when the debit happened. The row lock
-# and PostgreSQL's re-check of the WHERE clause after it make the debit exact under
-# concurrency, and a revocation committed before it is always seen.
+# The debit, its audit event and the lease, as one statement (the hot path of every
+# download). One statement is atomic: the event and the lease change exist exactly when
+# the debit happened. The row lock and PostgreSQL's re-check of the WHERE clause after it
+# make the debit exact under concurrency, and a revocation committed before it is always
+# seen. The lease row is locked (SELECT ... FOR UPDATE) before its charge is computed, so
+# two requests for the same file never both take the same bytes as free.
 _DEBIT = """
     WITH debit AS (
         UPDATE partners_grant SET bytes_used = bytes_used + %s
@@ -26,6 +32,13 @@ _DEBIT = """
     )
 """
 
+_LEASE = """
+    , lease AS (
+        UPDATE partners_downloadlease
+        SET opened_at = %s, expires_at = %s, covered = %s, reauthorizations = %s
+        WHERE id = %s AND EXISTS (SELECT 1 FROM debit)
+    )
+"""
 
 _DEBIT_ONLY = """
     UPDATE partners_grant SET bytes_used = bytes_used + %s
@@ -33,22 +46,56 @@ _DEBIT_ONLY = """
 """
 
 
-def _debit(grant: Grant, requested_bytes: int, authorized: AuditEvent) -> bool:
-    """Debit the quota and write ``authorized`` atomically; False if the debit failed."""
-    params = [requested_bytes, grant.pk, requested_bytes]
+def _debit(
+    grant: Grant,
+    charge: int,
+    authorized: AuditEvent,
+    lease: tuple[DownloadLease, LeaseState] | None = None,
+) -> bool:
+    """Debit ``charge`` bytes, write ``authorized`` and store ``lease`` (the row and its
+    new state) atomically; False if the debit failed (then nothing is written)."""
+    params = [charge, grant.pk, charge]
     if connection.vendor == "postgresql":
+        sql, lease_params = _DEBIT, []
+        if lease is not None:
+            row, state = lease
+            covered = json.dumps([list(i) for i in state.covered])
+            sql += _LEASE
+            lease_params = [
+                state.opened_at,
+                state.expires_at,
+                covered,
+                state.reauthorizations,
+                row.pk,
+            ]
         insert, values = insert_sql(authorized, source="debit")
-        with connection.cursor() as cursor:  # one statement: no BEGIN/COMMIT round trips
-            cursor.execute(_DEBIT + insert, [*params, *values])
+        with connection.cursor() as cursor:  # one statement: no extra round trips
+            cursor.execute(sql + insert, [*params, *lease_params, *values])
             return bool(cursor.rowcount)
-    # SQLite (the embedded default) has no data-modifying CTEs: two statements, one
+    # SQLite (the embedded default) has no data-modifying CTEs: the same writes, one
     # transaction (SQLite serializes writers, so the debit is exact there too).
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_DEBIT_ONLY, params)
         if not cursor.rowcount:
             return False
         authorized.save(force_insert=True)
+        if lease is not None:
+            row, state = lease
+            assert state.opened_at is not None and state.expires_at is not None  # charged
+            row.opened_at, row.expires_at = state.opened_at, state.expires_at
+            row.covered = [list(i) for i in state.covered]
+            row.reauthorizations = state.reauthorizations
+            row.save(update_fields=["opened_at", "expires_at", "covered", "reauthorizations"])
     return True
+
+
+def _locked_lease(grant: Grant, artifact: Artifact, at: datetime) -> DownloadLease:
+    """The (grant, file) lease row, locked until the transaction ends; a new file's row
+    starts expired, so its first request opens the lease."""
+    lease, _ = DownloadLease.objects.select_for_update().get_or_create(
+        grant=grant, artifact=artifact, defaults={"opened_at": at, "expires_at": at}
+    )
+    return lease
 
 
 def authorize_download(
@@ -58,18 +105,25 @@ def authorize_download(
     artifact: Artifact,
     requested_bytes: int,
     client_address: str | None,
+    offset: int | None = None,
     token_facts: dict[str, Any] | None = None,
     details: dict[str, Any] | None = None,
     fresh: bool = False,
 ) -> Decision:
     """Decide one download from the committed rows, debit the quota, record the decision.
 
+    ``requested_bytes`` (bytes) starting at byte ``offset`` of ``artifact``: with an
+    ``offset`` (every HTTP download: 0 for the whole file), the charge is what the
+    file's lease does not cover yet (``partners.rules.leases``: a retry, a resume or a
+    refreshed presigned URL does not pay twice); without one, the full length.
     ``fresh=True`` says the caller read ``grant`` (with partner, window, checkpoint and
     release) in this request (``queries.download_target``), so it is not read again.
 
     The debit is one conditional UPDATE: under concurrency PostgreSQL re-checks the
     condition after taking the row lock, so N racing requests never authorize more bytes
     than the quota holds, and a revocation committed before the UPDATE is always seen.
+    The audit event (``download.authorized`` or ``download.denied``) carries the bytes
+    requested and the bytes ``charged``.
     """
     at = now()
     if not fresh:  # the caller did not just read the grant and its relations
@@ -77,14 +131,13 @@ def authorize_download(
             pk=grant.pk
         )
     partner = grant.partner
-    facts = download_facts(
-        grant,
-        now=at,
-        client_address=client_address,
-        requested_bytes=requested_bytes,
-        **(token_facts or {}),
-    )
-    decision = decide(facts)
+    token = token_facts or {}
+
+    def facts(charge: int) -> Any:
+        return download_facts(
+            grant, now=at, client_address=client_address, requested_bytes=charge, **token
+        )
+
     audit: dict[str, Any] = {
         "actor": actor,
         "target": grant,
@@ -93,20 +146,60 @@ def authorize_download(
         "at": at,
         "client_address": client_address,
     }
-    if decision.allowed:
-        if _debit(grant, requested_bytes, event(AuditAction.DOWNLOAD_AUTHORIZED, **audit)):
-            DECISIONS.labels("allowed", "").inc()
-            DEBITED.inc(requested_bytes)
-            return decision
-        # The grant changed between reading it and debiting it: say how.
-        status = Grant.objects.values_list("status", flat=True).get(pk=grant.pk)
-        reason = Reason.GRANT_REVOKED if status == Grant.Status.REVOKED else Reason.QUOTA_EXHAUSTED
-        decision = Decision(allowed=False, reason=reason)
-    record(
-        AuditAction.DOWNLOAD_DENIED,
-        outcome=Outcome.DENIED,
-        reason=str(decision.reason),
-        **audit,
-    )
+    decision = decide(facts(0))  # everything but the quota, before any lease is touched
+    with transaction.atomic():
+        if decision.allowed:
+            decision, charged = _charge(grant, artifact, requested_bytes, offset, at, facts, audit)
+            if decision.allowed:
+                DECISIONS.labels("allowed", "").inc()
+                DEBITED.inc(charged)
+                return decision
+        record(
+            AuditAction.DOWNLOAD_DENIED,
+            outcome=Outcome.DENIED,
+            reason=str(decision.reason),
+            **audit,
+        )
     DECISIONS.labels("denied", str(decision.reason)).inc()
     return decision
+
+
+def _charge(
+    grant: Grant,
+    artifact: Artifact,
+    requested_bytes: int,
+    offset: int | None,
+    at: datetime,
+    facts: Any,
+    audit: dict[str, Any],
+) -> tuple[Decision, int]:
+    """Decide the quota for this request's charge and, if allowed, debit it with its
+    event and lease; the decision and the bytes charged."""
+    lease: tuple[DownloadLease, LeaseState] | None = None
+    charge = requested_bytes
+    if offset is not None and requested_bytes:
+        row = _locked_lease(grant, artifact, at)
+        result = lease_charge(
+            LeaseState(
+                opened_at=row.opened_at,
+                expires_at=row.expires_at,
+                covered=[(a, b) for a, b in row.covered],
+                reauthorizations=row.reauthorizations,
+            ),
+            start=offset,
+            end=offset + requested_bytes,
+            now=at,
+            seconds=settings.ACCESSCTL_DOWNLOAD_LEASE_SECONDS,
+            max_reauthorizations=settings.ACCESSCTL_DOWNLOAD_LEASE_REAUTHORIZATIONS,
+        )
+        charge, lease = result.charge, (row, result.lease)
+        audit["changes"] = {**audit["changes"], "charged": charge, "lease_renewed": result.renewed}
+    decision = decide(facts(charge))
+    if not decision.allowed:
+        return decision, 0
+    if _debit(grant, charge, event(AuditAction.DOWNLOAD_AUTHORIZED, **audit), lease):
+        return decision, charge
+    # The grant changed between reading it and debiting it: say how.
+    status = Grant.objects.values_list("status", flat=True).get(pk=grant.pk)
+    reason = Reason.GRANT_REVOKED if status == Grant.Status.REVOKED else Reason.QUOTA_EXHAUSTED
+    return Decision(allowed=False, reason=reason), 0

@@ -260,6 +260,7 @@ class FileView(APIView):
             grant=grant,
             artifact=artifact,
             requested_bytes=requested,
+            offset=byte_range.start if byte_range else 0,
             client_address=request.META.get("REMOTE_ADDR"),
             token_facts=token_facts(presented_token(request)),
             fresh=True,

@@ -1,4 +1,4 @@
-from .grants import Grant, GrantApproval, GrantRequest
+from .grants import DownloadLease, Grant, GrantApproval, GrantRequest
 from .notifications import Notification
 from .partners import Membership, Partner, PartnerContact
 from .releases import Artifact, Checkpoint, Release
@@ -10,6 +10,7 @@ __all__ = [
     "AccessToken",
     "Artifact",
     "Checkpoint",
+    "DownloadLease",
     "EmbargoWindow",
     "Grant",
     "GrantApproval",

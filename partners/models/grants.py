@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-__all__ = ["Grant", "GrantApproval", "GrantRequest"]
+__all__ = ["DownloadLease", "Grant", "GrantApproval", "GrantRequest"]
 
 
 class GrantRequest(models.Model):
@@ -161,3 +161,29 @@ class Grant(models.Model):
     @property
     def bytes_left(self) -> int:
         return max(self.quota_bytes - self.bytes_used, 0)
+
+
+class DownloadLease(models.Model):
+    """The byte intervals of one file a grant has paid for, and until when that counts.
+
+    Written only by ``partners.actions.downloads`` under the row's lock; the rule is
+    ``partners.rules.leases.lease_charge`` (docs/decisions.md, *Fair quota*).
+    """
+
+    grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="leases")
+    artifact = models.ForeignKey(
+        "partners.Artifact", on_delete=models.CASCADE, related_name="leases"
+    )
+    opened_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    # [[start, end), ...]: sorted, disjoint, merged; bytes start..end-1 are paid for.
+    covered = models.JSONField(default=list)
+    reauthorizations = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["grant", "artifact"], name="lease_one_per_file"),
+        ]
+
+    def __str__(self) -> str:
+        return f"lease of {self.artifact_id} for grant #{self.grant_id}"

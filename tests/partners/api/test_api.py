@@ -296,24 +296,29 @@ def test_head_authorizes_without_debiting(world):
     assert grant.bytes_used == 0
 
 
-def test_quota_is_debited_by_what_is_asked_and_then_refused(world):
+def test_quota_is_debited_by_new_bytes_and_then_refused(world):
     grant = world["grant"]
     Grant.objects.filter(pk=grant.pk).update(quota_bytes=len(SHARD) + 5)
     assert download(world).status_code == 200
+    # Bytes already paid for, asked again (a retry): served, not charged.
     assert download(world, HTTP_RANGE="bytes=0-4").status_code == 206
-    refused = download(world, HTTP_RANGE="bytes=0-0")
+    grant.refresh_from_db()
+    assert grant.bytes_used == len(SHARD)
+    # Another file's bytes are new: 13 bytes do not fit in the 5 left.
+    refused = download(world, path="config.json")
     assert refused.status_code == 403
     assert refused.json()["code"] == "quota_exhausted"
     grant.refresh_from_db()
-    assert grant.bytes_used == grant.quota_bytes
+    assert grant.bytes_used == len(SHARD)
 
 
 def test_every_decision_is_recorded_with_address_range_and_agent(world):
     download(world, HTTP_RANGE="bytes=0-99", HTTP_USER_AGENT="accessctl-cli/1.0")
     Grant.objects.filter(pk=world["grant"].pk).update(quota_bytes=100)
-    download(world, HTTP_RANGE="bytes=0-99")
+    download(world, HTTP_RANGE="bytes=100-199")
     allowed, denied = AuditEvent.objects.filter(action__startswith="download.").order_by("id")
     assert allowed.outcome == "success" and allowed.changes["range"] == "0-99"
+    assert allowed.changes["charged"] == 100 and allowed.changes["lease_renewed"] is True
     assert allowed.changes["user_agent"] == "accessctl-cli/1.0"
     assert allowed.client_address == "127.0.0.1"
     assert denied.outcome == "denied" and denied.reason == "quota_exhausted"

@@ -127,8 +127,11 @@ def test_the_hot_paths_issue_their_pinned_number_of_queries(path, client):
 
 
 def test_a_download_is_decided_debited_and_audited_in_pinned_queries():
-    """The download itself: token lookup, the grant with everything the rules read, and
-    the debit with its audit event in one statement (partners/actions/downloads.py)."""
+    """The download itself: token lookup, the grant with everything the rules read, the
+    file's lease locked, and the debit with its audit event and the lease's change in one
+    statement (partners/actions/downloads.py); the other two are the transaction's
+    SAVEPOINT and RELEASE here (BEGIN and COMMIT in a server, which the test's own
+    transaction turns into savepoints)."""
     world = World()
     path = "download: GET /api/v1/grants/<id>/files/<path>"
 
