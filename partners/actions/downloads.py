@@ -81,8 +81,8 @@ def _debit(
         authorized.save(force_insert=True)
         if lease is not None:
             row, state = lease
-            assert state.opened_at is not None and state.expires_at is not None  # charged
-            row.opened_at, row.expires_at = state.opened_at, state.expires_at
+            row.opened_at = state.opened_at or row.opened_at  # always set once charged
+            row.expires_at = state.expires_at or row.expires_at
             row.covered = [list(i) for i in state.covered]
             row.reauthorizations = state.reauthorizations
             row.save(update_fields=["opened_at", "expires_at", "covered", "reauthorizations"])
