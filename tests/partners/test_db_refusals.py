@@ -59,6 +59,7 @@ INTERNAL = {
     "partners_tokeninvitation.token_id": "an invitation is claimed once, under its lock",
     "partners_accesstoken.digest": "a digest of 256 random bits",
     "partners_tokeninvitation.code_digest": "a digest of 256 random bits",
+    "lease_one_per_file": "the download action gets or creates the lease under its lock",
 }
 
 
