@@ -65,6 +65,20 @@ def problem(response: httpx.Response) -> CliError:
     )
 
 
+def _json(response: httpx.Response) -> Any:
+    """The answer's JSON body; anything else (a proxy's or a captive portal's page) is
+    a ``CliError('network')`` naming what came instead."""
+    try:
+        return response.json()
+    except ValueError:
+        raise CliError(
+            "network",
+            f"{response.request.url.path}: the answer (HTTP {response.status_code}, "
+            f"{response.headers.get('content-type') or 'no content type'}) is not the API's "
+            "JSON: is something between you and the server (a proxy, a login page)?",
+        ) from None
+
+
 class Api:
     def __init__(self, server: str, token: str, *, timeout: float = 30.0) -> None:
         self.server = server.rstrip("/")
@@ -84,7 +98,7 @@ class Api:
                 raise Retry(f"HTTP {response.status_code} from {path}")
             if response.status_code >= 400:
                 raise problem(response)
-            return response.json()
+            return _json(response)
 
         return with_retries(attempt)
 
@@ -92,7 +106,7 @@ class Api:
         response = self.client.post(path, json=body)
         if response.status_code >= 400:
             raise problem(response)
-        return response.status_code, response.json()
+        return response.status_code, _json(response)
 
     def pages(self, path: str) -> list[Any]:
         """Every item of a cursor-paginated list."""

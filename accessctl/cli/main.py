@@ -15,14 +15,15 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
 from accessctl_wire import tokens
 from accessctl_wire.client import Api, CliError
-from accessctl_wire.codes import Code
+from accessctl_wire.codes import Code, Exit
 
 __all__ = ["main"]
 
@@ -335,23 +336,44 @@ def cmd_verify(options: argparse.Namespace) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line like every other error (exit 2, ``usage``)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError("usage", f"{message} (see `{self.prog} --help`)")
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="accessctl", description=__doc__.split("\n\n")[0])
+    # --server and --token are accepted before the command and after it (`accessctl login
+    # --server URL`, `accessctl --server URL login`). The command's copies default to
+    # SUPPRESS, so they set the option only when given and never hide the global one.
+    shared = Parser(add_help=False)
+    shared.add_argument(
+        "--server", default=argparse.SUPPRESS, help="e.g. https://access.lab.example"
+    )
+    shared.add_argument(
+        "--token", default=argparse.SUPPRESS, help="an API token (prefer `accessctl login`)"
+    )
+    root = Parser(prog="accessctl", description=__doc__.split("\n\n")[0])
     root.add_argument("--server", help="e.g. https://access.lab.example")
     root.add_argument("--token", help="an API token (prefer `accessctl login`)")
     sub = root.add_subparsers(dest="command", required=True)
-    login = sub.add_parser("login", help="check a token and save it (mode 0600)")
+
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[shared], **kwargs)
+
+    login = command("login", help="check a token and save it (mode 0600)")
     login.add_argument("--token-stdin", action="store_true", help="read the token from stdin")
-    sub.add_parser("whoami", help="your partner and token")
-    sub.add_parser("releases", help="releases you have a window for")
-    cps = sub.add_parser("checkpoints", help="a release's checkpoints")
+    command("whoami", help="your partner and token")
+    command("releases", help="releases you have a window for")
+    cps = command("checkpoints", help="a release's checkpoints")
     cps.add_argument("release")
-    grants = sub.add_parser("grants", help="list your grants (quota left), or request one")
+    grants = command("grants", help="list your grants (quota left), or request one")
     grants.add_argument("action", nargs="?", choices=["list", "request"], default="list")
     grants.add_argument("checkpoint", nargs="?", help="RELEASE:TAG or id (request)")
     grants.add_argument("--quota", type=size, help="bytes to ask for, e.g. 200G")
     grants.add_argument("--note", default="")
-    download = sub.add_parser("download", help="download and verify a checkpoint")
+    download = command("download", help="download and verify a checkpoint")
     download.add_argument("checkpoint", help="RELEASE:TAG or id")
     download.add_argument("--dir", required=True)
     download.add_argument("--include", action="append", help="glob of paths (repeatable)")
@@ -359,15 +381,15 @@ def parser() -> argparse.ArgumentParser:
     download.add_argument("--chunk-size", type=size, default=16 << 20, help="default 16M")
     download.add_argument("--public-key", help="pin the lab's key: a JWKS or PEM file")
     download.add_argument("--quiet", action="store_true", help="no progress bars")
-    verify = sub.add_parser("verify", help="check a downloaded directory against its manifest")
+    verify = command("verify", help="check a downloaded directory against its manifest")
     verify.add_argument("dir")
     verify.add_argument("--public-key", help="a JWKS or PEM file (default: the saved keys)")
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
-    options = parser().parse_args(argv)
     try:
+        options = parser().parse_args(argv)
         if options.command == "login":
             return cmd_login(options)
         if options.command == "verify":
@@ -392,4 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as exc:
         err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), markup=False)
-        return 2
+        return int(Exit.USAGE)
+    except httpx.HTTPError as exc:  # not a network error (those are retried): a bad URL, say
+        err.print(f"error: {type(exc).__name__}: {exc}", markup=False)
+        return int(Exit.NETWORK)
