@@ -7,18 +7,36 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 
 from .codes import Code, Exit
 
-__all__ = ["EXIT", "Api", "CliError", "with_retries"]
+__all__ = ["EXIT", "Api", "CliError", "file_path", "segment", "with_retries"]
 
 T = TypeVar("T")
 
 # Exit status per code, from the registry (``accessctl_wire.codes``; docs/cli.md's table
 # is generated from it). A code this client does not know (a newer server's) is "refused".
 EXIT: dict[str, int] = {code.value: int(code.exit) for code in Code}
+
+
+def segment(text: str) -> str:
+    """``text`` as one path segment of a URL: every byte but RFC 3986's unreserved
+    characters percent-encoded (UTF-8), ``/`` included, so ``#``, ``?``, ``%``, ``+``,
+    spaces, quotes and non-ASCII letters reach the server as the name they are."""
+    return quote(text, safe="")
+
+
+def file_path(grant_id: int, path: str) -> str:
+    """The API path of a file of a grant's checkpoint. ``path`` is the manifest's (``/``
+    separates folders): each segment is percent-encoded, the ``/`` between them is not.
+
+    >>> file_path(3, "dir/a b#1?.bin")
+    '/api/v1/grants/3/files/dir/a%20b%231%3F.bin'
+    """
+    return f"/api/v1/grants/{int(grant_id)}/files/" + "/".join(map(segment, path.split("/")))
 
 
 class CliError(Exception):

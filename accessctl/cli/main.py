@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from accessctl_wire import tokens
-from accessctl_wire.client import Api, CliError
+from accessctl_wire.client import Api, CliError, segment
 from accessctl_wire.codes import Code, Exit
 
 __all__ = ["main"]
@@ -142,7 +142,7 @@ def cmd_releases(api: Api, options: argparse.Namespace) -> int:
 
 def cmd_checkpoints(api: Api, options: argparse.Namespace) -> int:
     table = Table("id", "checkpoint", "step", "files", "size", "status")
-    for cp in api.pages(f"/api/v1/releases/{options.release}/checkpoints/"):
+    for cp in api.pages(f"/api/v1/releases/{segment(options.release)}/checkpoints/"):
         table.add_row(
             str(cp["id"]),
             f"{cp['release']}:{cp['tag']}",
@@ -174,7 +174,7 @@ def resolve(api: Api, name: str) -> dict[str, Any]:
             raise
         return {"id": int(name), "release": manifest["release"], "tag": manifest["tag"]}
     release, tag = name.split(":", 1)
-    for cp in api.pages(f"/api/v1/releases/{release}/checkpoints/"):
+    for cp in api.pages(f"/api/v1/releases/{segment(release)}/checkpoints/"):
         if cp["tag"] == tag:
             return dict(cp)
     raise CliError("not_found", f"release {release} has no checkpoint {tag!r}")
@@ -187,7 +187,7 @@ def withdrawn(api: Api, checkpoint: dict[str, Any]) -> CliError | None:
     status = checkpoint.get("status")
     if status is None:  # resolved by id: look it up in its release's list
         try:
-            listed = api.pages(f"/api/v1/releases/{checkpoint['release']}/checkpoints/")
+            listed = api.pages(f"/api/v1/releases/{segment(checkpoint['release'])}/checkpoints/")
         except CliError:
             listed = []
         status = next((c["status"] for c in listed if c["id"] == checkpoint["id"]), None)
@@ -276,7 +276,7 @@ def cmd_grants(api: Api, options: argparse.Namespace) -> int:
 
 
 def keys_for(api: Api | None, public_key: str | None) -> tuple[str, dict[str | None, Any], str]:
-    from .fetch import load_keys
+    from .verify import load_keys
 
     if public_key:
         try:
@@ -291,7 +291,8 @@ def keys_for(api: Api | None, public_key: str | None) -> tuple[str, dict[str | N
 
 
 def cmd_download(api: Api, options: argparse.Namespace) -> int:
-    from .fetch import Download, verify_manifest
+    from .fetch import Download, lock_dir
+    from .verify import verify_manifest
 
     checkpoint = resolve(api, options.checkpoint)
     grant = active_grant(api, checkpoint)
@@ -311,7 +312,8 @@ def cmd_download(api: Api, options: argparse.Namespace) -> int:
         chunk=options.chunk_size,
         progress=not options.quiet and err.is_terminal,
     )
-    fetched = download.run()
+    with lock_dir(Path(options.dir)):
+        fetched = download.run()
     total = sum(f["size"] for f in download.files)
     out.print(
         f"{len(download.files)} files ({human(total)}) of {checkpoint['release']}:"
@@ -322,7 +324,7 @@ def cmd_download(api: Api, options: argparse.Namespace) -> int:
 
 
 def cmd_verify(options: argparse.Namespace) -> int:
-    from .fetch import verify_dir
+    from .verify import verify_dir
 
     keys = None
     if options.public_key:
