@@ -151,7 +151,7 @@ def generated_blocks() -> dict[str, dict[str, str]]:
             "decision": codes_markdown(Area.DECISION, column="the partner is told (`detail`)"),
             "action": codes_markdown(Area.ACTION, Area.PORTAL),
         },
-        "docs/cli.md": {"exit": exit_markdown()},
+        "docs/cli.md": {"exit": exit_markdown(), "cli": codes_markdown(Area.CLI)},
     }
 
 

@@ -11,7 +11,8 @@ ships as the partner client distribution.
 - ``tokens``: the API token format (prefix, checksum); the server's keyed digest is not
   wire and stays in ``partners.tokens``.
 - ``codes``: every stable code with its HTTP status and the CLI's exit family.
-- ``client``: the partner API over HTTP (httpx): retries, refusals as ``CliError``.
+- ``client``: the partner API over HTTP (httpx): retries, refusals as ``CliError``, file
+  URLs (each path segment percent-encoded).
 """
 
 from .verify_export import (

@@ -7,18 +7,36 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 
 from .codes import Code, Exit
 
-__all__ = ["EXIT", "Api", "CliError", "with_retries"]
+__all__ = ["EXIT", "Api", "CliError", "file_path", "segment", "with_retries"]
 
 T = TypeVar("T")
 
 # Exit status per code, from the registry (``accessctl_wire.codes``; docs/cli.md's table
 # is generated from it). A code this client does not know (a newer server's) is "refused".
 EXIT: dict[str, int] = {code.value: int(code.exit) for code in Code}
+
+
+def segment(text: str) -> str:
+    """``text`` as one path segment of a URL: every byte but RFC 3986's unreserved
+    characters percent-encoded (UTF-8), ``/`` included, so ``#``, ``?``, ``%``, ``+``,
+    spaces, quotes and non-ASCII letters reach the server as the name they are."""
+    return quote(text, safe="")
+
+
+def file_path(grant_id: int, path: str) -> str:
+    """The API path of a file of a grant's checkpoint. ``path`` is the manifest's (``/``
+    separates folders): each segment is percent-encoded, the ``/`` between them is not.
+
+    >>> file_path(3, "dir/a b#1?.bin")
+    '/api/v1/grants/3/files/dir/a%20b%231%3F.bin'
+    """
+    return f"/api/v1/grants/{int(grant_id)}/files/" + "/".join(map(segment, path.split("/")))
 
 
 class CliError(Exception):
@@ -65,6 +83,20 @@ def problem(response: httpx.Response) -> CliError:
     )
 
 
+def _json(response: httpx.Response) -> Any:
+    """The answer's JSON body; anything else (a proxy's or a captive portal's page) is
+    a ``CliError('network')`` naming what came instead."""
+    try:
+        return response.json()
+    except ValueError:
+        raise CliError(
+            "network",
+            f"{response.request.url.path}: the answer (HTTP {response.status_code}, "
+            f"{response.headers.get('content-type') or 'no content type'}) is not the API's "
+            "JSON: is something between you and the server (a proxy, a login page)?",
+        ) from None
+
+
 class Api:
     def __init__(self, server: str, token: str, *, timeout: float = 30.0) -> None:
         self.server = server.rstrip("/")
@@ -84,7 +116,7 @@ class Api:
                 raise Retry(f"HTTP {response.status_code} from {path}")
             if response.status_code >= 400:
                 raise problem(response)
-            return response.json()
+            return _json(response)
 
         return with_retries(attempt)
 
@@ -92,7 +124,7 @@ class Api:
         response = self.client.post(path, json=body)
         if response.status_code >= 400:
             raise problem(response)
-        return response.status_code, response.json()
+        return response.status_code, _json(response)
 
     def pages(self, path: str) -> list[Any]:
         """Every item of a cursor-paginated list."""

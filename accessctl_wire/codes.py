@@ -38,6 +38,7 @@ class Exit(IntEnum):
     NOT_FOUND = 9
     THROTTLED = 10
     REFUSED = 11
+    BUSY = 12
 
     @property
     def meaning(self) -> str:
@@ -47,7 +48,10 @@ class Exit(IntEnum):
 _EXIT_MEANING = {
     Exit.VERIFICATION: "verification failed: a file's SHA-256, the manifest's signature",
     Exit.USAGE: "usage: not logged in, bad arguments, unreadable key or directory",
-    Exit.NETWORK: "the server could not be reached, or kept failing (after retries)",
+    Exit.NETWORK: (
+        "the server or its storage could not be reached, kept failing (after retries), or "
+        "refused the server's presigned URL (after one new authorization)"
+    ),
     Exit.TOKEN: "the token: missing, malformed, unknown, expired, revoked",
     Exit.POLICY: "policy: your organisation, your token or the release is not allowed now",
     Exit.WINDOW: "the window",
@@ -56,6 +60,8 @@ _EXIT_MEANING = {
     Exit.NOT_FOUND: "not found",
     Exit.THROTTLED: "rate limited",
     Exit.REFUSED: "any other refusal: the request or the change was refused (the code says why)",
+    Exit.BUSY: "another `accessctl download` is using the download directory: wait for it, or "
+    "use another `--dir`",
 }
 
 
@@ -915,15 +921,57 @@ class Code(StrEnum):
         Exit.VERIFICATION,
         Area.CLI,
         "A file or the manifest does not verify.",
+        "a file's size or SHA-256 differs from the signed manifest, the manifest's signature "
+        "does not verify against the keys, the manifest names an unsafe path, or an answer "
+        "is not the bytes asked for (another length or ETag: a proxy that rewrites answers); "
+        "never retried",
     )
-    USAGE = ("usage", None, Exit.USAGE, Area.CLI, "Bad arguments, or not logged in.")
-    NETWORK = ("network", None, Exit.NETWORK, Area.CLI, "The server could not be reached.")
+    USAGE = (
+        "usage",
+        None,
+        Exit.USAGE,
+        Area.CLI,
+        "Bad arguments, or not logged in.",
+        "bad arguments (one line, with the `--help` to read), not logged in, an unreadable "
+        "key file, a directory that cannot be written, no file matching `--include`",
+    )
+    NETWORK = (
+        "network",
+        None,
+        Exit.NETWORK,
+        Area.CLI,
+        "The server could not be reached.",
+        "the server or storage could not be reached, or kept failing (5xx, a cut connection) "
+        "over 6 attempts with backoff; or an answer is not the API's JSON (a proxy's page)",
+    )
+    STORAGE_REFUSED = (
+        "storage_refused",
+        None,
+        Exit.NETWORK,
+        Area.CLI,
+        "Storage refused the presigned URL the server gave, twice.",
+        "storage (S3) refused a presigned URL (HTTP 400, 401 or 403), and again after the CLI "
+        "asked the API for a new one; the message names the likely cause: the URL expired "
+        "before use, clock skew between the server and storage (with the offset measured "
+        "from the `Date` headers), or neither (the signing credentials revoked, say)",
+    )
+    DIRECTORY_LOCKED = (
+        "directory_locked",
+        None,
+        Exit.BUSY,
+        Area.CLI,
+        "Another accessctl download is using this directory.",
+        "another `accessctl download` holds the directory's lock (`DIR/.accessctl/lock`, "
+        "`flock`, released when that process ends, even by `kill -9`)",
+    )
     NO_GRANT = (
         "no_grant",
         None,
         Exit.GRANT,
         Area.CLI,
         "You hold no active grant for this checkpoint.",
+        "you hold no grant for the checkpoint: the message gives the `accessctl grants "
+        "request` line to ask for one",
     )
     REQUEST_PENDING = (
         "request_pending",

@@ -3,27 +3,46 @@
 Layout of a download directory::
 
     DIR/<path>                          verified files (renamed into place when verified)
+    DIR/.accessctl/lock                 held (flock) by the run using DIR; holds its pid
     DIR/.accessctl/manifest.json        the signed manifest, as the server sent it
     DIR/.accessctl/jwks.json            the public keys it was verified with
     DIR/.accessctl/partial/<path>.part  bytes received so far
     DIR/.accessctl/partial/<path>.json  {sha256, size, chunk, done: [chunk numbers]}
 
-A chunk is recorded as done only after its bytes are written, so an interrupted download
-re-fetches at most the chunks that were in flight. A partial file whose recorded SHA-256
-(the file's ETag) or size differs from the manifest's is thrown away.
+A chunk is recorded as done only after its bytes are written, and every record is
+replaced atomically, so a run stopped at any point (``kill -9`` included) re-fetches at
+most the chunks that were in flight. A partial file whose recorded SHA-256 (the file's
+ETag) or size differs from the manifest's is thrown away.
+
+What the field has seen, handled by kind:
+
+- file names are percent-encoded per path segment (``accessctl_wire.client.file_path``);
+- a 0-byte file is asked for without a ``Range`` (there is no byte to name);
+- a ``200`` to a ranged request (a proxy that drops ``Range``) carries the whole file: the
+  first is kept, checked like any file (length, ETag, SHA-256), and from then on each file
+  is asked for whole, once; such an answer is never retried in the hope of a ``206``. The
+  other connections wait for the first answer (one round trip), so a proxy like that
+  costs one whole-file answer per file, not one per connection;
+- storage refusing a presigned URL: the API is asked for a new URL once; refused again,
+  the error names the likely cause (``storage.explain``);
+- one run per directory: a second is refused (``directory_locked``) while the first holds
+  ``DIR/.accessctl/lock``; the kernel releases it when the first ends, however it ends.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import fnmatch
 import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,83 +56,47 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from accessctl_wire import PublicKeys, canonical_json, key_for, parse_public_keys, unb64
-from accessctl_wire.client import CliError, Retry, problem, with_retries
+from accessctl_wire.client import CliError, Retry, file_path, problem, with_retries
 
-__all__ = ["Download", "load_keys", "sha256_of", "verify_dir", "verify_manifest"]
+from .storage import Answer, explain
+from .verify import STATE, safe_path, sha256_of, write_atomically
 
-STATE = ".accessctl"
+__all__ = ["Download", "lock_dir"]
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Storage's answers to a presigned URL that a new URL may cure (signature, time).
+REFUSED = frozenset({400, 401, 403})
+# Bytes of a refusal's body kept to say why (an S3 error document is a few hundred).
+REFUSAL_BODY = 4096
 
 
-def load_keys(text: str) -> PublicKeys:
-    """Ed25519 public keys by key id from a JWKS document, or one PEM key (id None)."""
+@contextmanager
+def lock_dir(root: Path) -> Iterator[None]:
+    """Hold ``root``'s download lock for the ``with`` block, or refuse at once
+    (``directory_locked``) when another process holds it.
+
+    ``flock`` is released by the kernel when the holder's descriptor closes, so a run
+    killed with ``kill -9`` leaves no stale lock; the file stays (deleting a lock file
+    lets two runs each lock a different file).
+    """
+    state = root / STATE
+    state.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state / "lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        return parse_public_keys(text)
-    except ValueError as exc:
-        raise CliError("usage", f"cannot use that public key: {exc}") from exc
-
-
-def verify_manifest(signed: dict[str, Any], keys: PublicKeys, source: str) -> None:
-    from cryptography.exceptions import InvalidSignature
-
-    signature = signed.get("signature") or {}
-    key = key_for(keys, signature.get("kid"))
-    if key is None:
-        raise CliError(
-            "verification_failed",
-            f"the manifest is signed by key {signature.get('kid')!r}, which {source} does not hold",
-        )
-    try:
-        key.verify(unb64(signature["signature"]), canonical_json(signed["manifest"]))
-    except (InvalidSignature, KeyError, ValueError) as exc:
-        raise CliError(
-            "verification_failed",
-            f"the manifest's signature does not verify against {source}: refusing it",
-        ) from exc
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def safe_path(root: Path, relative: str) -> Path:
-    """``root/relative``, refusing absolute paths and ``..`` from a manifest."""
-    parts = PurePosixPath(relative).parts
-    if not parts or PurePosixPath(relative).is_absolute() or ".." in parts:
-        raise CliError("verification_failed", f"the manifest names an unsafe path {relative!r}")
-    return root.joinpath(*parts)
-
-
-def verify_dir(root: Path, keys: PublicKeys | None) -> list[str]:
-    """Problems with ``root``'s files against its saved signed manifest ([] when fine)."""
-    saved = root / STATE / "manifest.json"
-    if not saved.exists():
-        raise CliError("usage", f"{root} holds no downloaded checkpoint ({saved} is missing)")
-    signed = json.loads(saved.read_text())
-    if keys is None:
-        keys = load_keys((root / STATE / "jwks.json").read_text())
-        source = "the keys saved at download time"
-    else:
-        source = "the given public key"
-    verify_manifest(signed, keys, source)
-    problems = []
-    for entry in signed["manifest"]["files"]:
-        path = safe_path(root, entry["path"])
-        if not path.exists():
-            problems.append(f"{entry['path']}: missing")
-        elif path.stat().st_size != entry["size"]:
-            problems.append(
-                f"{entry['path']}: size {path.stat().st_size}, expected {entry['size']}"
-            )
-        elif sha256_of(path) != entry["sha256"]:
-            problems.append(
-                f"{entry['path']}: SHA-256 differs from the signed manifest (corrupted)"
-            )
-    return problems
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise CliError(
+                "directory_locked",
+                f"{root} is in use by another accessctl download (pid {holder}): wait for it "
+                "to finish, or download into another --dir",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @dataclass
@@ -128,17 +111,29 @@ class Part:
     # order, so verifying a finished file does not read it again from the start.
     digest: Any = field(default_factory=hashlib.sha256)
     hashed: int = 0
+    # The chunk number of the job that fetches the whole file in one answer (a 0-byte
+    # file, or an answer that ignored Range); the file's other jobs then do nothing.
+    whole_by: int | None = None
 
     @property
     def chunks(self) -> int:
         return max(1, -(-self.entry["size"] // self.chunk))
 
-    def record(self, number: int) -> bool:
-        """Mark chunk ``number`` done; True for the call that completes the file."""
+    def span(self, number: int) -> tuple[int, int]:
+        """Chunk ``number``'s first and last byte (inclusive)."""
+        start = number * self.chunk
+        return start, min(self.entry["size"], start + self.chunk) - 1
+
+    def done_bytes(self) -> int:
+        return sum(self.span(n)[1] - self.span(n)[0] + 1 for n in self.done)
+
+    def record(self, numbers: Iterable[int]) -> bool:
+        """Mark chunks done; True for the one call that completes the file."""
         with self.lock:
-            self.done.add(number)
-            tmp = self.state_path.with_suffix(".tmp")
-            tmp.write_text(
+            complete_before = len(self.done) == self.chunks
+            self.done.update(numbers)
+            write_atomically(
+                self.state_path,
                 json.dumps(
                     {
                         "sha256": self.entry["sha256"],
@@ -146,11 +141,10 @@ class Part:
                         "chunk": self.chunk,
                         "done": sorted(self.done),
                     }
-                )
+                ),
             )
-            os.replace(tmp, self.state_path)
             self._advance_hash()
-            return len(self.done) == self.chunks
+            return not complete_before and len(self.done) == self.chunks
 
     def _advance_hash(self) -> None:
         """Hash the contiguous run of finished chunks (from the page cache)."""
@@ -159,10 +153,9 @@ class Part:
         fd = os.open(self.partial, os.O_RDONLY)
         try:
             while self.hashed in self.done:
-                start = self.hashed * self.chunk
-                end = min(self.entry["size"], start + self.chunk)
-                for offset in range(start, end, 8 << 20):
-                    self.digest.update(os.pread(fd, min(8 << 20, end - offset), offset))
+                start, end = self.span(self.hashed)
+                for offset in range(start, end + 1, 8 << 20):
+                    self.digest.update(os.pread(fd, min(8 << 20, end + 1 - offset), offset))
                 self.hashed += 1
         finally:
             os.close(fd)
@@ -201,6 +194,15 @@ class Download:
         self.connections, self.chunk, self.show = max(1, connections), max(1, chunk), progress
         self.local = threading.local()
         self.stop = threading.Event()
+        # The first request goes alone; the others wait until its answer says whether
+        # Range is honoured (``whole_files``), or it failed.
+        self.first = threading.Lock()
+        self.first_sent = False
+        self.answered = threading.Event()
+        self.whole_files = False
+        self.progress: Progress | None = None
+        self.overall = TaskID(0)
+        self.bars: dict[str, TaskID] = {}
 
     # -- HTTP ------------------------------------------------------------------------
 
@@ -218,93 +220,196 @@ class Download:
             self.local.plain = httpx.Client(timeout=httpx.Timeout(30.0, read=120.0))
         return self.local.api, self.local.plain
 
-    def _fetch(self, part: Part, number: int, bar: Any, progress: Progress | None) -> None:
-        start = number * part.chunk
-        end = min(part.entry["size"], start + part.chunk) - 1
-        headers = {"Range": f"bytes={start}-{end}"}
-        url = f"/api/v1/grants/{self.grant['id']}/files/{part.entry['path']}"
-
-        def attempt() -> None:
-            if self.stop.is_set():
+    def _wait_for_first_answer(self) -> None:
+        with self.first:
+            if not self.first_sent:
+                self.first_sent = True
                 return
-            api, plain = self._clients()
-            # Each attempt asks the API again, so an expired presigned URL is replaced.
+        self.answered.wait()
+
+    def _fetch(self, part: Part, number: int) -> None:
+        try:
+            self._wait_for_first_answer()
+            got = with_retries(lambda: self._attempt(part, number))
+            if got is None or self.stop.is_set():
+                return
+            if part.record(range(part.chunks) if got == "whole" else (number,)):
+                # The file's last chunk: verify and rename it here, while other files
+                # still download (hashing releases the GIL, so it overlaps the network).
+                self._finish(part)
+        except BaseException:
+            self.stop.set()  # before the others are let go: they must not start
+            raise
+        finally:
+            self.answered.set()
+
+    def _attempt(self, part: Part, number: int) -> str | None:
+        """Fetch chunk ``number`` of ``part`` (or the whole file, when it must be): "chunk"
+        or "whole" for what was written, None when there is nothing to do."""
+        if self.stop.is_set():
+            return None
+        with part.lock:
+            if part.whole_by not in (None, number):
+                return None  # another job fetches the whole file
+            if part.entry["size"] == 0 or self.whole_files:
+                part.whole_by = number
+            whole = part.whole_by == number
+        start, end = (0, part.entry["size"] - 1) if whole else part.span(number)
+        headers = {} if whole else {"Range": f"bytes={start}-{end}"}
+        api, plain = self._clients()
+        url = file_path(self.grant["id"], part.entry["path"])
+        for ask_again in (True, False):  # storage refusing a URL: one new authorization
             with api.stream("GET", url, headers=headers) as response:
-                if response.status_code in (301, 302, 303, 307, 308):
-                    location = response.headers["location"]
-                    with plain.stream("GET", location, headers=headers) as direct:
-                        if direct.status_code == 403 or direct.status_code >= 500:
-                            raise Retry(f"storage answered {direct.status_code}")
-                        # Storage's ETag is its own (S3: an MD5); the digest is checked at the end.
-                        self._write(part, direct, start, end, bar, progress, check_etag=False)
-                    return
                 if response.status_code >= 500:
                     raise Retry(f"HTTP {response.status_code}")
                 if response.status_code >= 400:
                     response.read()
                     raise problem(response)
-                self._write(part, response, start, end, bar, progress)
-
-        with_retries(attempt)
-        if not self.stop.is_set() and part.record(number):
-            # The file's last chunk: verify and rename it here, while other files still
-            # download (hashing releases the GIL, so it overlaps the network).
-            self._finish(part)
+                if response.status_code not in REDIRECTS:
+                    return self._write(part, number, response, start, end, check_etag=True)
+                location = response.headers["location"]
+                authorized = Answer.of(response)
+            with plain.stream("GET", location, headers=headers) as direct:
+                if direct.status_code in REFUSED:
+                    if ask_again:
+                        if self.stop.is_set():
+                            return None
+                        continue
+                    refused = Answer.of(direct)
+                    body = b"".join(_capped(direct, REFUSAL_BODY)).decode(errors="replace")
+                    refused = dataclasses.replace(refused, body=body)
+                    raise CliError(
+                        "storage_refused",
+                        f"storage refused the presigned URL for {part.entry['path']}, also "
+                        f"after a new authorization: {explain(location, authorized, refused)} "
+                        f"(storage_refused, HTTP {refused.status} from storage)",
+                    )
+                if direct.status_code in (408, 429) or direct.status_code >= 500:
+                    raise Retry(f"storage answered {direct.status_code}")
+                if direct.status_code == 404:
+                    raise CliError(
+                        "file_not_found",
+                        f"{part.entry['path']}: storage holds no such object (HTTP 404 from "
+                        "storage): tell the lab",
+                    )
+                # Storage's ETag is its own (S3: an MD5); the digest is checked at the end.
+                return self._write(part, number, direct, start, end, check_etag=False)
+        raise AssertionError("unreachable: the second refusal raises")
 
     def _write(
         self,
         part: Part,
+        number: int,
         response: httpx.Response,
         start: int,
         end: int,
-        bar: Any,
-        progress: Progress | None,
         *,
-        check_etag: bool = True,
-    ) -> None:
-        if response.status_code not in (200, 206):
-            raise Retry(f"unexpected HTTP {response.status_code}")
-        if response.status_code == 200 and (start, end) != (0, part.entry["size"] - 1):
-            raise Retry("the server ignored the Range header")
+        check_etag: bool,
+    ) -> str | None:
+        status, size, path = response.status_code, part.entry["size"], part.entry["path"]
+        if status not in (200, 206):
+            self.answered.set()
+            raise Retry(f"unexpected HTTP {status}")
+        if status == 200 and "range" in response.request.headers:
+            # Something on the way ignored Range: this is the whole file. From now on
+            # files are asked for whole; set before the other connections are let go.
+            self.whole_files = True
+            with part.lock:
+                if part.whole_by not in (None, number):
+                    return None  # another connection is writing the whole file
+                part.whole_by = number
+            start, end = 0, size - 1
+        whole = (start, end) == (0, size - 1)
+        content_range = response.headers.get("content-range")
+        if (
+            status == 206
+            and content_range
+            and not content_range.startswith(f"bytes {start}-{end}/")
+        ):
+            raise CliError(
+                "verification_failed",
+                f"{path}: asked for bytes {start}-{end}, the answer is {content_range!r}: "
+                "something between you and the server (a proxy?) changes the answers",
+            )
+        # Only an encoded body (never sent by accessctl) is decoded, and its length is
+        # the encoded one.
+        encoded = "content-encoding" in response.headers
+        length = response.headers.get("content-length", "")
+        if not encoded and length.isdigit() and int(length) != end - start + 1:
+            raise CliError(
+                "verification_failed",
+                f"{path}: asked for {end - start + 1} bytes, the answer (HTTP {status}) "
+                f"announces {length}: something between you and the server (a proxy?) "
+                "changes the answers",
+            )
         etag = response.headers.get("etag", "").strip('"')
         if check_etag and etag and etag != part.entry["sha256"]:
             raise CliError(
                 "verification_failed",
-                f"{part.entry['path']}: the server sends other bytes (ETag) than the manifest names",
+                f"{path}: the server sends other bytes (ETag) than the manifest names",
             )
-        offset, received = start, 0
-        fd = os.open(part.partial, os.O_WRONLY)
+        # The answer is one to use: let the other connections go (a refusal above lets
+        # them go only after ``stop`` is set, so none of them asks).
+        self.answered.set()
+        if whole:
+            self._restart_bar(part)
+        with part.lock:
+            if part.whole_by not in (None, number):
+                return None  # a whole-file answer for this file is being written
+            fd = os.open(part.partial, os.O_WRONLY)
+        offset = start
         try:
             # Raw pieces as they arrive: httpx's re-chunking into large blocks halves the
-            # throughput. Only an encoded body (never sent by accessctl) is decoded.
-            encoded = "content-encoding" in response.headers
+            # throughput.
             for block in response.iter_bytes() if encoded else response.iter_raw():
                 if self.stop.is_set():
-                    return
+                    return None
+                if offset + len(block) > end + 1:
+                    raise CliError(
+                        "verification_failed",
+                        f"{path}: the answer (HTTP {status}) is longer than the "
+                        f"{end - start + 1} bytes asked for",
+                    )
                 os.pwrite(fd, block, offset)
                 offset += len(block)
-                received += len(block)
-                if progress is not None:
-                    progress.advance(bar, len(block))
-                    progress.advance(self.overall, len(block))
+                self._advance(part, len(block))
         finally:
             os.close(fd)
-        if received != end - start + 1:
-            raise Retry(f"short read: {received} of {end - start + 1} bytes")
+        if offset != end + 1:
+            raise Retry(f"short read: {offset - start} of {end - start + 1} bytes")
+        return "whole" if whole else "chunk"
+
+    # -- Progress --------------------------------------------------------------------
+
+    def _advance(self, part: Part, n: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.bars[part.entry["path"]], n)
+            self.progress.advance(self.overall, n)
+
+    def _restart_bar(self, part: Part) -> None:
+        """The whole file comes again in one answer: its bar starts from zero."""
+        if self.progress is not None:
+            bar = self.bars[part.entry["path"]]
+            done = next(t.completed for t in self.progress.tasks if t.id == bar)
+            self.progress.advance(self.overall, -done)
+            self.progress.reset(bar, total=part.entry["size"])
 
     # -- Files -----------------------------------------------------------------------
 
     def _prepare(self, entry: dict[str, Any]) -> Part | None:
         """The file's partial state, or None if the verified file is already there."""
         final = safe_path(self.root, entry["path"])
+        partial = safe_path(self.root / STATE / "partial", entry["path"] + ".part")
+        state_path = partial.with_name(partial.name[: -len(".part")] + ".json")
         if (
             final.exists()
             and final.stat().st_size == entry["size"]
             and sha256_of(final) == entry["sha256"]
         ):
+            # A run stopped between renaming the file and deleting its record leaves these.
+            partial.unlink(missing_ok=True)
+            state_path.unlink(missing_ok=True)
             return None
-        partial = safe_path(self.root / STATE / "partial", entry["path"] + ".part")
-        state_path = partial.with_name(partial.name[: -len(".part")] + ".json")
         partial.parent.mkdir(parents=True, exist_ok=True)
         done: set[int] = set()
         chunk = self.chunk
@@ -328,20 +433,21 @@ class Download:
             )
         final = safe_path(self.root, part.entry["path"])
         final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(part.partial, final)
+        with part.lock:  # a late chunk of a whole-file answer opens the partial under it
+            os.replace(part.partial, final)
         part.state_path.unlink(missing_ok=True)
 
     def run(self) -> list[str]:
-        """Download; returns the paths fetched (files already verified are skipped)."""
+        """Download; returns the paths fetched (files already verified are skipped).
+        The caller holds the directory's lock (``lock_dir``)."""
         if not self.files:
             raise CliError("usage", "no file of the checkpoint matches --include")
         state = self.root / STATE
         state.mkdir(parents=True, exist_ok=True)
-        (state / "manifest.json").write_text(json.dumps(self.signed, indent=2))
-        (state / "jwks.json").write_text(self.jwks_text)
+        write_atomically(state / "manifest.json", json.dumps(self.signed, indent=2))
+        write_atomically(state / "jwks.json", self.jwks_text)
         parts = [p for p in (self._prepare(e) for e in self.files) if p is not None]
-        total = sum(p.entry["size"] for p in parts)
-        progress = (
+        self.progress = (
             Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -353,25 +459,18 @@ class Download:
             if self.show
             else None
         )
-        with progress or _Null():
-            self.overall = progress.add_task("total", total=total) if progress else TaskID(0)
-            bars = {}
-            for p in parts:
-                done_bytes = sum(
-                    min(p.entry["size"], (n + 1) * p.chunk) - n * p.chunk for n in p.done
-                )
-                bars[p.entry["path"]] = (
-                    progress.add_task(p.entry["path"], total=p.entry["size"], completed=done_bytes)
-                    if progress
-                    else TaskID(0)
-                )
-                if progress:
-                    progress.advance(self.overall, done_bytes)
+        with self.progress or _Null():
+            if self.progress is not None:
+                total = sum(p.entry["size"] for p in parts)
+                self.overall = self.progress.add_task("total", total=total)
+                for p in parts:
+                    self.bars[p.entry["path"]] = self.progress.add_task(
+                        p.entry["path"], total=p.entry["size"], completed=p.done_bytes()
+                    )
+                    self.progress.advance(self.overall, p.done_bytes())
             jobs = [(p, n) for p in parts for n in range(p.chunks) if n not in p.done]
             with ThreadPoolExecutor(self.connections) as pool:
-                futures = [
-                    pool.submit(self._fetch, p, n, bars[p.entry["path"]], progress) for p, n in jobs
-                ]
+                futures = [pool.submit(self._fetch, p, n) for p, n in jobs]
                 finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
                 failure = next((f.exception() for f in finished if f.exception()), None)
                 if failure is not None:
@@ -383,7 +482,24 @@ class Download:
         for p in parts:
             if len(p.done) == p.chunks and p.partial.exists():  # complete before this run
                 self._finish(p)
+        missing = [p.entry["path"] for p in parts if len(p.done) != p.chunks]
+        if missing:  # never claim a checkpoint verified that is not all there
+            raise CliError(
+                "network",
+                f"{len(missing)} files are incomplete ({missing[0]}, ...): run the same "
+                "command again to resume",
+            )
         return [p.entry["path"] for p in parts]
+
+
+def _capped(response: httpx.Response, limit: int) -> Iterator[bytes]:
+    """At most ``limit`` bytes of ``response``'s body."""
+    left = limit
+    for block in response.iter_bytes():
+        yield block[:left]
+        left -= len(block)
+        if left <= 0:
+            return
 
 
 class _Null:

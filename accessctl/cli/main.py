@@ -15,14 +15,15 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
-from accessctl_wire import PublicKeys, tokens
-from accessctl_wire.client import Api, CliError
-from accessctl_wire.codes import Code
+from accessctl_wire import tokens
+from accessctl_wire.client import Api, CliError, segment
+from accessctl_wire.codes import Code, Exit
 
 __all__ = ["main"]
 
@@ -141,7 +142,7 @@ def cmd_releases(api: Api, options: argparse.Namespace) -> int:
 
 def cmd_checkpoints(api: Api, options: argparse.Namespace) -> int:
     table = Table("id", "checkpoint", "step", "files", "size", "status")
-    for cp in api.pages(f"/api/v1/releases/{options.release}/checkpoints/"):
+    for cp in api.pages(f"/api/v1/releases/{segment(options.release)}/checkpoints/"):
         table.add_row(
             str(cp["id"]),
             f"{cp['release']}:{cp['tag']}",
@@ -173,7 +174,7 @@ def resolve(api: Api, name: str) -> dict[str, Any]:
             raise
         return {"id": int(name), "release": manifest["release"], "tag": manifest["tag"]}
     release, tag = name.split(":", 1)
-    for cp in api.pages(f"/api/v1/releases/{release}/checkpoints/"):
+    for cp in api.pages(f"/api/v1/releases/{segment(release)}/checkpoints/"):
         if cp["tag"] == tag:
             return dict(cp)
     raise CliError("not_found", f"release {release} has no checkpoint {tag!r}")
@@ -186,7 +187,7 @@ def withdrawn(api: Api, checkpoint: dict[str, Any]) -> CliError | None:
     status = checkpoint.get("status")
     if status is None:  # resolved by id: look it up in its release's list
         try:
-            listed = api.pages(f"/api/v1/releases/{checkpoint['release']}/checkpoints/")
+            listed = api.pages(f"/api/v1/releases/{segment(checkpoint['release'])}/checkpoints/")
         except CliError:
             listed = []
         status = next((c["status"] for c in listed if c["id"] == checkpoint["id"]), None)
@@ -274,8 +275,8 @@ def cmd_grants(api: Api, options: argparse.Namespace) -> int:
     return 0
 
 
-def keys_for(api: Api | None, public_key: str | None) -> tuple[str, PublicKeys, str]:
-    from .fetch import load_keys
+def keys_for(api: Api | None, public_key: str | None) -> tuple[str, dict[str | None, Any], str]:
+    from .verify import load_keys
 
     if public_key:
         try:
@@ -290,7 +291,8 @@ def keys_for(api: Api | None, public_key: str | None) -> tuple[str, PublicKeys, 
 
 
 def cmd_download(api: Api, options: argparse.Namespace) -> int:
-    from .fetch import Download, verify_manifest
+    from .fetch import Download, lock_dir
+    from .verify import verify_manifest
 
     checkpoint = resolve(api, options.checkpoint)
     grant = active_grant(api, checkpoint)
@@ -310,7 +312,8 @@ def cmd_download(api: Api, options: argparse.Namespace) -> int:
         chunk=options.chunk_size,
         progress=not options.quiet and err.is_terminal,
     )
-    fetched = download.run()
+    with lock_dir(Path(options.dir)):
+        fetched = download.run()
     total = sum(f["size"] for f in download.files)
     out.print(
         f"{len(download.files)} files ({human(total)}) of {checkpoint['release']}:"
@@ -321,7 +324,7 @@ def cmd_download(api: Api, options: argparse.Namespace) -> int:
 
 
 def cmd_verify(options: argparse.Namespace) -> int:
-    from .fetch import verify_dir
+    from .verify import verify_dir
 
     keys = None
     if options.public_key:
@@ -335,23 +338,44 @@ def cmd_verify(options: argparse.Namespace) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line like every other error (exit 2, ``usage``)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError("usage", f"{message} (see `{self.prog} --help`)")
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="accessctl", description=__doc__.split("\n\n")[0])
+    # --server and --token are accepted before the command and after it (`accessctl login
+    # --server URL`, `accessctl --server URL login`). The command's copies default to
+    # SUPPRESS, so they set the option only when given and never hide the global one.
+    shared = Parser(add_help=False)
+    shared.add_argument(
+        "--server", default=argparse.SUPPRESS, help="e.g. https://access.lab.example"
+    )
+    shared.add_argument(
+        "--token", default=argparse.SUPPRESS, help="an API token (prefer `accessctl login`)"
+    )
+    root = Parser(prog="accessctl", description=__doc__.split("\n\n")[0])
     root.add_argument("--server", help="e.g. https://access.lab.example")
     root.add_argument("--token", help="an API token (prefer `accessctl login`)")
     sub = root.add_subparsers(dest="command", required=True)
-    login = sub.add_parser("login", help="check a token and save it (mode 0600)")
+
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[shared], **kwargs)
+
+    login = command("login", help="check a token and save it (mode 0600)")
     login.add_argument("--token-stdin", action="store_true", help="read the token from stdin")
-    sub.add_parser("whoami", help="your partner and token")
-    sub.add_parser("releases", help="releases you have a window for")
-    cps = sub.add_parser("checkpoints", help="a release's checkpoints")
+    command("whoami", help="your partner and token")
+    command("releases", help="releases you have a window for")
+    cps = command("checkpoints", help="a release's checkpoints")
     cps.add_argument("release")
-    grants = sub.add_parser("grants", help="list your grants (quota left), or request one")
+    grants = command("grants", help="list your grants (quota left), or request one")
     grants.add_argument("action", nargs="?", choices=["list", "request"], default="list")
     grants.add_argument("checkpoint", nargs="?", help="RELEASE:TAG or id (request)")
     grants.add_argument("--quota", type=size, help="bytes to ask for, e.g. 200G")
     grants.add_argument("--note", default="")
-    download = sub.add_parser("download", help="download and verify a checkpoint")
+    download = command("download", help="download and verify a checkpoint")
     download.add_argument("checkpoint", help="RELEASE:TAG or id")
     download.add_argument("--dir", required=True)
     download.add_argument("--include", action="append", help="glob of paths (repeatable)")
@@ -359,15 +383,15 @@ def parser() -> argparse.ArgumentParser:
     download.add_argument("--chunk-size", type=size, default=16 << 20, help="default 16M")
     download.add_argument("--public-key", help="pin the lab's key: a JWKS or PEM file")
     download.add_argument("--quiet", action="store_true", help="no progress bars")
-    verify = sub.add_parser("verify", help="check a downloaded directory against its manifest")
+    verify = command("verify", help="check a downloaded directory against its manifest")
     verify.add_argument("dir")
     verify.add_argument("--public-key", help="a JWKS or PEM file (default: the saved keys)")
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
-    options = parser().parse_args(argv)
     try:
+        options = parser().parse_args(argv)
         if options.command == "login":
             return cmd_login(options)
         if options.command == "verify":
@@ -392,4 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as exc:
         err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), markup=False)
-        return 2
+        return int(Exit.USAGE)
+    except httpx.HTTPError as exc:  # not a network error (those are retried): a bad URL, say
+        err.print(f"error: {type(exc).__name__}: {exc}", markup=False)
+        return int(Exit.NETWORK)

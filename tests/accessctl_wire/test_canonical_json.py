@@ -72,7 +72,7 @@ def test_a_signature_made_before_the_move_still_verifies():
         "partners.manifests",  # signs checkpoint manifests
         "accessctl.audit.sealing",  # hashes audit leaves
         "accessctl.audit.exports",  # writes and signs export manifests
-        "accessctl.cli.fetch",  # verifies manifests on the partner's machine
+        "accessctl.cli.verify",  # verifies manifests on the partner's machine
         "accessctl_wire.verify_export",  # verifies exports offline
     ],
 )

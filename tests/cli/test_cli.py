@@ -6,14 +6,17 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from accessctl_wire.codes import Code, Exit
 from partners import actions
 from partners.models import Grant
 from tests import factories as f
@@ -61,6 +64,12 @@ def cli(world, *args, **kwargs):
     )
 
 
+def one_line(run):
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in run.stderr, run.stderr
+    return lines[0]
+
+
 def download_args(world, *extra):
     return ("download", "v3:step-1", "--dir", str(world["dir"]), "--quiet", *extra)
 
@@ -84,6 +93,52 @@ def test_login_saves_the_token_privately_and_never_prints_it(world):
     assert whoami.returncode == 0 and "aurora" in whoami.stdout
     for output in (run.stdout, run.stderr, whoami.stdout, whoami.stderr):
         assert world["secret"] not in output and world["secret"][12:] not in output
+
+
+def test_login_takes_the_server_after_the_command_as_the_readme_shows(world, tmp_path):
+    run = subprocess.run(
+        [CLI, "login", "--server", world["server"], "--token-stdin"],
+        input=world["secret"] + "\n",
+        capture_output=True,
+        text=True,
+        env=world["env"],
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "Logged in" in run.stdout and "aurora" in run.stdout
+    after = subprocess.run(
+        [CLI, "whoami", "--server", world["server"], "--token", world["secret"]],
+        capture_output=True,
+        text=True,
+        env={**world["env"], "XDG_CONFIG_HOME": str(tmp_path / "elsewhere")},
+        timeout=60,
+    )
+    assert after.returncode == 0 and "aurora" in after.stdout, after.stderr
+    # Not logged in: the hint is the form that just worked.
+    unset = {k: v for k, v in world["env"].items() if not k.startswith("ACCESSCTL_")}
+    hint = subprocess.run(
+        [CLI, "releases"],
+        capture_output=True,
+        text=True,
+        env={**unset, "XDG_CONFIG_HOME": str(tmp_path / "nobody")},
+        timeout=60,
+    )
+    assert hint.returncode == Exit.USAGE
+    assert one_line(hint) == "error: not logged in: run `accessctl login --server URL` first"
+
+
+def test_bad_arguments_are_one_line_with_the_usage_status(tmp_path):
+    run = subprocess.run(
+        [CLI, "download", "v3:step-1"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+        timeout=60,
+    )
+    assert run.returncode == Exit.USAGE
+    assert one_line(run) == (
+        "error: the following arguments are required: --dir (see `accessctl download --help`)"
+    )
 
 
 def test_lists_releases_checkpoints_and_grants_with_quota_left(world):
@@ -228,12 +283,63 @@ def test_refusals_are_one_line_with_their_exit_status(world):
     assert nothing.returncode == 3 and nothing.stderr.startswith("error: giving up after")
 
 
+def test_asking_again_for_a_grant_you_hold_exits_with_the_grant_status(world):
+    run = cli(world, "grants", "request", "v3:step-1")
+    assert run.returncode == Code.GRANT_EXISTS.exit == Exit.GRANT == 7  # not 4, the token's
+    assert one_line(run).endswith("(grant_exists, HTTP 409)"), run.stderr
+
+
+class CaptivePortal(BaseHTTPRequestHandler):
+    """What a hotel network answers to any address: 200 and a sign-in page."""
+
+    def do_GET(self):
+        page = b"<html>Sign in to the guest network</html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, format, *args):
+        pass
+
+
+def test_an_answer_that_is_not_the_apis_json_is_one_line(world):
+    portal = HTTPServer(("127.0.0.1", 0), CaptivePortal)
+    thread = threading.Thread(target=portal.serve_forever)
+    thread.start()
+    try:
+        run = subprocess.run(
+            [
+                CLI,
+                "--server",
+                f"http://127.0.0.1:{portal.server_address[1]}",
+                "--token",
+                world["secret"],
+                "whoami",
+            ],
+            capture_output=True,
+            text=True,
+            env=world["env"],
+            timeout=60,
+        )
+    finally:
+        portal.shutdown()
+        portal.server_close()
+        thread.join()
+    assert run.returncode == Exit.NETWORK
+    assert one_line(run) == (
+        "error: /api/v1/me: the answer (HTTP 200, text/html) is not the API's JSON: is "
+        "something between you and the server (a proxy, a login page)?"
+    )
+
+
 def test_the_cli_imports_neither_django_nor_celery():
     probe = subprocess.run(
         [
             sys.executable,
             "-c",
-            "import sys, accessctl.cli.main, accessctl.cli.fetch; print(sorted(m for m in sys.modules"
+            "import sys, accessctl.cli.main, accessctl.cli.fetch, accessctl.cli.verify, accessctl.cli.storage; print(sorted(m for m in sys.modules"
             " if m.split('.')[0] in {'django', 'celery', 'kombu', 'rest_framework', 'partners'}))",
         ],
         capture_output=True,
