@@ -100,6 +100,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "accessctl.middleware.RequestContextMiddleware",
+    # Every 4xx under /api/ counts toward the rate and is one audit event (evidence.py).
+    "partners.api.evidence.RefusalEvidenceMiddleware",
     "partners.api.edge.ApiInputMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

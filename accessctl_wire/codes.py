@@ -352,8 +352,9 @@ class Code(StrEnum):
         429,
         Exit.THROTTLED,
         Area.REQUEST,
-        "Too many requests for this token.",
-        "too many requests for this token (see *Rate limit*; `Retry-After`)",
+        "Too many requests for this token or address.",
+        "too many requests for this token (or, without one, this address), refused ones "
+        "included (see *Rate limit*; `Retry-After`)",
     )
     NOTHING_SEALED = (
         "nothing_sealed",
@@ -501,6 +502,22 @@ class Code(StrEnum):
         Area.EDGE,
         "The server failed to answer; the failure is logged.",
         "a fault of the server: the detail never says more",
+    )
+    UPSTREAM_UNAVAILABLE = (
+        "upstream_unavailable",
+        502,
+        Exit.NETWORK,
+        Area.EDGE,
+        "The application server could not be reached; try again.",
+        "answered by nginx: the application server is down or restarting",
+    )
+    UPSTREAM_TIMEOUT = (
+        "upstream_timeout",
+        504,
+        Exit.NETWORK,
+        Area.EDGE,
+        "The application server did not answer in time; try again.",
+        "answered by nginx: the application server did not answer within `proxy_read_timeout`",
     )
 
     # Refused changes (partners.actions): the portal shows the message, the staff API

@@ -21,8 +21,14 @@ graceful_timeout = 30
 keepalive = 5
 max_requests = 10_000  # recycle workers now and then
 max_requests_jitter = 1_000
-limit_request_line = 8190
-limit_request_fields = 100
+# gunicorn answers its own limits with an HTML page, so nginx's limits sit below them
+# (deploy/nginx/accessctl.conf): a request line or header line nginx passes is at most 8000
+# bytes, and its header buffers (1k + 4 x 8000 bytes) hold fewer than 11,100 header lines.
+# Whatever nginx lets through, the app answers, in problem+json (too many or too long
+# headers: 431 header_too_large).
+limit_request_line = 8190  # gunicorn's maximum
+limit_request_field_size = 8190
+limit_request_fields = 16384
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"
 errorlog = "-"

@@ -5,6 +5,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -191,3 +192,31 @@ http {{
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def raw_https(port: int, request: bytes) -> tuple[int, str, bytes]:
+    """Send ``request`` to 127.0.0.1:``port`` over TLS as it is (bytes an HTTP client would
+    not send: a malformed line, thousands of headers) and read the answer until the server
+    closes: (status, content type, body). Send ``Connection: close``."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the tests' self-signed certificates
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=30) as plain,
+        context.wrap_socket(plain) as tls,
+    ):
+        tls.sendall(request)
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    content_type = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in lines
+            if line.lower().startswith("content-type:")
+        ),
+        "",
+    )
+    return int(lines[0].split()[1]), content_type, body

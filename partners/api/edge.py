@@ -34,10 +34,13 @@ __all__ = [
     "ApiProblemMiddleware",
     "BoundedJSONParser",
     "IdConverter",
+    "code_of",
     "csrf_failure",
     "is_api_path",
     "json_depth",
+    "problem",
     "problem_body",
+    "replace",
 ]
 
 logger = logging.getLogger(__name__)
@@ -81,6 +84,33 @@ def is_api_path(path: str) -> bool:
     return path.startswith(("/api/", "/.well-known/"))
 
 
+def _code_for_status(status: int) -> Code:
+    """The code of an error answer that is not problem+json yet (``ApiProblemMiddleware``
+    gives it this one)."""
+    if status >= 500:
+        return Code.SERVER_ERROR
+    return _CODE_BY_STATUS.get(status, Code.BAD_REQUEST)
+
+
+def code_of(response: HttpResponseBase) -> str:
+    """The ``code`` an error answer under ``/api/`` goes out with: its problem's, or the
+    one ``ApiProblemMiddleware`` will give it."""
+    if response.get("Content-Type", "").startswith(CONTENT_TYPE) and not response.streaming:
+        try:
+            return str(json.loads(response.content).get("code", ""))  # type: ignore[attr-defined]
+        except (ValueError, AttributeError):
+            pass
+    return _code_for_status(response.status_code)
+
+
+def replace(old: HttpResponseBase, new: HttpResponseBase) -> HttpResponseBase:
+    """``new`` answers instead of ``old``. ``old`` is not closed here: closing a response
+    also signals the end of the request (Django closes the database connection then);
+    the server closes ``new`` once, which now closes what ``old`` held too."""
+    new._resource_closers.extend(old._resource_closers)  # type: ignore[attr-defined]
+    return new
+
+
 def problem_body(status: int, code: Code, detail: str) -> dict[str, Any]:
     return {
         "type": PROBLEM_TYPE + code,
@@ -91,7 +121,7 @@ def problem_body(status: int, code: Code, detail: str) -> dict[str, Any]:
     }
 
 
-def _problem(
+def problem(
     code: Code,
     detail: str,
     headers: Mapping[str, str] | None = None,
@@ -212,33 +242,33 @@ def _refusal(request: HttpRequest) -> HttpResponse | None:
     """The edge's answer to a request no view should see, or ``None``."""
     longest, total = _header_bytes(request)
     if longest > HEADER_VALUE_MAX or total > HEADERS_TOTAL_MAX:
-        return _problem(
+        return problem(
             Code.HEADER_TOO_LARGE,
             f"Headers are limited to {HEADER_VALUE_MAX} bytes each, {HEADERS_TOTAL_MAX} in all.",
         )
     path = request.path
     if len(path) > URL_PATH_MAX:
-        return _problem(Code.URI_TOO_LONG, f"The path is limited to {URL_PATH_MAX} characters.")
+        return problem(Code.URI_TOO_LONG, f"The path is limited to {URL_PATH_MAX} characters.")
     if _CONTROL.search(path) or any(unicodedata.category(ch) == "Cs" for ch in path):
-        return _problem(Code.PATH_INVALID, "The path holds a control character.")
+        return problem(Code.PATH_INVALID, "The path holds a control character.")
     query = request.META.get("QUERY_STRING", "")
     if len(query) > QUERY_STRING_MAX:
-        return _problem(
+        return problem(
             Code.URI_TOO_LONG, f"The query string is limited to {QUERY_STRING_MAX} characters."
         )
     try:
         values = [(k, v) for k, vs in request.GET.lists() for v in vs]
     except Exception:  # Django refuses too many fields (TooManyFieldsSent) and such.
-        return _problem(Code.QUERY_INVALID, "The query string could not be read.")
+        return problem(Code.QUERY_INVALID, "The query string could not be read.")
     if any(_CONTROL.search(k) or _CONTROL.search(v) for k, v in values):
-        return _problem(Code.QUERY_INVALID, "A query parameter holds a control character.")
+        return problem(Code.QUERY_INVALID, "A query parameter holds a control character.")
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
-        return _problem(Code.BAD_REQUEST, "Content-Length is not a number.")
+        return problem(Code.BAD_REQUEST, "Content-Length is not a number.")
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     if limit is not None and length > limit:
-        return _problem(Code.BODY_TOO_LARGE, f"The body is limited to {limit} bytes.")
+        return problem(Code.BODY_TOO_LARGE, f"The body is limited to {limit} bytes.")
     return None
 
 
@@ -276,14 +306,13 @@ class ApiProblemMiddleware:
         ):
             return response
         status = 500 if response.status_code >= 500 else response.status_code
-        code = Code.SERVER_ERROR if status == 500 else _CODE_BY_STATUS.get(status, Code.BAD_REQUEST)
+        code = _code_for_status(status)
         headers = {k: v for k, v in response.items() if k.lower() in _KEPT_HEADERS}
-        response.close()
-        return _problem(code, code.detail, headers, status=status)
+        return replace(response, problem(code, code.detail, headers, status=status))
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """``CSRF_FAILURE_VIEW``: problem+json under ``/api/``, Django's page elsewhere."""
     if is_api_path(request.path_info):
-        return _problem(Code.CSRF_FAILED, Code.CSRF_FAILED.detail)
+        return problem(Code.CSRF_FAILED, Code.CSRF_FAILED.detail)
     return django_csrf_failure(request, reason=reason)

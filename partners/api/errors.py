@@ -44,17 +44,19 @@ class Problem(exceptions.APIException):
         self.headers = headers
         self.extra = extra
         # True when the refusal's audit event is already written (the download decision
-        # writes its own): the exception handler then writes none (``partners.api.evidence``).
+        # writes its own): the evidence rule then writes none (``partners.api.evidence``).
         self.recorded = recorded
 
 
 class Hidden(Http404):
     """A 404 that hides a refusal (export control: the release does not exist for this
-    partner); ``reason`` is what the audit event records."""
+    partner); ``reason`` is what the audit event records, and ``evidence`` the refused
+    action's event when an action refused (``partners.api.evidence`` writes it, once)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, evidence: Any = None) -> None:
         super().__init__("No such object, or not yours.")
         self.reason = reason
+        self.evidence = evidence
 
 
 def failure_problem(status_code: int, failure: Failure) -> Problem:

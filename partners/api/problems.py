@@ -12,7 +12,7 @@ from accessctl.codes import Code, lookup
 from partners.errors import ActionError
 
 from .errors import Problem
-from .evidence import record_refusal
+from .evidence import note
 
 __all__ = ["DRF_CODES", "problem_response", "problems_exception_handler"]
 
@@ -75,19 +75,13 @@ def _flatten(detail: object) -> str:
 
 
 def problems_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
-    """The problem+json answer, and the one place a refused request's evidence is written
-    (``partners.api.evidence``): after any transaction of the view ended."""
+    """The problem+json answer. The exception is noted on the request: its evidence is
+    written once the view (and any transaction of it) has ended, by the one rule of
+    ``partners.api.evidence``."""
     response = _problem(exc, context)
     if response is not None:
-        record_refusal(exc, context, response.status_code, _code_of(response))
+        note(exc, context)
     return response
-
-
-def _code_of(response: HttpResponse) -> str:
-    try:
-        return str(json.loads(response.content).get("code", ""))
-    except ValueError:
-        return ""
 
 
 def _problem(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:

@@ -7,8 +7,14 @@ set in Redis, trimmed and checked by one Lua script (atomic, and timed by Redis'
 clock), so the limit holds across every web process and host. Without one (the embedded
 default, one process) the same algorithm runs in memory.
 
-Refused requests are not logged: a client that keeps hammering is refused until its
+Requests over the limit are not logged: a client that keeps hammering is refused until its
 oldest allowed request leaves the window, never longer.
+
+One limit per caller (``ident``): its token once authenticated, else its address. Every
+request under ``/api/`` counts once (``count``): the ones DRF's throttle lets through, and
+the ones refused before it (at the edge, by authentication or by a permission), which the
+refusal-evidence middleware counts (``partners.api.evidence``), so a flood of refused
+requests is answered 429 like any other flood, without an audit row each.
 """
 
 import threading
@@ -17,10 +23,15 @@ import uuid
 from collections import deque
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
+from django.http import HttpRequest
 
-__all__ = ["hit"]
+__all__ = ["count", "counted", "first_in_period", "hit", "ident", "rate"]
+
+# Set on a request once it has been counted, so nothing counts it twice.
+_COUNTED = "accessctl_rate_counted"
 
 _SCRIPT = """
 pcall(redis.replicate_commands)  -- Redis < 5: allow TIME before writes; a no-op after
@@ -38,7 +49,48 @@ return {0, tonumber(oldest[2]) + period - now, now}
 """
 
 _local: dict[str, deque[float]] = {}
+_marks: dict[str, float] = {}  # first_in_period without Redis: key -> when the mark expires
 _lock = threading.Lock()
+
+
+def rate() -> tuple[int, int]:
+    """``ACCESSCTL_API_RATE`` (``"1200/min"``) as (requests, period in seconds)."""
+    number, _, unit = str(settings.ACCESSCTL_API_RATE).partition("/")
+    return int(number), {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit[0]]
+
+
+def ident(token_id: int | None, address: str | None) -> str:
+    """Whose limit a request counts toward: its token's, else its address's (the client
+    address ``accessctl.middleware`` settled, never a header the client wrote)."""
+    return f"t{token_id}" if token_id is not None else f"a{address or ''}"
+
+
+def count(request: HttpRequest, who: str) -> tuple[bool, float]:
+    """Count ``request`` toward ``who``'s API rate: (allowed, seconds to wait if not)."""
+    setattr(request, _COUNTED, True)
+    limit, period = rate()
+    allowed, wait, _ = hit(who, limit, period)
+    return allowed, wait
+
+
+def counted(request: HttpRequest) -> bool:
+    return bool(getattr(request, _COUNTED, False))
+
+
+def first_in_period(who: str) -> bool:
+    """True for the first call per period of the API rate for ``who``, False for the
+    others: what lets a flood of 429s leave one audit event a period, not one each."""
+    _, period = rate()
+    key = cache.make_key(f"accessctl:rate-noted:{who}")
+    client = _redis_client(key)
+    if client is not None:
+        return bool(client.set(key, 1, nx=True, px=period * 1000))
+    now = time.monotonic()
+    with _lock:
+        if _marks.get(key, 0.0) > now:
+            return False
+        _marks[key] = now + period
+        return True
 
 
 def _redis_client(key: str) -> Any:

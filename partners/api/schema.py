@@ -54,16 +54,19 @@ _WHY = {
     414: "The path or the query string is too long",
     415: "The body is not JSON",
     416: "The range cannot be satisfied (`Content-Range: bytes */size`)",
-    429: "Too many requests for this token (`Retry-After`)",
+    429: "Too many requests, refused ones included, for this token or address (`Retry-After`)",
     431: "A header, or all of them, too large",
     500: "A fault of the server; the detail never says more",
+    502: "The application server could not be reached (answered by the shipped nginx)",
+    504: "The application server did not answer in time (answered by the shipped nginx)",
 }
 
 
 def _statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
-    statuses = {400, 406, 413, 414, 431, 500}
+    # Every refusal counts toward the rate limit (partners.api.evidence): 429 anywhere.
+    statuses = {400, 406, 413, 414, 429, 431, 500, 502, 504}
     if operation.get("security"):
-        statuses |= {401, 403, 429}
+        statuses |= {401, 403}
     writes = method in {"post", "put", "patch", "delete"}
     if "{" in path or writes:
         statuses.add(404)

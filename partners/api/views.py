@@ -7,7 +7,6 @@ from urllib import parse
 
 from django.core import signing
 from django.db.models import Count, QuerySet, Sum
-from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -23,11 +22,10 @@ from partners import actions, queries, rules, states
 from partners.errors import ActionError
 from partners.manifests import signed_manifest
 from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest, Partner, Release
-from partners.refusals import settle
 
 from . import serializers as s
 from .auth import PartnerCaller, caller_partner, presented_token
-from .errors import Problem, failure_problem
+from .errors import Hidden, Problem, failure_problem
 
 __all__ = [
     "CheckpointListView",
@@ -268,9 +266,8 @@ class GrantListView(NoStore, PartnerView, generics.ListAPIView):
                 note=data.validated_data["note"],
             )
         except ActionError as exc:
-            if not allowed:
-                settle(exc)  # its evidence, written once (the 404 itself records nothing)
-                raise Http404 from exc
+            if not allowed:  # the refusal's event is the action's (partners.api.evidence)
+                raise Hidden(exc.code, evidence=exc.evidence) from exc
             raise
         if grant_request.status == GrantRequest.Status.APPROVED:
             grant = queries.partner_grant(self.partner, grant_request.grant.pk)

@@ -26,7 +26,7 @@ from accessctl.audit.models import AuditEvent
 from partners.models import Grant
 from tests import factories as f
 from tests.accessctl.test_embedded import PRODUCTION, manage
-from tests.servers import free_port
+from tests.servers import free_port, raw_https
 from tests.workers import database_url, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,9 +66,11 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     return chain, private
 
 
-def shipped_nginx(work: Path, *, upstream_port: int, artifacts: Path) -> tuple[Path, int, int]:
-    """The shipped site configuration, with only host specifics replaced (ports, paths),
-    inside a minimal nginx.conf. Returns (conf, http port, https port)."""
+def shipped_nginx(
+    work: Path, *, upstream_port: int, artifacts: Path, changes: dict[str, str] | None = None
+) -> tuple[Path, int, int]:
+    """The shipped site configuration, with only host specifics replaced (ports, paths;
+    and ``changes``), inside a minimal nginx.conf. Returns (conf, http port, https port)."""
     chain, private = self_signed(work)
     http_port, https_port = free_port(), free_port()
     site = (DEPLOY / "nginx" / "accessctl.conf").read_text()
@@ -82,6 +84,8 @@ def shipped_nginx(work: Path, *, upstream_port: int, artifacts: Path) -> tuple[P
         ("/etc/ssl/accessctl/privkey.pem", str(private)),
         ("/srv/accessctl/data/artifacts/", f"{artifacts}/"),
         ("/var/log/nginx/accessctl.access.log", f"{work}/access.log"),
+        ("/var/log/nginx/accessctl.error.log", f"{work}/accessctl.error.log"),
+        *(changes or {}).items(),
     ):
         assert old in site, f"the shipped configuration no longer contains {old!r}"
         site = site.replace(old, new)
@@ -214,6 +218,7 @@ def test_shipped_nginx_before_gunicorn_serves_a_download_by_x_accel_redirect(tmp
                     f"/api/v1/grants/{grant.pk}/files/shard.bin?{spelling}={token}", headers=auth
                 )
                 assert answer.status_code in (400, 403), spelling
+            _gunicorn_limits_never_answer(https_port, auth["Authorization"])
             # gunicorn's configuration sets the umask of the master and its workers.
             workers = Path(f"/proc/{gunicorn.pid}/task/{gunicorn.pid}/children").read_text()
             for pid in [gunicorn.pid, *map(int, workers.split())]:
@@ -227,6 +232,33 @@ def test_shipped_nginx_before_gunicorn_serves_a_download_by_x_accel_redirect(tmp
     written = (tmp_path / "nginx" / "access.log").read_text()
     assert f"GET /api/v1/grants/{grant.pk}/files/shard.bin HTTP/" in written  # the real log
     assert token not in written and "?" not in written
+
+
+def _gunicorn_limits_never_answer(port: int, authorization: str) -> None:
+    """gunicorn answers its own limits (request line, header size and count) with HTML;
+    behind the shipped nginx, whose limits are below them, the answer is always nginx's
+    problem+json or the app's (issue #12). Lengths around both limits, bare LF too."""
+    problem_or_json = {"application/problem+json", "application/json"}
+
+    def send(line: str, headers: list[str], eol: str = "\r\n") -> tuple[int, str]:
+        lines = [line, "Host: accessctl.example.org", authorization, *headers]
+        request = eol.join([*lines, "Connection: close", "", ""]).encode()
+        status, content_type, _ = raw_https(port, request)
+        return status, content_type
+
+    authorization = f"Authorization: {authorization}"
+    for count in (101, 150, 2000, 7900, 9000):
+        status, content_type = send("GET /api/v1/me HTTP/1.1", ["a:"] * count)
+        assert content_type in problem_or_json, (count, status, content_type)
+    assert send("GET /api/v1/me HTTP/1.1", ["a:"] * 150)[0] == 200  # the app's answer
+    for length in [*range(7990, 8011, 5), *range(8185, 8196)]:
+        for eol in ("\r\n", "\n"):
+            padding = "y" * (length - len("GET /api/v1/me?x= HTTP/1.1"))
+            status, content_type = send(f"GET /api/v1/me?x={padding} HTTP/1.1", [], eol)
+            assert content_type in problem_or_json, ("line", length, status, content_type)
+            value = "j" * (length - len("X-Junk:"))
+            status, content_type = send("GET /api/v1/me HTTP/1.1", [f"X-Junk:{value}"], eol)
+            assert content_type in problem_or_json, ("header", length, status, content_type)
 
 
 def test_the_nginx_access_log_format_has_no_query_string():

@@ -1,6 +1,8 @@
 """Hostile input gets a clear answer: every route under /api/ (enumerated from the URL
 resolver, so a new route is covered the day it is added) x every kind of malformed input
-answers problem+json with a documented ``code``: never a 500, never HTML."""
+answers problem+json with a documented ``code``: never a 500, never HTML. And each refusal
+is evidence: exactly one audit event naming its target and that code (``download.denied``
+on the download route)."""
 
 import json
 import re
@@ -12,6 +14,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from partners.api.edge import csrf_failure
 from tests import factories as f
+from tests.evidence import last_event_id, the_refusal_since
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[3]
@@ -91,6 +94,18 @@ def assert_problem(response, status=None, code=None):
             assert body["code"] == code, body
     if status:
         assert response.status_code == status, response.content[:300]
+
+
+DOWNLOAD_ROUTE = "api/v1/grants/<id:grant_id>/files/<path:path>"
+
+
+def assert_evidence(response, before, route=None):
+    """A refusal (4xx) wrote exactly one event, with a target and the answered code."""
+    if not 400 <= response.status_code < 500:
+        return
+    refusal = the_refusal_since(before, json.loads(response.content)["code"])
+    if route is not None:
+        assert (refusal.action == "download.denied") == (route == DOWNLOAD_ROUTE), refusal.action
 
 
 def _cases():
@@ -209,6 +224,7 @@ def test_malformed_input_gets_a_documented_problem(
     callers, route, method, kind, spoiled, extra, expected
 ):
     target = url(route, **spoiled) + extra.get("suffix", "") + extra.get("query", "")
+    before = last_event_id()
     response = call(
         callers,
         route,
@@ -219,6 +235,7 @@ def test_malformed_input_gets_a_documented_problem(
         **extra.get("headers", {}),
     )
     assert_problem(response, *expected)
+    assert_evidence(response, before, route)
 
 
 def test_every_route_is_in_the_matrix():
@@ -227,11 +244,22 @@ def test_every_route_is_in_the_matrix():
     assert len(ROUTES) >= 25
 
 
-@pytest.mark.parametrize("path", ["/api/v1/nope", "/api/v1/grants/abc", "/api/", "/api/v2/me"])
-def test_unmatched_routes_are_problems_even_in_debug(settings, path):
+@pytest.mark.parametrize(
+    ("path", "target"),
+    [
+        ("/api/v1/nope", ("api.route", "/api/v1/nope")),
+        ("/api/v1/grants/abc", ("partners.grant", "abc")),  # what it asked for, as it was
+        ("/api/", ("api.route", "/api/")),
+        ("/api/v2/me", ("api.route", "/api/v2/me")),
+    ],
+)
+def test_unmatched_routes_are_problems_even_in_debug(settings, path, target):
     settings.DEBUG = True
+    before = last_event_id()
     response = Client().get(path)
     assert_problem(response, 404, "not_found")
+    refusal = the_refusal_since(before, "not_found", "api.denied")
+    assert (refusal.target_type, refusal.target_id) == target
 
 
 @pytest.mark.urls("tests.partners.api.edge_urls")

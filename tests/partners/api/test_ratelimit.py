@@ -1,5 +1,6 @@
 """The API rate limit holds in ANY interval of its period, across window boundaries and
-across processes, against the real Redis (issue #12)."""
+across processes, against the real Redis (issue #12). Refused requests count toward it,
+and a flood of them, refused or throttled, writes a bounded number of audit rows."""
 
 import json
 import os
@@ -65,23 +66,100 @@ def test_limit_holds_in_every_interval_across_boundaries_and_processes():
     assert len(allowed) >= LIMIT * int(span / PERIOD)
 
 
-@pytest.mark.django_db
-def test_the_api_throttle_uses_it(settings):
-    from rest_framework.test import APIClient
-
-    from tests import factories as f
-
+@pytest.fixture
+def redis_cache(settings):
+    """The real Redis as the cache, with keys of this test's own."""
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": redis_url(),
+            "KEY_PREFIX": uuid.uuid4().hex,
         }
     }
     settings.ACCESSCTL_API_RATE = "3/min"
+
+
+def _written(before):
+    from accessctl.audit.models import AuditEvent
+
+    return list(
+        AuditEvent.objects.filter(id__gt=before)
+        .exclude(action="token.used")
+        .order_by("id")
+        .values_list("action", "reason")
+    )
+
+
+def assert_throttled(response):
+    assert response.status_code == 429
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "throttled"
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+
+
+@pytest.mark.django_db
+def test_the_api_throttle_uses_it(redis_cache):
+    from rest_framework.test import APIClient
+
+    from tests import factories as f
+    from tests.evidence import last_event_id
+
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {f.token(f.partner_user(f.partner()))}")
+    before = last_event_id()
     codes = [client.get("/api/v1/me").status_code for _ in range(5)]
     assert codes == [200, 200, 200, 429, 429]
-    refused = client.get("/api/v1/me")
-    assert refused.json()["code"] == "throttled"
-    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert_throttled(client.get("/api/v1/me"))
+    # Three 429s, one event: at most one a period per token.
+    assert _written(before) == [("api.denied", "throttled")]
+
+
+# name -> (how the flood is sent, what each refusal writes, what the 429s write)
+REFUSED_FLOODS = {
+    "a suspended partner's token": (
+        "suspended",
+        ("api.denied", "partner_suspended"),
+        ("api.denied", "throttled"),
+    ),
+    "unknown tokens": (
+        "unknown",
+        ("token.rejected", "token_malformed"),
+        ("api.denied", "throttled"),
+    ),
+    "a NUL in a file path": (
+        "nul",
+        ("download.denied", "path_invalid"),
+        ("download.denied", "throttled"),
+    ),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", sorted(REFUSED_FLOODS))
+def test_a_flood_of_refused_requests_is_throttled_with_bounded_evidence(redis_cache, name):
+    from django.test import Client
+
+    from partners import actions
+    from tests import factories as f
+    from tests.evidence import last_event_id
+
+    how, each, throttled = REFUSED_FLOODS[name]
+    partner = f.partner()
+    secret = f.token(f.partner_user(partner))
+    address = f"2001:db8::{uuid.uuid4().hex[:4]}"  # the flood's own address
+    path, authorization = "/api/v1/releases/", f"Bearer {secret}"
+    if how == "suspended":
+        actions.suspend_partner(actor=None, partner=partner, reason="flood")
+    elif how == "unknown":
+        authorization = "Bearer acx_" + "Q" * 36
+    else:
+        path = "/api/v1/grants/1/files/a%00b.bin"
+    client = Client(REMOTE_ADDR=address, HTTP_AUTHORIZATION=authorization)
+    before = last_event_id()
+    answers = [client.get(path) for _ in range(10)]
+    refused = answers[0].status_code
+    assert 400 <= refused < 429
+    assert [a.status_code for a in answers] == [refused] * 3 + [429] * 7
+    assert_throttled(answers[-1])
+    # One event per refusal within the rate, and one for all the 429s of the period.
+    assert _written(before) == [each] * 3 + [throttled]

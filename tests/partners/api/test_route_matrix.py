@@ -178,7 +178,7 @@ OWN_MATRIX = {"api/v1/tokens/rotate": "test_refused_callers_cannot_rotate"}
 
 
 def test_every_api_route_is_in_a_matrix():
-    from tests.partners import test_api_matrix
+    from tests.partners.api import test_api_matrix
 
     known = set(STAFF_ROUTES) | set(PARTNER_ROUTES) | set(OWN_MATRIX)
     assert api_routes() == known, (
