@@ -216,9 +216,12 @@ def test_a_killed_download_resumes_without_fetching_finished_parts_again(world):
     run = cli(world, *download_args(world, "--include", "model-00001*", "--chunk-size", "1M"))
     assert run.returncode == 0, run.stderr
     assert (world["dir"] / "model-00001.safetensors").read_bytes() == BIG
-    resumed = Grant.objects.get(pk=world["grant"].pk).bytes_used - used_before
-    # Only the chunks not recorded as done were asked for again.
-    assert resumed == len(BIG) - len(done) * chunk
+    used_after = Grant.objects.get(pk=world["grant"].pk).bytes_used
+    # The resume paid at most for the chunks not recorded as done (less: the chunks in
+    # flight at the kill were paid for then, and are free again within the file's lease);
+    # over both runs every byte was paid for exactly once.
+    assert used_after - used_before <= len(BIG) - len(done) * chunk
+    assert used_after == len(BIG)
     assert not (world["dir"] / ".accessctl" / "partial" / "model-00001.safetensors.part").exists()
 
 
