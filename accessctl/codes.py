@@ -59,7 +59,7 @@ def registered(code: Code | str) -> Code | str:
         return member
     if strict_codes():
         raise CodeError(
-            f"{code!r} is not a registered code: add it to accessctl_wire/codes.py "
+            f"{code!r} is not a registered code: add it to client/accessctl_wire/codes.py "
             "(docs/architecture.md, 'Codes: how to add a code')"
         )
     logger.error("unregistered code %r", code)
@@ -156,7 +156,7 @@ def generated_blocks() -> dict[str, dict[str, str]]:
 
 
 def _marker(name: str) -> str:
-    return f"<!-- generated from accessctl_wire/codes.py by `python -m accessctl.codes`: {name} -->"
+    return f"<!-- generated from client/accessctl_wire/codes.py by `python -m accessctl.codes`: {name} -->"
 
 
 def block(name: str, text: str) -> str:

@@ -498,7 +498,7 @@ ACCESSCTL_DOWNLOAD_LEASE_REAUTHORIZATIONS = env.int(
 )
 ACCESSCTL_NGINX_INTERNAL_PREFIX = env.str("ACCESSCTL_NGINX_INTERNAL_PREFIX", default="/_artifacts/")
 ACCESSCTL_API_RATE = env.str("ACCESSCTL_API_RATE", default="1200/min")
-# A refusal raised with a code missing from the registry (accessctl_wire/codes.py) raises
+# A refusal raised with a code missing from the registry (client/accessctl_wire/codes.py) raises
 # at once in development and tests; production logs it and answers the refusal anyway.
 ACCESSCTL_STRICT_CODES = env.bool("ACCESSCTL_STRICT_CODES", default=DEBUG)
 # Lifecycle: remind approvers of requests pending this long (and again as often); warn

@@ -142,7 +142,7 @@ def main() -> None:
     check = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "accessctl_wire/verify_export.py"),
+            str(ROOT / "client/accessctl_wire/verify_export.py"),
             str(evidence),
             "--public-key",
             str(jwks),

@@ -1,5 +1,6 @@
-# Sourced by the scripts: make .venv hold this project and its dev tools, once per change
-# of pyproject.toml. Needs only Python 3.11+.
+# Sourced by the scripts: make .venv hold this project (the server and, from client/, the
+# partner client it depends on) and its dev tools, once per change of either pyproject.toml.
+# Needs only Python 3.11+.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -7,10 +8,14 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-stamp=".venv/.accessctl-$(sha256sum pyproject.toml | cut -c1-16)"
+stamp=".venv/.accessctl-$(cat pyproject.toml client/pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  # The server's distribution used to ship the `accessctl` script, now the client's:
+  # upgrading it in place would delete the client's new copy, so it goes first.
+  .venv/bin/python -m pip uninstall --quiet --yes accessctl 2>/dev/null
+  # One command: pip takes the server's accessctl-client requirement from ./client.
+  .venv/bin/python -m pip install --quiet -e ./client -e ".[dev]"
   rm -f .venv/.accessctl-*
   touch "$stamp"
 fi

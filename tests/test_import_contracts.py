@@ -14,8 +14,9 @@ def test_import_contracts_are_kept():
     run = subprocess.run(
         [LINT_IMPORTS, "--config", str(ROOT / ".importlinter"), "--no-cache"],
         cwd=ROOT,
-        # This tree's packages, not whatever the venv's editable install points at.
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # This tree's packages (the server's and client/'s), not whatever the venv's
+        # editable installs point at.
+        env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'client'}"},
         capture_output=True,
         text=True,
         timeout=300,

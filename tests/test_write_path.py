@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("accessctl", "accessctl_wire", "partners")
+PACKAGES = ("accessctl", "client/accessctl_cli", "client/accessctl_wire", "partners")
 
 ACTION_MODULES = ("partners/actions/",)
 # The platform's action modules: each function in them that writes is the one place its

@@ -36,7 +36,7 @@ class Problem(exceptions.APIException):
         if decided != status_code and isinstance(member, Code) and strict_codes():
             raise CodeError(
                 f"{member.value!r} is answered with {decided}, not {status_code} "
-                "(accessctl_wire/codes.py)"
+                "(client/accessctl_wire/codes.py)"
             )
         super().__init__(detail=detail, code=member)
         self.status_code = decided

@@ -31,7 +31,7 @@ PROBLEM_SCHEMA = {
         "code": {
             "type": "string",
             "enum": api_codes(),
-            "description": "Stable: the registry in accessctl_wire/codes.py.",
+            "description": "Stable: the registry in client/accessctl_wire/codes.py.",
         },
         "fields": {
             "type": "object",

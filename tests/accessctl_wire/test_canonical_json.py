@@ -72,7 +72,7 @@ def test_a_signature_made_before_the_move_still_verifies():
         "partners.manifests",  # signs checkpoint manifests
         "accessctl.audit.sealing",  # hashes audit leaves
         "accessctl.audit.exports",  # writes and signs export manifests
-        "accessctl.cli.verify",  # verifies manifests on the partner's machine
+        "accessctl_cli.verify",  # verifies manifests on the partner's machine
         "accessctl_wire.verify_export",  # verifies exports offline
     ],
 )
@@ -85,9 +85,15 @@ def test_canonical_json_is_defined_once_in_the_tree():
     """No second canonical form: a ``json.dumps(..., sort_keys=True)`` anywhere but the
     wire package's is a second definition waiting to drift."""
     found = []
-    for package in ("accessctl", "accessctl_wire", "partners", "bench"):
+    for package in (
+        "accessctl",
+        "client/accessctl_cli",
+        "client/accessctl_wire",
+        "partners",
+        "bench",
+    ):
         for path in sorted((ROOT / package).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
                 if isinstance(node, ast.Call) and any(k.arg == "sort_keys" for k in node.keywords):
                     found.append(str(path.relative_to(ROOT)))
-    assert found == ["accessctl_wire/verify_export.py"]
+    assert found == ["client/accessctl_wire/verify_export.py"]

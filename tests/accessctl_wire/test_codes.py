@@ -1,4 +1,4 @@
-"""The code registry (``accessctl_wire/codes.py``): every code used is registered, and a
+"""The code registry (``client/accessctl_wire/codes.py``): every code used is registered, and a
 registered code never changes meaning (``docs/codes.json``, edited by hand, on purpose)."""
 
 import ast
@@ -40,7 +40,7 @@ KEYWORDS = {"code", "reason_code"}
 
 
 def _sources():
-    for package in ("partners", "accessctl", "accessctl_wire"):
+    for package in ("partners", "accessctl", "client/accessctl_cli", "client/accessctl_wire"):
         for source in sorted((ROOT / package).rglob("*.py")):
             if "migrations" not in source.parts:
                 yield source
@@ -82,7 +82,7 @@ def test_every_code_used_is_registered():
         {f"{code} ({where})" for code, _, where in _uses() if code not in Code.__members__.values()}
     )
     assert not unknown, (
-        "register these codes in accessctl_wire/codes.py (docs/architecture.md, "
+        "register these codes in client/accessctl_wire/codes.py (docs/architecture.md, "
         f"'Codes: how to add a code'): {unknown}"
     )
 

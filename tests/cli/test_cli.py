@@ -24,6 +24,7 @@ from tests import factories as f
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 CLI = str(Path(sys.executable).with_name("accessctl"))
+ROOT = Path(__file__).resolve().parents[2]
 DAY = timedelta(days=1)
 BIG = os.urandom(8 << 20)
 FILES = {
@@ -342,14 +343,14 @@ def test_the_cli_imports_neither_django_nor_celery():
         [
             sys.executable,
             "-c",
-            "import sys, accessctl.cli.main, accessctl.cli.fetch, accessctl.cli.verify, accessctl.cli.storage; print(sorted(m for m in sys.modules"
-            " if m.split('.')[0] in {'django', 'celery', 'kombu', 'rest_framework', 'partners'}))",
+            "import sys, accessctl_cli.main, accessctl_cli.fetch, accessctl_cli.verify, accessctl_cli.storage; print(sorted(m for m in sys.modules"
+            " if m.split('.')[0] in {'django', 'celery', 'kombu', 'rest_framework', 'partners', 'accessctl'}))",
         ],
         capture_output=True,
         text=True,
         timeout=60,
         # This tree's code, not whatever the venv's editable install points at.
-        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT / "client")},
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip() == "[]"

@@ -1,4 +1,4 @@
-"""Why storage refused a presigned URL (``accessctl.cli.storage.explain``): a table of
+"""Why storage refused a presigned URL (``accessctl_cli.storage.explain``): a table of
 what was measured and the cause named."""
 
 import time
@@ -6,7 +6,7 @@ from email.utils import formatdate
 
 import pytest
 
-from accessctl.cli.storage import Answer, explain, s3_error, signed_window
+from accessctl_cli.storage import Answer, explain, s3_error, signed_window
 
 NOW = 1_800_000_000.0  # this machine's clock when the API answered
 EXPIRED = "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
