@@ -13,7 +13,8 @@ An operation is allowed when all of these hold:
   or an active user holding the rule's Django permission (roles are groups:
   ``partners.roles.ROLES``);
 * the rule's *subject* condition holds for the target: credentials act only for their
-  owner (``SELF``), a partner member acts only for their own partner (``OWN_PARTNER``);
+  owner (``SELF``), a partner member acts only for their own partner
+  (``STAFF_OR_OWN_PARTNER``);
 * any further condition the action itself checks and documents (second factor, four eyes).
 
 Refusals raise ``partners.errors.ActionForbidden`` with the operation and the reason.
@@ -82,7 +83,6 @@ class Subject(StrEnum):
 
     ANY = "any"  # any object the permission covers
     SELF = "self"  # only the actor's own credentials (target: a user or a token)
-    OWN_PARTNER = "own_partner"  # partner members: only their own partner's objects
     STAFF_OR_OWN_PARTNER = "staff_or_own_partner"
 
 
@@ -218,13 +218,6 @@ def _owner_id(target: Model) -> object:
     return user_id or target.pk
 
 
-def _partner_id(target: Model) -> object:
-    if hasattr(target, "partner_id"):
-        partner_id: object = target.partner_id
-        return partner_id
-    return target.pk  # the target is the partner itself
-
-
 def _member_partner_id(actor: User | AnonymousUser) -> int | None:
     membership: Membership | None = getattr(actor, "partner_membership", None)
     return membership.partner_id if membership is not None else None
@@ -243,7 +236,8 @@ def _refusal(
     if subject is Subject.STAFF_OR_OWN_PARTNER:
         own = _member_partner_id(actor)
         if own is not None:
-            return None if target is None or own == _partner_id(target) else "another partner"
+            # The target is the partner itself (``request_grant`` authorizes on it).
+            return None if target is None or own == target.pk else "another partner"
         if not (actor.is_staff and actor.has_perm("partners.issue_grant")):
             return "lacks partners.issue_grant"
         return None
@@ -253,10 +247,6 @@ def _refusal(
         return f"lacks {rule.permission}"
     if subject is Subject.SELF and target is not None and _owner_id(target) != actor.pk:
         return "credentials act only for their owner"
-    if subject is Subject.OWN_PARTNER and _member_partner_id(actor) != (
-        None if target is None else _partner_id(target)
-    ):
-        return "another partner"
     return None
 
 
@@ -292,7 +282,6 @@ def as_markdown() -> str:
     subjects = {
         Subject.ANY: "anyone the permission covers",
         Subject.SELF: "only the actor's own credentials",
-        Subject.OWN_PARTNER: "only the actor's own partner",
         Subject.STAFF_OR_OWN_PARTNER: "a member: their own partner; staff: any partner",
     }
     lines = [

@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 from accessctl.actors import acting_user
 from accessctl_wire import b64
 
-from .exports import ExportError, request_export, storage
+from .exports import request_export, storage
 from .models import AuditCheckpoint, AuditEvent, AuditExport
 
 __all__ = ["AuditEventAdmin", "AuditExportAdmin", "AuditHistory", "events_for"]
@@ -24,9 +24,6 @@ class ReadOnly:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -174,17 +171,13 @@ class AuditExportAdmin(ReadOnly, admin.ModelAdmin):
             raise PermissionDenied
         form = ExportForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            try:
-                export = request_export(actor=acting_user(request), filters=form.cleaned_data)
-            except ExportError as exc:
-                form.add_error(None, exc.message)
-            else:
-                self.message_user(
-                    request,
-                    f"Export #{export.pk} is being written; it appears here when ready.",
-                    messages.SUCCESS,
-                )
-                return HttpResponseRedirect(reverse("admin:audit_auditexport_changelist"))
+            export = request_export(actor=acting_user(request), filters=form.cleaned_data)
+            self.message_user(
+                request,
+                f"Export #{export.pk} is being written; it appears here when ready.",
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(reverse("admin:audit_auditexport_changelist"))
         return TemplateResponse(
             request,
             "admin/accessctl/export_form.html",

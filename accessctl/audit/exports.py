@@ -140,8 +140,8 @@ def _rows(filters: dict[str, Any], size: int) -> Iterator[tuple[int, dict[str, A
                     yield index, None
                     continue
                 row = dict(zip(FIELDS, values, strict=True))
-                if isinstance(row["changes"], str):  # jsonb arrives as text through psycopg
-                    row["changes"] = json.loads(row["changes"])
+                # JSON arrives as text: Django has psycopg load jsonb as text, SQLite stores text.
+                row["changes"] = json.loads(row["changes"])
                 yield index, row
 
 
@@ -265,10 +265,10 @@ def write_export(export_id: int) -> AuditExport:
     export = AuditExport.objects.select_related("requested_by").get(pk=export_id)
     if export.status == AuditExport.Status.READY:
         return export
+    # A checkpoint exists: the export's own request event (``audit.export_requested``,
+    # committed with the export) is sealed now if it was not before.
     seal()
-    last = AuditCheckpoint.objects.order_by("-tree_size").first()
-    if last is None:
-        raise ExportError("nothing_sealed", "The audit log has no checkpoint yet.")
+    last = AuditCheckpoint.objects.latest()
     size = last.tree_size
     purged_below = max(AuditRetention.objects.values_list("purged_below", flat=True), default=0)
     exported, missing = array("q"), array("q")

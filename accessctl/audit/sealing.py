@@ -111,11 +111,11 @@ def _new_nodes(old: int, new: int, leaves: dict[int, bytes]) -> Iterator[AuditNo
 
 
 def _append(events: Iterable[dict[str, Any]], old: int) -> int:
+    """Append ``events`` (``seal`` passes at least one) as leaves from index ``old``; the
+    new tree size."""
     leaves = {
         old + i: leaf_hash(canonical_json(event_record(values))) for i, values in enumerate(events)
     }
-    if not leaves:
-        return old
     ids = [values["id"] for values in events]
     new = old + len(leaves)
     nodes = list(_new_nodes(old, new, leaves))

@@ -60,14 +60,15 @@ def with_retries(
 ) -> T:
     """Run ``attempt`` until it succeeds, backing off exponentially (with jitter) on
     ``Retry`` and network errors; the last failure becomes a ``CliError('network')``."""
-    for n in range(tries):
+    for n in range(tries - 1):
         try:
             return attempt()
-        except (Retry, httpx.TransportError) as exc:
-            if n == tries - 1:
-                raise CliError("network", f"giving up after {tries} attempts: {exc}") from exc
+        except (Retry, httpx.TransportError):
             time.sleep(min(cap, base * 2**n) * (0.5 + random.random() / 2))  # noqa: S311
-    raise AssertionError("unreachable")
+    try:
+        return attempt()
+    except (Retry, httpx.TransportError) as exc:
+        raise CliError("network", f"giving up after {tries} attempts: {exc}") from exc
 
 
 def problem(response: httpx.Response) -> CliError:

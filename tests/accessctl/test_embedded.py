@@ -299,3 +299,44 @@ def test_the_embedded_broker_keeps_its_files_in_the_data_directory(demo, tmp_pat
     assert sorted(p.name for p in (data_dir / "broker" / "control").iterdir()) == [
         "default.exchange"
     ]
+
+
+def test_the_audit_log_seals_purges_and_exports_verifiably_on_sqlite(tmp_path):
+    """The embedded default's audit trail: sealing (no COPY, no advisory lock on SQLite),
+    retention (no trigger to switch off) and an export that the verifier accepts."""
+    manage(tmp_path, "migrate", "--no-input")
+    script = (
+        "import json\n"
+        "from datetime import timedelta\n"
+        "from django.contrib.auth.models import User\n"
+        "from django.utils import timezone\n"
+        "from accessctl.audit.events import AuditAction, record\n"
+        "from accessctl.audit.exports import request_export, storage, write_export\n"
+        "from accessctl.audit.models import AuditEvent\n"
+        "from accessctl.audit.retention import apply_retention\n"
+        "from accessctl.audit.sealing import seal\n"
+        "from accessctl.signing.keys import jwks\n"
+        "start = AuditEvent.objects.count()\n"
+        "old = timezone.now() - timedelta(days=400)\n"
+        "for _ in range(3):\n"
+        "    record(AuditAction.PARTNER_UPDATED, actor=None, at=old)\n"
+        "record(AuditAction.PARTNER_UPDATED, actor=None)\n"
+        "print(start, seal().tree_size)\n"
+        "purged = apply_retention(older_than=timedelta(days=365), operator='ops')\n"
+        "print(purged.events_deleted, purged.purged_below)\n"
+        "auditor = User.objects.create_superuser('auditor', 'a@lab.example', 'not used')\n"
+        "done = write_export(request_export(actor=auditor, filters={}).pk)\n"
+        f"open({str(tmp_path / 'export.jsonl')!r}, 'wb').write(storage().open(done.files['jsonl']['name']).read())\n"
+        f"open({str(tmp_path / 'jwks.json')!r}, 'w').write(json.dumps(jwks()))\n"
+        "print(done.events)\n"
+    )
+    out = manage(tmp_path, "shell", "-c", script).stdout.split()
+    assert out == ["0", "4", "3", "3", "3"]  # the recent event, the retention's, the request's
+    verified = manage(
+        tmp_path,
+        "verify_audit_export",
+        str(tmp_path / "export.jsonl"),
+        "--public-key",
+        str(tmp_path / "jwks.json"),
+    )
+    assert verified.stdout == "OK 3 events verified against the signed checkpoints\n"

@@ -2,12 +2,15 @@
 calls it: key rotation audits itself, retention refuses to go below its minimum, and
 every sign-in (successful or not) is recorded by one function."""
 
+import threading
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import RequestFactory
 from django.utils import timezone
 
@@ -67,3 +70,63 @@ def test_sign_in_signals_go_through_the_one_recorder():
     )
     unknown = record_sign_in(username="nobody", succeeded=False)
     assert (unknown.target_id, unknown.reason) == ("", "bad_credentials")
+
+
+def test_retention_refuses_to_delete_every_event(settings):
+    """When every sealed event is older than the cutoff, nothing would be left to anchor
+    the log's recent end: the procedure refuses instead of emptying the trail."""
+    settings.ACCESSCTL_AUDIT_RETENTION_MIN_DAYS = 365
+    old = [
+        record(AuditAction.PARTNER_UPDATED, actor=None, at=timezone.now() - 400 * DAY)
+        for _ in range(2)
+    ]
+    assert AuditEvent.objects.count() == 2
+    with pytest.raises(RetentionError, match="Every sealed event is older than the cutoff"):
+        apply_retention(older_than=365 * DAY, operator="ops@lab")
+    assert AuditEvent.objects.filter(pk__in=[e.pk for e in old]).count() == 2
+    assert not AuditRetention.objects.exists()
+
+
+def test_the_retention_command_deletes_only_when_told_yes(settings):
+    settings.ACCESSCTL_AUDIT_RETENTION_MIN_DAYS = 30
+    old = record(AuditAction.PARTNER_UPDATED, actor=None, at=timezone.now() - 40 * DAY)
+    record(AuditAction.PARTNER_UPDATED, actor=None)
+    args = ["apply_audit_retention", "--older-than-days=30", "--operator=ops@lab"]
+    with pytest.raises(CommandError, match="add --yes to proceed"):
+        call_command(*args)
+    assert AuditEvent.objects.filter(pk=old.pk).exists()
+    out = StringIO()
+    call_command(*args, "--yes", stdout=out)
+    assert out.getvalue() == "Deleted 1 events below leaf 1.\n"
+    assert not AuditEvent.objects.filter(pk=old.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_processes_racing_to_make_the_first_key_all_use_the_one_that_won(monkeypatch):
+    """A fresh installation's first signing key is made on first use; when two processes
+    get there at once, the database keeps one active key and the loser signs with it."""
+    from accessctl.signing import actions as signing
+
+    assert not SigningKey.objects.exists()  # a fresh installation
+    made_first: list[SigningKey] = []
+
+    def another_process_first() -> None:
+        try:
+            made_first.append(signing.ensure_signing_key())
+        finally:
+            connection.close()
+
+    real_new_key = signing.new_key
+
+    def new_key() -> SigningKey:
+        if threading.current_thread() is threading.main_thread():
+            # This process found no key; another one makes and commits its own now.
+            other = threading.Thread(target=another_process_first)
+            other.start()
+            other.join()
+        return real_new_key()
+
+    monkeypatch.setattr(signing, "new_key", new_key)
+    key = signing.ensure_signing_key()
+    assert key.kid == made_first[0].kid
+    assert list(SigningKey.objects.values_list("kid", "status")) == [(key.kid, "active")]

@@ -544,6 +544,44 @@ def test_each_object_page_has_its_audit_history(client, world):
     assert b"partner.created" in partner_page and b"grant.revoked" in partner_page
 
 
+def test_the_history_links_to_the_full_trail_of_that_object_alone(client, world):
+    _partner, _release, _checkpoint, _window, grant = world
+    other_partner, other_release = f.partner("borealis"), f.release("v5")
+    f.window(other_release, other_partner)
+    other = f.grant(f.checkpoint(other_release), other_partner)
+    actions.revoke_grant(actor=None, grant=grant, reason="trail test")
+    viewer = portal_client(client, f.staff("Compliance"))
+    history = viewer.get(reverse("admin:partners_grant_history", args=[grant.pk]))
+    trail_url = history.context["trail_url"]
+    assert trail_url.endswith(f"?target_type=partners.grant&target_id={grant.pk}")
+    assert f'href="{trail_url}"' in history.content.decode().replace("&amp;", "&")
+    trail = viewer.get(trail_url)
+    assert trail.status_code == 200
+    listed = list(trail.context["cl"].queryset)
+    assert {e.action for e in listed} == {"grant.issued", "grant.revoked"}
+    assert {e.target_id for e in listed} == {str(grant.pk)} != {str(other.pk)}
+
+
+def test_the_history_of_an_object_that_does_not_exist_is_not_found(client, world):
+    viewer = portal_client(client, f.staff("Compliance"))
+    response = viewer.get(reverse("admin:partners_grant_history", args=[987654]))
+    assert response.status_code == 404
+
+
+def test_an_export_being_written_is_listed_without_files(client, world):
+    from accessctl.audit.exports import request_export
+
+    viewer = portal_client(client, f.staff("Compliance"))
+    pending = request_export(actor=f.staff("Compliance"), filters={})
+    listing = viewer.get(reverse("admin:audit_auditexport_changelist"))
+    row = next(r for r in listing.context["cl"].result_list if r.pk == pending.pk)
+    assert row.status == "pending"
+    assert f"/admin/audit/auditexport/{pending.pk}/download/" not in listing.content.decode()
+    for kind in ("jsonl", "csv"):
+        download = reverse("admin:audit_auditexport_download", args=[pending.pk, kind])
+        assert viewer.get(download).status_code == 404
+
+
 def test_compliance_requests_and_downloads_an_export_that_verifies(client, world, tmp_path):
     from accessctl.audit.exports import write_export
     from accessctl.audit.models import AuditExport
@@ -567,6 +605,8 @@ def test_compliance_requests_and_downloads_an_export_that_verifies(client, world
     jwks.write_text(__import__("json").dumps(keys.jwks()))
     report = verify_export.verify(path, verify_export.load_public_keys(jwks))
     assert report.ok and report.events > 0
+    unknown = reverse("admin:audit_auditexport_download", args=[export.pk, "pdf"])
+    assert viewer.get(unknown).status_code == 404
 
     manager = portal_client(client, f.staff("Release manager"))
     assert manager.get(reverse("admin:audit_auditexport_request")).status_code == 403

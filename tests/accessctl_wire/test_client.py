@@ -1,8 +1,16 @@
-"""The partner API client's URLs: a file's path percent-encoded segment by segment."""
+"""The partner API client (``accessctl_wire.client``): a file's path percent-encoded
+segment by segment; and, against a real HTTP server that answers what a test scripts,
+retries, refusals as one line with their exit status, and cursor pagination as a list."""
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from accessctl_wire.client import file_path, segment
+from accessctl_wire.client import Api, CliError, file_path, segment
+from accessctl_wire.codes import Code, Exit
 
 
 @pytest.mark.parametrize(
@@ -22,3 +30,140 @@ def test_a_file_path_is_encoded_per_segment_with_the_slashes_kept(path, url):
 
 def test_a_segment_encodes_its_slash():
     assert segment("v4/x") == "v4%2Fx"
+
+
+class Scripted(ThreadingHTTPServer):
+    """Answers each request with the next scripted ``(status, content type, body)`` and
+    keeps what it was asked (method, path, JSON body)."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.answers: list[tuple[int, str, bytes]] = []
+        self.asked: list[tuple[str, str, object]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def answer(self, status: int, body: object, content_type: str = "application/json") -> None:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.answers.append((status, content_type, raw))
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Scripted
+
+    def _reply(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length)) if length else None
+        self.server.asked.append((self.command, self.path, body))
+        status, content_type, raw = self.server.answers.pop(0)
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    do_GET = do_POST = _reply
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[Scripted]:
+    scripted = Scripted()
+    thread = threading.Thread(target=scripted.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    try:
+        yield scripted
+    finally:
+        scripted.shutdown()
+        scripted.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def api(server: Scripted) -> Iterator[Api]:
+    client = Api(server.url + "/", "acx_token")
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def test_a_server_error_is_tried_again(server, api):
+    server.answer(503, {"detail": "restarting"})
+    server.answer(200, {"username": "ana"})
+    assert api.get("/api/v1/me") == {"username": "ana"}
+    assert [path for _, path, _ in server.asked] == ["/api/v1/me", "/api/v1/me"]
+
+
+def test_a_refusal_is_one_line_with_its_code_and_exit_status(server, api):
+    server.answer(403, {"code": "partner_suspended", "detail": "Your access is suspended."})
+    with pytest.raises(CliError) as refused:
+        api.get("/api/v1/me")
+    assert refused.value.message == "Your access is suspended. (partner_suspended, HTTP 403)"
+    assert refused.value.exit_status == Code.PARTNER_SUSPENDED.exit
+    assert len(server.asked) == 1  # a refusal is an answer: not tried again
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "body", "message"),
+    [
+        (404, "text/html", b"<h1>Not Found</h1>", "<h1>Not Found</h1> (not_found, HTTP 404)"),
+        (413, "text/html", b"", "Request Entity Too Large (http_413, HTTP 413)"),
+        (400, "application/json", b"[1, 2]", "[1, 2] (http_400, HTTP 400)"),
+    ],
+)
+def test_a_refusal_that_is_not_a_problem_document_still_says_what_happened(
+    server, api, status, content_type, body, message
+):
+    """A proxy's page, or any body that is not an RFC 9457 problem, still becomes one line
+    naming the HTTP status (the CLI's "refused" exit status)."""
+    server.answer(status, body, content_type)
+    with pytest.raises(CliError) as refused:
+        api.get("/api/v1/releases/")
+    assert refused.value.message == message
+    expected = Code.NOT_FOUND.exit if status == 404 else Exit.REFUSED
+    assert refused.value.exit_status == expected
+
+
+def test_post_sends_json_and_returns_the_status_and_answer(server, api):
+    server.answer(202, {"id": 7, "status": "pending"})
+    assert api.post("/api/v1/grants/", {"checkpoint": 3}) == (202, {"id": 7, "status": "pending"})
+    assert server.asked == [("POST", "/api/v1/grants/", {"checkpoint": 3})]
+
+
+def test_a_refused_post_is_not_sent_again(server, api):
+    server.answer(409, {"code": "grant_exists", "detail": "You hold a grant for it."})
+    with pytest.raises(CliError) as refused:
+        api.post("/api/v1/grants/", {"checkpoint": 3})
+    assert refused.value.code == "grant_exists"
+    assert refused.value.exit_status == Code.GRANT_EXISTS.exit
+    assert len(server.asked) == 1
+
+
+def test_pages_follows_the_cursor_to_the_last_page(server, api):
+    """The server's ``next`` links are absolute (DRF builds them from the request)."""
+    server.answer(200, {"results": [1, 2], "next": f"{server.url}/api/v1/grants/?cursor=b"})
+    server.answer(200, {"results": [3], "next": None})
+    assert api.pages("/api/v1/grants/") == [1, 2, 3]
+    assert [path for _, path, _ in server.asked] == [
+        "/api/v1/grants/",
+        "/api/v1/grants/?cursor=b",
+    ]
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_an_answer_that_is_not_json_names_what_came_instead(server, api, method):
+    """A captive portal or a proxy answering 200 with its own page: one line saying so,
+    as the network's failure (nothing the server refused)."""
+    server.answer(200, b"<html>Sign in to the hotel wifi</html>", "text/html")
+    with pytest.raises(CliError) as failed:
+        api.get("/api/v1/me") if method == "get" else api.post("/api/v1/grants/", {})
+    assert failed.value.code == "network" and failed.value.exit_status == Code.NETWORK.exit
+    path = "/api/v1/me" if method == "get" else "/api/v1/grants/"
+    assert failed.value.message.startswith(
+        f"{path}: the answer (HTTP 200, text/html) is not the API's JSON"
+    )

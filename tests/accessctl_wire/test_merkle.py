@@ -89,3 +89,33 @@ def test_consistency_proofs_match_the_rfc_and_verify(old, new):
         not m.verify_consistency(old, new, mth(rewritten), mth(LEAVES[:new]), hashes)
         or old == new == 0
     )
+
+
+@pytest.mark.parametrize(("index", "n"), [(0, 1), (0, 2), (5, 8), (6, 7), (39, 40)])
+def test_an_inclusion_path_of_the_wrong_length_is_refused(index, n):
+    """A proof one node too long or too short names no root at all (RFC 9162 2.1.3.2
+    fails it), rather than a root that happens to be compared."""
+    leaves = LEAVES[:n]
+    hashes = path(index, leaves)
+    leaf = m.leaf_hash(leaves[index])
+    with pytest.raises(ValueError, match="audit path too long"):
+        m.root_from_path(leaf, index, n, [*hashes, mth(leaves)])
+    if hashes:
+        with pytest.raises(ValueError, match="audit path too short"):
+            m.root_from_path(leaf, index, n, hashes[:-1])
+
+
+@pytest.mark.parametrize(("old", "new"), [(3, 7), (4, 8), (6, 8), (7, 40)])
+def test_a_consistency_proof_must_be_exactly_the_proof(old, new):
+    """The proof of ``old`` in ``new`` verifies; the same proof for other sizes, with a
+    node missing or one extra, or no proof at all, does not."""
+    good = proof(old, LEAVES[:new])
+    old_root, new_root = mth(LEAVES[:old]), mth(LEAVES[:new])
+    assert m.verify_consistency(old, new, old_root, new_root, good)
+    assert not m.verify_consistency(old, new, old_root, new_root, [*good, good[-1]])
+    assert not m.verify_consistency(old, new, old_root, new_root, good[:-1])
+    if old & (old - 1):  # for a power of two the old root is the first node: none needed
+        assert not m.verify_consistency(old, new, old_root, new_root, [])
+    assert not m.verify_consistency(new, old, new_root, old_root, good)  # sizes swapped
+    assert not m.verify_consistency(0, new, mth([]), new_root, good)
+    assert not m.verify_consistency(new, new, new_root, new_root, good)  # same size: no proof

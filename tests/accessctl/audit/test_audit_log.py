@@ -7,17 +7,19 @@ import json
 import os
 import stat
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import storages
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 
 import accessctl.settings as configured
 from accessctl.audit import sealing
 from accessctl.audit.events import AuditAction, record
-from accessctl.audit.exports import request_export, write_export
-from accessctl.audit.models import AuditCheckpoint, AuditEvent, AuditLeaf
+from accessctl.audit.exports import ExportError, request_export, write_export
+from accessctl.audit.models import AuditCheckpoint, AuditEvent, AuditExport, AuditLeaf
 from accessctl.audit.retention import apply_retention
 from accessctl.signing import keys
 from accessctl_wire import verify_export
@@ -59,6 +61,7 @@ def export(tmp_path, filters=None):
     requested = request_export(actor=staff, filters=filters or {})
     done = write_export(requested.pk)
     files = {}
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for kind, meta in done.files.items():
         path = tmp_path / f"export.{kind}"
         with storages["exports"].open(meta["name"], "rb") as handle:
@@ -510,3 +513,261 @@ def test_export_files_are_readable_by_the_service_only(history, settings, tmp_pa
         if stat.S_IMODE(p.stat().st_mode) != (0o700 if p.is_dir() else 0o600)
     }
     assert not wrong
+
+
+# What an export holds, and the export as a Celery task runs it.
+
+
+def test_time_and_exact_action_filters_choose_the_events(history, jwks, tmp_path):
+    """The portal's form hands over datetimes; the export keeps them as ISO text."""
+    before = AuditEvent.objects.order_by("id").last()
+    since = timezone.now()
+    actions.revoke_grant(actor=None, grant=history["grants"][1], reason="after the cut")
+    until = timezone.now()
+    f.partner("later")
+    done, files = export(tmp_path, {"since": since, "until": until, "action": "grant.revoked"})
+    assert done.filters == {
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "action": "grant.revoked",
+    }
+    events = [r["event"] for r in lines(files["jsonl"]) if r["type"] == "event"]
+    revoked = str(history["grants"][1].pk)
+    assert [(e["action"], e["target_id"]) for e in events] == [("grant.revoked", revoked)]
+    assert events[0]["id"] > before.pk
+    assert verify(files["jsonl"], jwks).ok
+
+
+def test_an_export_matching_nothing_is_ready_and_verifies(history, jwks, tmp_path):
+    done, files = export(tmp_path, {"partner": "nobody"})
+    assert (done.status, done.events) == ("ready", 0)
+    assert [r["type"] for r in lines(files["jsonl"])] == ["header", "end"]
+    report = verify(files["jsonl"], jwks)
+    assert report.ok and report.events == 0
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"partner": "aurora", "actor": "ana"}, "Unknown filters: actor."),
+        ({"since": "yesterday"}, "Bad filter: Invalid isoformat string: 'yesterday'"),
+    ],
+)
+def test_the_export_action_refuses_filters_it_cannot_apply(history, filters, message):
+    """Whoever calls it (portal, staff API, a script): nothing is recorded or queued."""
+    with pytest.raises(ExportError) as refused:
+        request_export(actor=f.staff("Compliance"), filters=filters)
+    assert (refused.value.code, refused.value.message) == ("invalid", message)
+    assert not AuditExport.objects.exists()
+
+
+def test_the_export_action_refuses_a_person_without_the_export_permission(history):
+    with pytest.raises(ExportError) as refused:
+        request_export(actor=f.staff("Release manager"), filters={})
+    assert refused.value.code == "forbidden"
+    assert not AuditExport.objects.exists()
+    assert not AuditEvent.objects.filter(action="audit.export_requested").exists()
+
+
+def test_a_redelivered_export_task_leaves_the_written_export_alone(history):
+    """Tasks are acknowledged late: a worker lost after writing runs the task again."""
+    from accessctl.audit.tasks import write_audit_export
+
+    requested = request_export(actor=f.staff("Compliance"), filters={})
+    done = write_export(requested.pk)
+    assert write_audit_export(requested.pk) == done.events
+    assert AuditExport.objects.get(pk=done.pk).files == done.files
+    assert AuditEvent.objects.filter(action="audit.exported", target_id=str(done.pk)).count() == 1
+
+
+def test_a_rewritten_export_replaces_the_files_an_interrupted_attempt_left(history, jwks, tmp_path):
+    """A worker that died after storing files but before marking the export ready leaves
+    them behind: the retry stores its own under the same names, not beside them."""
+    requested = request_export(actor=f.staff("Compliance"), filters={})
+    name = f"audit-exports/{requested.pk}/audit-export-{requested.pk}.jsonl"
+    storages["exports"].save(name, ContentFile(b"half an export"))
+    done = write_export(requested.pk)
+    assert done.files["jsonl"]["name"] == name
+    copy = tmp_path / "export.jsonl"
+    with storages["exports"].open(name, "rb") as handle:
+        copy.write_bytes(handle.read())
+    assert verify(copy, jwks).ok
+
+
+def test_a_database_error_leaves_the_export_pending_for_the_retry(history):
+    """OperationalError (here: the sealer's lock not granted in time) is the database's,
+    retried by Celery; only other failures mark the export failed."""
+    import psycopg
+
+    from accessctl.audit.tasks import write_audit_export
+
+    requested = request_export(actor=f.staff("Compliance"), filters={})
+    s = connection.settings_dict
+    holder = psycopg.connect(
+        host=s["HOST"] or "127.0.0.1",
+        port=s["PORT"] or 5432,
+        user=s["USER"],
+        password=s["PASSWORD"],
+        dbname=s["NAME"],
+        autocommit=True,
+    )
+    try:
+        holder.execute("SELECT pg_advisory_lock(%s)", [sealing.LOCK])  # another sealer
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '50ms'")
+        with pytest.raises(OperationalError):
+            write_audit_export(requested.pk)
+    finally:
+        holder.close()
+    assert AuditExport.objects.get(pk=requested.pk).status == "pending"
+
+
+def test_an_export_whose_proof_nodes_are_read_in_batches_verifies(
+    history, jwks, tmp_path, monkeypatch
+):
+    """Memory stays bounded on a large export: proof nodes are read and written a batch
+    at a time (``FETCH``, here 3), each node once."""
+    from accessctl.audit import exports
+
+    monkeypatch.setattr(exports, "FETCH", 3)
+    _, files = export(tmp_path, {"partner": "aurora"})
+    keys = [(n[0], n[1]) for r in lines(files["jsonl"]) if r["type"] == "nodes" for n in r["nodes"]]
+    assert len(keys) > 3 * 2 and len(set(keys)) == len(keys)
+    assert verify(files["jsonl"], jwks).ok
+
+
+def test_an_export_of_events_far_apart_in_a_large_log_verifies(jwks, tmp_path):
+    """Events hundreds of leaves apart need proof nodes far apart on each level: they are
+    read as separate index ranges, and only those."""
+    first = f.partner("first")
+    for _ in range(600):
+        record(AuditAction.PARTNER_UPDATED, actor=None)
+    actions.suspend_partner(actor=None, partner=first, reason="far apart")
+    done, files = export(tmp_path, {"partner": "first"})
+    assert done.events == AuditEvent.objects.filter(partner=first).count() >= 2
+    leaves = [r["leaf_index"] for r in lines(files["jsonl"]) if r["type"] == "event"]
+    assert leaves[-1] - leaves[0] > 600
+    nodes = [n for r in lines(files["jsonl"]) if r["type"] == "nodes" for n in r["nodes"]]
+    assert len(nodes) < 100  # the proofs' nodes, not the ~1,200 of the whole tree
+    report = verify(files["jsonl"], jwks)
+    assert report.ok and report.events == done.events
+
+
+# The verifier: lines and headers that are not the exporter's.
+
+
+def test_verifier_names_an_event_spliced_in_from_outside_the_export(history, jwks, tmp_path):
+    """An event of the log that the filters left out is not made part of the export by
+    adding its line: the manifest signs which leaves the export holds."""
+    _, everything = export(tmp_path / "all")
+    _, files = export(tmp_path / "aurora", {"partner": "aurora"})
+    chosen = {r["leaf_index"] for r in lines(files["jsonl"]) if r["type"] == "event"}
+    outsider = next(
+        r
+        for r in lines(everything["jsonl"])
+        if r["type"] == "event" and r["leaf_index"] not in chosen
+    )
+
+    def splice(rs):
+        rs.insert(event_lines(rs)[-1] + 1, outsider)
+
+    tampered(files, splice)
+    failures = verify(files["jsonl"], jwks).failures
+    assert any(
+        f"(leaf {outsider['leaf_index']}, id {outsider['event']['id']}): inserted (not among" in x
+        for x in failures
+    ), failures
+
+
+def test_verifier_names_lines_it_cannot_read_by_number(history, jwks, tmp_path):
+    _, files = export(tmp_path)
+    raw = files["jsonl"].read_bytes().splitlines(keepends=True)
+    raw[2:2] = [b"not json at all\n", b'{"type":"comment","text":"hi"}\n']
+    files["jsonl"].write_bytes(b"".join(raw))
+    failures = verify(files["jsonl"], jwks).failures
+    assert "line 3: not JSON (modified or truncated)" in failures
+    assert "line 4: unknown line type 'comment'" in failures
+
+
+def test_verifier_refuses_a_manifest_without_its_signature(history, jwks, tmp_path):
+    _, files = export(tmp_path)
+    tampered(files, lambda rs: rs[0]["manifest"].pop("signature"))
+    assert "manifest: no signature" in verify(files["jsonl"], jwks).failures
+
+
+def test_verifier_refuses_a_header_that_drops_the_checkpoint_the_manifest_names(
+    history, jwks, tmp_path
+):
+    """The proofs are against the manifest's checkpoint: a header offering only an older
+    (also genuine) checkpoint would have them checked against the wrong root."""
+    sealing.seal()
+    f.partner("later")
+    _, files = export(tmp_path)
+
+    def drop_last(rs):
+        rs[0]["checkpoints"] = rs[0]["checkpoints"][:1]
+        rs[0]["consistency"] = {}
+
+    tampered(files, drop_last)
+    failures = verify(files["jsonl"], jwks).failures
+    assert failures == ["manifest: names another checkpoint than the header's last one"]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_size_another_sealer_signed_meanwhile_is_not_signed_again(monkeypatch):
+    """Two sealers (the beat task and an export, say): this one has appended its leaves
+    when the other appends one more and signs the new size. This one then finds that size
+    signed and signs nothing: one checkpoint per tree size."""
+    import threading
+
+    f.partner("sealed-twice")
+    real_lock = sealing._lock_sealer
+    calls, theirs = [], []
+
+    def the_other_sealer() -> None:
+        try:
+            record(AuditAction.PARTNER_UPDATED, actor=None)
+            theirs.append(sealing.seal())
+        finally:
+            connection.close()
+
+    def lock() -> None:
+        if threading.current_thread() is threading.main_thread():
+            calls.append(1)
+            if len(calls) == 3:  # appended, found nothing more; about to sign
+                other = threading.Thread(target=the_other_sealer)
+                other.start()
+                other.join()
+        real_lock()
+
+    monkeypatch.setattr(sealing, "_lock_sealer", lock)
+    assert sealing.seal() is None
+    (checkpoint,) = theirs
+    assert checkpoint.tree_size == AuditLeaf.objects.count() == AuditEvent.objects.count()
+    assert list(AuditCheckpoint.objects.values_list("tree_size", flat=True)) == [
+        checkpoint.tree_size
+    ]
+
+
+def test_the_commands_seal_and_verify_an_export(history, jwks, tmp_path, capsys):
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    call_command("seal_audit_log", stdout=out)
+    call_command("seal_audit_log", stdout=out)
+    assert out.getvalue() == (
+        f"Sealed: tree size {AuditEvent.objects.count()}.\nNothing new to seal.\n"
+    )
+    done, files = export(tmp_path)
+    verify_command = ["verify_audit_export", str(files["jsonl"]), "--public-key"]
+    capsys.readouterr()
+    call_command(*verify_command, str(jwks))
+    assert capsys.readouterr().out == (
+        f"OK {done.events} events verified against the signed checkpoints\n"
+    )
+    tampered(files, lambda rs: rs[event_lines(rs)[0]]["event"].update(action="x"))
+    with pytest.raises(CommandError, match="the export does not verify"):
+        call_command(*verify_command, str(jwks))
+    assert capsys.readouterr().out.startswith("FAIL event at line 2 ")
+    with pytest.raises(CommandError, match="cannot verify"):
+        call_command(*verify_command, str(tmp_path / "no-key.json"))
