@@ -1,11 +1,28 @@
 """gunicorn for accessctl: ``gunicorn -c deploy/gunicorn.conf.py accessctl.wsgi``.
 
-Sync workers: requests are short (authorizations answer with X-Accel-Redirect or a 302;
-bytes never pass through Python in production). Scale with processes and replicas.
+Threaded workers (gthread): each process serves ``GUNICORN_THREADS`` requests at once, and
+its main loop heartbeats while they run. So a response that takes minutes (in local mode a
+download is streamed by gunicorn's sendfile) is never cut by ``timeout``, however long it
+moves; sync workers were killed mid-file after 30 s. What ``timeout`` still bounds
+(``Worker`` below, docs/operations.md):
+
+- a worker whose main loop stops: killed and replaced, as before;
+- a request stuck in the app (a lock that is never released, a dead connection) for
+  ``timeout`` seconds: its worker stops heartbeating and is replaced ``timeout`` later,
+  as a sync worker would be (its other requests end too; clients retry, and a download
+  re-asked within its lease is not charged again);
+- a client that sends or reads nothing for ``timeout`` seconds: its connection is closed,
+  so a stalled client never holds a thread.
 """
 
 import multiprocessing
 import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gunicorn.workers.gthread import ThreadWorker
 
 # Files written by the app are not world-readable (the storages also chmod what they
 # write); set here as systemd's UMask= and the image's entrypoint do, so every way of
@@ -15,7 +32,10 @@ os.umask(umask)
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
-worker_class = "sync"
+# Requests served at once per worker. Each may hold a PostgreSQL connection (kept for
+# DATABASE_CONN_MAX_AGE): a host opens up to workers x threads of them. In local mode each
+# running download holds a thread for its whole length.
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 30
 keepalive = 5
@@ -37,3 +57,58 @@ errorlog = "-"
 # refused by the API and must not be written here either (docs/security.md).
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 preload_app = True
+
+
+class Worker(ThreadWorker):
+    """gthread, with the bounds a sync worker's ``timeout`` gave (see the module's
+    docstring): it stops heartbeating while a request has been in the app for longer than
+    ``timeout``, and each connection's socket times out after ``timeout`` seconds without
+    progress (``socket.sendfile`` and ``recv`` wait that long at most for the client)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_app: dict[int, float] = {}  # thread -> when its request entered the app
+        self.stuck = False
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        app, in_app = self.wsgi, self.in_app
+
+        def watched(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            # Only the app's own work: the response's bytes are sent after it returns.
+            thread = threading.get_ident()
+            in_app[thread] = time.monotonic()
+            try:
+                return app(environ, start_response)
+            finally:
+                del in_app[thread]
+
+        self.wsgi = watched
+
+    def notify(self) -> None:
+        started = min(list(self.in_app.values()), default=None)
+        if started is not None and time.monotonic() - started > self.cfg.timeout:
+            # No heartbeat: the arbiter kills this worker after ``timeout`` and starts
+            # another, as it would a sync worker stuck in a request.
+            if not self.stuck:
+                self.log.error(
+                    "A request has been in the app for over %ss: this worker stops "
+                    "heartbeating, to be replaced",
+                    self.cfg.timeout,
+                )
+            self.stuck = True
+            return
+        super().notify()
+
+    def handle_request(self, req: Any, conn: Any) -> bool:
+        conn.sock.settimeout(self.cfg.timeout)
+        try:
+            return bool(super().handle_request(req, conn))
+        except TimeoutError:
+            self.log.warning(
+                "Closed a connection that sent or read nothing for %ss", self.cfg.timeout
+            )
+            return False
+
+
+worker_class = Worker

@@ -17,6 +17,9 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+SHIPPED_SITE = Path(__file__).resolve().parents[1] / "deploy" / "nginx" / "accessctl.conf"
+SHIPPED_ARTIFACT_ROOT = "/srv/accessctl/data/artifacts/"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -33,12 +36,20 @@ def _bindable(port: int) -> bool:
         return True
 
 
-def weed_port() -> int:
-    """A free port whose +10000 twin (SeaweedFS's gRPC port) is free and valid too."""
-    for port in random.sample(range(20_000, 45_000), 500):
+def weed_ports(count: int) -> list[int]:
+    """``count`` free ports whose +10000 twins (SeaweedFS's gRPC ports) are free and valid
+    too, and none of them another's twin (a master on P would take the S3 port P+10000)."""
+    taken: set[int] = set()
+    ports: list[int] = []
+    for port in random.sample(range(20_000, 45_000), 2000):
+        if {port, port + 10_000} & taken:
+            continue
         if _bindable(port) and _bindable(port + 10_000):
-            return port
-    raise RuntimeError("no free port pair for SeaweedFS")
+            ports.append(port)
+            taken |= {port, port + 10_000}
+            if len(ports) == count:
+                return ports
+    raise RuntimeError("no free ports for SeaweedFS")
 
 
 @dataclass(frozen=True)
@@ -65,8 +76,9 @@ def seaweedfs(workdir: Path) -> Iterator[S3Server]:
     weed = Path(sys.executable).with_name("weed")
     data = workdir / "data"
     data.mkdir(parents=True)
+    s3_port, master_port, volume_port, filer_port = weed_ports(4)
     server = S3Server(
-        f"http://127.0.0.1:{weed_port()}", "accessctl-test", "test-secret-0123456789", "artifacts"
+        f"http://127.0.0.1:{s3_port}", "accessctl-test", "test-secret-0123456789", "artifacts"
     )
     config = workdir / "s3.json"
     config.write_text(
@@ -93,11 +105,11 @@ def seaweedfs(workdir: Path) -> Iterator[S3Server]:
             "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1",
             "-s3",
-            f"-s3.port={server.endpoint.rsplit(':', 1)[1]}",
+            f"-s3.port={s3_port}",
             f"-s3.config={config}",
-            f"-master.port={weed_port()}",
-            f"-volume.port={weed_port()}",
-            f"-filer.port={weed_port()}",
+            f"-master.port={master_port}",
+            f"-volume.port={volume_port}",
+            f"-filer.port={filer_port}",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",  # its fixed default port would clash between servers
         ],
@@ -125,6 +137,22 @@ def seaweedfs(workdir: Path) -> Iterator[S3Server]:
         log.close()
 
 
+def shipped_artifact_location(artifact_root: Path, internal_prefix: str) -> str:
+    """The shipped configuration's X-Accel-Redirect location block, exactly as shipped
+    (its nested whole-file location included) but for the artifact root."""
+    site = SHIPPED_SITE.read_text()
+    opening = f"location ^~ {internal_prefix} {{"
+    start = site.index(opening)  # ValueError: the prefix is not the shipped one
+    depth, end = 0, start
+    for end in range(start, len(site)):
+        depth += {"{": 1, "}": -1}.get(site[end], 0)
+        if site[end] == "}" and depth == 0:
+            break
+    block = site[start : end + 1]
+    assert SHIPPED_ARTIFACT_ROOT in block
+    return block.replace(SHIPPED_ARTIFACT_ROOT, f"{artifact_root}/")
+
+
 @contextmanager
 def nginx(
     workdir: Path,
@@ -135,8 +163,10 @@ def nginx(
     direct_prefix: str | None = None,
 ) -> Iterator[str]:
     """nginx in front of ``upstream``, serving X-Accel-Redirect from ``artifact_root``
-    (and, for benchmarks, the same files directly under ``direct_prefix``)."""
+    with the shipped internal location (and, for benchmarks, the same files directly
+    under ``direct_prefix``)."""
     direct = f"location {direct_prefix} {{ alias {artifact_root}/; }}" if direct_prefix else ""
+    internal = shipped_artifact_location(artifact_root, internal_prefix)
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     port = free_port()
     for name in ("client", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -159,10 +189,7 @@ http {{
     sendfile on;
     server {{
         listen 127.0.0.1:{port};
-        location {internal_prefix} {{
-            internal;
-            alias {artifact_root}/;
-        }}
+        {internal}
         {direct}
         location / {{
             proxy_pass {upstream};

@@ -1,8 +1,14 @@
 """``GET /api/v1/grants/{id}/files/{path}``: authorize one file (or one byte range) and
 hand it out, by the configured mode: Django streams it (local), nginx does
-(``X-Accel-Redirect``), or the client is sent to a short-lived presigned S3 URL."""
+(``X-Accel-Redirect``), or the client is sent to a short-lived presigned S3 URL.
+
+Every mode answers with the same headers (docs/api.md, *Downloads*): this view decides the
+range and writes the headers; nginx and storage only send bytes, and the shipped nginx
+location (deploy/nginx/accessctl.conf) passes this view's ETag and digest on.
+"""
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -10,6 +16,7 @@ from urllib.parse import quote
 from django.conf import settings
 from django.core.files import File
 from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -27,13 +34,18 @@ from partners.storage import artifact_storage
 from .auth import PartnerCaller, caller_partner, presented_token, token_facts
 from .errors import Hidden, Problem, failure_problem
 
-__all__ = ["FileView", "parse_range"]
+__all__ = ["NGINX_WHOLE_FILE", "FileView", "attachment", "parse_range"]
 
-_SPEC = re.compile(r"^([0-9]*)-([0-9]*)$")
-# More digits than any file size has: read as "past the end" without parsing a number
-# a client made as long as it liked.
-_DIGITS_MAX = 19
+_SPEC = re.compile(r"([0-9]*)-([0-9]*)")
+# A position of more than 18 digits is past the end of any file, and past what nginx and
+# S3 servers read (they refuse numbers above 2**63 - 1, 19 digits): it is never converted.
+_DIGITS_MAX = 18
 _PAST_THE_END = 2**63
+# Under ACCESSCTL_NGINX_INTERNAL_PREFIX: the nested location that sends the whole file
+# whatever the request's Range says (no release slug can spell it).
+NGINX_WHOLE_FILE = "~whole/"
+CACHE_CONTROL = "private, no-store"
+CONTENT_TYPE = "application/octet-stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,62 +58,85 @@ class ByteRange:
         return self.end - self.start + 1
 
 
-def _unsatisfiable(size: int) -> dict[str, str]:
-    return {"Content-Range": f"bytes */{size}"}
+def _unsatisfiable(size: int, detail: str) -> Problem:
+    return Problem(
+        416, "range_not_satisfiable", detail, headers={"Content-Range": f"bytes */{size}"}
+    )
 
 
 def _number(digits: str) -> int:
     return int(digits) if len(digits) <= _DIGITS_MAX else _PAST_THE_END
 
 
-def parse_range(header: str, size: int) -> ByteRange | None:
-    """One ``bytes=`` range of RFC 9110, clipped to the file; ``None`` for the whole file.
+def _range_spec(spec: str) -> tuple[str, str] | None:
+    """``(first, last)`` of one valid range-spec (digits, no spaces), else ``None``."""
+    match = _SPEC.fullmatch(spec)
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first and last and _number(last) < _number(first):
+        return None  # an invalid range-spec (RFC 9110 section 14.1.1)
+    return first, last
 
-    As RFC 9110 section 14.2 says, a Range that does not parse, or in another unit than
-    bytes, is ignored (the whole file, 200); one that parses but that the file cannot
-    satisfy is 416 with ``Content-Range: bytes */size``. Several ranges in one request
-    are refused (416): clients fetch ranges in parallel instead, and each is debited.
+
+def parse_range(header: str, size: int) -> ByteRange | None:
+    """The one byte range of ``header`` to send, clipped to the file; ``None`` for the
+    whole file (200).
+
+    Honoured: exactly one range written ``bytes=A-B``, ``bytes=A-`` or ``bytes=-N`` (the
+    unit in any case, digits and nothing else). Refused with 416 and ``Content-Range:
+    bytes */size``: a start at or past the end, an empty suffix (``-0``; any range of a
+    0-byte file), several ranges (fetch them in parallel instead; each is debited).
+    Ignored, as RFC 9110 section 14.2 lets a server do: every other Range (another unit,
+    one that does not parse, ``B < A``, spaces or empty list elements, an end or suffix of
+    more than 18 digits). nginx reads the header again in nginx mode: what is honoured
+    here it reads the same way, and the whole file is sent from a location that ignores
+    Range (``_nginx``).
     """
     unit, equals, spec_list = header.partition("=")
-    if not equals or unit.strip().lower() != "bytes":
+    if not equals or unit.lower() != "bytes":
         return None
-    specs = [spec.strip() for spec in spec_list.split(",") if spec.strip()]
-    parsed: list[tuple[str, str]] = []
-    for spec in specs:
-        match = _SPEC.match(spec)
-        if not match or match.groups() == ("", ""):
-            return None
-        first, last = match.groups()
-        if first and last and _number(last) < _number(first):
-            return None  # an invalid range-spec: the header is ignored
-        parsed.append((first, last))
-    if not parsed:
+    specs = [spec.strip(" \t") for spec in spec_list.split(",")]
+    if len(specs) > 1:
+        written = [spec for spec in specs if spec]
+        if len(written) > 1 and all(_range_spec(spec) for spec in written):
+            raise _unsatisfiable(size, "Send one range: 'bytes=START-END'.")
         return None
-    if len(parsed) > 1:
-        raise Problem(
-            416,
-            "range_not_satisfiable",
-            "Send one range: 'bytes=START-END'.",
-            headers=_unsatisfiable(size),
-        )
-    first, last = parsed[0]
+    parsed = _range_spec(spec_list)
+    if parsed is None:
+        return None
+    first, last = parsed
+    if len(last) > _DIGITS_MAX:
+        return None
     if first == "":  # suffix: the last N bytes
-        length = min(_number(last), size)
+        length = min(int(last), size)
         if length == 0:
-            raise Problem(
-                416, "range_not_satisfiable", "An empty suffix range.", headers=_unsatisfiable(size)
-            )
+            raise _unsatisfiable(size, "An empty suffix range.")
         return ByteRange(size - length, size - 1)
     start = _number(first)
-    end = min(_number(last), size - 1) if last else size - 1
     if start >= size:
-        raise Problem(
-            416,
-            "range_not_satisfiable",
-            f"The file has {size} bytes.",
-            headers=_unsatisfiable(size),
-        )
+        raise _unsatisfiable(size, f"The file has {size} bytes.")
+    end = min(int(last), size - 1) if last else size - 1
     return ByteRange(start, end)
+
+
+def attachment(name: str) -> str:
+    """``Content-Disposition`` for a file called ``name`` (RFC 6266):
+    ``attachment; filename="<ASCII fallback>"; filename*=UTF-8''<name, percent-encoded>``.
+
+    The fallback, for clients that do not read ``filename*``, is the name with accents
+    dropped and ``_`` for every other character outside printable ASCII and for ``"``,
+    ``\\`` and ``%`` (RFC 6266 appendix D: escapes and percent signs are read
+    differently by different clients). ``filename*`` (RFC 8187) is always sent, so the
+    exact name is always there.
+    """
+    fallback = "".join(
+        "_" if not " " <= ch <= "~" or ch in '"\\%' else ch
+        for ch in unicodedata.normalize("NFKD", name)
+        if not unicodedata.combining(ch)
+    )
+    header = content_disposition_header(True, fallback) or "attachment"
+    return f"{header}; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _grant_token(request: Request, grant: Grant) -> None:
@@ -163,52 +198,62 @@ class _LimitedFile:
 
 
 def _headers(response: HttpResponseBase, artifact: Artifact, etag: str) -> HttpResponseBase:
+    response["Content-Type"] = CONTENT_TYPE
+    response["Content-Disposition"] = attachment(artifact.path.rsplit("/", 1)[-1])
     response["ETag"] = etag
-    response["Accept-Ranges"] = "bytes"
-    response["Cache-Control"] = "private, no-store"
     response["X-Content-SHA256"] = artifact.sha256
+    response["Accept-Ranges"] = "bytes"
+    response["Cache-Control"] = CACHE_CONTROL
     return response
 
 
 def _local(
     artifact: Artifact, byte_range: ByteRange | None, etag: str, head: bool
 ) -> HttpResponseBase:
-    filename = artifact.path.rsplit("/", 1)[-1]
+    status = 206 if byte_range else 200
     response: HttpResponse | FileResponse
     if head:
-        response = HttpResponse(status=206 if byte_range else 200)
+        response = HttpResponse(status=status)
     else:
         handle = artifact_storage().open(artifact.storage_key, "rb")
-        body = _LimitedFile(handle, byte_range) if byte_range else handle
         response = FileResponse(
-            body, as_attachment=True, filename=filename, status=206 if byte_range else 200
+            _LimitedFile(handle, byte_range) if byte_range else handle, status=status
         )
-    response["Content-Type"] = "application/octet-stream"
     response["Content-Length"] = str(byte_range.length if byte_range else artifact.size)
     if byte_range:
         response["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{artifact.size}"
     return _headers(response, artifact, etag)
 
 
-def _nginx(artifact: Artifact, etag: str) -> HttpResponseBase:
-    # nginx serves the bytes, and the Range, from its internal location.
+def _nginx(artifact: Artifact, byte_range: ByteRange | None, etag: str) -> HttpResponseBase:
+    # nginx sends the bytes from its internal location, keeping these headers (the
+    # location passes ETag and X-Content-SHA256 on), and applies the request's Range
+    # itself. So it is sent to the location that reads Range only when this view honoured
+    # one (parse_range honours nothing nginx would read otherwise); for the whole file (no
+    # Range, one ignored, an If-Range that does not match) to the one that ignores Range.
+    location = settings.ACCESSCTL_NGINX_INTERNAL_PREFIX
+    if byte_range is None:
+        location += NGINX_WHOLE_FILE
     response = HttpResponse()
-    response["X-Accel-Redirect"] = settings.ACCESSCTL_NGINX_INTERNAL_PREFIX + quote(
-        artifact.storage_key
-    )
-    response["Content-Type"] = "application/octet-stream"
-    response["Content-Disposition"] = f'attachment; filename="{artifact.path.rsplit("/", 1)[-1]}"'
+    response["X-Accel-Redirect"] = location + quote(artifact.storage_key)
     return _headers(response, artifact, etag)
 
 
 def _s3(artifact: Artifact) -> HttpResponse:
+    # Storage answers with these headers (S3's response-* overrides, signed into the URL);
+    # its ETag is its own, so the digest rides on the redirect.
     url = artifact_storage().url(  # type: ignore[call-arg]
         artifact.storage_key,
         expire=settings.ACCESSCTL_PRESIGN_SECONDS,
-        parameters={"ResponseCacheControl": "private, no-store"},
+        parameters={
+            "ResponseCacheControl": CACHE_CONTROL,
+            "ResponseContentDisposition": attachment(artifact.path.rsplit("/", 1)[-1]),
+            "ResponseContentType": CONTENT_TYPE,
+        },
     )
     response = HttpResponseRedirect(url)
-    response["Cache-Control"] = "private, no-store"
+    response["Cache-Control"] = CACHE_CONTROL
+    response["X-Content-SHA256"] = artifact.sha256
     return response
 
 
@@ -277,7 +322,7 @@ class FileView(APIView):
         if mode == "s3" and not head:
             return _s3(artifact)
         if mode == "nginx" and not head:
-            return _nginx(artifact, etag)
+            return _nginx(artifact, byte_range, etag)
         return _local(artifact, byte_range, etag, head)
 
     def head(self, request: Request, grant_id: int, path: str) -> HttpResponseBase:

@@ -2,6 +2,7 @@
 systemd-analyze, kubectl kustomize (when present), and YAML parsing for the rest."""
 
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -173,6 +174,23 @@ def test_shipped_nginx_before_gunicorn_serves_a_download_by_x_accel_redirect(tmp
             assert response.status_code == 206
             assert response.content == content[1000:2000]
             assert "x-accel-redirect" not in response.headers  # nginx consumed it
+            # The app's download headers, not nginx's (tests/partners/api/
+            # test_download_modes.py has the whole contract).
+            digest = hashlib.sha256(content).hexdigest()
+            assert response.headers.get_list("etag") == [f'"{digest}"']
+            assert response.headers.get_list("x-content-sha256") == [digest]
+            assert response.headers["content-range"] == f"bytes 1000-1999/{len(content)}"
+            assert (
+                response.headers["content-disposition"]
+                == "attachment; filename=\"shard.bin\"; filename*=UTF-8''shard.bin"
+            )
+            ignored = client.get(
+                f"/api/v1/grants/{grant.pk}/files/shard.bin",
+                headers={**auth, "X-Grant-Token": token, "Range": "bytes=1000-x"},
+            )
+            assert (ignored.status_code, ignored.content) == (200, content)
+            assert ignored.headers.get_list("etag") == [f'"{digest}"']
+            assert ignored.headers.get_list("accept-ranges") == ["bytes"]
             assert response.headers["strict-transport-security"].startswith("max-age=")
             # A client's X-Request-ID is kept apart; the request id is nginx's $request_id.
             forged = client.get(
@@ -223,7 +241,7 @@ def test_shipped_nginx_before_gunicorn_serves_a_download_by_x_accel_redirect(tmp
             workers = Path(f"/proc/{gunicorn.pid}/task/{gunicorn.pid}/children").read_text()
             for pid in [gunicorn.pid, *map(int, workers.split())]:
                 assert _umask_of(pid) == 0o027
-        assert Grant.objects.get(pk=grant.pk).bytes_used == 1000 + 10
+        assert Grant.objects.get(pk=grant.pk).bytes_used == len(content)  # once each byte
     finally:
         proxy.send_signal(signal.SIGQUIT)
         gunicorn.send_signal(signal.SIGTERM)
