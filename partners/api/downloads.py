@@ -34,13 +34,14 @@ from partners.storage import artifact_storage
 from .auth import PartnerCaller, caller_partner, presented_token, token_facts
 from .errors import Hidden, Problem, failure_problem
 
-__all__ = ["NGINX_WHOLE_FILE", "FileView", "attachment", "parse_range"]
+__all__ = ["NGINX_WHOLE_FILE", "FileView", "attachment", "parse_range", "signed_range"]
 
 _SPEC = re.compile(r"([0-9]*)-([0-9]*)")
 # A position of more than 18 digits is past the end of any file, and past what nginx and
 # S3 servers read (they refuse numbers above 2**63 - 1, 19 digits): it is never converted.
 _DIGITS_MAX = 18
 _PAST_THE_END = 2**63
+_PLAIN_RANGE = re.compile(r"bytes=(?:[0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18})")
 # Under ACCESSCTL_NGINX_INTERNAL_PREFIX: the nested location that sends the whole file
 # whatever the request's Range says (no release slug can spell it).
 NGINX_WHOLE_FILE = "~whole/"
@@ -118,6 +119,17 @@ def parse_range(header: str, size: int) -> ByteRange | None:
         raise _unsatisfiable(size, f"The file has {size} bytes.")
     end = min(int(last), size - 1) if last else size - 1
     return ByteRange(start, end)
+
+
+def signed_range(header: str, byte_range: ByteRange) -> str:
+    """The ``Range`` a presigned URL for ``byte_range`` is signed with: the client's own
+    ``header`` when it is written ``bytes=A-B``, ``bytes=A-`` or ``bytes=-N`` (lower-case
+    unit, at most 18 digits: S3 servers read these as ``parse_range`` does, so a client
+    following the redirect with its Range gets the same bytes), else
+    ``bytes=START-END``."""
+    if _PLAIN_RANGE.fullmatch(header):
+        return header
+    return f"bytes={byte_range.start}-{byte_range.end}"
 
 
 def attachment(name: str) -> str:
@@ -239,17 +251,21 @@ def _nginx(artifact: Artifact, byte_range: ByteRange | None, etag: str) -> HttpR
     return _headers(response, artifact, etag)
 
 
-def _s3(artifact: Artifact) -> HttpResponse:
+def _s3(artifact: Artifact, byte_range: ByteRange | None, range_header: str) -> HttpResponse:
     # Storage answers with these headers (S3's response-* overrides, signed into the URL);
-    # its ETag is its own, so the digest rides on the redirect.
+    # its ETag is its own, so the digest rides on the redirect. A URL for a range carries
+    # that exact Range as a signed header: storage refuses (403) the URL with any other
+    # Range or none, so it gives what was charged and no more. A whole-file URL takes any
+    # Range (the whole file was charged).
+    parameters = {
+        "ResponseCacheControl": CACHE_CONTROL,
+        "ResponseContentDisposition": attachment(artifact.path.rsplit("/", 1)[-1]),
+        "ResponseContentType": CONTENT_TYPE,
+    }
+    if byte_range:
+        parameters["Range"] = signed_range(range_header, byte_range)
     url = artifact_storage().url(  # type: ignore[call-arg]
-        artifact.storage_key,
-        expire=settings.ACCESSCTL_PRESIGN_SECONDS,
-        parameters={
-            "ResponseCacheControl": CACHE_CONTROL,
-            "ResponseContentDisposition": attachment(artifact.path.rsplit("/", 1)[-1]),
-            "ResponseContentType": CONTENT_TYPE,
-        },
+        artifact.storage_key, expire=settings.ACCESSCTL_PRESIGN_SECONDS, parameters=parameters
     )
     response = HttpResponseRedirect(url)
     response["Cache-Control"] = CACHE_CONTROL
@@ -320,7 +336,7 @@ class FileView(APIView):
             raise Problem(status_of(reason), reason, decision.detail, recorded=True)
         mode = settings.ACCESSCTL_DOWNLOAD_MODE
         if mode == "s3" and not head:
-            return _s3(artifact)
+            return _s3(artifact, byte_range, range_header or "")
         if mode == "nginx" and not head:
             return _nginx(artifact, byte_range, etag)
         return _local(artifact, byte_range, etag, head)
