@@ -338,6 +338,15 @@ class Code(StrEnum):
         "Send one range that starts inside the file.",
         "several ranges, a range past the end, or an empty suffix (`Content-Range: bytes */size`)",
     )
+    PRECONDITION_FAILED = (
+        "precondition_failed",
+        412,
+        Exit.REFUSED,
+        Area.REQUEST,
+        "Drop If-Match and If-Unmodified-Since, or fetch the file again from its manifest.",
+        '`If-Match` names no ETag of the file (`"<sha256>"`), or `If-Unmodified-Since` is '
+        "before the checkpoint's registration: nothing debited",
+    )
     INVALID = (
         "invalid",
         400,

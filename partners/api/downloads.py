@@ -10,13 +10,14 @@ location (deploy/nginx/accessctl.conf) passes this view's ETag and digest on.
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
 from django.core.files import File
 from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseRedirect
-from django.utils.http import content_disposition_header
+from django.utils.http import content_disposition_header, parse_etags, parse_http_date_safe
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -34,7 +35,14 @@ from partners.storage import artifact_storage
 from .auth import PartnerCaller, caller_partner, presented_token, token_facts
 from .errors import Hidden, Problem, failure_problem
 
-__all__ = ["NGINX_WHOLE_FILE", "FileView", "attachment", "parse_range", "signed_range"]
+__all__ = [
+    "NGINX_WHOLE_FILE",
+    "FileView",
+    "attachment",
+    "parse_range",
+    "precondition",
+    "signed_range",
+]
 
 _SPEC = re.compile(r"([0-9]*)-([0-9]*)")
 # A position of more than 18 digits is past the end of any file, and past what nginx and
@@ -130,6 +138,44 @@ def signed_range(header: str, byte_range: ByteRange) -> str:
     if _PLAIN_RANGE.fullmatch(header):
         return header
     return f"bytes={byte_range.start}-{byte_range.end}"
+
+
+def _matches(header: str, etag: str, *, weak: bool) -> bool:
+    """Whether an ``If-Match`` / ``If-None-Match`` list names ``etag`` (or is ``*``): by
+    strong comparison, or weak (``W/`` ignored on both sides) when ``weak``."""
+    tags = parse_etags(header)
+    if "*" in tags:
+        return True
+    if not weak:
+        return etag in tags
+    return etag in {tag.removeprefix("W/") for tag in tags}
+
+
+def precondition(headers: Any, etag: str, modified: datetime) -> int | None:
+    """RFC 9110 section 13.2.2, for a GET or HEAD of a file whose strong ETag is ``etag``
+    and that has not changed since ``modified``: 412 when a precondition fails, 304 when
+    the client's copy is current, ``None`` to answer the request.
+
+    ``If-Match`` (else ``If-Unmodified-Since``), then ``If-None-Match`` (else
+    ``If-Modified-Since``); a date that does not parse is ignored. ``If-Range`` is read
+    with the Range (``FileView``).
+    """
+    seconds = int(modified.timestamp())
+    if_match = headers.get("If-Match")
+    if if_match is not None:
+        if not _matches(if_match, etag, weak=False):
+            return 412
+    else:
+        since = parse_http_date_safe(headers.get("If-Unmodified-Since", ""))
+        if since is not None and seconds > since:
+            return 412
+    if_none_match = headers.get("If-None-Match")
+    if if_none_match is not None:
+        return 304 if _matches(if_none_match, etag, weak=True) else None
+    since = parse_http_date_safe(headers.get("If-Modified-Since", ""))
+    if since is not None and seconds <= since:
+        return 304
+    return None
 
 
 def attachment(name: str) -> str:
@@ -309,13 +355,25 @@ class FileView(APIView):
             raise Problem(404, "file_not_found", f"The checkpoint has no file {path!r}.")
         _grant_token(request, grant)
         etag = f'"{artifact.sha256}"'
+        # Preconditions before the range and the charge (RFC 9110 section 13.2.2): a
+        # failed one is refused (one download.denied, nothing debited); a 304 is
+        # authorized for 0 bytes (a download.authorized, nothing debited).
+        condition = precondition(request.headers, etag, grant.checkpoint.registered_at)
+        if condition == 412:
+            raise Problem(
+                412, "precondition_failed", "If-Match or If-Unmodified-Since does not hold."
+            )
         byte_range = None
         range_header = request.headers.get("Range")
         if_range = request.headers.get("If-Range")
         if range_header and (if_range is None or if_range == etag):
             byte_range = parse_range(range_header, artifact.size)
         head = request.method == "HEAD"
-        requested = 0 if head else (byte_range.length if byte_range else artifact.size)
+        if condition == 304:
+            byte_range = None
+        requested = (
+            0 if head or condition == 304 else (byte_range.length if byte_range else artifact.size)
+        )
         decision = actions.authorize_download(
             actor=acting_user(request),
             grant=grant,
@@ -334,10 +392,15 @@ class FileView(APIView):
         if not decision:  # authorize_download wrote its download.denied
             reason = str(decision.reason)
             raise Problem(status_of(reason), reason, decision.detail, recorded=True)
+        if condition == 304:
+            return _headers(HttpResponse(status=304), artifact, etag)
         mode = settings.ACCESSCTL_DOWNLOAD_MODE
         if mode == "s3" and not head:
             return _s3(artifact, byte_range, range_header or "")
-        if mode == "nginx" and not head:
+        # nginx would evaluate If-Match and If-Unmodified-Since again, by its own ETag
+        # and file time: those requests (their preconditions held here) Django streams.
+        judged = "If-Match" in request.headers or "If-Unmodified-Since" in request.headers
+        if mode == "nginx" and not head and not judged:
             return _nginx(artifact, byte_range, etag)
         return _local(artifact, byte_range, etag, head)
 

@@ -7,6 +7,7 @@ and the Range forms of RFC 9110."""
 
 import contextlib
 import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from rest_framework.test import APIClient
 
+from accessctl.audit.models import AuditEvent
 from partners import actions
 from partners.storage import artifact_key, store_artifact
 from tests import factories as f
@@ -75,8 +77,10 @@ class Downloads:
         meta = {"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()}
         response = getattr(self.api, method.lower())(self.url(path), **meta)
         if self.mode == "s3" and response.status_code == 302:
-            # The client sends the same Range (and If-Range) to storage.
-            direct = httpx.request(method, response["Location"], headers=headers)
+            # The client sends the same Range (and If-Range) to storage; the API decided
+            # the other conditional headers (storage would compare its own ETag).
+            sent = {k: v for k, v in headers.items() if k in ("Range", "If-Range")}
+            direct = httpx.request(method, response["Location"], headers=sent)
             return Answer(
                 direct.status_code,
                 _httpx_headers(direct),
@@ -485,3 +489,150 @@ def test_a_presigned_url_gives_only_the_authorized_range(mode, serve):
     assert httpx.get(whole).content == content
     assert httpx.get(whole, headers={"Range": "bytes=10-19"}).content == content[10:20]
     assert _used(downloads.grant) == SIZE
+
+
+def _events(grant, path: str) -> list[AuditEvent]:
+    return list(
+        AuditEvent.objects.filter(
+            target_type="partners.grant", target_id=str(grant.pk), changes__artifact=path
+        ).order_by("pk")
+    )
+
+
+def _charged(grant, path: str) -> tuple[int, list[str]]:
+    """The bytes the audit says ``path`` was charged, and every event's action."""
+    events = _events(grant, path)
+    charged = sum(
+        e.changes.get("charged", e.changes["bytes"])
+        for e in events
+        if e.action == "download.authorized"
+    )
+    return charged, [e.action for e in events]
+
+
+def _is_problem(answer: Answer) -> bool:
+    return answer.headers.get("content-type") == ["application/problem+json"]
+
+
+OLD, FUTURE = "Sat, 01 Jan 2000 00:00:00 GMT", "Fri, 01 Jan 2100 00:00:00 GMT"
+# Conditional headers -> the answer in every mode: 200/206 (the bytes, charged), 304 (no
+# bytes, nothing charged, authorized for 0 bytes) or 412 (problem+json, nothing charged,
+# one download.denied). SHA stands for the file's quoted SHA-256.
+PRECONDITIONS = [
+    ({"If-Match": SHA}, 200),
+    ({"If-Match": "*"}, 200),
+    ({"If-Match": f'"other", {SHA}'}, 200),
+    ({"If-Match": '"other"'}, 412),
+    ({"If-Match": f"W/{SHA}"}, 412),  # strong comparison
+    ({"If-Unmodified-Since": OLD}, 412),
+    ({"If-Unmodified-Since": FUTURE}, 200),
+    ({"If-Unmodified-Since": "garbage"}, 200),
+    ({"If-Match": SHA, "If-Unmodified-Since": OLD}, 200),  # If-Match decides
+    ({"If-None-Match": SHA}, 304),
+    ({"If-None-Match": f"W/{SHA}"}, 304),  # weak comparison
+    ({"If-None-Match": "*"}, 304),
+    ({"If-None-Match": '"other"'}, 200),
+    ({"If-Modified-Since": FUTURE}, 304),
+    ({"If-Modified-Since": OLD}, 200),
+    ({"If-None-Match": '"other"', "If-Modified-Since": FUTURE}, 200),  # If-None-Match decides
+    ({"If-Match": '"other"', "If-None-Match": SHA}, 412),  # 412 before 304
+    ({"If-Match": SHA, "Range": "bytes=0-9"}, 206),
+    ({"If-Unmodified-Since": FUTURE, "Range": "bytes=5-"}, 206),
+    ({"If-Match": '"other"', "Range": "bytes=0-9"}, 412),
+]
+
+
+def test_every_mode_decides_preconditions_before_charging(mode, serve):
+    contents = {f"p{i}.bin": os.urandom(SIZE) for i in range(len(PRECONDITIONS))}
+    downloads = serve(contents)
+    for (path, content), (headers, expected) in zip(contents.items(), PRECONDITIONS, strict=True):
+        sha = hashlib.sha256(content).hexdigest()
+        sent = {k: v.replace(SHA, f'"{sha}"') for k, v in headers.items()}
+        before = _used(downloads.grant)
+        answer = downloads.fetch(path, **sent)
+        case = (sent, answer.status, answer.headers)
+        paid = _used(downloads.grant) - before
+        charged, actions_ = _charged(downloads.grant, path)
+        if expected == 412:
+            assert answer.status == 412 and _is_problem(answer), case
+            assert json.loads(answer.body)["code"] == "precondition_failed", case
+            assert (paid, charged, actions_) == (0, 0, ["download.denied"]), case
+            continue
+        if expected == 304:
+            assert (answer.status, answer.body) == (304, b""), case
+            assert answer.headers["etag"] == [f'"{sha}"'], case
+            assert (paid, charged, actions_) == (0, 0, ["download.authorized"]), case
+            continue
+        assert answer.status == expected, case
+        start = 0 if expected == 200 else int(sent["Range"][6:].split("-")[0])
+        end = SIZE - 1 if expected == 200 or sent["Range"].endswith("-") else 9
+        assert answer.body == content[start : end + 1], case
+        assert paid == charged == len(answer.body), case
+        assert actions_ == ["download.authorized"], case
+        if mode != "s3":
+            assert answer.headers["etag"] == [f'"{sha}"'], case
+
+
+# The Range forms a client can write to pay less than it gets: each gives bytes served ==
+# bytes charged == the audited charge, and a 4xx from the API is problem+json.
+DIGITS = "9" * 7000
+CHARGED_FORMS = [
+    {"Range": "bytes =0-0"},
+    {"Range": "bytes=0-1", "If-Range": SHA},
+    {"Range": "bytes=5-2"},
+    {"Range": "bytes=0-99999999999999999999"},
+    {"Range": f"bytes=0-{DIGITS}"},
+    {"Range": f"bytes={DIGITS}-"},
+    {"Range": f"bytes=-{DIGITS}"},
+    {"Range": "bytes=0-1,"},
+    {"Range": "bytes=0-0"},
+    {"Range": "BYTES=0-0"},
+    {"Range": "bytes=-1"},
+]
+
+
+def test_every_range_form_serves_what_it_charges(mode, serve):
+    contents = {f"r{i}.bin": os.urandom(SIZE) for i in range(len(CHARGED_FORMS))}
+    downloads = serve(contents)
+    for (path, content), headers in zip(contents.items(), CHARGED_FORMS, strict=True):
+        sha = hashlib.sha256(content).hexdigest()
+        sent = {k: v.replace(SHA, f'"{sha}"') for k, v in headers.items()}
+        before = _used(downloads.grant)
+        answer = downloads.fetch(path, **sent)
+        paid = _used(downloads.grant) - before
+        charged, actions_ = _charged(downloads.grant, path)
+        case = (sent["Range"][:40], answer.status)
+        if 400 <= answer.status < 500 and (mode != "s3" or answer.redirect is None):
+            assert _is_problem(answer), case
+            assert (paid, charged, actions_) == (0, 0, ["download.denied"]), case
+            continue
+        assert actions_ == ["download.authorized"], case
+        assert paid == charged, case
+        if answer.status in (200, 206):
+            first = answer.headers.get("content-range", ["bytes 0-"])[0].split()[1]
+            start = int(first.split("-")[0])
+            assert answer.body == content[start : start + len(answer.body)], case
+        if mode != "s3":
+            assert answer.status in (200, 206) and len(answer.body) == paid, case
+            continue
+        # s3: what the URL gives at most. Without Range: the whole file when it was
+        # charged, else nothing; with the range charged, that range.
+        location = answer_location(downloads, path, sent)  # the lease: no new charge
+        whole = httpx.get(location)
+        if whole.status_code == 200:
+            assert len(whole.content) == paid == SIZE, case
+        else:
+            assert whole.status_code == 403, case
+            audited = _events(downloads.grant, path)[0].changes["range"]
+            # Signed with the client's own Range, or the range decided when storage did
+            # not take the client's (docs/api.md).
+            signed = f"bytes={audited}" if answer.status == 403 else sent["Range"]
+            bound = httpx.get(location, headers={"Range": signed})
+            assert (bound.status_code, len(bound.content)) == (206, paid), case
+            assert answer.status == 403 or len(answer.body) == paid, case
+        assert _used(downloads.grant) - before == paid, case
+
+
+def answer_location(downloads, path, sent) -> str:
+    meta = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in sent.items()}
+    return downloads.api.get(downloads.url(path), **meta)["Location"]
