@@ -534,9 +534,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"request": {"()": "accessctl.logs.RequestContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        # Both write no query string (accessctl/logs.py).
+        "plain": {
+            "()": "accessctl.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "accessctl.logs.JsonFormatter",
             "format": (
                 "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s "
                 "%(client_address)s %(client_request_id)s"
@@ -552,4 +556,11 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env.str("ACCESSCTL_LOG_LEVEL", default="INFO")},
+    # Django's own handlers (DEFAULT_LOGGING: a console for DEBUG, mail to ADMINS, the
+    # runserver line) are replaced by ours, so every record is written by the one handler
+    # whose formatters redact query strings.
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
