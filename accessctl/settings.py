@@ -104,7 +104,8 @@ MIDDLEWARE = [
     "partners.api.evidence.RefusalEvidenceMiddleware",
     "partners.api.edge.ApiInputMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    # Django's, never redirecting for a trailing slash under /api/ (a 404 there).
+    "partners.api.edge.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
@@ -245,6 +246,9 @@ if PRODUCTION and CACHES["default"]["BACKEND"] != _SHARED_CACHE:
     )
 
 REST_FRAMEWORK = {
+    # ``?format=`` chooses nothing (DRF's override 404s on an unknown one, outside the
+    # schema); the API answers JSON. No route has a format suffix either.
+    "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_AUTHENTICATION_CLASSES": ["partners.api.auth.TokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["partners.api.auth.TokenThrottle"],
