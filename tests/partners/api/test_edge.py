@@ -333,3 +333,27 @@ def test_no_format_override_nor_suffix(callers, route):
         assert answer.status_code == plain.status_code, (fmt, answer.content[:200])
         assert_problem(answer)
     assert "format" not in route  # no format_suffix_patterns: no ``.json`` routes
+
+
+def test_a_cursor_is_refused_by_any_list_but_its_own(callers):
+    """Cursors are signed with their list's path: one list's cursor is not another's."""
+    partner = f.partner("cursor-gpu")
+    for n in range(3):
+        release = f.release(f"cursor-v{n}")
+        f.window(release, partner)
+        f.grant(f.stored_checkpoint(release, {"model.bin": b"x" * 64}), partner, quota_bytes=64)
+    client = Client()
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {f.token(f.partner_user(partner))}"}
+    releases = client.get("/api/v1/releases/?page_size=1", **auth).json()
+    grants = client.get("/api/v1/grants/?page_size=1", **auth).json()
+    assert releases["next"] and grants["next"]
+    for own, other in (
+        (releases["next"], "/api/v1/grants/"),
+        (grants["next"], "/api/v1/releases/"),
+    ):
+        assert client.get(own, **auth).status_code == 200
+        cursor = own.split("cursor=")[1].split("&")[0]
+        before = last_event_id()
+        refused = client.get(f"{other}?cursor={cursor}", **auth)
+        assert_problem(refused, 400, "cursor_invalid")
+        the_refusal_since(before, "cursor_invalid")
