@@ -94,6 +94,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz for probes that send the pod's address as Host (accessctl/health.py).
+    "accessctl.health.ProbeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # Under /api/ every error is problem+json, whatever answered it (see partners/api/edge.py).
     "partners.api.edge.ApiProblemMiddleware",

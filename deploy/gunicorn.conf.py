@@ -53,7 +53,14 @@ max_requests_jitter = 1_000
 limit_request_line = 8190  # gunicorn's maximum
 limit_request_field_size = 8190
 limit_request_fields = 16384
-forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Who may set X-Forwarded-Proto (the scheme Django sees: HTTPS or not): the trusted
+# proxies only, the same list the app believes X-Forwarded-For from (never "*", which lets
+# any client that reaches gunicorn say its plain-HTTP request was HTTPS).
+forwarded_allow_ips = (
+    os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS")
+    or os.environ.get("ACCESSCTL_TRUSTED_PROXIES")
+    or "127.0.0.1"
+)
 accesslog = "-"
 errorlog = "-"
 # Never the query string: ``%(U)s`` is the path alone (not ``%(r)s``, the request line, nor

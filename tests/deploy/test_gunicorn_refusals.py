@@ -20,6 +20,7 @@ import pytest
 
 from accessctl.codes import Code
 from partners.api.edge import problem_body
+from tests.accessctl.test_embedded import PRODUCTION
 from tests.deploy.test_deploy import DEPLOY, NGINX, ROOT, shipped_nginx
 from tests.servers import free_port, raw_https
 from tests.workers import database_url, wait_for
@@ -153,3 +154,67 @@ def _nginx_answers(port: int) -> bool:
         )
     except OSError:
         return False
+
+
+def test_probes_answer_whatever_the_host_in_production(tmp_path):
+    """A Kubernetes httpGet probe and the image's HEALTHCHECK send the pod's address as
+    Host, over plain HTTP: /healthz answers them (no DisallowedHost 400, no HTTPS 301),
+    with the shipped gunicorn in production mode; every other URL still checks the Host."""
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DATABASE_URL", "DJANGO_", "ACCESSCTL_", "CELERY_", "CACHE_URL"))
+    }
+    env.update(
+        {
+            **PRODUCTION,
+            "ACCESSCTL_DATA_DIR": str(tmp_path),
+            # Production refuses the tests' password; /healthz touches no database (and
+            # /readyz says it failed).
+            "DATABASE_URL": "postgres://accessctl:Xk29vLq8Rt4mWn7Bp3Zs@127.0.0.1:5432/nothing",
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "GUNICORN_WORKERS": "1",
+        }
+    )
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as written:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("gunicorn")), "-c",
+             str(DEPLOY / "gunicorn.conf.py"), "accessctl.wsgi"],
+            cwd=ROOT, env=env, stdout=written, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: _healthy(port), what="gunicorn", timeout=60)
+            base = f"http://127.0.0.1:{port}"
+            for host in ("10.42.0.17:8000", f"127.0.0.1:{port}", "accessctl.lab.example"):
+                health = httpx.get(f"{base}/healthz", headers={"Host": host})
+                assert (health.status_code, health.json()) == (200, {"status": "ok"}), host
+                ready = httpx.get(f"{base}/readyz", headers={"Host": host}, timeout=30)
+                assert ready.status_code in (200, 503) and "checks" in ready.json(), host
+            other = httpx.get(f"{base}/api/v1/me", headers={"Host": "10.42.0.17:8000"})
+            assert other.status_code == 400
+            assert other.headers["content-type"] == "application/problem+json"
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def test_gunicorn_believes_the_scheme_only_from_the_trusted_proxies():
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "FORWARDED_ALLOW_IPS=*" not in dockerfile.replace(" ", "")
+    conf = DEPLOY / "gunicorn.conf.py"
+    for env, expected in (
+        ({"ACCESSCTL_TRUSTED_PROXIES": "10.42.0.5/32,10.42.0.6/32"}, "10.42.0.5/32,10.42.0.6/32"),
+        ({}, "127.0.0.1"),
+        ({"GUNICORN_FORWARDED_ALLOW_IPS": "192.0.2.1"}, "192.0.2.1"),
+    ):
+        run = subprocess.run(
+            [sys.executable, "-c", f"import runpy; print(runpy.run_path({str(conf)!r})"
+             "['forwarded_allow_ips'])"],
+            env={**{k: v for k, v in os.environ.items() if "FORWARDED" not in k
+                    and k != "ACCESSCTL_TRUSTED_PROXIES"}, "PYTHONPATH": f"{ROOT}:{ROOT}/client",
+                 **env},
+            capture_output=True, text=True, check=True, cwd=ROOT,
+        )  # fmt: skip
+        assert run.stdout.strip() == expected, run.stderr
