@@ -23,6 +23,8 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from accessctl.middleware import request_ids
+
 __all__ = ["ProbeMiddleware", "healthz", "readyz"]
 
 
@@ -89,5 +91,7 @@ class ProbeMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         probe = self.PROBES.get(request.path_info)
         if probe is not None and request.method in ("GET", "HEAD"):
-            return probe(request)
+            response = probe(request)
+            response["X-Request-ID"] = request_ids(request)[0]  # as every answer has
+            return response
         return self.get_response(request)
