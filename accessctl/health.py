@@ -8,6 +8,11 @@ work waits in the database) and downloads in s3 mode never touch storage from th
 process. A failed broker or storage check answers 200 with ``"status": "degraded"``;
 ``?strict=1`` makes any failure a 503, for monitoring. Neither needs authentication nor
 says more than ok/failed and the exception's type per check.
+
+Both are answered by ``ProbeMiddleware``, the first middleware: before Django validates
+the ``Host`` header (a Kubernetes ``httpGet`` probe and the image's ``HEALTHCHECK`` send
+the pod's address, which ``DJANGO_ALLOWED_HOSTS`` does not list: a 400) and before the
+HTTPS redirect (probes speak plain HTTP to the pod: a 301).
 """
 
 import time
@@ -15,10 +20,12 @@ from collections.abc import Callable
 
 from django.core.files.storage import storages
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
-__all__ = ["healthz", "readyz"]
+from accessctl.middleware import request_ids
+
+__all__ = ["ProbeMiddleware", "healthz", "readyz"]
 
 
 def _database() -> None:
@@ -67,3 +74,24 @@ def readyz(request: HttpRequest) -> JsonResponse:
     blocking = failed if request.GET.get("strict") else failed & REQUIRED
     status = "failed" if blocking else "degraded" if failed else "ok"
     return JsonResponse({"status": status, "checks": results}, status=503 if blocking else 200)
+
+
+class ProbeMiddleware:
+    """``GET``/``HEAD`` ``/healthz`` and ``/readyz``, whatever the ``Host``: answered here,
+    before any other middleware (see the module's docstring). Every other request goes on."""
+
+    PROBES: dict[str, Callable[[HttpRequest], JsonResponse]] = {
+        "/healthz": healthz,
+        "/readyz": readyz,
+    }
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        probe = self.PROBES.get(request.path_info)
+        if probe is not None and request.method in ("GET", "HEAD"):
+            response = probe(request)
+            response["X-Request-ID"] = request_ids(request)[0]  # as every answer has
+            return response
+        return self.get_response(request)

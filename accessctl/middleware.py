@@ -101,6 +101,9 @@ class RequestContextMiddleware:
         # Both read the hop that connected (REMOTE_ADDR), before it becomes the client's.
         request_id, client_request_id = request_ids(request)
         request.META["REMOTE_ADDR"] = client_address(request)
+        # For records logged after the context below is reset (django.request's 4xx).
+        request.META["ACCESSCTL_REQUEST_ID"] = request_id
+        request.META["ACCESSCTL_CLIENT_REQUEST_ID"] = client_request_id
         token = _context.set(
             RequestContext(
                 request_id=request_id,

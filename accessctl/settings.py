@@ -94,6 +94,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz for probes that send the pod's address as Host (accessctl/health.py).
+    "accessctl.health.ProbeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # Under /api/ every error is problem+json, whatever answered it (see partners/api/edge.py).
     "partners.api.edge.ApiProblemMiddleware",
@@ -104,7 +106,8 @@ MIDDLEWARE = [
     "partners.api.evidence.RefusalEvidenceMiddleware",
     "partners.api.edge.ApiInputMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    # Django's, never redirecting for a trailing slash under /api/ (a 404 there).
+    "partners.api.edge.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
@@ -245,6 +248,9 @@ if PRODUCTION and CACHES["default"]["BACKEND"] != _SHARED_CACHE:
     )
 
 REST_FRAMEWORK = {
+    # ``?format=`` chooses nothing (DRF's override 404s on an unknown one, outside the
+    # schema); the API answers JSON. No route has a format suffix either.
+    "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_AUTHENTICATION_CLASSES": ["partners.api.auth.TokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["partners.api.auth.TokenThrottle"],
@@ -534,9 +540,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"request": {"()": "accessctl.logs.RequestContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        # Both write no query string (accessctl/logs.py).
+        "plain": {
+            "()": "accessctl.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "accessctl.logs.JsonFormatter",
             "format": (
                 "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s "
                 "%(client_address)s %(client_request_id)s"
@@ -552,4 +562,11 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env.str("ACCESSCTL_LOG_LEVEL", default="INFO")},
+    # Django's own handlers (DEFAULT_LOGGING: a console for DEBUG, mail to ADMINS, the
+    # runserver line) are replaced by ours, so every record is written by the one handler
+    # whose formatters redact query strings.
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }

@@ -15,13 +15,17 @@ moves; sync workers were killed mid-file after 30 s. What ``timeout`` still boun
   so a stalled client never holds a thread.
 """
 
+import json
 import multiprocessing
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 
+from gunicorn import util
+from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
 
 # Files written by the app are not world-readable (the storages also chmod what they
@@ -49,7 +53,14 @@ max_requests_jitter = 1_000
 limit_request_line = 8190  # gunicorn's maximum
 limit_request_field_size = 8190
 limit_request_fields = 16384
-forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Who may set X-Forwarded-Proto (the scheme Django sees: HTTPS or not): the trusted
+# proxies only, the same list the app believes X-Forwarded-For from (never "*", which lets
+# any client that reaches gunicorn say its plain-HTTP request was HTTPS).
+forwarded_allow_ips = (
+    os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS")
+    or os.environ.get("ACCESSCTL_TRUSTED_PROXIES")
+    or "127.0.0.1"
+)
 accesslog = "-"
 errorlog = "-"
 # Never the query string: ``%(U)s`` is the path alone (not ``%(r)s``, the request line, nor
@@ -57,6 +68,23 @@ errorlog = "-"
 # refused by the API and must not be written here either (docs/security.md).
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 preload_app = True
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger, writing no query string in its error or access log: a request
+    line gunicorn could not parse is echoed in its error log, query and all (a secret in
+    ``?grant_token=``, in any spelling). Same rule as the app's logs (accessctl/logs.py)."""
+
+    def setup(self, cfg: Any) -> None:
+        from accessctl.logs import RedactingFilter  # the app's rule, without loading Django
+
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            if not any(isinstance(f, RedactingFilter) for f in log.filters):
+                log.addFilter(RedactingFilter())
+
+
+logger_class = RedactingLogger
 
 
 class Worker(ThreadWorker):
@@ -112,3 +140,38 @@ class Worker(ThreadWorker):
 
 
 worker_class = Worker
+
+
+def write_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's own refusals (a request line or header it cannot parse: a raw byte >= 0x80
+    in the line, a control character in a header value, ...) in problem+json with a
+    registered code, never its HTML page echoing the request line. ``Worker.handle_error``
+    (gunicorn/workers/base.py) logs the refusal and calls this, its only caller. These
+    requests never reach Django, so no audit event is written for them (docs/security.md);
+    gunicorn's error log has the refusal, its query string redacted."""
+    from accessctl_wire.codes import Code  # the worker has loaded the app (preload_app)
+
+    code = {414: Code.URI_TOO_LONG, 431: Code.HEADER_TOO_LARGE, 500: Code.SERVER_ERROR}.get(
+        status_int, Code.BAD_REQUEST
+    )
+    status = code.status or 400
+    body = json.dumps(
+        {
+            "type": "https://accessctl.invalid/problems/" + code,
+            "title": code.problem_title,
+            "status": status,
+            "detail": code.detail,
+            "code": code,
+        }
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/problem+json\r\n"
+        "Cache-Control: no-store\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
+    util.write_nonblock(sock, head + body)
+
+
+util.write_error = write_error

@@ -429,7 +429,7 @@ class Code(StrEnum):
         Exit.REFUSED,
         Area.EDGE,
         "This cursor was not given out by this server.",
-        "`cursor` is not one this server gave out (cursors are signed)",
+        "`cursor` is not one this server gave out for this list (cursors are signed)",
     )
     BAD_REQUEST = (
         "bad_request",

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.middleware.common import CommonMiddleware as DjangoCommonMiddleware
 from django.views.csrf import csrf_failure as django_csrf_failure
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -33,6 +34,7 @@ __all__ = [
     "ApiInputMiddleware",
     "ApiProblemMiddleware",
     "BoundedJSONParser",
+    "CommonMiddleware",
     "IdConverter",
     "code_of",
     "csrf_failure",
@@ -309,6 +311,28 @@ class ApiProblemMiddleware:
         code = _code_for_status(status)
         headers = {k: v for k, v in response.items() if k.lower() in _KEPT_HEADERS}
         return replace(response, problem(code, code.detail, headers, status=status))
+
+
+class CommonMiddleware(DjangoCommonMiddleware):
+    """Django's, except that under ``/api/`` a URL missing its trailing slash is never
+    redirected (``APPEND_SLASH``): a redirect drops a POST's body (and Django refuses to
+    make one in DEBUG, with a 500). It is a 404 ``not_found`` naming the URL with the
+    slash, in every mode, and like every 404 under ``/api/`` an ``api.denied`` event."""
+
+    def should_redirect_with_slash(self, request: HttpRequest) -> bool:
+        return not is_api_path(request.path_info) and super().should_redirect_with_slash(request)
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        if (
+            response.status_code == 404
+            and is_api_path(request.path_info)
+            and super().should_redirect_with_slash(request)
+        ):
+            detail = f"No such route: {request.path}/ is one (with the trailing slash)."
+            return replace(response, problem(Code.NOT_FOUND, detail))
+        return super().process_response(request, response)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

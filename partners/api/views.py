@@ -41,26 +41,31 @@ __all__ = [
 class Cursor(pagination.CursorPagination):
     """Cursor pagination whose cursors are signed: a cursor is this server's own output or
     400 ``cursor_invalid``, never a value decoded from whatever a client wrote (DRF's
-    cursor carries the position it filters on)."""
+    cursor carries the position it filters on). A cursor is bound to the list that gave it
+    out (its URL's path is in the signature): another list refuses it."""
 
     ordering = "-id"
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
-    signer = signing.Signer(salt="accessctl.api.cursor")
+
+    @staticmethod
+    def signer(path: str) -> signing.Signer:
+        return signing.Signer(salt=f"accessctl.api.cursor:{path}")
 
     def encode_cursor(self, cursor: pagination.Cursor) -> str:
         url = super().encode_cursor(cursor)
         query = parse.parse_qs(parse.urlsplit(url).query, keep_blank_values=True)
         encoded = query[self.cursor_query_param][0]
-        return replace_query_param(url, self.cursor_query_param, self.signer.sign(encoded))
+        signed = self.signer(parse.urlsplit(url).path).sign(encoded)
+        return replace_query_param(url, self.cursor_query_param, signed)
 
     def decode_cursor(self, request: Request) -> pagination.Cursor | None:
         presented = request.query_params.get(self.cursor_query_param)
         if presented is None:
             return None
         try:
-            encoded = self.signer.unsign(presented)
+            encoded = self.signer(request.path).unsign(presented)
             tokens = parse.parse_qs(b64decode(encoded.encode("ascii")).decode("ascii"))
             position = tokens.get("p", [None])[0]
             return pagination.Cursor(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import Resolver404, URLPattern, URLResolver, get_resolver, resolve
 
 from partners.api.edge import csrf_failure
 from tests import factories as f
@@ -286,3 +286,74 @@ def test_pages_outside_the_api_keep_their_own_errors(settings):
 def test_csrf_failure_under_the_api_is_a_problem(rf):
     assert_problem(csrf_failure(rf.post("/api/v1/grants/")), 403, "csrf_failed")
     assert not csrf_failure(rf.post("/admin/"))["Content-Type"].startswith("application/problem")
+
+
+SLASH_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def _resolves(path):
+    try:
+        resolve(path)
+    except Resolver404:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_missing_or_extra_trailing_slash_is_a_404_never_a_redirect(
+    settings, callers, route, debug
+):
+    """APPEND_SLASH's redirect would drop a body (and is a 500 in DEBUG for a POST):
+    under /api/ the URL with a slash too many or too few is a 404 ``not_found`` naming
+    the right one, with its event, whatever the method and the mode."""
+    settings.DEBUG = debug
+    routed = url(route)
+    toggled = routed[:-1] if routed.endswith("/") else routed + "/"
+    assert_problem(call(callers, route, "get", routed))  # no redirect either way
+    if _resolves(toggled):  # a <path:> ends the route: both spellings are its paths
+        return
+    for method in SLASH_METHODS:
+        before = last_event_id()
+        body = None if method == "get" else {"quota_bytes": 1}
+        response = call(callers, route, method, toggled, body=body)
+        assert_problem(response, 404, "not_found")
+        if routed == toggled + "/":
+            assert f"{routed} is one" in response.json()["detail"]
+        the_refusal_since(before, "not_found", "api.denied")
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_no_format_override_nor_suffix(callers, route):
+    """``?format=`` is an ordinary (unknown) query parameter, never a renderer choice
+    that 404s outside the schema, and ``.json`` suffixes are not routes."""
+    plain = call(callers, route, "get", url(route))
+    for fmt in ("xml", "api", "json", "yaml"):
+        answer = call(callers, route, "get", url(route) + f"?format={fmt}")
+        assert answer.status_code == plain.status_code, (fmt, answer.content[:200])
+        assert_problem(answer)
+    assert "format" not in route  # no format_suffix_patterns: no ``.json`` routes
+
+
+def test_a_cursor_is_refused_by_any_list_but_its_own(callers):
+    """Cursors are signed with their list's path: one list's cursor is not another's."""
+    partner = f.partner("cursor-gpu")
+    for n in range(3):
+        release = f.release(f"cursor-v{n}")
+        f.window(release, partner)
+        f.grant(f.stored_checkpoint(release, {"model.bin": b"x" * 64}), partner, quota_bytes=64)
+    client = Client()
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {f.token(f.partner_user(partner))}"}
+    releases = client.get("/api/v1/releases/?page_size=1", **auth).json()
+    grants = client.get("/api/v1/grants/?page_size=1", **auth).json()
+    assert releases["next"] and grants["next"]
+    for own, other in (
+        (releases["next"], "/api/v1/grants/"),
+        (grants["next"], "/api/v1/releases/"),
+    ):
+        assert client.get(own, **auth).status_code == 200
+        cursor = own.split("cursor=")[1].split("&")[0]
+        before = last_event_id()
+        refused = client.get(f"{other}?cursor={cursor}", **auth)
+        assert_problem(refused, 400, "cursor_invalid")
+        the_refusal_since(before, "cursor_invalid")
