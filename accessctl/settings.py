@@ -117,6 +117,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
+    # A portal page or action refused for lack of permission is one audit event.
+    "partners.portal_refusals.PortalRefusalMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
