@@ -5,7 +5,6 @@ needs no server. ``ACCESSCTL_ENV=production`` switches on every production guard
 refuses to start with a missing or weak secret, DEBUG, or no allowed hosts.
 """
 
-import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -15,7 +14,14 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from accessctl.secret_rules import bytes_problem, secret_problem, url_password_problem
+from accessctl.secret_rules import (
+    bytes_problem,
+    hosts_problem,
+    peppers_problem,
+    proxies_problem,
+    secret_problem,
+    url_password_problem,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -59,8 +65,8 @@ if PRODUCTION:
     if DEBUG:
         raise ImproperlyConfigured("DJANGO_DEBUG must be off in production.")
     ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
-    if not ALLOWED_HOSTS:
-        raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must name the hosts this serves.")
+    if _problem := hosts_problem(ALLOWED_HOSTS):
+        raise ImproperlyConfigured(f"DJANGO_ALLOWED_HOSTS {_problem}.")
 else:
     SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or _embedded_secret("secret_key", 50)
     DEBUG = env.bool("DJANGO_DEBUG", default=True)
@@ -114,6 +120,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
+    # A portal page or action refused for lack of permission is one audit event.
+    "partners.portal_refusals.PortalRefusalMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -357,22 +365,10 @@ AXES_RESET_ON_SUCCESS = True
 # the last address it wrote in X-Forwarded-For (deploy/nginx overwrites that header);
 # the middleware puts it in REMOTE_ADDR for every check, limit and audit event.
 ACCESSCTL_TRUSTED_PROXIES = env.list("ACCESSCTL_TRUSTED_PROXIES", default=[])
-if PRODUCTION:
-    # Trusting a whole network (a Kubernetes pod network, 10.0.0.0/8) lets every host in it
-    # choose its client address and request id: list the proxies, not their network.
-    for _proxy in ACCESSCTL_TRUSTED_PROXIES:
-        try:
-            _network = ipaddress.ip_network(_proxy, strict=False)
-        except ValueError:
-            raise ImproperlyConfigured(
-                f"ACCESSCTL_TRUSTED_PROXIES: {_proxy!r} is not an address or CIDR range."
-            ) from None
-        if _network.prefixlen < (24 if _network.version == 4 else 64):
-            raise ImproperlyConfigured(
-                f"ACCESSCTL_TRUSTED_PROXIES trusts a whole network ({_proxy}): any host in it "
-                "could choose its client address. List your proxies' own addresses "
-                "(at most /24 for IPv4, /64 for IPv6)."
-            )
+# Trusting a whole network (a Kubernetes pod network, 10.0.0.0/8) lets every host in it
+# choose its client address and request id: list the proxies, not their network.
+if PRODUCTION and (_problem := proxies_problem(ACCESSCTL_TRUSTED_PROXIES)):
+    raise ImproperlyConfigured(f"ACCESSCTL_TRUSTED_PROXIES {_problem}.")
 # Who may scrape /metrics (CIDR); everyone else gets 404.
 ACCESSCTL_METRICS_ALLOW = env.list(
     "ACCESSCTL_METRICS_ALLOW",
@@ -434,9 +430,8 @@ vars().update(
 ACCESSCTL_KEY_ENCRYPTION_KEY = env.str("ACCESSCTL_KEY_ENCRYPTION_KEY", default="")
 # API tokens are stored as HMAC-SHA256 digests under a pepper with an id, so the pepper can
 # rotate: "id:secret,id:secret"; the first signs new tokens.
-ACCESSCTL_TOKEN_PEPPERS = dict(
-    item.split(":", 1) for item in env.list("ACCESSCTL_TOKEN_PEPPERS", default=[])
-)
+_pepper_items = env.list("ACCESSCTL_TOKEN_PEPPERS", default=[])
+ACCESSCTL_TOKEN_PEPPERS = dict(item.split(":", 1) for item in _pepper_items if ":" in item)
 if PRODUCTION:
     from accessctl_wire import unb64 as _unb64
 
@@ -451,17 +446,12 @@ if PRODUCTION:
         or bytes_problem(_kek, length=32),
         "it must be 32 random bytes, base64url-encoded: signing keys are never stored unencrypted.",
     )
-    if not ACCESSCTL_TOKEN_PEPPERS:
-        raise ImproperlyConfigured(
-            "ACCESSCTL_TOKEN_PEPPERS must be set, e.g. '1:<32+ random characters>'."
-        )
-    for _pepper_id, _pepper in ACCESSCTL_TOKEN_PEPPERS.items():
-        if _problem := secret_problem(_pepper, min_length=32):
-            _require_secret(
-                "ACCESSCTL_TOKEN_PEPPERS",
-                f"(pepper id {_pepper_id!r}) {_problem}",
-                "each pepper must be 32+ random characters, e.g. '1:<secrets.token_urlsafe(32)>'.",
-            )
+    _require_secret(
+        "ACCESSCTL_TOKEN_PEPPERS",
+        peppers_problem(_pepper_items),
+        "each pepper must be 32+ random characters under its own id, e.g. "
+        "'1:<secrets.token_urlsafe(32)>'.",
+    )
     # Passwords inside connection URLs; the S3 secret key is read by boto3 itself.
     for _name in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "EMAIL_URL"):
         _require_secret(

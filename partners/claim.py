@@ -43,6 +43,16 @@ def claim_view(request: HttpRequest) -> HttpResponse:
     form = ClaimForm(request.POST if request.method == "POST" else None)
     error: ActionError | None = None
     status = 200
+    if request.method == "POST" and not form.is_valid():
+        # A code the form refuses (empty, over-long, a NUL) is no invitation's code: the
+        # action refuses it as it refuses any unknown one (``invitation_invalid``), so every
+        # refused submission leaves its one ``token.refused`` event. The event never holds
+        # the code; the form's own message is shown.
+        try:
+            actions.claim_token(code=request.POST.get("code", "")[:1000])
+        except ActionError as exc:
+            settle(exc)
+            status = 400
     if form.is_valid():
         try:
             token, secret = actions.claim_token(code=form.cleaned_data["code"])

@@ -37,6 +37,10 @@ EXCEPTIONS = {
     ("partners/api/evidence.py", "record_refusal"): (
         "a refused request's one audit event, written after the refused change rolled back"
     ),
+    ("partners/portal_refusals.py", "_record"): (
+        "a portal page or action refused for lack of permission: its one audit event, "
+        "written after the admin's transaction rolled back"
+    ),
     ("partners/refusals.py", "settle"): (
         "an action's refusal evidence, written after the action's transaction rolled back"
     ),

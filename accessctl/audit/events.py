@@ -76,6 +76,7 @@ class AuditAction(StrEnum):
     WINDOW_REFUSED = "window.refused"
     ACCOUNT_REFUSED = "account.refused"
     SECOND_FACTOR_REFUSED = "second_factor.refused"
+    AUDIT_REFUSED = "audit.refused"
     STAFF_LOCKOUT_CLEARED = "staff.lockout_cleared"
     ACCOUNT_CREATED = "account.created"
     ACCOUNT_CHANGED = "account.changed"

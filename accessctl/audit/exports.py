@@ -8,7 +8,6 @@ manifest and the proof nodes), ``.csv`` and ``.ocsf.jsonl`` (OCSF-style API Acti
 records for a SIEM). Memory stays constant but for one 8-byte index per exported event.
 """
 
-import bisect
 import csv
 import hashlib
 import json
@@ -31,7 +30,7 @@ from django.utils.module_loading import import_string
 from accessctl.codes import Code, registered
 from accessctl.dispatch import after_commit
 from accessctl.signing.keys import sign_detached
-from accessctl_wire import EXPORT_FORMAT, b64, canonical_json, perfect_subtrees, ranges, split
+from accessctl_wire import EXPORT_FORMAT, b64, canonical_json, needed_nodes, ranges
 
 from .events import AuditAction, record
 from .models import AuditCheckpoint, AuditEvent, AuditExport, AuditRetention
@@ -148,36 +147,6 @@ def _rows(filters: dict[str, Any], size: int) -> Iterator[tuple[int, dict[str, A
 def _columns() -> list[str]:
     columns = {f.attname: str(f.column) for f in AuditEvent._meta.concrete_fields}
     return [columns[name] for name in FIELDS]
-
-
-def _needed_nodes(exported: "array[int]", size: int) -> Iterator[tuple[int, int]]:
-    """The stored nodes the exported events' inclusion proofs read: both children of
-    every subtree on a path from an exported leaf to the root, as perfect subtrees."""
-
-    def has(start: int, end: int) -> bool:
-        i = bisect.bisect_left(exported, start)
-        return i < len(exported) and exported[i] < end
-
-    edge: set[tuple[int, int]] = set()  # keys emitted for non-perfect spans (the right edge)
-    stack = [(0, size)] if len(exported) else []
-    while stack:
-        start, end = stack.pop()
-        if end - start == 1:
-            continue
-        k = split(end - start)
-        for a, b in ((start, start + k), (start + k, end)):
-            span = b - a
-            if span & (span - 1) == 0:
-                key = (span.bit_length() - 1, a // span)
-                if key not in edge:
-                    yield key
-            else:
-                for key in perfect_subtrees(a, b):
-                    if key not in edge:
-                        edge.add(key)
-                        yield key
-            if has(a, b):
-                stack.append((a, b))
 
 
 def _runs(indices: list[int], gap: int = 256) -> Iterator[tuple[int, int]]:
@@ -333,7 +302,7 @@ def write_export(export_id: int) -> AuditExport:
             while chunk := body.read(1 << 20):
                 out.write(chunk)
             keys: list[tuple[int, int]] = []
-            for key in _needed_nodes(exported, size):
+            for key in needed_nodes(exported, size):
                 keys.append(key)
                 if len(keys) == FETCH:
                     _write_nodes(out, _fetch(keys))

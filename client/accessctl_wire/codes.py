@@ -695,8 +695,9 @@ class Code(StrEnum):
         Exit.QUOTA,
         Area.ACTION,
         "A quota is between 1 and 2^63-1 bytes.",
-        "quota not between 1 and 2^63-1 bytes (the database's limit); any path, staff-issued "
-        "grants included",
+        "quota not between 1 and 2^63-1 bytes (the database's limit), or not an integer; "
+        "any path (partner API, staff API, portal), staff-issued grants included, with one "
+        "grant.refused event",
     )
     QUOTA_TOO_LARGE = (
         "quota_too_large",

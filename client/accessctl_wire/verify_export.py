@@ -28,6 +28,12 @@ states a tree size and root hash. An export (JSON Lines) holds:
    read from these, so each event is proven on its own.
 4. ``end``: the number of event lines. A missing ``end`` line means a truncated file.
 
+Exactly this structure, nothing else: one header (line 1), event lines, then nodes lines
+(none when no proof needs one), then one end line, the last line. The nodes are exactly
+those ``needed_nodes`` names for the signed leaves, each once. Any other line (a second
+end or header, a nodes line after the end, an event after the nodes, a node stated twice
+or needed by no proof) is named as a modification, by line number.
+
 Exit status 0 when everything verifies; 1 with one line per failure otherwise, naming the
 event (by leaf index and id) or the checkpoint that fails and how: modified, inserted,
 deleted, reordered, truncated, or signed by an unknown key.
@@ -43,7 +49,7 @@ import itertools
 import json
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
@@ -65,6 +71,7 @@ __all__ = [
     "leaf_hash",
     "load_public_keys",
     "main",
+    "needed_nodes",
     "node_hash",
     "parse_public_keys",
     "perfect_subtrees",
@@ -152,6 +159,38 @@ def perfect_subtrees(start: int, end: int) -> Iterator[tuple[int, int]]:
     k = split(size)
     yield from perfect_subtrees(start, start + k)
     yield from perfect_subtrees(start + k, end)
+
+
+def needed_nodes(exported: Sequence[int], size: int) -> Iterator[tuple[int, int]]:
+    """The ``(level, index)`` nodes an export states for the leaves ``exported`` (sorted)
+    of a tree of ``size`` leaves, each once: both children of every subtree on a path from
+    an exported leaf to the root, as perfect subtrees. The exporter writes exactly these;
+    the verifier refuses any other."""
+
+    def has(start: int, end: int) -> bool:
+        i = bisect.bisect_left(exported, start)
+        return i < len(exported) and exported[i] < end
+
+    edge: set[tuple[int, int]] = set()  # keys emitted for non-perfect spans (the right edge)
+    stack = [(0, size)] if len(exported) else []
+    while stack:
+        start, end = stack.pop()
+        if end - start == 1:
+            continue
+        k = split(end - start)
+        for a, b in ((start, start + k), (start + k, end)):
+            span = b - a
+            if span & (span - 1) == 0:
+                key = (span.bit_length() - 1, a // span)
+                if key not in edge:
+                    yield key
+            else:
+                for key in perfect_subtrees(a, b):
+                    if key not in edge:
+                        edge.add(key)
+                        yield key
+            if has(a, b):
+                stack.append((a, b))
 
 
 def root_from_path(leaf: bytes, m: int, n: int, path: list[bytes]) -> bytes:
@@ -411,6 +450,25 @@ def _other_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
     return record, ""
 
 
+def _kind_of(raw: bytes) -> str:
+    """The ``type`` a line that is no event line says it has ('' when none)."""
+    record, _ = _other_line(raw)
+    kind = record.get("type") if record is not None else None
+    return kind if isinstance(kind, str) else ""
+
+
+# Where each kind of line may follow the last one that set the stage: event lines only
+# before any nodes line, nodes lines before the end line, nothing after the end line.
+def _misplaced(stage: str, kind: str) -> str:
+    if stage == "end":
+        return "a line after the end line"
+    if kind == "event" and stage == "nodes":
+        return "an event line after the proof nodes"
+    if kind == "header":
+        return "a second header line"
+    return ""
+
+
 def verify(path: Path, keys: PublicKeys) -> Report:
     """Check the export at ``path``; constant memory apart from the proof nodes and one
     hash per exported event."""
@@ -445,9 +503,18 @@ def verify(path: Path, keys: PublicKeys) -> Report:
         leaves: dict[int, tuple[int, object, bytes]] = {}
         seen: list[int] = []
         nodes: dict[tuple[int, int], bytes] = {}
+        node_lines: dict[tuple[int, int], int] = {}
         end = None
+        # The one structure an export has: header, events, nodes, end (see the module).
+        stage = "events"
         for line_no, raw in lines:
             parsed = _event_line(raw)
+            line_kind = "event" if parsed is not None else _kind_of(raw)
+            misplaced = _misplaced(stage, line_kind)
+            if misplaced:
+                report.fail(f"line {line_no}: modified ({misplaced})")
+            elif line_kind in ("nodes", "end"):
+                stage = line_kind
             if parsed is not None:
                 index, event_id, value = parsed.index, parsed.event_id, parsed.leaf
                 label = _event_label(line_no, index, event_id)
@@ -474,9 +541,16 @@ def verify(path: Path, keys: PublicKeys) -> Report:
             kind = record.get("type")
             if kind == "nodes":
                 for level, index, text in record.get("nodes", []):
+                    if (level, index) in nodes:
+                        report.fail(
+                            f"line {line_no}: modified (node [{level}, {index}] is stated "
+                            f"twice, first on line {node_lines[(level, index)]})"
+                        )
+                        continue
                     nodes[(level, index)] = unb64(text)
+                    node_lines[(level, index)] = line_no
             elif kind == "end":
-                end = record
+                end = end or record
             else:
                 report.fail(f"line {line_no}: unknown line type {kind!r}")
         report.events = len(leaves)
@@ -486,6 +560,12 @@ def verify(path: Path, keys: PublicKeys) -> Report:
             report.fail(f"end line says {end.get('events')} events, the file holds {len(seen)}")
         for index in sorted(expected - set(leaves)):
             report.fail(f"leaf {index}: deleted (signed in the manifest, missing from the file)")
+        unused = set(nodes) - set(needed_nodes(sorted(expected), tree_size))
+        for level, index in sorted(unused, key=lambda key: node_lines[key]):
+            report.fail(
+                f"line {node_lines[(level, index)]}: modified (node [{level}, {index}] is no "
+                "proof node of the exported events)"
+            )
         for before, after in itertools.pairwise(seen):
             if after < before:
                 line_no, event_id, _ = leaves[after]

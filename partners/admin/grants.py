@@ -25,8 +25,25 @@ from ._helpers import (
 __all__ = ["GrantAdmin", "GrantRequestAdmin"]
 
 
+class QuotaFormField(forms.CharField):
+    """A byte quota as typed: its range is the action's to check (``quota_invalid``, with
+    its ``grant.refused`` event, as on the API); text that is no integer reaches it as 0,
+    refused alike."""
+
+    def to_python(self, value: Any) -> int | None:  # type: ignore[override]
+        text = super().to_python(value)
+        if not text:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            return 0
+
+
 class GrantIssueForm(forms.ModelForm):
     """Issuing a grant directly (after the public release): checked by the action's rules."""
+
+    quota_bytes = QuotaFormField(help_text="Bytes: at least 1, below 2**63.")
 
     expires_at = forms.DateTimeField(
         required=False, help_text="Empty: the default grant length, clipped to the window."
@@ -39,7 +56,7 @@ class GrantIssueForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
-        if all(data.get(k) for k in ("partner", "checkpoint", "quota_bytes")):
+        if all(data.get(k) is not None for k in ("partner", "checkpoint", "quota_bytes")):
             checkpoint = data["checkpoint"]
             try:
                 actions.check_grant(
@@ -135,6 +152,12 @@ class ApprovalInline(admin.TabularInline):
 
 
 class GrantRequestForm(forms.ModelForm):
+    quota_bytes = QuotaFormField(help_text="Bytes: at least 1, below 2**63.")
+
+    def _get_validation_exclusions(self) -> set[str]:
+        # The quota's range is the action's (``quota_invalid``, recorded), not the column's.
+        return {*super()._get_validation_exclusions(), "quota_bytes"}  # type: ignore[misc]
+
     class Meta:
         model = GrantRequest
         fields = ["partner", "checkpoint", "quota_bytes", "note"]

@@ -16,6 +16,9 @@ evidence is written:
 - a refused action carries its ``<domain>.refused`` event (``partners.refusals``): it is
   written, unless the action wrote it already;
 - a refused credential carries its ``token.rejected`` event: it is written;
+- a refusal for lack of permission before any action ran (``ActionForbidden``, DRF's
+  ``PermissionDenied``) is the refused domain's ``<domain>.refused``, reason ``forbidden``,
+  with the ``operation`` when there is one (``partners.forbidden``);
 - anything else is ``api.denied``, naming what was asked for: the first object the URL
   names (``grants/12`` is grant 12, ``releases/v4`` release v4), else the object a JSON
   body names (``{"checkpoint": 7}`` asks for checkpoint 7), else the route;
@@ -38,12 +41,15 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import URLPattern, URLResolver, get_resolver, get_urlconf
 from django.urls.resolvers import RoutePattern
+from rest_framework import exceptions
 from rest_framework.request import Request
 
 from accessctl.audit.events import AuditAction, event
 from accessctl.audit.models import AuditEvent, Outcome
 from accessctl.codes import Code
 from partners import tokens
+from partners.errors import ActionForbidden
+from partners.forbidden import domain_of, forbidden_event
 from partners.models import AccessToken
 from partners.refusals import settle
 
@@ -263,6 +269,22 @@ def _refusal_event(
     else:
         changes = {**target.named, "path": _text(request.path, 300)}
     changes.update({"method": _text(request.method, 16), "prefix": prefix})
+    forbidden = isinstance(exc, ActionForbidden | exceptions.PermissionDenied)
+    operation = getattr(exc, "operation", None)
+    refused = domain_of(operation, target.type) if forbidden else None
+    if refused is not None and target.download is None:
+        # Refused for lack of permission before any action ran (the staff API's check of
+        # the token owner's operation): the refused domain's own event (partners.forbidden).
+        return forbidden_event(
+            refused,
+            actor=actor,
+            operation=operation,
+            target_type=target.type,
+            target_id=target.id,
+            target_label=target.label,
+            partner_id=partner_id,
+            changes={**changes, "detail": _text(getattr(exc, "message", "") or exc, 300)},
+        )
     return event(
         target.download or AuditAction.API_DENIED,
         actor=actor,

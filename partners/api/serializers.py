@@ -16,10 +16,28 @@ __all__ = [
     "GrantRequestSerializer",
     "GrantSerializer",
     "MeSerializer",
+    "QuotaField",
     "ReleaseSerializer",
     "WindowSerializer",
     "window_state",
 ]
+
+
+class QuotaField(serializers.IntegerField):
+    """A byte quota as the client wrote it. Its range is the action's to check, so every
+    out-of-range quota (0 or less, 2**63 or more) is refused the same way on every path:
+    400 ``quota_invalid`` and one ``grant.refused`` event (docs/decisions.md). What is not
+    an integer at all (``"abc"``, ``1.5``, ``true``) is no valid quota either: it reaches
+    the action as 0, refused alike."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool):
+            return 0
+        try:
+            return int(super().to_internal_value(data))
+        except serializers.ValidationError:
+            return 0
+
 
 # A window's state as partners see it: ``partners.states.window_state``.
 WINDOW_STATES = list(EmbargoWindow.State.values)
@@ -130,11 +148,11 @@ class GrantRequestSerializer(serializers.ModelSerializer):
 
 class GrantRequestInputSerializer(serializers.Serializer):
     checkpoint = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX)
-    quota_bytes = serializers.IntegerField(
-        min_value=1,
+    quota_bytes = QuotaField(
         required=False,
         help_text="Default: twice the checkpoint's size. At most the release's quota factor "
-        "(default 4) times the checkpoint's size; more is refused (400, quota_too_large).",
+        "(default 4) times the checkpoint's size; more is refused (400, quota_too_large); "
+        "less than 1, 2**63 or more, or not an integer: 400, quota_invalid.",
     )
     note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 

@@ -46,6 +46,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accessctl.audit.models import AuditCheckpoint, AuditEvent
 from partners import actions
 from partners.authority import RULES, Operation, Subject
+from partners.forbidden import DOMAINS, PORTAL_OPERATIONS
 from partners.models import Notification, Revocation
 from partners.roles import ROLES
 from tests import factories as f
@@ -152,6 +153,7 @@ class World:
     clients: dict[str, Client] = field(default_factory=dict)
     sessions: dict[str, str] = field(default_factory=dict)  # person -> session key
     baseline: dict[str, tuple] = field(default_factory=dict)
+    last_event: int = 0  # the newest audit event when the world was built
 
     forms: dict[str, dict[str, Any]] = field(default_factory=dict)
     acting: str = ""  # the person the current cell runs as
@@ -294,6 +296,7 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory):
     ):
         w = build_world()
         w.baseline = fingerprint()
+        w.last_event = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True)[0]
         w.objects["storages"] = storages
         yield w
         transaction.set_rollback(True)
@@ -690,12 +693,39 @@ def expected_refusal(cell: Cell) -> set[int]:
     return {302} if cell.person in (MEMBER, ANONYMOUS) else {403}
 
 
+EVIDENCE = "audit_auditevent"  # where a refusal is recorded: it must add exactly one row
+
+
+def check_one_refusal_event(world: World, cell: Cell) -> None:
+    """A staff member refused for lack of permission: exactly one ``<domain>.refused``
+    event, reason ``forbidden``, naming the model (and the object, when one was asked
+    for) and, where the page or action is one, the operation."""
+    # (Only the person's: the matrix may have fetched the form as a superuser first.)
+    person = world.users[cell.person]
+    new = list(AuditEvent.objects.filter(pk__gt=world.last_event, actor=person))
+    assert len(new) == 1, [(e.action, e.reason, e.changes) for e in new]
+    (refused,) = new
+    assert refused.action.endswith(".refused"), refused.action
+    assert refused.reason == "forbidden"
+    expected = cell.label
+    if cell.kind.startswith("autocomplete:"):  # the model whose field looks up, as asked
+        expected = cell.kind.removeprefix("autocomplete:").rsplit(".", 1)[0]
+    assert refused.target_type == expected
+    operation = PORTAL_OPERATIONS.get((cell.label, cell.kind))
+    if operation is not None:
+        assert refused.changes.get("operation") == str(operation), refused.changes
+
+
 def check_refused(world: World, cell: Cell, response: Any) -> None:
-    changed = sorted(changed_tables(world.baseline))
+    changed = sorted(changed_tables(world.baseline) - {EVIDENCE})
     status = response.status_code
     assert status in expected_refusal(cell), f"answered {status}, changed {changed}"
     if status == 302:
         assert response["Location"].startswith(reverse("admin:login")), response["Location"]
+        # Sent to the sign-in page, never shown the page: nothing to record but that.
+        assert not AuditEvent.objects.filter(pk__gt=world.last_event).exists()
+    else:
+        check_one_refusal_event(world, cell)
     assert not changed, f"a refused request changed {changed}"
 
 
@@ -856,8 +886,9 @@ def run_action(world: World, cell: Cell, model_admin: Any, name: str) -> None:
         return
     if sees:  # the action is not offered: the list is shown again, nothing done
         assert response.status_code in (200, 302), response.status_code
-        changed = changed_tables(world.baseline)
+        changed = changed_tables(world.baseline) - {EVIDENCE}
         assert not changed, f"a refused action changed {sorted(changed)}"
+        check_one_refusal_event(world, cell)
         return
     check_refused(world, cell, response)
 
@@ -982,3 +1013,9 @@ def test_saving_a_change_form_unchanged_changes_nothing(world, model):
     changed = changed_tables(world.baseline) - UNCHANGED_MAY_WRITE
     new = list(AuditEvent.objects.order_by("pk").values_list("action", flat=True)[events:])
     assert not changed and not new, f"changed {sorted(changed)}, events {new}"
+
+
+def test_every_admin_model_has_a_refusal_domain():
+    """A portal refusal names its model's ``<domain>.refused`` event: a new admin needs one."""
+    registered = {m._meta.label_lower for m in admin.site._registry}
+    assert registered <= set(DOMAINS), registered - set(DOMAINS)

@@ -70,7 +70,11 @@ def test_a_superuser_cannot_delete_an_active_grant(client):
     assert c.get(url).status_code == 403
     assert c.post(url, {"post": "yes"}).status_code == 403
     assert Grant.objects.get(pk=grant.pk).status == Grant.Status.ACTIVE
-    assert not AuditEvent.objects.filter(actor=superuser).exclude(action="staff.signed_in")
+    # Nothing but the two refusals' evidence (the page, then the post): no change recorded.
+    events = AuditEvent.objects.filter(actor=superuser).exclude(action="staff.signed_in")
+    assert [(e.action, e.reason, e.target_id) for e in events] == [
+        ("grant.refused", "forbidden", str(grant.pk))
+    ] * 2
     page = c.get(reverse("admin:partners_grant_change", args=[grant.pk])).content.decode()
     assert url not in page  # no Delete button either
 

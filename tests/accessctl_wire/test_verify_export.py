@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_pri
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from accessctl_wire import b64, parse_public_keys, unb64
+from accessctl_wire import b64, parse_public_keys, unb64, verify_export
 from accessctl_wire.verify_export import EXPORT_FORMAT, main
 
 
@@ -132,3 +132,16 @@ def test_a_header_without_a_usable_checkpoint_verifies_nothing(
     lines = out.splitlines()
     assert f"FAIL {failure}" in lines
     assert not any("event" in line for line in lines)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 8, 13, 33])
+def test_the_needed_nodes_hold_every_proof_once(size):
+    """The nodes an export states (and the only ones the verifier accepts): each once, and
+    every exported event's audit path among them."""
+    for exported in ([0], [size - 1], list(range(0, size, 3)), list(range(size))):
+        needed = list(verify_export.needed_nodes(exported, size))
+        assert len(needed) == len(set(needed))
+        for index in exported:
+            for start, end in verify_export.inclusion_path(index, size):
+                assert all(key in needed for key in verify_export.perfect_subtrees(start, end))
+    assert list(verify_export.needed_nodes([], size)) == []

@@ -6,12 +6,17 @@ variable escapes the list production checks.
 """
 
 import re
+import secrets
+import string
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from accessctl.secret_rules import bytes_problem, secret_problem, url_password_problem
 from tests.accessctl.test_embedded import PRODUCTION, manage
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -129,6 +134,8 @@ def test_production_refuses_each_shipped_sample_secret(tmp_path, where, name, va
 WEAK = {
     "DJANGO_SECRET_KEY": [
         "x" * 60,
+        string.ascii_lowercase + string.ascii_uppercase + string.digits,  # counting
+        "q" + "k9#Vq2!mZ-r7@Lp4$Wx8^Tn3&Hc6*Bf1(Jd5)Gs0" * 2,  # written twice, one more
         "k9#Vq2!mZ-r7@Lp4$Wx8^Tn3&Hc6*Bf1(Jd5)Gs0" * 2,  # one secret, written twice
         "Kp3" + "a1b2" * 14,
     ],
@@ -136,13 +143,31 @@ WEAK = {
         "1:short-but-random-Qw9",
         "1:" + "ab" * 20,
         "1:Zx8Vb3Nm6Qw9Er2Ty5Ui8Op1As4Df7Gh0Jk,2:" + "0" * 40,  # every pepper is checked
+        # one id twice: one of the two would be silently unused
+        "1:Zx8Vb3Nm6Qw9Er2Ty5Ui8Op1As4Df7Gh0Jk,1:Hq4Zt8Lm2Wx7Pb3Nc9VdTb6Wq1Zr8Kx3",
+        "1:Zx8Vb3Nm6Qw9Er2Ty5Ui8Op1As4Df7Gh0Jk,:Hq4Zt8Lm2Wx7Pb3Nc9VdTb6Wq1Zr8Kx3",
     ],
-    "ACCESSCTL_KEY_ENCRYPTION_KEY": ["A" * 43, "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"],
+    "DJANGO_ALLOWED_HOSTS": ["*", "accessctl.lab.example,*"],
+    "ACCESSCTL_TRUSTED_PROXIES": [
+        # 256 adjacent /24s are one /16
+        ",".join(f"10.1.{i}.0/24" for i in range(256)),
+        "::ffff:0:0/96",  # every IPv4 address, written as IPv6
+        "::ffff:10.0.0.0/104",
+    ],
+    "ACCESSCTL_KEY_ENCRYPTION_KEY": [
+        "A" * 43,
+        "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE",
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",  # the bytes 0, 1, ..., 31
+    ],
     "DATABASE_URL": [
         "postgres://accessctl:accessctl@db:5432/accessctl",
         "postgres://accessctl:hunter2@db:5432/accessctl",
+        # a password in the query is a password too (psycopg reads it there)
+        "postgres://db:5432/x?user=accessctl&password=change-me",
+        "postgres://db:5432/x?user=Zx8Vb3Nm6Qw9Er2Ty5Ui&password=Zx8Vb3Nm6Qw9Er2Ty5Ui",
     ],
     "CELERY_BROKER_URL": ["redis://:redis@redis:6379/0"],
+    "CACHE_URL": ["redis://redis:6379/1?password=change-me"],
     "EMAIL_URL": ["smtp+tls://mailer:aaaaaaaaaaaaaaaaaaaa@smtp.lab.internal:587"],
 }
 
@@ -166,3 +191,64 @@ def test_production_accepts_generated_secrets_with_passwords_in_urls(tmp_path):
     }
     result = manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", extra_env=strong)
     assert "no issues" in result.stdout
+
+
+def test_production_accepts_a_hex_password_in_the_database_url(tmp_path):
+    """What deploy/compose.yaml tells operators to generate (secrets.token_hex(24)); this
+    one was refused as "too little entropy per character"."""
+    url = "postgres://accessctl:f7addddb7a7ddc9ab90b957b94ccac07c8b70f63096797ec@db:5432/accessctl"
+    env = {**PRODUCTION, "DATABASE_URL": url}
+    assert "no issues" in manage(tmp_path, "check", extra_env=env).stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DJANGO_ALLOWED_HOSTS", "accessctl.lab.example,.lab.example"),
+        ("ACCESSCTL_TRUSTED_PROXIES", ",".join(f"10.1.{i}.0/24" for i in range(0, 256, 2))),
+        ("ACCESSCTL_TRUSTED_PROXIES", "::ffff:10.0.0.7/128,10.0.0.0/24"),
+        (
+            "ACCESSCTL_TOKEN_PEPPERS",
+            "2:Zx8Vb3Nm6Qw9Er2Ty5Ui8Op1As4Df7Gh0Jk,1:Hq4Zt8Lm2Wx7Pb3Nc9VdTb6Wq1Zr8Kx3",
+        ),
+        ("CACHE_URL", "redis://redis:6379/1?password=Hq4Zt8Lm2Wx7Pb3Nc9Vd"),
+    ],
+)
+def test_production_accepts_narrow_settings(tmp_path, name, value):
+    env = {**PRODUCTION, name: value}
+    assert "no issues" in manage(tmp_path, "check", extra_env=env).stdout
+
+
+GENERATORS = {"token_hex": secrets.token_hex, "token_urlsafe": secrets.token_urlsafe}
+
+
+@settings(max_examples=3000, deadline=None)
+@given(nbytes=st.integers(min_value=16, max_value=64), how=st.sampled_from(sorted(GENERATORS)))
+def test_generated_secrets_are_never_refused(nbytes, how):
+    """Each example draws a fresh secret from the operating system, as an operator does."""
+    value = GENERATORS[how](nbytes)
+    assert secret_problem(value, min_length=len(value)) == ""
+    assert url_password_problem(f"postgres://accessctl:{value}@db:5432/accessctl") == ""
+    assert bytes_problem(secrets.token_bytes(32), length=32) == ""
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        string.ascii_lowercase + string.ascii_uppercase + string.digits,
+        string.digits[::-1] + string.ascii_lowercase[::-1] + string.ascii_uppercase[::-1],
+        "Tb6Wq1Zr8Kx3" + "abcdefghijkl",  # a typed start, then counting
+        "Kp3" + "a1b2" * 14,
+        "k9#Vq2!mZ-r7@Lp4$Wx8^Tn3" * 2,
+        "aaaabbbbccccddddeeeeffffgggghhhh",
+    ],
+)
+def test_predictable_secrets_are_refused(value):
+    assert secret_problem(value, min_length=16).startswith("is too predictable")
+
+
+@pytest.mark.parametrize(
+    "key", [bytes(range(32)), bytes(range(31, -1, -1)), bytes(range(0, 64, 2))]
+)
+def test_sequential_keys_are_refused(key):
+    assert bytes_problem(key, length=32).startswith("is not random")

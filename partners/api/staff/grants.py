@@ -12,6 +12,7 @@ from partners.authority import Operation
 from partners.models import Checkpoint, Grant, GrantRequest, Partner
 
 from ..edge import BIGINT_MAX
+from ..serializers import QuotaField
 from ._common import ReasonSerializer, StaffView, given_reason
 from .revocations import RevokedOut
 
@@ -81,7 +82,10 @@ class GrantRevokedOut(RevokedOut, GrantOut):
 class GrantIn(serializers.Serializer):
     partner = serializers.SlugField()
     checkpoint = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX)
-    quota_bytes = serializers.IntegerField(min_value=1)
+    quota_bytes = QuotaField(
+        help_text="At least 1, below 2**63; anything else (not an integer too) is refused "
+        "(400, quota_invalid)."
+    )
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
 

@@ -5,6 +5,7 @@ which names the event or checkpoint that fails for each kind of tampering."""
 import csv
 import json
 import os
+import re
 import stat
 from datetime import timedelta
 from io import StringIO
@@ -771,3 +772,67 @@ def test_the_commands_seal_and_verify_an_export(history, jwks, tmp_path, capsys)
     assert capsys.readouterr().out.startswith("FAIL event at line 2 ")
     with pytest.raises(CommandError, match="cannot verify"):
         call_command(*verify_command, str(tmp_path / "no-key.json"))
+
+
+def _nodes_lines(records):
+    return [i for i, r in enumerate(records) if r["type"] == "nodes"]
+
+
+def _second_end(rs):
+    rs.append(dict(rs[-1]))
+
+
+def _nodes_after_end(rs):
+    rs.append(json.loads(json.dumps(rs[_nodes_lines(rs)[0]])))
+
+
+def _end_before_nodes(rs):  # header, events, end, nodes, end
+    rs.insert(_nodes_lines(rs)[0], dict(rs[-1]))
+
+
+def _event_after_nodes(rs):
+    moved = rs.pop(event_lines(rs)[-1])
+    rs.insert(len(rs) - 1, moved)  # before the end line
+
+
+def _second_header(rs):
+    rs.insert(1, json.loads(json.dumps(rs[0])))
+
+
+def _unused_node(rs):
+    nodes = rs[_nodes_lines(rs)[0]]["nodes"]
+    nodes.append([0, 10**6, nodes[0][2]])
+
+
+def _duplicated_node(rs):
+    nodes = rs[_nodes_lines(rs)[0]]["nodes"]
+    nodes.append(list(nodes[0]))
+
+
+def _a_line_without_a_type(rs):
+    rs.insert(len(rs) - 1, {"type": 5})
+
+
+STRUCTURE_CHANGES = {
+    "a second end line": (_second_end, "a line after the end line"),
+    "a nodes line after the end": (_nodes_after_end, "a line after the end line"),
+    "header, events, end, nodes, end": (_end_before_nodes, "a line after the end line"),
+    "an event line after the nodes": (_event_after_nodes, "an event line after the proof"),
+    "a second header": (_second_header, "a second header line"),
+    "an unused node": (_unused_node, "is no proof node of the exported events"),
+    "a node stated twice": (_duplicated_node, "is stated twice"),
+    "a line of no known type": (_a_line_without_a_type, "unknown line type 5"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRUCTURE_CHANGES))
+def test_verifier_accepts_one_structure_only(history, jwks, tmp_path, case):
+    """header, event lines, nodes lines (each node needed, once), end: any other line is
+    named as a modification, whatever it holds."""
+    change, why = STRUCTURE_CHANGES[case]
+    _, files = export(tmp_path)
+    assert verify(files["jsonl"], jwks).ok
+    tampered(files, change)
+    failures = verify(files["jsonl"], jwks).failures
+    assert failures, "a changed structure verified"
+    assert any(re.match(r"line \d+: ", x) and why in x for x in failures), failures

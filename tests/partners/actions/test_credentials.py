@@ -270,6 +270,21 @@ def test_claim_refusals(case, settings):
     assert page.status_code == 400 and f'data-code="{expected}"' in page.content.decode()
 
 
+@pytest.mark.parametrize("code", ["", "   ", "a" * 300, "acx_abc\x00def"], ids=repr)
+def test_a_claim_code_the_form_refuses_is_recorded_like_any_unknown_one(code):
+    """Empty, over-long or with a NUL: the form is shown again, and the refusal is one
+    ``token.refused`` event (``invitation_invalid``, as for a bogus code), without the code."""
+    f.invite(f.partner_user(f.partner()))
+    before = AuditEvent.objects.count()
+    page = APIClient().post(reverse("token-claim"), {"code": code})
+    assert page.status_code == 400 and 'name="code"' in page.content.decode()
+    new = list(AuditEvent.objects.order_by("pk")[before:])
+    assert [(e.action, e.reason) for e in new] == [("token.refused", "invitation_invalid")]
+    if code.strip():
+        assert code not in all_audit_text()
+    assert not AccessToken.objects.exists()
+
+
 def test_only_partner_managers_invite_and_only_members(client):
     member = f.partner_user(f.partner())
     for role in ("Release manager", "Security officer", "Compliance"):

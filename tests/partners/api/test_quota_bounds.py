@@ -61,11 +61,56 @@ def test_a_partner_cannot_ask_beyond_the_limit(world, quota, release):
     assert [(e.action, e.reason) for e in refused] == [("grant.refused", expected)]
 
 
-@pytest.mark.parametrize("quota", [0, -1])
-def test_a_non_positive_quota_is_invalid(world, quota):
+OUT_OF_RANGE = [0, -1, -5, 2**63, 10**30, "abc", "", 1.5, True, "9223372036854775808"]
+
+
+def _one_refusal(expected_partner) -> None:
+    events = AuditEvent.objects.filter(outcome="denied")
+    assert [(e.action, e.reason) for e in events] == [("grant.refused", "quota_invalid")]
+    assert events[0].partner_id == expected_partner.pk
+    assert not Grant.objects.exists() and not GrantRequest.objects.exists()
+
+
+@pytest.mark.parametrize("quota", OUT_OF_RANGE, ids=repr)
+def test_a_partner_quota_out_of_range_is_quota_invalid(world, quota):
+    """One code and one event kind for every quota no grant can have (docs/decisions.md):
+    the serializer does not answer ``invalid`` for some and the action ``quota_invalid``
+    for others."""
     response = ask(world, quota)
-    assert response.status_code == 400
-    assert response.json()["code"] == "invalid"  # the serializer's minimum
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "quota_invalid"
+    _one_refusal(world["partner"])
+
+
+@pytest.mark.parametrize("quota", OUT_OF_RANGE, ids=repr)
+def test_a_staff_quota_out_of_range_is_quota_invalid(world, quota):
+    response = staff_issue(world, quota)
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "quota_invalid"
+    _one_refusal(world["partner"])
+
+
+@pytest.mark.parametrize(
+    "quota", ["9223372036854775808", "-5", "0", "abc", "1e3", "1" * 300, "1\x00"], ids=repr
+)
+@pytest.mark.parametrize("page", ["grant", "grantrequest"])
+def test_a_portal_quota_out_of_range_is_quota_invalid(client, world, quota, page):
+    from django.urls import reverse
+
+    from tests.accessctl.test_portal import portal_client
+
+    response = portal_client(client, f.superuser()).post(
+        reverse(f"admin:partners_{page}_add"),
+        {
+            "partner": world["partner"].pk,
+            "checkpoint": world["cps"]["v3"].pk,
+            "quota_bytes": quota,
+            "expires_at": "",
+            "note": "",
+        },
+    )
+    assert response.status_code in (200, 302), response.status_code
+    _one_refusal(world["partner"])
 
 
 def test_a_quota_at_the_limit_is_issued(world):

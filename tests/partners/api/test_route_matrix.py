@@ -19,6 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accessctl.audit.models import AuditEvent
 from partners import actions
 from partners.authority import RULES, Operation
 from partners.models import AccessToken
@@ -205,6 +206,25 @@ def _fingerprint() -> dict[str, tuple[int, int]]:
     return state
 
 
+def _last_event() -> int:
+    return AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def assert_one_forbidden_event(since: int, route: "Route") -> None:
+    """A refusal for lack of permission is exactly one ``<domain>.refused`` event, reason
+    ``forbidden``, naming the operation (one whose rule needs the route's permission) and
+    what the URL asked for."""
+    new = list(AuditEvent.objects.filter(pk__gt=since).exclude(action="token.used"))
+    assert len(new) == 1, [(e.action, e.reason) for e in new]
+    (refused,) = new
+    assert refused.action.endswith(".refused"), refused.action
+    assert refused.reason == "forbidden"
+    operations = {str(op) for op, rule in RULES.items() if rule.permission == route.permission}
+    if operations:
+        assert refused.changes.get("operation") in operations, refused.changes
+    assert refused.target_type and refused.target_label
+
+
 def _role_may(role: str, permission: str) -> bool:
     app_label, codename = permission.split(".")
     return (app_label, codename) in ROLES[role]
@@ -276,6 +296,7 @@ def test_staff_routes_answer_each_role_by_the_authority_table(world, route_name,
     secret = f.token(user, scopes=["staff"])
     allowed = role != "no role" and _role_may(role, route.permission)
     before = _fingerprint()
+    since = _last_event()
     response = _call(world, route, secret)
     assert response["Content-Type"].startswith(
         "application/problem+json" if response.status_code >= 400 else "application/"
@@ -286,6 +307,7 @@ def test_staff_routes_answer_each_role_by_the_authority_table(world, route_name,
         assert response.status_code == 403, response.content
         assert response.json()["code"] == "forbidden"
         assert _fingerprint() == before
+        assert_one_forbidden_event(since, route)
 
 
 def _refused_staff_token(kind: str, world: dict[str, Any]) -> tuple[str, dict[str, str]]:
@@ -336,8 +358,11 @@ def test_staff_routes_refuse_every_restricted_caller(world, route_name, kind):
     if kind == "role removed" and route.permission == "partners.view_revocation":
         status, code = 403, "forbidden"
     before = _fingerprint()
+    since = _last_event()
     response = _call(world, route, secret)
     assert response.status_code == status, response.content
     assert response["Content-Type"] == "application/problem+json"
     assert response.json()["code"] == code
     assert _fingerprint() == before
+    if code == "forbidden":
+        assert_one_forbidden_event(since, route)
