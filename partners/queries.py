@@ -425,7 +425,8 @@ def _partial(model: type[M], **values: Any) -> M:
 
 _DOWNLOAD_TARGET = """
     SELECT g.id, g.status, g.expires_at, g.quota_bytes, g.bytes_used, g.checkpoint_id,
-           g.window_id, w.opens_at, w.closes_at, c.status, c.release_id, r.policy,
+           g.window_id, w.opens_at, w.closes_at, c.status, c.release_id, c.registered_at,
+           r.policy,
            r.policy_jurisdictions, r.status, a.id, a.path, a.size, a.sha256, a.storage_key
     FROM partners_grant g
     JOIN partners_embargowindow w ON w.id = g.window_id
@@ -463,6 +464,7 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
         closes_at,
         checkpoint_status,
         release_id,
+        registered_at,
         policy,
         jurisdictions,
         release_status,
@@ -480,7 +482,11 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
         status=release_status,
     )
     checkpoint = _partial(
-        Checkpoint, id=checkpoint_id, status=checkpoint_status, release_id=release_id
+        Checkpoint,
+        id=checkpoint_id,
+        status=checkpoint_status,
+        release_id=release_id,
+        registered_at=registered_at,  # the Last-Modified of preconditions
     )
     checkpoint.release = release
     window = _partial(EmbargoWindow, id=window_id, opens_at=opens_at, closes_at=closes_at)

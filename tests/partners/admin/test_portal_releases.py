@@ -239,7 +239,7 @@ def test_the_checkpoint_page_only_reads_and_refuses_a_posted_form(client):
         "_save": "Save",
     }
     assert portal.post(url, data).status_code == 403
-    assert _audited(manager) == []
+    assert _audited(manager) == ["checkpoint.refused"]  # the refusal's evidence, no change
 
 
 def test_moving_a_window_on_its_own_page_is_saved_and_audited(client):
