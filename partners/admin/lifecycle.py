@@ -29,7 +29,7 @@ class RevocationAdmin(ReadOnly, admin.ModelAdmin):
 
     @admin.display(description="Target")
     def target_label(self, obj: Revocation) -> str:
-        return str(obj.target)
+        return obj.target_label
 
 
 @admin.register(Notification)
