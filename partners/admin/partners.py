@@ -2,7 +2,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 
@@ -14,8 +14,9 @@ from partners.actions.partners import EDITABLE_FIELDS
 from partners.authority import Operation, may
 from partners.models import EmbargoWindow, Membership, Partner, PartnerContact
 
-from . import access_ends
+from . import access_ends, pages
 from ._helpers import ActionErrorsAsMessages, KeepStoredTimes, changed_values, reason_action
+from .buttons import ObjectButtons
 
 __all__ = ["PartnerAdmin"]
 
@@ -50,7 +51,17 @@ class MembershipInline(admin.TabularInline):
         if field is not None:
             field.queryset = queries.member_candidates(obj)
             field.help_text = "A user who is not staff and acts for no other partner."
+            # Read once for every row's select, not once per row.
+            choices = list(field.choices)
+            field.choices = choices
+            inner = getattr(field.widget, "widget", None)  # the admin's related-field wrapper
+            if inner is not None:
+                inner.choices = choices
         return formset
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
+        # Each row is titled "user @ partner".
+        return super().get_queryset(request).select_related("user", "partner")
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return may(request.user, Operation.MEMBER_ADD, obj)
@@ -110,6 +121,9 @@ class WindowInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[EmbargoWindow]:
+        return super().get_queryset(request).select_related("release", "partner")
+
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
@@ -130,7 +144,8 @@ class PartnerForm(KeepStoredTimes):
 
 
 @admin.register(Partner)
-class PartnerAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
+class PartnerAdmin(ObjectButtons, AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
+    story = staticmethod(pages.partner_story)
     form = PartnerForm
     list_display = ["slug", "legal_name", "kind", "jurisdiction", "status", "nda_expires_at"]
     list_filter = ["status", "kind", "jurisdiction"]
