@@ -89,7 +89,8 @@ PORTAL: dict[str, dict[str, str | Operation]] = {
         "delete": Operation.SECOND_FACTOR_REMOVE,
     },
     "audit.auditevent": _HISTORY,
-    "audit.auditcheckpoint": _HISTORY,
+    # The signed checkpoints: readable by whoever reads the trail (Compliance included).
+    "audit.auditcheckpoint": {**_HISTORY, "view": "audit.view_auditevent"},
     "audit.auditexport": {**_HISTORY, "view": "audit.export_auditevent"},
     "partners.revocation": _HISTORY,
     "partners.notification": _HISTORY,
