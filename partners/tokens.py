@@ -47,7 +47,7 @@ def described(token: "AccessToken") -> dict[str, str]:
     return {
         "name": token.name,
         "owner": token.user.get_username(),
-        "partner": token.partner.slug if token.partner_id else "",
+        "partner": token.partner.slug if token.partner is not None else "",
         "scopes": ", ".join(token.scopes) or "no scopes",
         "expires": formats.moment(token.expires_at),
     }

@@ -126,7 +126,7 @@ class AuditEventAdmin(AuditHistory, ReadOnly, admin.ModelAdmin):
     shows its changes as a before/after table; its History, every event about the same
     target."""
 
-    fields = [
+    readonly_fields = fields = (
         "occurred_at",
         "action",
         "outcome",
@@ -140,8 +140,7 @@ class AuditEventAdmin(AuditHistory, ReadOnly, admin.ModelAdmin):
         "client_address",
         "request_id",
         "changes_as_table",
-    ]
-    readonly_fields = fields
+    )
 
     @admin.display(description="Changes")
     def changes_as_table(self, obj: AuditEvent) -> str:

@@ -13,7 +13,7 @@ the state) hold exactly as on every other path.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -324,8 +324,9 @@ class ObjectButtons:
     confirmation pages as URLs), and its ``story`` (``partners.admin.pages``) as
     read-only panels above the form."""
 
-    change_form_template = "admin/partners/change_form.html"
-    story: ClassVar[Callable[[Any, Any], dict[str, Any]] | None] = None
+    change_form_template: Any = "admin/partners/change_form.html"
+    # ``staticmethod(f)``, ``f(obj, at) -> dict`` (partners.admin.pages), or None.
+    story: Any = None
 
     def _buttons(self) -> list[Button]:
         model = self.model  # type: ignore[attr-defined]
@@ -427,4 +428,3 @@ def _state(obj: Any) -> str:
     if isinstance(obj, Checkpoint):
         return str(states.checkpoint_state(obj))
     return str(getattr(obj, "status", ""))
-

@@ -85,7 +85,7 @@ def partner_story(partner: Partner, at: datetime) -> dict[str, Any]:
     )
     tokens = AccessToken.objects.filter(partner=partner).select_related("user")
     token_rows = [
-        {"token": t, "state": _token_state(t, at)} for t in tokens.order_by("-created_at")[:ROWS]
+        {"token": t, "state": _lifetime(t, at)} for t in tokens.order_by("-created_at")[:ROWS]
     ]
     members = Membership.objects.filter(partner=partner).select_related("user")
     requests = (
@@ -109,7 +109,7 @@ def partner_story(partner: Partner, at: datetime) -> dict[str, Any]:
     }
 
 
-def _token_state(token: AccessToken, at: datetime) -> str:
+def _lifetime(token: AccessToken, at: datetime) -> str:
     if token.revoked_at is not None:
         return "revoked"
     return "expired" if token.expires_at <= at else "active"
@@ -157,17 +157,17 @@ def grant_story(grant: Grant, at: datetime) -> dict[str, Any]:
     usable = grant.status in {Grant.Status.ACTIVE, Grant.Status.EXHAUSTED}
     opens, expires = grant.window.opens_at, grant.expires_at
     if not usable:
-        token_state = f"ended: the grant is {grant.get_status_display().lower()}"
+        lifetime = f"ended: the grant is {grant.get_status_display().lower()}"
     elif at < opens:
-        token_state = "not valid yet: the window has not opened"
+        lifetime = "not valid yet: the window has not opened"
     elif at >= expires:
-        token_state = "expired"
+        lifetime = "expired"
     else:
-        token_state = "valid"
+        lifetime = "valid"
     return {
         "kind": "grant",
         "grant": grant,
         "usage": usage(grant),
         "downloads": _recent_downloads(events),
-        "token": {"not_before": opens, "expires": expires, "state": token_state},
+        "token": {"not_before": opens, "expires": expires, "state": lifetime},
     }

@@ -10,10 +10,10 @@ from accessctl.actors import Actor, acting_user
 from accessctl.audit.admin import AuditHistory
 from partners import actions, queries
 from partners.actions.members import CONTACT_FIELDS
-from partners.rules import country_name
 from partners.actions.partners import EDITABLE_FIELDS
 from partners.authority import Operation, may
 from partners.models import EmbargoWindow, Membership, Partner, PartnerContact
+from partners.rules import country_name
 
 from . import access_ends, pages
 from ._helpers import ActionErrorsAsMessages, KeepStoredTimes, changed_values, reason_action

@@ -120,8 +120,8 @@ PATHS: dict[str, Callable[[World, object], Callable[[], object]]] = {
     "portal grant page: GET /admin/partners/grant/<id>/change/": lambda w, c: _object(
         w, c, "grant", w.grant.pk
     ),
-    "portal suspend confirmation: GET /admin/partners/partner/<id>/suspend/": lambda w, c: (
-        _object(w, c, "partner", w.partner.pk, "suspend", superuser=True)
+    "portal suspend confirmation: GET /admin/partners/partner/<id>/suspend/": lambda w, c: _object(
+        w, c, "partner", w.partner.pk, "suspend", superuser=True
     ),
 }
 
