@@ -247,7 +247,9 @@ class GrantRequestAdmin(
                 settle(exc)
                 self.message_user(request, f"{grant_request}: {exc.message}", messages.ERROR)
 
-    def approve_one(self, request: HttpRequest, grant_request: GrantRequest, note: str = "") -> None:
+    def approve_one(
+        self, request: HttpRequest, grant_request: GrantRequest, note: str = ""
+    ) -> None:
         """One approval, from the list's bulk action or the request's own page; says what
         it did. Raises the action's ``ActionError`` (four eyes, decided already)."""
         done = actions.approve_grant_request(

@@ -86,9 +86,7 @@ def _section(html: str, element_id: str) -> str:
 # The pages
 
 
-def test_partner_page_shows_windows_grants_tokens_members_downloads_and_requests(
-    world, client
-):
+def test_partner_page_shows_windows_grants_tokens_members_downloads_and_requests(world, client):
     html = _page(_as(client, "Security officer"), "partner", world["partner"].pk)
     assert "v3" in _section(html, "story-windows") and "Open" in _section(html, "story-windows")
     grants = _section(html, "story-grants")
@@ -194,9 +192,7 @@ def _buttons(html: str) -> set[str]:
         ("Security officer", "grantrequest", set()),
     ],
 )
-def test_buttons_are_offered_to_whom_the_authority_table_allows(
-    world, client, role, page, offered
-):
+def test_buttons_are_offered_to_whom_the_authority_table_allows(world, client, role, page, offered):
     obj = {
         "partner": world["partner"],
         "grant": world["grant"],
@@ -263,9 +259,12 @@ def test_the_confirmation_needs_csrf(world, client):
 def test_revoke_pull_and_kill_switch_from_their_pages(world, client):
     c = _as(client, "Security officer")
     grant = world["grant"]
-    assert c.post(
-        reverse("admin:partners_grant_revoke", args=[grant.pk]), {"reason": "r1"}
-    ).status_code == 302
+    assert (
+        c.post(
+            reverse("admin:partners_grant_revoke", args=[grant.pk]), {"reason": "r1"}
+        ).status_code
+        == 302
+    )
     assert Grant.objects.get(pk=grant.pk).status == Grant.Status.REVOKED
     cp = world["checkpoint"]
     page = c.get(reverse("admin:partners_checkpoint_pull", args=[cp.pk])).content.decode()

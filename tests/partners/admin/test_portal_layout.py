@@ -17,7 +17,9 @@ def test_jurisdiction_filter_is_one_select_of_the_countries_in_use(client):
     f.partner("borealis", jurisdiction="FR")
     c = portal_client(client, f.staff("Partner manager"))
     html = c.get(reverse("admin:partners_partner_changelist")).content.decode()
-    select = re.search(r'<select class="filter-select" id="filter-jurisdiction".*?</select>', html, re.S)
+    select = re.search(
+        r'<select class="filter-select" id="filter-jurisdiction".*?</select>', html, re.S
+    )
     assert select, "no select for the jurisdiction filter"
     options = re.findall(r"<option [^>]*>([^<]+)</option>", select[0])
     assert options == ["All", "France (FR)", "United States of America (US)"]
