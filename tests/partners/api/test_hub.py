@@ -317,28 +317,35 @@ class FlakyProxy:
         self.server.close()
 
 
+# The client reads a file in chunks of 10 MiB (DOWNLOAD_CHUNK_SIZE) and keeps what it
+# wrote of them when a connection drops: a cut after 12 MiB of a 24 MiB file resumes.
+BIG = os.urandom(24 * 2**20)
+CUT_AFTER = 12 * 2**20
+
+
 @LIVE
 @pytest.mark.parametrize("mode", ["local", "s3"])
 def test_a_download_cut_mid_file_resumes_with_range_and_is_charged_once(
     mode, request, settings, live_server, tmp_path
 ):
     settings.ACCESSCTL_DOWNLOAD_MODE = mode
-    if mode == "s3":
-        request.getfixturevalue("s3_mode")
-    world = World()
-    name = "model-00001-of-00003.safetensors"
-    proxy = FlakyProxy(live_server.url, f"/{world.repo}/resolve/", after=SHARD // 3)
+    s3 = request.getfixturevalue("s3_mode") if mode == "s3" else None
+    name = "big.safetensors"
+    world = World(files={name: BIG})
+    if s3 is None:  # Django sends the bytes: the link to it drops
+        proxy = FlakyProxy(live_server.url, f"/{world.repo}/resolve/", after=CUT_AFTER)
+        endpoint = proxy.url
+    else:  # storage sends them: the link to storage drops (presigned URLs name the proxy)
+        proxy = FlakyProxy(s3.endpoint, f"/{s3.bucket}/", after=CUT_AFTER)
+        options = {**settings.STORAGES["artifacts"]["OPTIONS"], "endpoint_url": proxy.url}
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "artifacts": {**settings.STORAGES["artifacts"], "OPTIONS": options},
+        }
+        endpoint = live_server.url
     try:
-        if mode == "s3":
-            # The bytes come from storage: the cut is there; the API answers directly.
-            proxy.upstream = _s3_address(settings)
-            proxy.needle = b"GET /"
         path = hf_hub_download(
-            world.repo,
-            name,
-            endpoint=proxy.url if mode == "local" else live_server.url,
-            token=world.token,
-            cache_dir=tmp_path / "cache",
+            world.repo, name, endpoint=endpoint, token=world.token, cache_dir=tmp_path / "c"
         )
     finally:
         proxy.close()
@@ -346,16 +353,12 @@ def test_a_download_cut_mid_file_resumes_with_range_and_is_charged_once(
     assert sha256(path) == world.signed_files()[name]
     authorized = events("download.authorized", artifact=name, method="GET", via="hub")
     # One charged request for the whole file, then the resumed range, free (the lease).
-    assert [e.changes["charged"] for e in authorized] == [SHARD, 0]
+    assert [e.changes["charged"] for e in authorized] == [len(BIG), 0]
     first, resumed = authorized
     assert first.changes["range"] == ""
     start, end = (int(x) for x in resumed.changes["range"].split("-"))
-    assert 0 < start < SHARD and end == SHARD - 1
-    assert world.grant().bytes_used == SHARD
-
-
-def _s3_address(settings) -> str:
-    return settings.STORAGES["artifacts"]["OPTIONS"]["endpoint_url"]
+    assert 10 * 2**20 <= start <= CUT_AFTER and end == len(BIG) - 1
+    assert world.grant().bytes_used == len(BIG)
 
 
 # -- refusals: the client's exception, our reason, the same evidence, nothing charged ------
@@ -489,11 +492,16 @@ def test_a_withdrawn_release_is_disabled(local_endpoint, tmp_path):
         actor=f.staff("Security officer"), release=world.release, reason="test"
     )
     with pytest.raises(hf_errors.DisabledRepoError) as caught:
+        HfApi(endpoint=local_endpoint, token=world.token).model_info(world.repo)
+    assert "release_withdrawn" in str(caught.value)
+    # Downloads fall back to the client's cache (what it holds stays), and say why they
+    # could not look.
+    with pytest.raises(hf_errors.LocalEntryNotFoundError) as caught:
         snapshot_download(
             world.repo, endpoint=local_endpoint, token=world.token, cache_dir=tmp_path / "s"
         )
+    assert "Access to this resource is disabled." in str(caught.value)
     assert "release_withdrawn" in str(caught.value)
-    # One file: the client falls back to its cache, and says why it could not look.
     error = _refused(world, local_endpoint, tmp_path, "tokenizer/vocab.txt")
     assert isinstance(error.__cause__, hf_errors.DisabledRepoError)
     assert _denied("release_withdrawn").changes["artifact"] == "tokenizer/vocab.txt"
