@@ -129,7 +129,7 @@ def charged(path: str) -> list[int]:
 
 
 @LIVE
-def test_the_hub_client_downloads_a_checkpoint_in_every_mode(endpoint, tmp_path):
+def test_the_hub_client_downloads_a_checkpoint_in_every_mode(endpoint, tmp_path, request):
     world = World()
     signed = world.signed_files()
     cache = tmp_path / "cache"
@@ -160,6 +160,17 @@ def test_the_hub_client_downloads_a_checkpoint_in_every_mode(endpoint, tmp_path)
         heads = events("download.authorized", artifact=name, method="HEAD", via="hub")
         assert heads and all(e.changes["bytes"] == 0 for e in heads)
 
+    # The GET itself carries the Hub's headers too, whoever sends the bytes (nginx from
+    # its internal location; in s3 mode the 302 to storage).
+    raw = httpx.get(
+        f"{endpoint}/{world.repo}/resolve/main/config.json",
+        headers={"Authorization": f"Bearer {world.token}"},
+    )
+    assert raw.status_code == (302 if "s3" in request.node.name else 200)
+    assert raw.headers["X-Repo-Commit"] == world.commit
+    assert raw.headers["X-Linked-Size"] == str(len(FILES["config.json"]))
+    assert not [h for h in raw.headers if h.lower().startswith("x-xet")]
+
     # One file by tag, again: from the cache after a HEAD, nothing charged.
     one = hf_hub_download(
         world.repo,
@@ -171,6 +182,7 @@ def test_the_hub_client_downloads_a_checkpoint_in_every_mode(endpoint, tmp_path)
     )
     assert sha256(one) == signed["model-00002-of-00003.safetensors"]
     assert charged("model-00002-of-00003.safetensors") == [SHARD]
+    assert charged("config.json") == [len(FILES["config.json"]), 0]  # the lease: once
 
     # A file the snapshot did not take, into a fresh cache, by commit id.
     other = hf_hub_download(
