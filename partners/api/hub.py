@@ -33,7 +33,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core import signing
@@ -83,7 +83,7 @@ _ADVICE = {
     "window_not_open": "Try again once your window opens (accessctl releases shows when).",
     "window_closed": "Your window for this release has closed: ask your lab contact.",
     "grant_revoked": "Ask your lab contact; the files you already hold stay in your cache.",
-    "grant_expired": "Ask for a new grant: accessctl grants request <checkpoint id>.",
+    "grant_expired": "Ask for a new grant: accessctl grants request RELEASE:TAG.",
     "quota_exhausted": "Ask your lab contact for a grant with a larger quota.",
     "partner_suspended": "Your organisation's access is suspended: ask your lab contact.",
     "partner_terminated": "Your organisation's access has ended.",
@@ -265,8 +265,9 @@ class HubView(APIView):
     url_collections = {"repo": "releases", "path": "files"}
     commit: str | None = None
 
-    def handle_exception(self, exc: Exception) -> HttpResponseBase:
-        return hub_error(super().handle_exception(exc), self.commit)
+    def handle_exception(self, exc: Exception) -> Response:
+        # DRF's stub says Response; the API's handler answers a plain problem response.
+        return cast(Response, hub_error(super().handle_exception(exc), self.commit))
 
     def revision(self, org: str, repo: str, revision: str) -> Revision:
         """The revision, once its files may be read (``views.readable``)."""
@@ -358,7 +359,7 @@ class PathsInfoView(HubView):
 
     def post(self, request: Request, org: str, repo: str, revision: str) -> Response:
         found = self.revision(org, repo, revision)
-        data = request.data
+        data: Any = request.data
         paths = data.getlist("paths") if hasattr(data, "getlist") else data.get("paths", [])
         if isinstance(paths, str):
             paths = [paths]
@@ -468,8 +469,8 @@ class ResolveView(HubView):
         refusal naming the request to file (or the one that waits)."""
         readable(partner, checkpoint)  # an open window, a checkpoint still offered
         how = (
-            f"file one with `accessctl grants request {checkpoint.pk}` or POST "
-            f'/api/v1/grants/ {{"checkpoint": {checkpoint.pk}}}'
+            f"file one with `accessctl grants request {checkpoint}` or POST /api/v1/grants/ "
+            f'{{"checkpoint": {checkpoint.pk}}}'
         )
         if rules.is_early_access(timezone.now(), checkpoint.release.public_release_at):
             if queries.pending_request_exists(partner, checkpoint):

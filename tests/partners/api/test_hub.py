@@ -549,7 +549,7 @@ def test_before_the_public_time_the_first_use_asks_for_a_request(local_endpoint,
     error = _refused(world, local_endpoint, tmp_path)
     assert isinstance(error, hf_errors.GatedRepoError)
     assert "grant_request_needed" in str(error)
-    assert f"accessctl grants request {world.checkpoint.pk}" in str(error)
+    assert f"accessctl grants request {world.checkpoint}" in str(error)
     actions.request_grant(actor=world.user, partner=world.partner, checkpoint=world.checkpoint)
     error = _refused(world, local_endpoint, tmp_path)
     assert "grant_request_pending" in str(error)

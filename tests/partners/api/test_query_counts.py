@@ -101,6 +101,13 @@ PATHS: dict[str, Callable[[World, object], Callable[[], object]]] = {
         )
     ),
     "portal dashboard: GET /admin/": lambda w, c: _portal(w, c),
+    # The Hub-compatible endpoint (docs/hub.md): the client's metadata calls.
+    "hub: GET /api/models/lab/<release>/revision/main": lambda w, c: (
+        lambda: w.partner_api.get(f"/api/models/lab/{w.release.slug}/revision/main")
+    ),
+    "hub: HEAD /lab/<release>/resolve/main/<path>": lambda w, c: (
+        lambda: w.partner_api.head(f"/lab/{w.release.slug}/resolve/main/model.safetensors")
+    ),
 }
 
 
