@@ -206,6 +206,9 @@ def test_the_hub_client_downloads_a_checkpoint_in_every_mode(endpoint, tmp_path,
             cache_dir=cache,
         )
     assert list(cache.rglob(f".no_exist/{world.commit}/generation_config.json"))
+    absent = _denied("file_not_found")
+    assert (absent.target_type, absent.target_id) == ("partners.release", world.release.slug)
+    assert absent.changes["artifact"] == "generation_config.json"
 
     # HfFileSystem (vLLM lists weights with it).
     fs = HfFileSystem(endpoint=endpoint, token=world.token)
@@ -572,3 +575,31 @@ def test_warnings_name_an_expiring_grant_and_a_quota_nearly_used(local_endpoint,
     assert answer.headers["X-Repo-Commit"] == world.commit
     assert answer.headers["X-Linked-Size"] == str(len(FILES["config.json"]))
     assert not [h for h in answer.headers if h.lower().startswith("x-xet")]
+
+
+@LIVE
+def test_a_grant_expiring_within_72_hours_is_named_in_a_warning(local_endpoint):
+    world = World()
+    expires = timezone.now() + timedelta(hours=48)
+    actions.issue_grant(
+        actor=None,
+        partner=world.partner,
+        checkpoint=world.checkpoint,
+        quota_bytes=10 * SHARD,
+        expires_at=expires,
+    )
+    answer = httpx.head(
+        f"{local_endpoint}/{world.repo}/resolve/main/config.json",
+        headers={"Authorization": f"Bearer {world.token}"},
+    )
+    warning = answer.headers["X-HF-Warning"]
+    assert f"expires at {expires:%Y-%m-%d %H:%M} UTC (in 47 h)" in warning
+    assert "bytes (" not in warning  # the quota is not nearly used
+    # A grant with time and quota to spare gets no warning.
+    # Behind the actions' back: no action extends a grant.
+    Grant.objects.filter(pk=world.grant().pk).update(expires_at=timezone.now() + 5 * DAY)
+    quiet = httpx.head(
+        f"{local_endpoint}/{world.repo}/resolve/main/config.json",
+        headers={"Authorization": f"Bearer {world.token}"},
+    )
+    assert quiet.status_code == 200 and "X-HF-Warning" not in quiet.headers
