@@ -10,6 +10,7 @@ the middle of a file, as a dropped link would, so the client resumes with Range.
 
 import contextlib
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -603,3 +604,84 @@ def test_a_grant_expiring_within_72_hours_is_named_in_a_warning(local_endpoint):
         headers={"Authorization": f"Bearer {world.token}"},
     )
     assert quiet.status_code == 200 and "X-HF-Warning" not in quiet.headers
+
+
+# -- an older client: one 0.x release, in a venv of its own --------------------------------
+
+OLD_CLIENT = "huggingface_hub==0.36.2"  # the last 0.x release; it speaks `requests`
+OLD_SCRIPT = r"""
+import hashlib, json, sys
+from pathlib import Path
+from huggingface_hub import hf_hub_download, snapshot_download
+from huggingface_hub.utils import EntryNotFoundError, GatedRepoError
+
+repo, step = sys.argv[1], sys.argv[2]
+if step == "download":
+    folder = Path(snapshot_download(repo, allow_patterns=["*.safetensors", "config.json"]))
+    files = {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in folder.rglob("*") if p.is_file()}
+    try:
+        hf_hub_download(repo, "generation_config.json")
+        absent = "downloaded"
+    except EntryNotFoundError:
+        absent = "EntryNotFoundError"
+    print(json.dumps({"commit": folder.name, "files": files, "absent": absent}))
+else:
+    try:
+        hf_hub_download(repo, "tokenizer/vocab.txt")
+        print(json.dumps({"refused": None}))
+    except GatedRepoError as error:
+        print(json.dumps({"refused": "GatedRepoError", "message": str(error)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def old_client(tmp_path_factory) -> Path:
+    """A venv holding the 0.x client (from PyPI, as a partner would have it)."""
+    venv = tmp_path_factory.mktemp("hf-0x") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", OLD_CLIENT],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    return venv / "bin" / "python"
+
+
+@LIVE
+def test_a_0x_client_downloads_and_is_refused_the_same_way(old_client, local_endpoint, tmp_path):
+    world = World()
+    script = tmp_path / "old.py"
+    script.write_text(OLD_SCRIPT)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HF_ENDPOINT": local_endpoint,
+        "HF_TOKEN": world.token,
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
+
+    def run(step: str) -> dict:
+        done = subprocess.run(
+            [str(old_client), str(script), world.repo, step],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    got = run("download")
+    signed = world.signed_files()
+    assert got["commit"] == world.commit
+    assert got["files"] == {name: signed[name] for name in ALLOWED if "/" not in name}
+    assert got["absent"] == "EntryNotFoundError"
+    assert world.grant().bytes_used == sum(len(FILES[n]) for n in ALLOWED if "/" not in n)
+
+    actions.revoke_grant(actor=f.staff("Release manager"), grant=world.grant(), reason="test")
+    refused = run("refused")
+    assert refused["refused"] == "GatedRepoError"
+    assert "grant_revoked" in refused["message"]
