@@ -412,11 +412,14 @@ def hub_release(partner: Partner, slug: str) -> tuple[Release, bool]:
     return release, allowed
 
 
-def hub_checkpoints(release: Release) -> list[Checkpoint]:
-    """The release's checkpoints, newest registration first, each with its artifacts
-    (sorted by path): the repository's revisions on the Hub-compatible endpoint."""
+def hub_checkpoints(partner: Partner, release: Release) -> list[Checkpoint]:
+    """The checkpoints of a release the partner has a window for (``hub_release``), newest
+    registration first, each with its artifacts (sorted by path): the repository's
+    revisions on the Hub-compatible endpoint. None for a release without its window."""
     return list(
-        Checkpoint.objects.filter(release=release)
+        Checkpoint.objects.filter(
+            release=release, release__in=Release.objects.filter(windows__partner=partner)
+        )
         .select_related("release")
         .prefetch_related(Prefetch("artifacts", queryset=Artifact.objects.order_by("path")))
         .order_by("-registered_at", "-pk")

@@ -228,9 +228,9 @@ def _release(partner: Partner, org: str, repo: str) -> Release:
     return release
 
 
-def _resolve(release: Release, revision: str) -> Revision:
+def _resolve(partner: Partner, release: Release, revision: str) -> Revision:
     """The checkpoint ``revision`` names (module docstring), or 404 ``RevisionNotFound``."""
-    checkpoints = queries.hub_checkpoints(release)
+    checkpoints = queries.hub_checkpoints(partner, release)
     if revision == MAIN:
         available = [
             c for c in checkpoints if states.checkpoint_state(c) == Checkpoint.Status.AVAILABLE
@@ -272,7 +272,7 @@ class HubView(APIView):
     def revision(self, org: str, repo: str, revision: str) -> Revision:
         """The revision, once its files may be read (``views.readable``)."""
         partner = caller_partner(self.request)
-        found = _resolve(_release(partner, org, repo), revision)
+        found = _resolve(partner, _release(partner, org, repo), revision)
         self.commit = found.commit
         readable(partner, found.checkpoint)
         return found
@@ -436,7 +436,7 @@ class ResolveView(HubView):
         self, request: Request, org: str, repo: str, revision: str, path: str
     ) -> HttpResponseBase:
         partner = caller_partner(request)
-        found = _resolve(_release(partner, org, repo), revision)
+        found = _resolve(partner, _release(partner, org, repo), revision)
         self.commit = found.commit
         if path not in found.files:
             raise Problem(
