@@ -685,3 +685,58 @@ def test_a_0x_client_downloads_and_is_refused_the_same_way(old_client, local_end
     refused = run("refused")
     assert refused["refused"] == "GatedRepoError"
     assert "grant_revoked" in refused["message"]
+
+
+# -- transformers, end to end --------------------------------------------------------------
+
+TRANSFORMERS_SCRIPT = r"""
+import json, sys
+from transformers import AutoConfig, AutoTokenizer
+
+repo, revision = sys.argv[1], sys.argv[2]
+config = AutoConfig.from_pretrained(repo, revision=revision)
+tokenizer = AutoTokenizer.from_pretrained(repo, revision=revision)
+print(json.dumps({"model_type": config.model_type, "n_layer": config.n_layer,
+                  "ids": tokenizer("hello world")["input_ids"]}))
+"""
+
+
+def _tiny_model() -> dict[str, bytes]:
+    """A GPT-2 shape of two layers and a three-word tokenizer: what `from_pretrained` reads."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.WordLevel({"[UNK]": 0, "hello": 1, "world": 2}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    config = {"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 8, "vocab_size": 3}
+    return {
+        "config.json": json.dumps(config).encode(),
+        "tokenizer.json": tokenizer.to_str().encode(),
+        "tokenizer_config.json": json.dumps(
+            {"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "[UNK]"}
+        ).encode(),
+    }
+
+
+@LIVE
+def test_transformers_loads_a_config_and_tokenizer_through_the_endpoint(local_endpoint, tmp_path):
+    world = World(files=_tiny_model())
+    done = subprocess.run(
+        [sys.executable, "-c", TRANSFORMERS_SCRIPT, world.repo, "step-100"],
+        env={
+            **os.environ,
+            "HF_ENDPOINT": local_endpoint,
+            "HF_TOKEN": world.token,
+            "HF_HOME": str(tmp_path / "hf-home"),
+            "TRANSFORMERS_VERBOSITY": "error",
+        },
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got == {"model_type": "gpt2", "n_layer": 2, "ids": [1, 2]}
+    # Each file it read was authorized and charged once, under the grant issued on first use.
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        assert charged(name) == [len(_tiny_model()[name])]
