@@ -6,6 +6,7 @@ refuses to start with a missing or weak secret, DEBUG, or no allowed hosts.
 """
 
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -499,6 +500,21 @@ ACCESSCTL_DOWNLOAD_LEASE_REAUTHORIZATIONS = env.int(
 )
 ACCESSCTL_NGINX_INTERNAL_PREFIX = env.str("ACCESSCTL_NGINX_INTERNAL_PREFIX", default="/_artifacts/")
 ACCESSCTL_API_RATE = env.str("ACCESSCTL_API_RATE", default="1200/min")
+# The Hugging Face Hub-compatible download endpoint (docs/hub.md): a release is the model
+# repository ``<ACCESSCTL_HUB_ORG>/<release slug>``, its files are resolved under
+# ``/<ACCESSCTL_HUB_ORG>/``. The name must not be a first path segment the site uses.
+ACCESSCTL_HUB_ORG = env.str("ACCESSCTL_HUB_ORG", default="lab")
+_SITE_SEGMENTS = {"api", "admin", "static", "tokens", "metrics", "healthz", "readyz", "_problems"}
+if ACCESSCTL_HUB_ORG in _SITE_SEGMENTS or not re.fullmatch(
+    r"[A-Za-z0-9][A-Za-z0-9_-]{0,95}", ACCESSCTL_HUB_ORG
+):
+    raise ImproperlyConfigured("ACCESSCTL_HUB_ORG must be a free path segment (docs/hub.md).")
+# Tree listings (``/api/models/{repo}/tree/...``) are paginated with a Link header.
+ACCESSCTL_HUB_TREE_PAGE = env.int("ACCESSCTL_HUB_TREE_PAGE", default=1000)
+# A grant that expires within this many hours, or whose quota is this share used, is
+# named in an ``X-HF-Warning`` the client prints.
+ACCESSCTL_HUB_WARN_HOURS = 72
+ACCESSCTL_HUB_WARN_QUOTA = 0.8
 # A refusal raised with a code missing from the registry (client/accessctl_wire/codes.py) raises
 # at once in development and tests; production logs it and answers the refusal anyway.
 ACCESSCTL_STRICT_CODES = env.bool("ACCESSCTL_STRICT_CODES", default=DEBUG)

@@ -15,6 +15,8 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", include("partners.api.urls")),
+    # The Hugging Face Hub-compatible download endpoint (docs/hub.md).
+    path("", include("partners.api.hub_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The documentation pages start their viewers with an inline script: no CSP there.
     path(

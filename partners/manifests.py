@@ -1,12 +1,13 @@
 """Signed checkpoint manifests: what a partner may verify offline against the lab's key."""
 
+import hashlib
 from typing import Any
 
 from accessctl.signing.keys import sign_detached
 from accessctl_wire import canonical_json
 from partners.models import Checkpoint
 
-__all__ = ["manifest", "signed_manifest"]
+__all__ = ["commit_id", "manifest", "signed_manifest"]
 
 
 def manifest(checkpoint: Checkpoint) -> dict[str, Any]:
@@ -26,3 +27,11 @@ def manifest(checkpoint: Checkpoint) -> dict[str, Any]:
 def signed_manifest(checkpoint: Checkpoint) -> dict[str, Any]:
     body = manifest(checkpoint)
     return {"manifest": body, "signature": sign_detached(canonical_json(body))}
+
+
+def commit_id(body: dict[str, Any]) -> str:
+    """The 40-hex commit id a checkpoint has on the Hub-compatible endpoint (docs/hub.md):
+    the first 160 bits of the SHA-256 of its manifest's canonical JSON, the bytes the lab
+    signs. It names exactly one set of files (paths, sizes, SHA-256), so a client that
+    pins it never mixes checkpoints; it does not change when the signing key rotates."""
+    return hashlib.sha256(canonical_json(body)).hexdigest()[:40]

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import connection
-from django.db.models import Count, Model, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Case, Count, Model, OuterRef, Prefetch, Q, QuerySet, Subquery, When
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django_celery_beat.models import PeriodicTask
@@ -42,6 +42,9 @@ __all__ = [
     "display_window",
     "download_target",
     "expiring_grants",
+    "hub_checkpoints",
+    "hub_grant",
+    "hub_release",
     "member_candidates",
     "partner_checkpoint",
     "partner_grant",
@@ -49,6 +52,7 @@ __all__ = [
     "partner_grants",
     "partner_release",
     "partner_windows",
+    "pending_request_exists",
     "pending_requests",
     "prefetched_windows",
     "recent_denials",
@@ -395,6 +399,48 @@ def partner_grants(partner: Partner) -> QuerySet[Grant]:
 
 def partner_grant(partner: Partner, grant_id: int) -> Grant:
     return get_object_or_404(partner_grants(partner), pk=grant_id)
+
+
+def hub_release(partner: Partner, slug: str) -> tuple[Release, bool]:
+    """The release the partner has (or had) a window for, by slug, and whether its export
+    policy allows the partner (as ``windowed_checkpoint``): 404 without a window (another
+    partner's release, or none); a blocked one is returned so the refusal is recorded."""
+    release = get_object_or_404(
+        Release.objects.filter(windows__partner=partner).distinct(), slug=slug
+    )
+    allowed = allowed_releases(partner).filter(pk=release.pk).exists()
+    return release, allowed
+
+
+def hub_checkpoints(partner: Partner, release: Release) -> list[Checkpoint]:
+    """The checkpoints of a release the partner has a window for (``hub_release``), newest
+    registration first, each with its artifacts (sorted by path): the repository's
+    revisions on the Hub-compatible endpoint. None for a release without its window."""
+    return list(
+        Checkpoint.objects.filter(
+            release=release, release__in=Release.objects.filter(windows__partner=partner)
+        )
+        .select_related("release")
+        .prefetch_related(Prefetch("artifacts", queryset=Artifact.objects.order_by("path")))
+        .order_by("-registered_at", "-pk")
+    )
+
+
+def hub_grant(partner: Partner, checkpoint: Checkpoint) -> Grant | None:
+    """The partner's grant for the checkpoint that decides a download: the active one,
+    else the latest (revoked, expired or exhausted: it refuses), else ``None`` (never had
+    one: the first use may issue one)."""
+    return (
+        Grant.objects.filter(partner=partner, checkpoint=checkpoint)
+        .order_by(Case(When(status=Grant.Status.ACTIVE, then=0), default=1), "-issued_at", "-pk")
+        .first()
+    )
+
+
+def pending_request_exists(partner: Partner, checkpoint: Checkpoint) -> bool:
+    return GrantRequest.objects.filter(
+        partner=partner, checkpoint=checkpoint, status=GrantRequest.Status.PENDING
+    ).exists()
 
 
 def partner_grant_request(partner: Partner, request_id: int) -> GrantRequest:

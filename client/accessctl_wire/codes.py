@@ -330,6 +330,34 @@ class Code(StrEnum):
         "The checkpoint has no such file.",
         "no such file in the checkpoint",
     )
+    REVISION_NOT_FOUND = (
+        "revision_not_found",
+        404,
+        Exit.NOT_FOUND,
+        Area.REQUEST,
+        "The release has no such checkpoint.",
+        "the Hub-compatible endpoint was asked for a revision that is no checkpoint tag, "
+        "commit id or `main` of the release (docs/hub.md)",
+    )
+    GRANT_REQUEST_NEEDED = (
+        "grant_request_needed",
+        403,
+        Exit.GRANT,
+        Area.REQUEST,
+        "You hold no grant for this checkpoint; before the public release it needs an "
+        "approved grant request.",
+        "a Hub-compatible download before the public release, with no grant and no request: "
+        "the message says how to file one (docs/hub.md)",
+    )
+    GRANT_REQUEST_PENDING = (
+        "grant_request_pending",
+        403,
+        Exit.GRANT,
+        Area.REQUEST,
+        "Your grant request for this checkpoint waits for approval.",
+        "a Hub-compatible download before the public release while the partner's grant "
+        "request waits for its approvals",
+    )
     RANGE_NOT_SATISFIABLE = (
         "range_not_satisfiable",
         416,

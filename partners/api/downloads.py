@@ -41,6 +41,7 @@ __all__ = [
     "attachment",
     "parse_range",
     "precondition",
+    "send_file",
     "signed_range",
 ]
 
@@ -319,6 +320,70 @@ def _s3(artifact: Artifact, byte_range: ByteRange | None, range_header: str) -> 
     return response
 
 
+def send_file(
+    request: Request, grant: Grant, artifact: Artifact, *, via: str = ""
+) -> HttpResponseBase:
+    """Authorize ``artifact`` of ``grant`` for this GET or HEAD and answer it: the
+    preconditions (RFC 9110 section 13.2.2), the one Range (section 14.2), the decision and
+    its debit (``actions.authorize_download``: a HEAD or a 304 costs nothing, a retried
+    range nothing twice), then the bytes by the configured mode (local, nginx, s3).
+
+    ``grant`` and ``artifact`` come from ``queries.download_target`` (read in this
+    request). Refusals raise ``Problem``: 412, 416, or the decision's reason (its
+    ``download.denied`` written already, ``recorded``). Shared by ``FileView`` (API v1)
+    and the Hub-compatible resolve route (``partners.api.hub``); ``via`` names the route
+    in the audit event's ``changes`` when it is not API v1.
+    """
+    etag = f'"{artifact.sha256}"'
+    # Preconditions before the range and the charge (RFC 9110 section 13.2.2): a
+    # failed one is refused (one download.denied, nothing debited); a 304 is
+    # authorized for 0 bytes (a download.authorized, nothing debited).
+    condition = precondition(request.headers, etag, grant.checkpoint.registered_at)
+    if condition == 412:
+        raise Problem(412, "precondition_failed", "If-Match or If-Unmodified-Since does not hold.")
+    byte_range = None
+    range_header = request.headers.get("Range")
+    if_range = request.headers.get("If-Range")
+    if range_header and (if_range is None or if_range == etag):
+        byte_range = parse_range(range_header, artifact.size)
+    head = request.method == "HEAD"
+    if condition == 304:
+        byte_range = None
+    requested = (
+        0 if head or condition == 304 else (byte_range.length if byte_range else artifact.size)
+    )
+    decision = actions.authorize_download(
+        actor=acting_user(request),
+        grant=grant,
+        artifact=artifact,
+        requested_bytes=requested,
+        offset=byte_range.start if byte_range else 0,
+        client_address=request.META.get("REMOTE_ADDR"),
+        token_facts=token_facts(presented_token(request)),
+        fresh=True,
+        details={
+            "range": f"{byte_range.start}-{byte_range.end}" if byte_range else "",
+            "user_agent": request.headers.get("User-Agent", "")[:200],
+            "method": request.method,
+            **({"via": via} if via else {}),
+        },
+    )
+    if not decision:  # authorize_download wrote its download.denied
+        reason = str(decision.reason)
+        raise Problem(status_of(reason), reason, decision.detail, recorded=True)
+    if condition == 304:
+        return _headers(HttpResponse(status=304), artifact, etag)
+    mode = settings.ACCESSCTL_DOWNLOAD_MODE
+    if mode == "s3" and not head:
+        return _s3(artifact, byte_range, range_header or "")
+    # nginx would evaluate If-Match and If-Unmodified-Since again, by its own ETag
+    # and file time: those requests (their preconditions held here) Django streams.
+    judged = "If-Match" in request.headers or "If-Unmodified-Since" in request.headers
+    if mode == "nginx" and not head and not judged:
+        return _nginx(artifact, byte_range, etag)
+    return _local(artifact, byte_range, etag, head)
+
+
 @extend_schema(
     summary="Authorize one file (Range allowed): the bytes, or 302 to a short-lived URL",
     parameters=[
@@ -354,55 +419,7 @@ class FileView(APIView):
         if artifact is None:
             raise Problem(404, "file_not_found", f"The checkpoint has no file {path!r}.")
         _grant_token(request, grant)
-        etag = f'"{artifact.sha256}"'
-        # Preconditions before the range and the charge (RFC 9110 section 13.2.2): a
-        # failed one is refused (one download.denied, nothing debited); a 304 is
-        # authorized for 0 bytes (a download.authorized, nothing debited).
-        condition = precondition(request.headers, etag, grant.checkpoint.registered_at)
-        if condition == 412:
-            raise Problem(
-                412, "precondition_failed", "If-Match or If-Unmodified-Since does not hold."
-            )
-        byte_range = None
-        range_header = request.headers.get("Range")
-        if_range = request.headers.get("If-Range")
-        if range_header and (if_range is None or if_range == etag):
-            byte_range = parse_range(range_header, artifact.size)
-        head = request.method == "HEAD"
-        if condition == 304:
-            byte_range = None
-        requested = (
-            0 if head or condition == 304 else (byte_range.length if byte_range else artifact.size)
-        )
-        decision = actions.authorize_download(
-            actor=acting_user(request),
-            grant=grant,
-            artifact=artifact,
-            requested_bytes=requested,
-            offset=byte_range.start if byte_range else 0,
-            client_address=request.META.get("REMOTE_ADDR"),
-            token_facts=token_facts(presented_token(request)),
-            fresh=True,
-            details={
-                "range": f"{byte_range.start}-{byte_range.end}" if byte_range else "",
-                "user_agent": request.headers.get("User-Agent", "")[:200],
-                "method": request.method,
-            },
-        )
-        if not decision:  # authorize_download wrote its download.denied
-            reason = str(decision.reason)
-            raise Problem(status_of(reason), reason, decision.detail, recorded=True)
-        if condition == 304:
-            return _headers(HttpResponse(status=304), artifact, etag)
-        mode = settings.ACCESSCTL_DOWNLOAD_MODE
-        if mode == "s3" and not head:
-            return _s3(artifact, byte_range, range_header or "")
-        # nginx would evaluate If-Match and If-Unmodified-Since again, by its own ETag
-        # and file time: those requests (their preconditions held here) Django streams.
-        judged = "If-Match" in request.headers or "If-Unmodified-Since" in request.headers
-        if mode == "nginx" and not head and not judged:
-            return _nginx(artifact, byte_range, etag)
-        return _local(artifact, byte_range, etag, head)
+        return send_file(request, grant, artifact)
 
     def head(self, request: Request, grant_id: int, path: str) -> HttpResponseBase:
         return self.get(request, grant_id, path)

@@ -83,7 +83,10 @@ _KEPT_HEADERS = {"allow", "x-request-id", "retry-after", "www-authenticate", "va
 
 
 def is_api_path(path: str) -> bool:
-    return path.startswith(("/api/", "/.well-known/"))
+    """Under the API's rules (the edge, problem+json, refusal evidence, the rate): the API,
+    the JWKS, and the Hub-compatible file routes under ``/<ACCESSCTL_HUB_ORG>/``
+    (partners.api.hub)."""
+    return path.startswith(("/api/", "/.well-known/", f"/{settings.ACCESSCTL_HUB_ORG}/"))
 
 
 def _code_for_status(status: int) -> Code:

@@ -153,14 +153,17 @@ def _shapes(urlconf: str) -> tuple[_Shape, ...]:
         if not is_api_path("/" + route):
             continue
         parts, named, position = [], [], 0
+        view = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+        # A view whose URL is not ours to shape (the Hub's) names its collections itself.
+        collections = getattr(view, "url_collections", {})
         for param in _PARAM.finditer(route):
             literal = route[position : param.start()]
             anything = ".*" if param["converter"] == "path" else "[^/]*"
             parts += [re.escape(literal), f"(?P<{param['name']}>{anything})"]
-            named.append((param["name"], literal.strip("/").rsplit("/", 1)[-1]))
+            collection = literal.strip("/").rsplit("/", 1)[-1]
+            named.append((param["name"], collections.get(param["name"], collection)))
             position = param.end()
         parts.append(re.escape(route[position:]))
-        view = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
         shapes.append(_Shape(re.compile("".join(parts), re.DOTALL), route, tuple(named), view))
     return tuple(shapes)
 

@@ -120,6 +120,18 @@ def open_window(partner: Partner, release: Release) -> EmbargoWindow:
     return cast(EmbargoWindow, window)
 
 
+def readable(partner: Partner, checkpoint: Checkpoint) -> EmbargoWindow:
+    """The partner's open window, if the checkpoint's file list may be read: refused as a
+    download of it would be (a manifest, a Hub repository's files list what to fetch):
+    403 ``release_withdrawn``, ``checkpoint_pulled``, or ``open_window``'s refusal. (The
+    checkpoint list still shows such a checkpoint, as pulled.)"""
+    if checkpoint.release.status == Release.Status.WITHDRAWN:
+        raise Problem(403, "release_withdrawn", f"Release {checkpoint.release.slug} was withdrawn.")
+    if states.checkpoint_state(checkpoint) == Checkpoint.Status.PULLED:
+        raise Problem(403, "checkpoint_pulled", f"Checkpoint {checkpoint} was pulled.")
+    return open_window(partner, checkpoint.release)
+
+
 def grant_tokens(grants: list[Grant]) -> dict[int, str]:
     """A signed token for each usable grant: valid from the window's opening to expiry."""
     usable = [g for g in grants if g.status in {Grant.Status.ACTIVE, Grant.Status.EXHAUSTED}]
@@ -217,15 +229,7 @@ class CheckpointListView(PartnerView, generics.ListAPIView):
 class ManifestView(PartnerView, APIView):
     def get(self, request: Request, checkpoint_id: int) -> Response:
         checkpoint = queries.partner_checkpoint(self.partner, checkpoint_id)
-        # Refused as a download of it would be: a manifest lists files to fetch. (The
-        # checkpoint list still shows such a checkpoint, as pulled.)
-        if checkpoint.release.status == Release.Status.WITHDRAWN:
-            raise Problem(
-                403, "release_withdrawn", f"Release {checkpoint.release.slug} was withdrawn."
-            )
-        if states.checkpoint_state(checkpoint) == Checkpoint.Status.PULLED:
-            raise Problem(403, "checkpoint_pulled", f"Checkpoint {checkpoint} was pulled.")
-        open_window(self.partner, checkpoint.release)
+        readable(self.partner, checkpoint)
         return Response(signed_manifest(checkpoint))
 
 

@@ -123,6 +123,13 @@ PATHS: dict[str, Callable[[World, object], Callable[[], object]]] = {
     "portal suspend confirmation: GET /admin/partners/partner/<id>/suspend/": lambda w, c: _object(
         w, c, "partner", w.partner.pk, "suspend", superuser=True
     ),
+    # The Hub-compatible endpoint (docs/hub.md): the client's metadata calls.
+    "hub: GET /api/models/lab/<release>/revision/main": lambda w, c: (
+        lambda: w.partner_api.get(f"/api/models/lab/{w.release.slug}/revision/main")
+    ),
+    "hub: HEAD /lab/<release>/resolve/main/<path>": lambda w, c: (
+        lambda: w.partner_api.head(f"/lab/{w.release.slug}/resolve/main/model.safetensors")
+    ),
 }
 
 
