@@ -155,9 +155,9 @@ def _security_officer(user: Any, now: Any) -> dict[str, Any]:
     if user.has_perm("partners.view_release"):
         panel["kill_switch"] = {
             "withdrawn": list(
-                Release.objects.filter(status=Release.Status.WITHDRAWN).order_by(
-                    "-withdrawn_at"
-                )[:5]
+                Release.objects.filter(status=Release.Status.WITHDRAWN).order_by("-withdrawn_at")[
+                    :5
+                ]
             ),
             **Release.objects.aggregate(
                 live=Count("pk", filter=~Q(status=Release.Status.WITHDRAWN)),

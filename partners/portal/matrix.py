@@ -61,7 +61,8 @@ class MatrixFilters(forms.Form):
         release_field.choices = everything + [(r.slug, r.slug) for r in releases]
         partner_field.choices = everything + [(p.slug, p.slug) for p in partners]
         codes = sorted({str(p.jurisdiction) for p in partners})
-        names = {str(p.jurisdiction): p.jurisdiction.name for p in partners}
+        # A CountryField's value is a Country (django-countries), typed as str.
+        names = {str(p.jurisdiction): getattr(p.jurisdiction, "name", "") for p in partners}
         jurisdiction_field.choices = everything + [(c, f"{c} {names[c]}") for c in codes]
 
 
@@ -231,9 +232,7 @@ def access_matrix(data: Any, *, at: datetime) -> Matrix:
     Four queries: partners, releases, the page's windows, the page's grants per cell.
     """
     partners = list(
-        Partner.objects.only("id", "slug", "legal_name", "jurisdiction", "status").order_by(
-            "slug"
-        )
+        Partner.objects.only("id", "slug", "legal_name", "jurisdiction", "status").order_by("slug")
     )
     releases = list(
         Release.objects.only(
@@ -253,7 +252,9 @@ def access_matrix(data: Any, *, at: datetime) -> Matrix:
     page, columns = _clamp(chosen.get("page"), pages), _clamp(chosen.get("columns"), column_windows)
     shown_partners = partners[(page - 1) * ROWS : page * ROWS]
     shown_releases = releases[(columns - 1) * COLUMNS : columns * COLUMNS]
-    params = {k: str(v) for k, v in chosen.items() if v and k in ("release", "partner", "jurisdiction")}
+    params = {
+        k: str(v) for k, v in chosen.items() if v and k in ("release", "partner", "jurisdiction")
+    }
 
     cells = {
         (p.pk, r.pk): Cell(

@@ -156,14 +156,22 @@ class Timeline:
         """Two lines: the window states and the markers; the grant statuses."""
         x, items = self.plot_left, []
         for state, (fill, text) in self.colours.items():
-            items.append({"kind": "window", "x": x, "y": 0, "fill": fill, "text": text, "label": state})
+            items.append(
+                {"kind": "window", "x": x, "y": 0, "fill": fill, "text": text, "label": state}
+            )
             x += 92
-        for kind, label in (("today", "now"), ("public", "public release"), ("lift", "embargo lifts")):
+        for kind, label in (
+            ("today", "now"),
+            ("public", "public release"),
+            ("lift", "embargo lifts"),
+        ):
             items.append({"kind": kind, "x": x + 8, "y": 0, "label": label})
             x += 130
         x = self.plot_left
         for status, colour in self.grant_colours.items():
-            items.append({"kind": "grant", "x": x, "y": 20, "fill": colour, "label": f"grant {status}"})
+            items.append(
+                {"kind": "grant", "x": x, "y": 20, "fill": colour, "label": f"grant {status}"}
+            )
             x += 130
         return items
 

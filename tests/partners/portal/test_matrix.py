@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
-from django.utils import timezone
 
 from accessctl.audit.models import AuditEvent
 from partners import actions

@@ -62,7 +62,9 @@ def build(*, partners: int, releases: int, grants: int, prefix: str = "w") -> Po
     for i, partner in enumerate(made_partners):
         for j, release in enumerate(made_releases):
             shift = (i + j) % 4
-            opens = now - 10 * DAY if shift < 2 else (now + 5 * DAY if shift == 2 else now - 40 * DAY)
+            opens = (
+                now - 10 * DAY if shift < 2 else (now + 5 * DAY if shift == 2 else now - 40 * DAY)
+            )
             windows.append(
                 EmbargoWindow(
                     release=release,
@@ -73,8 +75,16 @@ def build(*, partners: int, releases: int, grants: int, prefix: str = "w") -> Po
                 )
             )
     windows = EmbargoWindow.objects.bulk_create(windows)
-    statuses = [Grant.Status.ACTIVE, Grant.Status.ACTIVE, Grant.Status.REVOKED, Grant.Status.EXPIRED]
-    cells = [(w, checkpoints[j]) for w, j in zip(windows, [k % releases for k in range(len(windows))], strict=True)]
+    statuses = [
+        Grant.Status.ACTIVE,
+        Grant.Status.ACTIVE,
+        Grant.Status.REVOKED,
+        Grant.Status.EXPIRED,
+    ]
+    cells = [
+        (w, checkpoints[j])
+        for w, j in zip(windows, [k % releases for k in range(len(windows))], strict=True)
+    ]
     made = []
     for n in range(grants):
         window, checkpoint = cells[n % len(cells)]
