@@ -31,7 +31,7 @@ from accessctl.audit.models import AuditCheckpoint, AuditEvent, AuditExport, Out
 from partners import queries
 from partners.models import Checkpoint, EmbargoWindow, Partner, Release, Revocation
 from partners.portal.matrix import access_matrix
-from partners.portal.timeline import RELEASES_PER_PAGE, period, releases_in, timeline
+from partners.portal.timeline import period, releases_in, timeline
 from partners.portal.units import age
 from partners.portal.views import may_see_matrix
 from partners.roles import ROLES
@@ -48,6 +48,10 @@ __all__ = [
 ]
 
 TIMELINE_DAYS = 60
+# The home shows the top of the matrix and of the timeline; their pages show the rest.
+HOME_MATRIX_ROWS = 10
+HOME_TIMELINE_RELEASES = 3
+HOME_TIMELINE_ROWS = 8
 UPCOMING_DAYS = 14
 EXPIRING_DAYS = 7
 DENIALS_HOURS = 24
@@ -104,13 +108,17 @@ def dashboard(request: HttpRequest) -> dict[str, Any]:
         context["schedule_warnings"] = queries.schedule_warnings(at=now)
     if may_see_matrix(user):
         if MATRIX_ROLES.intersection(roles):
-            context["matrix"] = access_matrix(None, at=now)
+            context["matrix"] = access_matrix(None, at=now, rows=HOME_MATRIX_ROWS)
         start, end = period(now)
-        shown = list(releases_in(start, end)[: RELEASES_PER_PAGE + 1])
+        shown = list(releases_in(start, end)[: HOME_TIMELINE_RELEASES + 1])
         context["timeline"] = timeline(
-            at=now, start=start, end=end, releases=shown[:RELEASES_PER_PAGE]
+            at=now,
+            start=start,
+            end=end,
+            releases=shown[:HOME_TIMELINE_RELEASES],
+            rows=HOME_TIMELINE_ROWS,
         )
-        context["timeline_more"] = len(shown) > RELEASES_PER_PAGE
+        context["timeline_more"] = len(shown) > HOME_TIMELINE_RELEASES
     if RELEASE_MANAGER in roles:
         context.update(_release_manager(user, now))
     if SECURITY_OFFICER in roles:

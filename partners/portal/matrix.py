@@ -172,6 +172,7 @@ class Matrix:
     column_windows: int
     releases_total: int
     params: dict[str, str] = field(default_factory=dict)
+    per_page: int = ROWS
 
     @property
     def first_column(self) -> int:
@@ -183,7 +184,7 @@ class Matrix:
 
     @property
     def first_row(self) -> int:
-        return (self.page - 1) * ROWS + 1 if self.rows else 0
+        return (self.page - 1) * self.per_page + 1 if self.rows else 0
 
     @property
     def last_row(self) -> int:
@@ -226,11 +227,13 @@ def _clamp(value: int | None, pages: int) -> int:
     return min(max(value or 1, 1), max(pages, 1))
 
 
-def access_matrix(data: Any, *, at: datetime) -> Matrix:
-    """The matrix for the GET parameters ``data`` (see ``MatrixFilters``) at ``at``.
+def access_matrix(data: Any, *, at: datetime, rows: int | None = None) -> Matrix:
+    """The matrix for the GET parameters ``data`` (see ``MatrixFilters``) at ``at``,
+    ``rows`` partners a page (default ``ROWS``).
 
     Four queries: partners, releases, the page's windows, the page's grants per cell.
     """
+    per_page = rows or ROWS
     partners = list(
         Partner.objects.only("id", "slug", "legal_name", "jurisdiction", "status").order_by("slug")
     )
@@ -248,9 +251,9 @@ def access_matrix(data: Any, *, at: datetime) -> Matrix:
     if chosen.get("release"):
         releases = [r for r in releases if r.slug == chosen["release"]]
 
-    pages, column_windows = ceil(len(partners) / ROWS), ceil(len(releases) / COLUMNS)
+    pages, column_windows = ceil(len(partners) / per_page), ceil(len(releases) / COLUMNS)
     page, columns = _clamp(chosen.get("page"), pages), _clamp(chosen.get("columns"), column_windows)
-    shown_partners = partners[(page - 1) * ROWS : page * ROWS]
+    shown_partners = partners[(page - 1) * per_page : page * per_page]
     shown_releases = releases[(columns - 1) * COLUMNS : columns * COLUMNS]
     params = {
         k: str(v) for k, v in chosen.items() if v and k in ("release", "partner", "jurisdiction")
@@ -279,6 +282,7 @@ def access_matrix(data: Any, *, at: datetime) -> Matrix:
         column_windows=max(column_windows, 1),
         releases_total=len(releases),
         params=params,
+        per_page=per_page,
     )
 
 

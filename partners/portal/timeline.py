@@ -49,6 +49,7 @@ HEADER = 26  # a release's header band
 ROW = 34  # one partner's row: its windows' bar and, under it, their grants
 BAR = 18
 LEGEND = 54
+MORE = 20  # the line saying how many partners are not drawn
 CHAR = 6.6  # the width of one character of the 11 px labels, generously
 RELEASES_PER_PAGE = 6
 
@@ -120,6 +121,11 @@ class ReleaseGroup:
     public_x: float | None
     public_title: str
     rows: list[PartnerRow] = field(default_factory=list)
+    hidden: int = 0  # partners with windows not drawn (``timeline(rows=...)``)
+
+    @property
+    def more_y(self) -> float:
+        return self.y + self.height - 6
 
 
 @dataclass(slots=True)
@@ -204,10 +210,12 @@ def timeline(
     end: datetime,
     releases: QuerySet[Release] | list[Release],
     partners: list[Partner] | None = None,
+    rows: int | None = None,
 ) -> Timeline:
     """The drawing of ``releases`` (in that order) over ``start``..``end``, ``at`` being
-    now; ``partners`` (``None``: all) limits the rows. Two queries: the windows and their
-    grants."""
+    now; ``partners`` (``None``: all) limits the rows, ``rows`` (``None``: all) how many
+    partners a release shows (the others are counted, not drawn). Two queries: the
+    windows and their grants."""
     plot_left, plot_right = float(LABELS), float(WIDTH - RIGHT)
     x_of = Scale(start, end, plot_left, plot_right)
 
@@ -236,10 +244,13 @@ def timeline(
     y = float(AXIS)
     groups = []
     for release in release_list:
-        rows_of = by_release.get(release.pk, {})
+        every_row = list(by_release.get(release.pk, {}).values())
+        drawn = every_row[:rows] if rows is not None else every_row
+        hidden = len(every_row) - len(drawn)
         group = ReleaseGroup(
             y=y,
-            height=HEADER + ROW * len(rows_of),
+            height=HEADER + ROW * len(drawn) + (MORE if hidden else 0),
+            hidden=hidden,
             release=release,
             url=reverse("admin:partners_release_change", args=[release.pk]),
             withdrawn=release.status == Release.Status.WITHDRAWN,
@@ -250,7 +261,7 @@ def timeline(
             public_title=f"{release.slug}: public release {utc(release.public_release_at)}",
         )
         row_y = y + HEADER
-        for found in rows_of.values():
+        for found in drawn:
             partner = found[0].partner
             row = PartnerRow(
                 y=row_y,

@@ -85,6 +85,7 @@ def test_matrix_timeline_and_home_fit_1280_px_without_errors(live_server, browse
         page.goto(f"{live_server.url}{path}")
         assert page.locator(landmark).first.is_visible(), name
         page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(shots / f"{name}-top.png"))  # what the window shows first
         assert overflow(page) <= 0, f"{name}: {overflow(page)} px wider than {WIDTH}"
     # The matrix's cells are links to the objects; the first one opens a window's page.
     page.goto(f"{live_server.url}/admin/access/")

@@ -73,7 +73,10 @@ def test_each_cell_says_window_grants_quota_and_last_download(client, world):
     assert f'class="state state-open" href="/admin/partners/embargowindow/{window.pk}/change/"' in (
         aurora_v4
     )
-    assert f"{window.opens_at:%Y-%m-%d} to {window.closes_at:%Y-%m-%d}" in aurora_v4
+    assert (
+        f'<span class="date">{window.opens_at:%Y-%m-%d}</span> to '
+        f'<span class="date">{window.closes_at:%Y-%m-%d}</span>'
+    ) in aurora_v4
     assert "1 active, <span" in aurora_v4 and "1 revoked</span>" in aurora_v4
     # 1.5 GiB used of the first grant's 4 GiB, plus the revoked one's (10,000 B, unused).
     assert "1.5 GiB of 4 GiB" in aurora_v4

@@ -187,3 +187,14 @@ def test_the_svg_has_no_script_and_no_external_reference(drawing, client):
     )
     assert "@import" not in svg and "font-face" not in svg
     ET.fromstring(svg)  # noqa: S314 (our own page) well-formed
+
+
+def test_a_release_with_more_partners_than_drawn_says_how_many_more(drawing):
+    start, end = tl.period(NOW)
+    drawn = tl.timeline(at=NOW, start=start, end=end, releases=tl.releases_in(start, end), rows=1)
+    svg = ET.fromstring(render_to_string("admin/accessctl/timeline_svg.html", {"tl": drawn}))  # noqa: S314
+    v4 = next(g for g in svg.iter(f"{SVG}g") if g.get("data-release") == "v4")
+    assert [r.get("data-partner") for r in v4.iter(f"{SVG}g") if r.get("data-partner")] == [
+        "aurora-gpu"
+    ]
+    assert "and 1 more partner: see the timeline page" in "".join(v4.itertext())
