@@ -34,6 +34,7 @@ from partners.portal.units import binary_size, utc, utc_date
 
 __all__ = [
     "COLOURS",
+    "PARTNERS_PER_PAGE",
     "RELEASES_PER_PAGE",
     "WIDTH",
     "Timeline",
@@ -51,7 +52,8 @@ BAR = 18
 LEGEND = 54
 MORE = 20  # the line saying how many partners are not drawn
 CHAR = 6.6  # the width of one character of the 11 px labels, generously
-RELEASES_PER_PAGE = 6
+RELEASES_PER_PAGE = 4
+PARTNERS_PER_PAGE = 25
 
 # Fill and text colour of each window state: every pair has a contrast ratio of at least
 # 7:1 (WCAG 2.x AAA; tests/partners/portal/test_timeline.py computes it).
@@ -226,27 +228,28 @@ def timeline(
     if partners is not None:
         windows = windows.filter(partner__in=[p.pk for p in partners])
     window_list = list(windows.order_by("partner__slug", "opens_at", "pk"))
-    grants: dict[int, list[Grant]] = {}
-    if window_list:
-        for grant in (
-            Grant.objects.filter(window__in=[w.pk for w in window_list])
-            .select_related("checkpoint")
-            .order_by("issued_at", "pk")
-        ):
-            grants.setdefault(grant.window_id, []).append(grant)
-
     by_release: dict[int, dict[int, list[EmbargoWindow]]] = {}
     for window in window_list:
         by_release.setdefault(window.release_id, {}).setdefault(window.partner_id, []).append(
             window
         )
+    every_row = {r: list(by_release.get(r.pk, {}).values()) for r in release_list}
+    drawn_rows = {r: found[:rows] if rows is not None else found for r, found in every_row.items()}
+    grants: dict[int, list[Grant]] = {}
+    drawn_windows = [w.pk for found in drawn_rows.values() for row in found for w in row]
+    if drawn_windows:  # the grants of the windows drawn only
+        for grant in (
+            Grant.objects.filter(window__in=drawn_windows)
+            .select_related("checkpoint")
+            .order_by("issued_at", "pk")
+        ):
+            grants.setdefault(grant.window_id, []).append(grant)
 
     y = float(AXIS)
     groups = []
     for release in release_list:
-        every_row = list(by_release.get(release.pk, {}).values())
-        drawn = every_row[:rows] if rows is not None else every_row
-        hidden = len(every_row) - len(drawn)
+        drawn = drawn_rows[release]
+        hidden = len(every_row[release]) - len(drawn)
         group = ReleaseGroup(
             y=y,
             height=HEADER + ROW * len(drawn) + (MORE if hidden else 0),
@@ -372,38 +375,48 @@ def releases_in(start: datetime, end: datetime) -> QuerySet[Release]:
 
 
 def timeline_page(data: Any, *, at: datetime) -> dict[str, Any]:
-    """The timeline page's context for its GET parameters: the filters of the matrix
-    (``release``, ``partner``, ``jurisdiction``) and ``page`` (``RELEASES_PER_PAGE``
-    releases a page), over the past week and the next 53 days."""
+    """The timeline page's context for its GET parameters, those of the matrix: the
+    filters ``release``, ``partner``, ``jurisdiction``; ``page`` (``PARTNERS_PER_PAGE``
+    partners, by slug) and ``columns`` (``RELEASES_PER_PAGE`` releases, by public
+    release), over the past week and the next 53 days. Five queries."""
     start, end = period(at)
     partners = list(Partner.objects.order_by("slug"))
     releases = list(Release.objects.order_by("-public_release_at", "slug"))
     form = MatrixFilters(data, partners=partners, releases=releases)
     chosen: dict[str, Any] = form.cleaned_data if form.is_valid() else {}
     shown = list(releases_in(start, end))
-    rows: list[Partner] | None = None
     if chosen.get("release"):
         shown = [r for r in shown if r.slug == chosen["release"]]
     if chosen.get("partner"):
-        rows = [p for p in partners if p.slug == chosen["partner"]]
+        partners = [p for p in partners if p.slug == chosen["partner"]]
     if chosen.get("jurisdiction"):
-        rows = [p for p in rows or partners if str(p.jurisdiction) == chosen["jurisdiction"]]
-    pages = max(ceil(len(shown) / RELEASES_PER_PAGE), 1)
+        partners = [p for p in partners if str(p.jurisdiction) == chosen["jurisdiction"]]
+    pages = max(ceil(len(partners) / PARTNERS_PER_PAGE), 1)
     page = min(max(chosen.get("page") or 1, 1), pages)
-    params = {k: str(v) for k, v in chosen.items() if v and k != "page" and k != "columns"}
+    columns_pages = max(ceil(len(shown) / RELEASES_PER_PAGE), 1)
+    columns = min(max(chosen.get("columns") or 1, 1), columns_pages)
+    params = {k: str(v) for k, v in chosen.items() if v and k not in ("page", "columns")}
+
+    def link(**changes: int) -> str:
+        return "?" + urlencode({**params, "page": page, "columns": columns, **changes})
+
     return {
         "form": form,
         "timeline": timeline(
             at=at,
             start=start,
             end=end,
-            releases=shown[(page - 1) * RELEASES_PER_PAGE : page * RELEASES_PER_PAGE],
-            partners=rows,
+            releases=shown[(columns - 1) * RELEASES_PER_PAGE : columns * RELEASES_PER_PAGE],
+            partners=partners[(page - 1) * PARTNERS_PER_PAGE : page * PARTNERS_PER_PAGE],
         ),
         "page": page,
         "pages": pages,
-        "previous_page": "?" + urlencode({**params, "page": page - 1}) if page > 1 else "",
-        "next_page": "?" + urlencode({**params, "page": page + 1}) if page < pages else "",
+        "columns": columns,
+        "columns_pages": columns_pages,
+        "previous_page": link(page=page - 1) if page > 1 else "",
+        "next_page": link(page=page + 1) if page < pages else "",
+        "previous_columns": link(columns=columns - 1) if columns > 1 else "",
+        "next_columns": link(columns=columns + 1) if columns < columns_pages else "",
     }
 
 

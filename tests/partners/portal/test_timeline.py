@@ -198,3 +198,21 @@ def test_a_release_with_more_partners_than_drawn_says_how_many_more(drawing):
         "aurora-gpu"
     ]
     assert "and 1 more partner: see the timeline page" in "".join(v4.itertext())
+
+
+def test_the_timeline_page_filters_and_pages_partners_and_releases(drawing, client, monkeypatch):
+    monkeypatch.setattr(tl, "PARTNERS_PER_PAGE", 1)
+    monkeypatch.setattr(tl, "RELEASES_PER_PAGE", 2)
+    c = portal_client(client, f.staff("Release manager"))
+
+    def drawn(query: str) -> tuple[set[str], list[str]]:
+        page = c.get("/admin/timeline/" + query).content.decode()
+        partners = set(re.findall(r'<g class="tl-row" data-partner="([^"]+)"', page))
+        return partners, re.findall(r'class="tl-release[^"]*" data-release="([^"]+)"', page)
+
+    # The period is around the real now here: v5, v9, v4 all have windows in it.
+    assert drawn("") == ({"aurora-gpu"}, ["v9", "v5"])
+    assert drawn("?page=2") == ({"tessel-accel"}, ["v9", "v5"])
+    assert drawn("?page=2&columns=2") == ({"tessel-accel"}, ["v4"])
+    assert drawn("?jurisdiction=DE") == ({"tessel-accel"}, ["v9", "v5"])
+    assert drawn("?release=v4&partner=aurora-gpu") == ({"aurora-gpu"}, ["v4"])
