@@ -70,7 +70,7 @@ def test_each_cell_says_window_grants_quota_and_last_download(client, world):
     page = portal_client(client, f.staff("Release manager")).get(MATRIX).content.decode()
     aurora_v4 = cell(page, "aurora-gpu", "v4")
     window = EmbargoWindow.objects.get(partner=world["aurora"], release=world["v4"])
-    assert f'class="state state-open" href="/admin/partners/embargowindow/{window.pk}/change/"' in (
+    assert f'class="mx-state mx-open" href="/admin/partners/embargowindow/{window.pk}/change/"' in (
         aurora_v4
     )
     assert (
@@ -89,7 +89,7 @@ def test_each_cell_says_window_grants_quota_and_last_download(client, world):
     assert grants in aurora_v4
     # Upcoming, no grant yet; no window at all; a window the export policy blocks.
     tessel_v4 = cell(page, "tessel-accel", "v4")
-    assert "state-upcoming" in tessel_v4 and "no grants" in tessel_v4
+    assert "mx-upcoming" in tessel_v4 and "no grants" in tessel_v4
     assert "no window" in cell(page, "tessel-accel", "v5")
     assert "export policy blocks KR" in cell(page, "kr-fab", "v5")
     assert "export policy blocks" not in cell(page, "kr-fab", "v4")
@@ -103,9 +103,9 @@ def test_a_withdrawn_release_shows_every_window_withdrawn(client, world):
         actor=f.staff("Security officer"), release=world["v4"], reason="weights leaked"
     )
     page = portal_client(client, f.staff("Security officer")).get(MATRIX).content.decode()
-    assert "state-withdrawn" in cell(page, "aurora-gpu", "v4")
-    assert "state-withdrawn" in cell(page, "tessel-accel", "v4")
-    assert "state-open" in cell(page, "aurora-gpu", "v5")
+    assert "mx-withdrawn" in cell(page, "aurora-gpu", "v4")
+    assert "mx-withdrawn" in cell(page, "tessel-accel", "v4")
+    assert "mx-open" in cell(page, "aurora-gpu", "v5")
     assert 'class="matrix-release withdrawn"' in page
 
 

@@ -57,39 +57,35 @@ def build(*, partners: int, releases: int, grants: int, prefix: str = "w") -> Po
     checkpoints = Checkpoint.objects.bulk_create(
         Checkpoint(release=r, tag="step-1") for r in made_releases
     )
-    # Windows of every state: open (most), upcoming, closed.
+    # Windows of every state and length: open, upcoming, closed, spread over three months.
     windows = []
     for i, partner in enumerate(made_partners):
         for j, release in enumerate(made_releases):
-            shift = (i + j) % 4
-            opens = (
-                now - 10 * DAY if shift < 2 else (now + 5 * DAY if shift == 2 else now - 40 * DAY)
-            )
+            opens = now + (((i * 7 + j * 13) % 60) - 30) * DAY
+            length = (10 + (i + 2 * j) % 30) * DAY
             windows.append(
                 EmbargoWindow(
                     release=release,
                     partner=partner,
                     opens_at=opens,
-                    closes_at=opens + 30 * DAY,
-                    embargo_lifts_at=opens + 20 * DAY,
+                    closes_at=opens + length,
+                    embargo_lifts_at=opens + length * 2 / 3,
                 )
             )
     windows = EmbargoWindow.objects.bulk_create(windows)
-    statuses = [
-        Grant.Status.ACTIVE,
-        Grant.Status.ACTIVE,
-        Grant.Status.REVOKED,
-        Grant.Status.EXPIRED,
-    ]
-    cells = [
-        (w, checkpoints[j])
-        for w, j in zip(windows, [k % releases for k in range(len(windows))], strict=True)
-    ]
+    statuses = [Grant.Status.ACTIVE, Grant.Status.ACTIVE, Grant.Status.REVOKED, Grant.Status.ACTIVE]
+    cells = [(w, checkpoints[k % releases]) for k, w in enumerate(windows)]
     made = []
     for n in range(grants):
         window, checkpoint = cells[n % len(cells)]
-        status = statuses[n % len(statuses)] if n < len(cells) else Grant.Status.EXPIRED
         issued = window.opens_at + timedelta(hours=1)
+        expires = min(window.closes_at - timedelta(hours=1), issued + (3 + n % 20) * DAY)
+        status = statuses[n % len(statuses)] if n < len(cells) else Grant.Status.EXPIRED
+        if status == Grant.Status.REVOKED and issued + DAY > now:
+            status = Grant.Status.ACTIVE  # revoked only once it had been issued
+        if status == Grant.Status.ACTIVE and expires <= now:
+            status = Grant.Status.EXPIRED
+        quota = (1 + n % 8) * 1024**3
         made.append(
             Grant(
                 partner_id=window.partner_id,
@@ -97,9 +93,9 @@ def build(*, partners: int, releases: int, grants: int, prefix: str = "w") -> Po
                 window=window,
                 status=status,
                 issued_at=issued,
-                expires_at=window.closes_at - timedelta(hours=1),
-                quota_bytes=4 * 1024**3,
-                bytes_used=(n % 5) * 384 * 1024**2,
+                expires_at=expires,
+                quota_bytes=quota,
+                bytes_used=quota * (n % 5) // 4 if status != Grant.Status.REVOKED else quota // 8,
                 revoked_at=issued + DAY if status == Grant.Status.REVOKED else None,
                 revoke_reason="test" if status == Grant.Status.REVOKED else "",
             )
