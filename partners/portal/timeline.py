@@ -47,8 +47,9 @@ LABELS = 170  # the partner column
 RIGHT = 16
 AXIS = 44  # the date axis band at the top
 HEADER = 26  # a release's header band
-ROW = 34  # one partner's row: its windows' bar and, under it, their grants
-BAR = 18
+ROW = 34  # one partner's row: its windows' bars
+BAR = 26  # a window's bar: its label on top, its grants in a light track at the bottom
+TRACK = 17  # where the grants' track starts inside the bar (below the label)
 LEGEND = 54
 MORE = 20  # the line saying how many partners are not drawn
 CHAR = 6.6  # the width of one character of the 11 px labels, generously
@@ -102,6 +103,11 @@ class WindowBar:
     lift_x: float | None
     lift_title: str
     grants: list[GrantMark] = field(default_factory=list)
+
+    @property
+    def track(self) -> dict[str, float]:
+        """The light strip inside the bar's bottom that the grants are drawn on."""
+        return {"x": self.x + 1, "y": self.y + TRACK, "width": max(self.width - 2, 0.0)}
 
 
 @dataclass(slots=True)
@@ -345,14 +351,15 @@ def _bar(
         lift_x=x_of(lifts) if x_of.covers(lifts) else None,
         lift_title=f"{window.release.slug} x {window.partner.slug}: embargo lifts {utc(lifts)}",
     )
+    inside_left, inside_right = bar.x + 2, bar.x + bar.width - 2
     for lane, grant in enumerate(grants):
         ends = grant.revoked_at if grant.revoked_at else grant.expires_at
-        gx = x_of(grant.issued_at)
+        gx = min(max(x_of(grant.issued_at), inside_left), inside_right)
         bar.grants.append(
             GrantMark(
                 x=gx,
-                width=max(x_of(ends) - gx, 2.0),
-                y=row_y + 4 + BAR + 2 + (lane % 3) * 3,
+                width=max(min(x_of(ends), inside_right) - gx, 2.0),
+                y=bar.y + TRACK + 1 + (lane % 2) * 3,
                 status=grant.status,
                 title=(
                     f"grant #{grant.pk} ({grant.status}) for {grant.checkpoint.tag}: "

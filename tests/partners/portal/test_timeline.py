@@ -156,6 +156,14 @@ def test_grants_are_drawn_inside_their_window_with_their_tooltip(drawing):
     mark = marks[0].find(f"{SVG}rect")
     left, right = float(window.get("x")), float(window.get("x")) + float(window.get("width"))
     assert left <= float(mark.get("x")) and float(mark.get("x")) + float(mark.get("width")) <= right
+    top, bottom = float(window.get("y")), float(window.get("y")) + float(window.get("height"))
+    label = float(
+        next(a for a in row.iter(f"{SVG}a") if "tl-window" in classes(a))
+        .find(f"{SVG}text")
+        .get("y")
+    )
+    # Inside the bar, below its label's baseline (on the light track under the label).
+    assert label < float(mark.get("y")) and float(mark.get("y")) + 2.5 <= bottom and top < label
 
 
 def test_a_withdrawn_release_is_marked_and_its_windows_hatched(drawing):
