@@ -22,6 +22,7 @@ superuser holds them all.
 from datetime import timedelta
 from typing import Any
 
+from axes.models import AccessAttempt
 from django.db.models import Count, Q
 from django.http import HttpRequest
 from django.utils import timezone
@@ -187,8 +188,6 @@ def _security_officer(user: Any, now: Any) -> dict[str, Any]:
         panel["denials_hours"] = DENIALS_HOURS
         panel["recent_denials"] = list(queries.recent_denials(limit=10))
     if user.has_perm("axes.view_accessattempt"):
-        from axes.models import AccessAttempt
-
         panel["lockouts"] = AccessAttempt.objects.count()
     return panel
 
