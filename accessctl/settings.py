@@ -144,6 +144,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # ``size`` and ``moment`` filters in every template (accessctl/formats.py).
+            "builtins": ["accessctl.formats"],
         },
     },
 ]
@@ -179,6 +181,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Every time the portal shows (lists, read-only fields, date hierarchies): to the second,
+# in UTC and saying so, e.g. 2026-11-29 16:40:05 UTC (accessctl/locale_formats/en).
+FORMAT_MODULE_PATH = ["accessctl.locale_formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"

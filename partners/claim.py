@@ -22,7 +22,7 @@ from django.template.response import TemplateResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from partners import actions
+from partners import actions, tokens
 from partners.errors import ActionError
 from partners.refusals import settle
 
@@ -61,7 +61,9 @@ def claim_view(request: HttpRequest) -> HttpResponse:
             error, status = exc, 400
         else:
             response = TemplateResponse(
-                request, "tokens/claimed.html", {"token": token, "secret": secret}
+                request,
+                "tokens/claimed.html",
+                {"token": token, "shown": tokens.described(token), "secret": secret},
             )
             response["Cache-Control"] = "no-store"
             return response

@@ -73,6 +73,16 @@ PORTAL_OPERATIONS: dict[tuple[str, str], Operation] = {
     ("partners.grantrequest", "add"): Operation.GRANT_REQUEST,
     ("partners.grantrequest", "action:approve"): Operation.GRANT_REQUEST_DECIDE,
     ("partners.grantrequest", "action:reject"): Operation.GRANT_REQUEST_DECIDE,
+    # The buttons on an object's own page (partners/admin/buttons.py): their confirmation
+    # pages, GET and POST.
+    ("partners.partner", "url:partners_partner_suspend"): Operation.PARTNER_SUSPEND,
+    ("partners.grant", "url:partners_grant_revoke"): Operation.GRANT_REVOKE,
+    ("partners.checkpoint", "url:partners_checkpoint_pull"): Operation.CHECKPOINT_PULL,
+    ("partners.release", "url:partners_release_withdraw"): Operation.RELEASE_WITHDRAW,
+    ("partners.grantrequest", "url:partners_grantrequest_approve"): (
+        Operation.GRANT_REQUEST_DECIDE
+    ),
+    ("partners.grantrequest", "url:partners_grantrequest_reject"): Operation.GRANT_REQUEST_DECIDE,
     ("partners.accesstoken", "add"): Operation.TOKEN_CREATE_STAFF,
     ("partners.accesstoken", "action:revoke"): Operation.TOKEN_REVOKE,
     ("partners.tokeninvitation", "add"): Operation.TOKEN_INVITE_MEMBER,

@@ -10,7 +10,7 @@ outcome; a failed send is retried with exponential backoff, then marked failed.
 import contextlib
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +22,7 @@ from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from accessctl_wire import formats
 from partners.dispatch import after_commit
 from partners.models import Notification, PartnerContact
 
@@ -36,8 +37,9 @@ LEASE = timedelta(minutes=5)
 
 
 def when(moment: datetime) -> str:
-    """A time as emails show it: to the minute, in UTC."""
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    """A time as emails show it, as the portal and the CLI do: ``2026-11-29 16:40:05 UTC``
+    (``accessctl_wire.formats.moment``)."""
+    return formats.moment(moment)
 
 
 def partner_recipients(partner_ids: Iterable[int]) -> list[Recipient]:

@@ -16,7 +16,54 @@ from accessctl_wire import b64
 from .exports import request_export, storage
 from .models import AuditCheckpoint, AuditEvent, AuditExport
 
-__all__ = ["AuditEventAdmin", "AuditExportAdmin", "AuditHistory", "events_for"]
+__all__ = [
+    "AuditEventAdmin",
+    "AuditExportAdmin",
+    "AuditHistory",
+    "change_rows",
+    "changes_table",
+    "events_for",
+]
+
+
+def change_rows(changes: Any) -> list[tuple[str, str, str]]:
+    """An event's ``changes`` as (field, before, after) rows: a ``[before, after]`` pair
+    is a change; any other value is a fact of the event (its before is empty)."""
+    if not isinstance(changes, dict):
+        return [("", "", _shown(changes))] if changes not in (None, "", [], {}) else []
+    rows = []
+    for name, value in changes.items():
+        if isinstance(value, list) and len(value) == 2:
+            rows.append((str(name), _shown(value[0]), _shown(value[1])))
+        else:
+            rows.append((str(name), "", _shown(value)))
+    return rows
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value) or "(none)"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_shown(v)}" for k, v in value.items()) or "(none)"
+    return str(value)
+
+
+def changes_table(changes: Any) -> str:
+    """``change_rows`` as an HTML table (escaped), for the event's page and histories."""
+    rows = change_rows(changes)
+    if not rows:
+        return "-"
+    return format_html(
+        '<table class="changes"><thead><tr><th>Field</th><th>Before</th><th>After</th></tr>'
+        "</thead><tbody>{}</tbody></table>",
+        format_html_join(
+            "",
+            '<tr><th scope="row">{}</th><td class="before">{}</td><td class="after">{}</td></tr>',
+            rows,
+        ),
+    )
 
 
 class ReadOnly:
@@ -27,38 +74,17 @@ class ReadOnly:
         return False
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnly, admin.ModelAdmin):
-    """The audit trail: read-only for everyone, superusers included."""
-
-    list_display = [
-        "occurred_at",
-        "action",
-        "outcome",
-        "reason",
-        "actor_label",
-        "target_label",
-        "partner",
-        "client_address",
-    ]
-    list_filter = ["outcome", "action", "partner", "target_type"]
-    search_fields = ["actor_label", "target_label", "target_id", "request_id", "reason"]
-    date_hierarchy = "occurred_at"
-    list_select_related = ["partner"]
-    show_full_result_count = False
-
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
-        # The per-object history links here with ?target_type=...&target_id=...
-        return lookup in {"target_type", "target_id"} or super().lookup_allowed(
-            lookup, value, request
-        )
-
-
 def events_for(obj: Model) -> QuerySet[AuditEvent]:
-    """Every event about ``obj``; for a partner also every event in its name."""
+    """Every event about ``obj``; for a partner also every event in its name; for an
+    audit event, every event about the same target (itself included)."""
+    if isinstance(obj, AuditEvent):
+        about = Q(target_type=obj.target_type, target_id=obj.target_id) | Q(pk=obj.pk)
+        return AuditEvent.objects.filter(about).order_by("-occurred_at", "-id")
     about = Q(target_type=obj._meta.label_lower, target_id=str(obj.pk))
     if obj._meta.label_lower == "partners.partner":
         about |= Q(partner_id=obj.pk)
+    if obj._meta.label_lower == "partners.revocation":  # and what its cascade ended
+        about |= Q(changes__revocation=obj.pk)
     return AuditEvent.objects.filter(about).order_by("-occurred_at", "-id")
 
 
@@ -84,10 +110,62 @@ class AuditHistory:
                 "title": f"Audit history: {obj}",
                 "object": obj,
                 "opts": model_admin.model._meta,
-                "events": events_for(obj).select_related("partner")[:500],
+                "events": [
+                    (e, changes_table(e.changes))
+                    for e in events_for(obj).select_related("partner")[:500]
+                ],
                 "trail_url": f"{trail}?target_type={obj._meta.label_lower}&target_id={obj.pk}",
                 **(extra_context or {}),
             },
+        )
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(AuditHistory, ReadOnly, admin.ModelAdmin):
+    """The audit trail: read-only for everyone, superusers included. An event's page
+    shows its changes as a before/after table; its History, every event about the same
+    target."""
+
+    readonly_fields = fields = (
+        "occurred_at",
+        "action",
+        "outcome",
+        "reason",
+        "actor",
+        "actor_label",
+        "target_type",
+        "target_id",
+        "target_label",
+        "partner",
+        "client_address",
+        "request_id",
+        "changes_as_table",
+    )
+
+    @admin.display(description="Changes")
+    def changes_as_table(self, obj: AuditEvent) -> str:
+        return changes_table(obj.changes)
+
+    list_display = [
+        "occurred_at",
+        "action",
+        "outcome",
+        "reason",
+        "actor_label",
+        "target_label",
+        "partner",
+        "client_address",
+    ]
+    list_filter = ["outcome", "action", "partner", "target_type"]
+    search_fields = ["actor_label", "target_label", "target_id", "request_id", "reason"]
+    date_hierarchy = "occurred_at"
+    list_select_related = ["partner"]
+    show_full_result_count = False
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        # The per-object history links here with ?target_type=...&target_id=...
+        return lookup in {"target_type", "target_id"} or super().lookup_allowed(
+            lookup, value, request
         )
 
 
@@ -106,7 +184,7 @@ class ExportForm(forms.Form):
 
 
 @admin.register(AuditExport)
-class AuditExportAdmin(ReadOnly, admin.ModelAdmin):
+class AuditExportAdmin(AuditHistory, ReadOnly, admin.ModelAdmin):
     list_display = [
         "id",
         "requested_at",
@@ -202,9 +280,20 @@ class AuditExportAdmin(ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(AuditCheckpoint)
-class AuditCheckpointAdmin(ReadOnly, admin.ModelAdmin):
+class AuditCheckpointAdmin(AuditHistory, ReadOnly, admin.ModelAdmin):
+    """The signed checkpoints of the trail: readable by whoever reads the trail (the
+    Compliance role included), as the README promises."""
+
     list_display = ["tree_size", "sealed_at", "key_id", "root"]
     date_hierarchy = "sealed_at"
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return request.user.has_perm("audit.view_auditevent") or super().has_view_permission(
+            request, obj
+        )
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
 
     @admin.display(description="Root hash (base64url)")
     def root(self, obj: AuditCheckpoint) -> str:

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,7 +22,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from accessctl_wire import tokens
+from accessctl_wire import formats, tokens
 from accessctl_wire.client import Api, CliError, segment
 from accessctl_wire.codes import Code, Exit
 
@@ -66,13 +67,20 @@ def size(text: str) -> int:
     )
 
 
+def when(text: str | None) -> str:
+    """An API time (RFC 3339) as the portal and emails show it: ``2026-11-29 16:40:05
+    UTC`` (``accessctl_wire.formats.moment``); empty for none, as received if unreadable."""
+    if not text:
+        return ""
+    try:
+        return formats.moment(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        return text
+
+
 def human(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(n)
+    """Bytes as the portal and emails show them (``accessctl_wire.formats.size``)."""
+    return formats.size(n)
 
 
 # --- commands -----------------------------------------------------------------------
@@ -116,7 +124,7 @@ def cmd_whoami(api: Api, options: argparse.Namespace) -> int:
     out.print(
         f"token     {token['name']} ({token['prefix']}…), scopes {', '.join(token['scopes'])}"
     )
-    out.print(f"expires   {token['expires_at']}")
+    out.print(f"expires   {when(token['expires_at'])}")
     out.print(f"server    {api.server}")
     return 0
 
@@ -132,9 +140,9 @@ def cmd_releases(api: Api, options: argparse.Namespace) -> int:
             release["slug"],
             release.get("name", ""),
             state,
-            window.get("opens_at", ""),
-            window.get("closes_at", ""),
-            window.get("embargo_lifts_at", ""),
+            when(window.get("opens_at")),
+            when(window.get("closes_at")),
+            when(window.get("embargo_lifts_at")),
         )
     out.print(table)
     return 0
@@ -196,7 +204,7 @@ def withdrawn(api: Api, checkpoint: dict[str, Any]) -> CliError | None:
         return CliError(
             "release_withdrawn",
             f"release {checkpoint['release']} was withdrawn by the lab"
-            f"{' at ' + releases[0]['withdrawn_at'] if releases[0].get('withdrawn_at') else ''}; "
+            f"{' at ' + when(releases[0]['withdrawn_at']) if releases[0].get('withdrawn_at') else ''}; "
             f"{name} can no longer be downloaded and no grant can be issued for it. "
             "Delete copies you hold and ask your contact at the lab",
         )
@@ -251,7 +259,7 @@ def cmd_grants(api: Api, options: argparse.Namespace) -> int:
         if status == 201:
             out.print(
                 f"Grant #{answer['id']} issued: {human(answer['quota_bytes'])} until "
-                f"{answer['expires_at']}. Download with `accessctl download "
+                f"{when(answer['expires_at'])}. Download with `accessctl download "
                 f"{checkpoint['release']}:{checkpoint['tag']} --dir DIR`."
             )
         else:
@@ -266,7 +274,7 @@ def cmd_grants(api: Api, options: argparse.Namespace) -> int:
             str(grant["id"]),
             f"{grant['release']}:{grant['tag']}",
             grant["status"],
-            grant["expires_at"],
+            when(grant["expires_at"]),
             human(grant["quota_bytes"]),
             human(grant["bytes_used"]),
             human(grant["bytes_left"]),

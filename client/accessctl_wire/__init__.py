@@ -10,6 +10,8 @@ ships as the partner client distribution.
   alone; its primitives are re-exported here, and callers import them from here.
 - ``tokens``: the API token format (prefix, checksum); the server's keyed digest is not
   wire and stays in ``partners.tokens``.
+- ``formats``: sizes (binary units, labelled) and times (``2026-11-29 16:40:05 UTC``) as
+  people are shown them, in the portal, emails and the CLI.
 - ``codes``: every stable code with its HTTP status and the CLI's exit family.
 - ``client``: the partner API over HTTP (httpx): retries, refusals as ``CliError``, file
   URLs (each path segment percent-encoded).

@@ -357,11 +357,12 @@ def _lock_pending(request: GrantRequest) -> GrantRequest:
 
 
 @transaction.atomic
-def approve_grant_request(*, actor: User, request: GrantRequest) -> GrantRequest:
+def approve_grant_request(*, actor: User, request: GrantRequest, note: str = "") -> GrantRequest:
     """Add ``actor``'s approval; the last approval needed issues the grant.
 
     Four eyes: whoever filed the request cannot approve it, and nobody approves twice.
     The row lock serializes approvals, so two approvers racing cannot issue two grants.
+    ``note`` (the approver's reason, from the request's own page) is kept in the event.
     """
     authorize(actor, Operation.GRANT_REQUEST_DECIDE, request)
     request = _lock_pending(request)
@@ -390,7 +391,11 @@ def approve_grant_request(*, actor: User, request: GrantRequest) -> GrantRequest
         actor=actor,
         target=request,
         partner=request.partner,
-        changes={"approvals": [count - 1, count], "approvals_required": needed},
+        changes={
+            "approvals": [count - 1, count],
+            "approvals_required": needed,
+            **({"note": note[:300]} if note.strip() else {}),
+        },
         at=at,
     )
     if complete:

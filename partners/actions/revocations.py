@@ -65,12 +65,16 @@ def start_revocation(
 ) -> Revocation:
     """Record the revocation of ``target`` (already changed by the caller) and queue its
     fan-out after commit."""
+    # A grant or token revoked here is counted here: its cascade has no dependents, and
+    # "Grants revoked: 0" for a revoked grant was wrong in the list, the page and emails.
+    counter = Revocation.ROOT_COUNTERS.get(str(scope))
     revocation = Revocation.objects.create(
         scope=scope,
         reason=reason,
         requested_by=actor,
         effective_at=at,
         **{str(scope): target},
+        **({counter: 1} if counter else {}),
     )
     # By name: the task calls this module (accessctl.dispatch.send).
     after_commit("partners.tasks.cascade_revocation", revocation.pk)
@@ -298,7 +302,7 @@ def _notify(revocation: Revocation) -> int:
         {
             "revocation": revocation.pk,
             "scope": revocation.get_scope_display(),
-            "target": target,
+            "target": revocation.target_label,
             "reason": revocation.reason,
             "by": str(revocation.requested_by or "system"),
             "at": notify.when(revocation.effective_at),

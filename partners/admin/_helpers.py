@@ -75,6 +75,9 @@ def reason_action(
             return None
 
         run.__name__ = apply.__name__
+        # The one-object form, for the button on the object's own page (admin/buttons.py):
+        # the same function, so both paths do exactly the same.
+        run.apply = apply  # type: ignore[attr-defined]
         return run
 
     return decorate

@@ -5,22 +5,24 @@ from django.contrib import admin, messages
 from django.db.models import Count, Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
-from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from accessctl.actors import acting_user
 from accessctl.audit.admin import AuditHistory
+from accessctl.formats import size
 from partners import actions, rules
 from partners.errors import ActionError
 from partners.models import Grant, GrantApproval, GrantRequest
 from partners.refusals import settle
 
+from . import pages
 from ._helpers import (
     ActionErrorsAsMessages,
     AddThenReadOnly,
     action_error_to_validation,
     reason_action,
 )
+from .buttons import ObjectButtons
 
 __all__ = ["GrantAdmin", "GrantRequestAdmin"]
 
@@ -76,7 +78,10 @@ class GrantIssueForm(forms.ModelForm):
 
 
 @admin.register(Grant)
-class GrantAdmin(AuditHistory, AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmin):
+class GrantAdmin(
+    ObjectButtons, AuditHistory, AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmin
+):
+    story = staticmethod(pages.grant_story)
     # A grant changes only by being revoked (or by the clock).
     add_form = GrantIssueForm
     add_fields = ("partner", "checkpoint", "quota_bytes", "expires_at")
@@ -114,7 +119,7 @@ class GrantAdmin(AuditHistory, AddThenReadOnly, ActionErrorsAsMessages, admin.Mo
 
     @admin.display(description="Used")
     def usage(self, grant: Grant) -> str:
-        return f"{filesizeformat(grant.bytes_used)} of {filesizeformat(grant.quota_bytes)}"
+        return f"{size(grant.bytes_used)} of {size(grant.quota_bytes)}"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("partners.issue_grant")
@@ -164,7 +169,9 @@ class GrantRequestForm(forms.ModelForm):
 
 
 @admin.register(GrantRequest)
-class GrantRequestAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmin):
+class GrantRequestAdmin(
+    ObjectButtons, AuditHistory, AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmin
+):
     add_form = GrantRequestForm
     add_fields = ("partner", "checkpoint", "quota_bytes", "note")
     list_display = [
@@ -235,23 +242,29 @@ class GrantRequestAdmin(AddThenReadOnly, ActionErrorsAsMessages, admin.ModelAdmi
     def approve(self, request: HttpRequest, queryset: QuerySet[GrantRequest]) -> None:
         for grant_request in queryset:
             try:
-                done = actions.approve_grant_request(
-                    actor=acting_user(request), request=grant_request
-                )
+                self.approve_one(request, grant_request)
             except ActionError as exc:
                 settle(exc)
                 self.message_user(request, f"{grant_request}: {exc.message}", messages.ERROR)
-                continue
-            if done.status == GrantRequest.Status.APPROVED:
-                self.message_user(request, f"{done}: approved, grant issued.", messages.SUCCESS)
-            else:
-                left = rules.approvals_needed(done.approvals_required) - done.approvals.count()
-                self.message_user(
-                    request,
-                    f"{done}: your approval is recorded; {left} more "
-                    f"approval{'s' if left != 1 else ''} needed.",
-                    messages.INFO,
-                )
+
+    def approve_one(
+        self, request: HttpRequest, grant_request: GrantRequest, note: str = ""
+    ) -> None:
+        """One approval, from the list's bulk action or the request's own page; says what
+        it did. Raises the action's ``ActionError`` (four eyes, decided already)."""
+        done = actions.approve_grant_request(
+            actor=acting_user(request), request=grant_request, note=note
+        )
+        if done.status == GrantRequest.Status.APPROVED:
+            self.message_user(request, f"{done}: approved, grant issued.", messages.SUCCESS)
+        else:
+            left = rules.approvals_needed(done.approvals_required) - done.approvals.count()
+            self.message_user(
+                request,
+                f"{done}: your approval is recorded; {left} more "
+                f"approval{'s' if left != 1 else ''} needed.",
+                messages.INFO,
+            )
 
     @reason_action(
         description="Reject selected requests", permission="approve", submit_label="Reject"

@@ -2,14 +2,14 @@
 
 from django.contrib import admin
 
-from accessctl.audit.admin import ReadOnly
+from accessctl.audit.admin import AuditHistory, ReadOnly
 from partners.models import Notification, Revocation
 
 __all__ = ["NotificationAdmin", "RevocationAdmin"]
 
 
 @admin.register(Revocation)
-class RevocationAdmin(ReadOnly, admin.ModelAdmin):
+class RevocationAdmin(AuditHistory, ReadOnly, admin.ModelAdmin):
     list_display = [
         "id",
         "scope",
@@ -29,11 +29,11 @@ class RevocationAdmin(ReadOnly, admin.ModelAdmin):
 
     @admin.display(description="Target")
     def target_label(self, obj: Revocation) -> str:
-        return str(obj.target)
+        return obj.target_label
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnly, admin.ModelAdmin):
+class NotificationAdmin(AuditHistory, ReadOnly, admin.ModelAdmin):
     list_display = ["created_at", "kind", "email", "partner", "status", "attempts", "sent_at"]
     list_filter = ["status", "kind"]
     search_fields = ["email", "key"]

@@ -4,16 +4,17 @@ from django.contrib import admin
 from django.db.models import Count, Model, QuerySet, Sum
 from django.forms import ModelForm
 from django.http import HttpRequest
-from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from accessctl.actors import acting_user
 from accessctl.audit.admin import AuditHistory
+from accessctl.formats import size
 from partners import actions, states
 from partners.actions.checkpoints import RELEASE_EDITABLE_FIELDS
 from partners.errors import ActionError
 from partners.models import Artifact, Checkpoint, EmbargoWindow, Release
 
+from . import pages
 from ._helpers import (
     ActionErrorsAsMessages,
     KeepStoredTimes,
@@ -21,6 +22,7 @@ from ._helpers import (
     changed_values,
     reason_action,
 )
+from .buttons import ObjectButtons
 
 __all__ = ["CheckpointAdmin", "EmbargoWindowAdmin", "ReleaseAdmin"]
 
@@ -83,43 +85,41 @@ def _save_window(request: HttpRequest, form: ModelForm, release: Release) -> Emb
 
 
 class WindowInline(admin.TabularInline):
+    """The release's windows, editable. The partner is a plain select whose choices are
+    read once for every row (an autocomplete or a fresh queryset per row would cost a
+    query per window: the page's count must not grow with its rows)."""
+
     model = EmbargoWindow
     form = WindowForm
     extra = 0
     fields = ["partner", "tier", "opens_at", "closes_at", "embargo_lifts_at"]
-    autocomplete_fields = ["partner"]
     can_delete = False
     show_change_link = True
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[EmbargoWindow]:
+        return super().get_queryset(request).select_related("release", "partner")
 
-class CheckpointInline(admin.TabularInline):
-    model = Checkpoint
-    extra = 0
-    readonly_fields = fields = (
-        "tag",
-        "training_step",
-        "state",
-        "registered_at",
-    )
-
-    @admin.display(description="Status")
-    def state(self, checkpoint: Checkpoint) -> str:
-        return checkpoint_state(checkpoint)
-
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
+    def get_formset(self, request: HttpRequest, obj: Release | None = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+        field: Any = formset.form.base_fields.get("partner")  # a fresh form class per call
+        if field is not None:
+            choices = list(field.choices)
+            field.choices = choices
+            inner = getattr(field.widget, "widget", None)  # the admin's related-field wrapper
+            if inner is not None:
+                inner.choices = choices
+        return formset
 
 
 @admin.register(Release)
-class ReleaseAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
+class ReleaseAdmin(ObjectButtons, AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
+    story = staticmethod(pages.release_story)
     list_display = ["slug", "name", "public_release_at", "status", "policy", "jurisdictions"]
     list_filter = ["status", "policy"]
     search_fields = ["slug", "name"]
     readonly_fields = ["created_at", "withdrawn_at", "withdrawn_reason"]
-    inlines = [WindowInline, CheckpointInline]
+    # Its checkpoints, with their state, files and size: the read-only panel above the form.
+    inlines = [WindowInline]
     actions = ["withdraw"]
 
     @reason_action(
@@ -278,7 +278,7 @@ class ArtifactInline(admin.TabularInline):
 
 
 @admin.register(Checkpoint)
-class CheckpointAdmin(AuditHistory, admin.ModelAdmin):
+class CheckpointAdmin(ObjectButtons, AuditHistory, admin.ModelAdmin):
     list_display = [
         "__str__",
         "training_step",
@@ -319,7 +319,7 @@ class CheckpointAdmin(AuditHistory, admin.ModelAdmin):
 
     @admin.display(description="Size", ordering="byte_count")
     def total_size(self, obj: Any) -> str:
-        return filesizeformat(obj.byte_count or 0)
+        return size(obj.byte_count or 0)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # registered with `manage.py register_checkpoint` or the staff API

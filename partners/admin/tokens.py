@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accessctl.actors import acting_user
 from accessctl.audit.admin import AuditHistory
-from partners import actions
+from partners import actions, tokens
 from partners.actions.tokens import PARTNER_SCOPES
 from partners.authority import Operation, may
 from partners.errors import ActionError
@@ -144,6 +144,7 @@ def _show_secret(
         {
             **model_admin.admin_site.each_context(request),
             "token": token,
+            "shown": tokens.described(token),
             "secret": secret,
             "opts": model_admin.opts,
             "title": "Token created",

@@ -1,3 +1,5 @@
+from typing import ClassVar
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -86,3 +88,18 @@ class Revocation(models.Model):
     @property
     def target(self) -> models.Model:
         return getattr(self, self.scope)
+
+    @property
+    def target_label(self) -> str:
+        """What was revoked, named once by its kind: ``grant #2``, ``partner aurora``,
+        ``checkpoint v3:step-1``, ``release v3``, ``API token acx_ab12… (ci)`` (a grant
+        names its kind itself; "Grant grant #2" said it twice)."""
+        target = str(self.target)
+        if self.scope == self.Scope.GRANT:
+            return target
+        kind = "API token" if self.scope == self.Scope.TOKEN else str(self.scope)
+        return f"{kind} {target}"
+
+    # The root a revoking action changed itself, counted by its kind: revoking one grant
+    # is one grant revoked (the cascade only counts the dependents it ends).
+    ROOT_COUNTERS: ClassVar[dict[str, str]] = {"grant": "grants_revoked", "token": "tokens_revoked"}

@@ -90,7 +90,8 @@ PORTAL: dict[str, dict[str, str | Operation]] = {
         "delete": Operation.SECOND_FACTOR_REMOVE,
     },
     "audit.auditevent": _HISTORY,
-    "audit.auditcheckpoint": _HISTORY,
+    # The signed checkpoints: readable by whoever reads the trail (Compliance included).
+    "audit.auditcheckpoint": {**_HISTORY, "view": "audit.view_auditevent"},
     "audit.auditexport": {**_HISTORY, "view": "audit.export_auditevent"},
     "partners.revocation": _HISTORY,
     "partners.notification": _HISTORY,
@@ -554,6 +555,44 @@ CUSTOM: dict[str, UrlSpec] = {
     ),
     "audit_auditexport_download": UrlSpec(
         lambda w: [w.export.pk, next(iter(w.export.files))], "audit.export_auditevent"
+    ),
+    # The buttons on an object's own page: a confirmation page (GET changes nothing), then
+    # the POST with a reason calls the list action's own function.
+    "partners_partner_suspend": UrlSpec(
+        lambda w: [w.partner.pk],
+        "partners.suspend_partner",
+        lambda w, d: {"reason": "matrix"},
+        "partners_partner",
+    ),
+    "partners_grant_revoke": UrlSpec(
+        lambda w: [w.grant.pk],
+        "partners.revoke_grant",
+        lambda w, d: {"reason": "matrix"},
+        "partners_grant",
+    ),
+    "partners_checkpoint_pull": UrlSpec(
+        lambda w: [w.checkpoint.pk],
+        "partners.pull_checkpoint",
+        lambda w, d: {"reason": "matrix"},
+        "partners_checkpoint",
+    ),
+    "partners_release_withdraw": UrlSpec(
+        lambda w: [w.launched.pk],
+        "partners.withdraw_release",
+        lambda w, d: {"reason": "matrix"},
+        "partners_release",
+    ),
+    "partners_grantrequest_approve": UrlSpec(
+        lambda w: [w.grant_request.pk],
+        "partners.approve_grantrequest",
+        lambda w, d: {"reason": "matrix"},
+        "partners_grantapproval",
+    ),
+    "partners_grantrequest_reject": UrlSpec(
+        lambda w: [w.grant_request.pk],
+        "partners.approve_grantrequest",
+        lambda w, d: {"reason": "matrix"},
+        "partners_grantrequest",
     ),
 }
 

@@ -210,5 +210,6 @@ def test_portal_checkpoint_list_and_filter_say_pulled(client, world):
     release_page = c.get(
         reverse("admin:partners_release_change", args=[world["release"].pk])
     ).content.decode()
-    assert "Available" not in release_page.split('id="checkpoints-group"')[1]
+    checkpoints = release_page.split('id="story-checkpoints"')[1].split("</table>")[0]
+    assert "Pulled" in checkpoints and "Available" not in checkpoints
     assert Checkpoint.objects.filter(release=world["release"], status="available").exists()

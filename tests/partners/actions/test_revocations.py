@@ -198,7 +198,7 @@ def test_cascade_tells_partner_contacts_what_they_lost_and_staff_why(world, sett
     # The internal reason is for staff only.
     assert "engineer X" not in partner_mail.body + html
     staff_mail = by_address[officer.email]
-    assert staff_mail.subject == f"Revocation #{revocation.pk} done: Partner aurora"
+    assert staff_mail.subject == f"Revocation #{revocation.pk} done: partner aurora"
     assert "engineer X leaked" in staff_mail.body and "Grants revoked: 2" in staff_mail.body
     assert set(Notification.objects.values_list("status", flat=True)) == {"sent"}
 

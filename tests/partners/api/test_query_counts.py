@@ -83,6 +83,15 @@ def _portal(world: World, client) -> Callable[[], object]:
     return lambda: client.get("/admin/")
 
 
+def _object(
+    world: World, client, model: str, pk: int, page: str = "change", *, superuser: bool = False
+) -> Callable[[], object]:
+    if superuser:
+        world.manager = f.superuser()
+    _portal(world, client)
+    return lambda: client.get(f"/admin/partners/{model}/{pk}/{page}/")
+
+
 PATHS: dict[str, Callable[[World, object], Callable[[], object]]] = {
     "token lookup: GET /api/v1/me": lambda w, c: lambda: w.partner_api.get("/api/v1/me"),
     "partner list: GET /api/v1/releases/": lambda w, c: (
@@ -101,6 +110,19 @@ PATHS: dict[str, Callable[[World, object], Callable[[], object]]] = {
         )
     ),
     "portal dashboard: GET /admin/": lambda w, c: _portal(w, c),
+    # An object's page with its story (partners/admin/pages.py) and buttons.
+    "portal partner page: GET /admin/partners/partner/<id>/change/": lambda w, c: _object(
+        w, c, "partner", w.partner.pk
+    ),
+    "portal release page: GET /admin/partners/release/<id>/change/": lambda w, c: _object(
+        w, c, "release", w.release.pk
+    ),
+    "portal grant page: GET /admin/partners/grant/<id>/change/": lambda w, c: _object(
+        w, c, "grant", w.grant.pk
+    ),
+    "portal suspend confirmation: GET /admin/partners/partner/<id>/suspend/": lambda w, c: _object(
+        w, c, "partner", w.partner.pk, "suspend", superuser=True
+    ),
 }
 
 

@@ -1,0 +1,1 @@
+"""Django's display formats for the portal, per language (``FORMAT_MODULE_PATH``)."""

@@ -1,0 +1,430 @@
+"""Buttons on an object's own portal page (suspend a partner, revoke a grant, pull a
+checkpoint, withdraw a release, approve or reject a request), each through a confirmation
+page that restates the impact and asks for the reason.
+
+A button is offered only to whom the authority table allows (``partners.authority.may``)
+and only in a state where it changes something. Its page is refused (403, and
+``PortalRefusalMiddleware`` records the ``<domain>.refused`` event with the operation,
+``partners.forbidden.PORTAL_OPERATIONS``) to anyone else, on GET and POST alike. GET
+only shows; POST (CSRF-checked, like every admin form) calls the same function the
+list's bulk action calls, so the action's own checks (the four-eyes rule, the reason,
+the state) hold exactly as on every other path.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, F, Model, QuerySet, Sum
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+
+from partners import rules, states
+from partners.authority import Operation, may
+from partners.errors import ActionError
+from partners.models import (
+    AccessToken,
+    Checkpoint,
+    EmbargoWindow,
+    Grant,
+    GrantRequest,
+    Membership,
+    Partner,
+    Release,
+)
+from partners.refusals import settle
+
+from .pages import ROWS
+
+__all__ = ["BUTTONS", "Button", "Impact", "ObjectButtons"]
+
+
+class ConfirmForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=300,
+        help_text="Required. Kept in the audit trail.",
+    )
+
+
+@dataclass
+class Impact:
+    """What a button changes, as its confirmation page restates it."""
+
+    sentence: str  # who loses (or gains) access to what
+    facts: list[tuple[str, str]] = field(default_factory=list)  # (label, value)
+    grants: list[Grant] = field(default_factory=list)  # the grants that end (at most ROWS)
+    grant_total: int = 0
+    partners: int = 0
+    people: int = 0
+    quota_left: int = 0
+
+
+def _grants_ending(grants: QuerySet[Grant]) -> dict[str, Any]:
+    """The active grants of ``grants``: their count, partners, the people acting for those
+    partners, the quota they still had, and the first ``ROWS`` rows (three queries)."""
+    active = grants.filter(status__in=[Grant.Status.ACTIVE, Grant.Status.EXHAUSTED])
+    totals = active.aggregate(
+        grant_total=Count("pk"),
+        partners=Count("partner", distinct=True),
+        quota_left=Sum(F("quota_bytes") - F("bytes_used"), default=0),
+    )
+    people = Membership.objects.filter(
+        partner_id__in=active.values("partner_id"), user__is_active=True
+    ).count()
+    rows = list(
+        active.select_related("partner", "checkpoint__release").order_by("partner__slug", "pk")[
+            :ROWS
+        ]
+    )
+    return {**totals, "people": people, "grants": rows}
+
+
+def _size(n: int) -> str:
+    from accessctl.formats import size
+
+    return size(n)
+
+
+def _suspend_impact(partner: Partner) -> Impact:
+    ending = _grants_ending(Grant.objects.filter(partner=partner))
+    pending = GrantRequest.objects.filter(partner=partner, status=GrantRequest.Status.PENDING)
+    tokens = AccessToken.objects.filter(
+        partner=partner, revoked_at__isnull=True, expires_at__gt=timezone.now()
+    )
+    people = Membership.objects.filter(partner=partner, user__is_active=True).count()
+    counts = {"requests": pending.count(), "tokens": tokens.count()}
+    return Impact(
+        sentence=(
+            f"Every download by {partner.slug} stops at once. Then its {ending['grant_total']} "
+            f"usable grant(s) are revoked and its {counts['requests']} pending request(s) "
+            f"rejected. Its {people} member(s) keep their accounts, but their API tokens are "
+            "refused while it is suspended."
+        ),
+        facts=[
+            ("Partner", f"{partner.slug} ({partner.legal_name}, {partner.jurisdiction})"),
+            ("Grants revoked", str(ending["grant_total"])),
+            ("Quota left on them", _size(ending["quota_left"])),
+            ("Pending requests rejected", str(counts["requests"])),
+            ("People who lose access", str(people)),
+            ("API tokens refused while suspended", str(counts["tokens"])),
+        ],
+        **{**ending, "people": people},
+    )
+
+
+def _revoke_impact(grant: Grant) -> Impact:
+    ending = _grants_ending(Grant.objects.filter(pk=grant.pk))
+    return Impact(
+        sentence=(
+            f"{grant.partner.slug} can no longer download {grant.checkpoint} under "
+            f"{grant}: the next request is refused."
+        ),
+        facts=[
+            ("Partner", grant.partner.slug),
+            ("Checkpoint", str(grant.checkpoint)),
+            ("Quota", f"{_size(grant.bytes_used)} used of {_size(grant.quota_bytes)}"),
+            ("Quota left, lost", _size(grant.bytes_left)),
+            ("Expires", _moment(grant.expires_at)),
+            ("People who lose access", str(ending["people"])),
+        ],
+        **ending,
+    )
+
+
+def _pull_impact(checkpoint: Checkpoint) -> Impact:
+    ending = _grants_ending(Grant.objects.filter(checkpoint=checkpoint))
+    return Impact(
+        sentence=(
+            f"Nobody can download {checkpoint} from now on, and no grant can be issued for it "
+            f"again: {ending['grant_total']} grant(s) of {ending['partners']} partner(s) are "
+            "revoked."
+        ),
+        facts=[
+            ("Checkpoint", str(checkpoint)),
+            ("Grants revoked", str(ending["grant_total"])),
+            ("Partners affected", str(ending["partners"])),
+            ("People who lose access", str(ending["people"])),
+            ("Quota left on them", _size(ending["quota_left"])),
+        ],
+        **ending,
+    )
+
+
+def _withdraw_impact(release: Release) -> Impact:
+    ending = _grants_ending(Grant.objects.filter(checkpoint__release=release))
+    windows = states.windows_in_state(
+        EmbargoWindow.objects.filter(release=release), "open", timezone.now()
+    ).count()
+    return Impact(
+        sentence=(
+            f"Kill switch: every download of every checkpoint of {release.slug} stops now, for "
+            f"everyone; its {windows} open window(s) end and {ending['grant_total']} grant(s) "
+            "are revoked. There is no way back: a withdrawn release stays withdrawn."
+        ),
+        facts=[
+            ("Release", f"{release.slug} ({release.name})"),
+            ("Open windows ended", str(windows)),
+            ("Grants revoked", str(ending["grant_total"])),
+            ("Partners affected", str(ending["partners"])),
+            ("People who lose access", str(ending["people"])),
+            ("Quota left on them", _size(ending["quota_left"])),
+        ],
+        **ending,
+    )
+
+
+def _request_facts(grant_request: GrantRequest) -> tuple[list[tuple[str, str]], int, int]:
+    given = grant_request.approvals.count()
+    needed = rules.approvals_needed(grant_request.approvals_required)
+    people = Membership.objects.filter(
+        partner_id=grant_request.partner_id, user__is_active=True
+    ).count()
+    facts = [
+        ("Partner", grant_request.partner.slug),
+        ("Checkpoint", str(grant_request.checkpoint)),
+        ("Quota asked for", _size(grant_request.quota_bytes)),
+        ("Requested by", f"{grant_request.requested_by} at {_moment(grant_request.requested_at)}"),
+        ("Approvals", f"{given} of {needed}"),
+        ("People acting for the partner", str(people)),
+    ]
+    return facts, given, needed
+
+
+def _approve_impact(grant_request: GrantRequest) -> Impact:
+    facts, given, needed = _request_facts(grant_request)
+    issues = given + 1 >= needed
+    sentence = (
+        f"Your approval is the last one needed: a grant of {_size(grant_request.quota_bytes)} "
+        f"for {grant_request.checkpoint} is issued to {grant_request.partner.slug} at once."
+        if issues
+        else f"Your approval is recorded; {needed - given - 1} more needed before a grant is "
+        "issued. You cannot approve a request you filed, nor approve twice."
+    )
+    return Impact(sentence=sentence, facts=facts)
+
+
+def _reject_impact(grant_request: GrantRequest) -> Impact:
+    facts, _, _ = _request_facts(grant_request)
+    return Impact(
+        sentence=(
+            f"{grant_request.partner.slug} does not get {grant_request.checkpoint} under this "
+            "request; the partner is told the reason."
+        ),
+        facts=facts,
+    )
+
+
+def _moment(at: Any) -> str:
+    from accessctl.formats import moment
+
+    return moment(at)
+
+
+@dataclass(frozen=True)
+class Button:
+    """One button: its URL name (``<app>_<model>_<name>``), label, operation, when it is
+    offered, what its page restates, and the list action it runs (``run``)."""
+
+    model: type[Model]
+    name: str
+    label: str
+    operation: Operation
+    applies: Callable[[Any], bool]
+    impact: Callable[[Any], Impact]
+    run: Callable[[admin.ModelAdmin, HttpRequest, Any, str], None]
+    danger: bool = True
+
+    @property
+    def url_name(self) -> str:
+        return f"{self.model._meta.app_label}_{self.model._meta.model_name}_{self.name}"
+
+
+def _bulk(action: str) -> Callable[[admin.ModelAdmin, HttpRequest, Any, str], None]:
+    """The list's bulk action ``action`` for one object (``reason_action``'s ``apply``)."""
+
+    def run(model_admin: admin.ModelAdmin, request: HttpRequest, obj: Any, reason: str) -> None:
+        getattr(type(model_admin), action).apply(model_admin, request, obj, reason)
+
+    return run
+
+
+def _approve(model_admin: Any, request: HttpRequest, obj: GrantRequest, reason: str) -> None:
+    model_admin.approve_one(request, obj, note=reason)
+
+
+_PENDING = GrantRequest.Status.PENDING
+BUTTONS: tuple[Button, ...] = (
+    Button(
+        Partner,
+        "suspend",
+        "Suspend",
+        Operation.PARTNER_SUSPEND,
+        lambda p: p.status == Partner.Status.ACTIVE,
+        _suspend_impact,
+        _bulk("suspend"),
+    ),
+    Button(
+        Grant,
+        "revoke",
+        "Revoke",
+        Operation.GRANT_REVOKE,
+        lambda g: g.status in {Grant.Status.ACTIVE, Grant.Status.EXHAUSTED},
+        _revoke_impact,
+        _bulk("revoke"),
+    ),
+    Button(
+        Checkpoint,
+        "pull",
+        "Pull",
+        Operation.CHECKPOINT_PULL,
+        lambda c: states.checkpoint_state(c) != Checkpoint.Status.PULLED,
+        _pull_impact,
+        _bulk("pull"),
+    ),
+    Button(
+        Release,
+        "withdraw",
+        "Kill switch: withdraw",
+        Operation.RELEASE_WITHDRAW,
+        lambda r: r.status != Release.Status.WITHDRAWN,
+        _withdraw_impact,
+        _bulk("withdraw"),
+    ),
+    Button(
+        GrantRequest,
+        "approve",
+        "Approve",
+        Operation.GRANT_REQUEST_DECIDE,
+        lambda r: r.status == _PENDING,
+        _approve_impact,
+        _approve,
+        danger=False,
+    ),
+    Button(
+        GrantRequest,
+        "reject",
+        "Reject",
+        Operation.GRANT_REQUEST_DECIDE,
+        lambda r: r.status == _PENDING,
+        _reject_impact,
+        _bulk("reject"),
+    ),
+)
+
+
+class ObjectButtons:
+    """Mixed into a ModelAdmin: its model's ``BUTTONS`` on its change page (and their
+    confirmation pages as URLs), and its ``story`` (``partners.admin.pages``) as
+    read-only panels above the form."""
+
+    change_form_template: Any = "admin/partners/change_form.html"
+    # ``staticmethod(f)``, ``f(obj, at) -> dict`` (partners.admin.pages), or None.
+    story: Any = None
+
+    def _buttons(self) -> list[Button]:
+        model = self.model  # type: ignore[attr-defined]
+        return [b for b in BUTTONS if b.model is model]
+
+    def get_urls(self) -> list[URLPattern]:
+        wrap = self.admin_site.admin_view  # type: ignore[attr-defined]
+        own = [
+            path(
+                f"<path:object_id>/{button.name}/",
+                wrap(self._confirm_view(button)),
+                name=button.url_name,
+            )
+            for button in self._buttons()
+        ]
+        return [*own, *super().get_urls()]  # type: ignore[misc]
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Model | None = None,
+    ) -> HttpResponse:
+        if obj is not None and obj.pk is not None:
+            context["object_buttons"] = [
+                {
+                    "name": b.name,
+                    "label": b.label,
+                    "danger": b.danger,
+                    "url": reverse(f"admin:{b.url_name}", args=[obj.pk]),
+                }
+                for b in self._buttons()
+                if b.applies(obj) and may(request.user, b.operation, obj)
+            ]
+            story = type(self).story
+            if story is not None:
+                context["story"] = story(obj, timezone.now())
+        return super().render_change_form(  # type: ignore[misc]
+            request, context, add, change, form_url, obj
+        )
+
+    def _confirm_view(self, button: Button) -> Callable[..., HttpResponse]:
+        def view(request: HttpRequest, object_id: str) -> HttpResponse:
+            return self.confirm(request, object_id, button)
+
+        return view
+
+    def confirm(self, request: HttpRequest, object_id: str, button: Button) -> HttpResponse:
+        model_admin: Any = self
+        opts = model_admin.model._meta
+        # Refused before the object is looked up: a refusal tells nothing of what exists.
+        if not may(request.user, button.operation):
+            raise PermissionDenied
+        obj = model_admin.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404
+        if not may(request.user, button.operation, obj):
+            raise PermissionDenied
+        change_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+        if not button.applies(obj):
+            model_admin.message_user(
+                request, f"{obj}: nothing to {button.name} (it is {_state(obj)}).", messages.INFO
+            )
+            return HttpResponseRedirect(change_url)
+        form = ConfirmForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                button.run(model_admin, request, obj, form.cleaned_data["reason"])
+            except ActionError as exc:
+                settle(exc)
+                form.add_error(None, exc.message)
+            else:
+                if button.name != "approve":  # approve_one says what it did
+                    model_admin.message_user(
+                        request, f"{obj}: {button.label.lower()} done.", messages.SUCCESS
+                    )
+                return HttpResponseRedirect(change_url)
+        return TemplateResponse(
+            request,
+            "admin/partners/confirm.html",
+            {
+                **model_admin.admin_site.each_context(request),
+                "title": f"{button.label}: {obj}?",
+                "opts": opts,
+                "object": obj,
+                "button": button,
+                "impact": button.impact(obj),
+                "form": form,
+                "change_url": change_url,
+            },
+            status=400 if form.errors else 200,
+        )
+
+
+def _state(obj: Any) -> str:
+    if isinstance(obj, Checkpoint):
+        return str(states.checkpoint_state(obj))
+    return str(getattr(obj, "status", ""))
