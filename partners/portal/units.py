@@ -1,36 +1,28 @@
-"""Sizes and times as the portal's home pages show them: binary units, labelled
-(``1.5 GiB``), and ISO-like UTC times (``2026-11-29 16:05 UTC``)."""
+"""Sizes and times as the portal's home, matrix and timeline show them: the one way of
+``accessctl_wire.formats`` (``1.5 GiB``; ``2026-11-29 16:05:00 UTC``), plus a day alone
+(``2026-11-29``, UTC) where a cell or a bar has room for no more, and an age."""
 
 from datetime import UTC, datetime, timedelta
 
+from accessctl_wire.formats import moment, size
+
 __all__ = ["age", "binary_size", "utc", "utc_date"]
 
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+def binary_size(n: int) -> str:
+    """``n`` bytes in binary units, labelled (``accessctl_wire.formats.size``)."""
+    return size(n)
 
 
-def binary_size(size: int) -> str:
-    """``size`` bytes in the largest binary unit it reaches (IEC 80000-13), at most one
-    decimal, trailing ``.0`` dropped: ``0 B``, ``1023 B``, ``1.5 KiB``, ``4 GiB``."""
-    value = float(size)
-    for unit in _UNITS:
-        if abs(value) < 1024 or unit == _UNITS[-1]:
-            text = f"{value:.1f}".removesuffix(".0") if unit != "B" else f"{int(value)}"
-            return f"{text} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
+def utc(at: datetime | None) -> str:
+    """``at`` to the second in UTC, saying so (``accessctl_wire.formats.moment``); empty
+    for ``None``."""
+    return moment(at) if at is not None else ""
 
 
-def utc(moment: datetime | None, *, seconds: bool = False) -> str:
-    """``moment`` in UTC, ``YYYY-MM-DD HH:MM[:SS] UTC``; empty for ``None``."""
-    if moment is None:
-        return ""
-    fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
-    return f"{moment.astimezone(UTC):{fmt}} UTC"
-
-
-def utc_date(moment: datetime) -> str:
-    """``moment``'s UTC date, ``YYYY-MM-DD``."""
-    return f"{moment.astimezone(UTC):%Y-%m-%d}"
+def utc_date(at: datetime) -> str:
+    """``at``'s UTC day, ``YYYY-MM-DD``."""
+    return f"{at.astimezone(UTC):%Y-%m-%d}"
 
 
 def age(delta: timedelta) -> str:

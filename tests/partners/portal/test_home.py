@@ -144,7 +144,7 @@ def test_compliance_sees_the_seal_its_age_exports_and_sensitive_actions(client, 
     AuditExport.objects.create(requested_by=viewer, requested_at=timezone.now(), events=7)
     page = c.get("/admin/").content.decode()
     seal = section(page, "audit-seal")
-    assert "<strong>42</strong> events" in seal and f"{sealed:%Y-%m-%d %H:%M:%S}" in seal
+    assert "<strong>42</strong> events" in seal and f"{sealed:%Y-%m-%d %H:%M:%S} UTC" in seal
     assert 'class="ok">3 min ago' in seal and "the sealer is not running" not in seal
     assert "pending" in section(page, "exports")
     sensitive = section(page, "sensitive-actions")

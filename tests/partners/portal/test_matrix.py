@@ -79,9 +79,9 @@ def test_each_cell_says_window_grants_quota_and_last_download(client, world):
     ) in aurora_v4
     assert "1 active, <span" in aurora_v4 and "1 revoked</span>" in aurora_v4
     # 1.5 GiB used of the first grant's 4 GiB, plus the revoked one's (10,000 B, unused).
-    assert "1.5 GiB of 4 GiB" in aurora_v4
+    assert "1.5 GiB of 4.0 GiB" in aurora_v4
     last = AuditEvent.objects.filter(action="download.authorized").get()
-    assert f"last download {last.occurred_at:%Y-%m-%d %H:%M} UTC" in aurora_v4
+    assert f"last download {last.occurred_at:%Y-%m-%d %H:%M:%S} UTC" in aurora_v4
     grants = (
         f"/admin/partners/grant/?partner__id__exact={world['aurora'].pk}"
         f"&amp;checkpoint__release__id__exact={world['v4'].pk}"

@@ -96,7 +96,7 @@ def test_now_is_a_red_line_labelled_today(drawing):
     line = now.find(f"{SVG}line")
     assert line.get("stroke") == "#d32f2f"
     assert float(line.get("x1")) == layout.now_x == tl.Scale(*tl.period(NOW), 170.0, 1144.0)(NOW)
-    assert "today" in "".join(now.itertext()) and "now 2026-12-02 12:00 UTC" in titles(now)
+    assert "today" in "".join(now.itertext()) and "now 2026-12-02 12:00:00 UTC" in titles(now)
 
 
 def test_each_release_has_its_public_release_marker_and_each_window_its_embargo_lift(drawing):
@@ -105,9 +105,9 @@ def test_each_release_has_its_public_release_marker_and_each_window_its_embargo_
     assert list(groups) == ["v9", "v5", "v4"]  # by public release time
     public = [g for g in groups["v4"].iter(f"{SVG}g") if "tl-public" in classes(g)]
     assert len(public) == 1
-    assert "v4: public release 2026-12-12 12:00 UTC" in titles(public[0])
+    assert "v4: public release 2026-12-12 12:00:00 UTC" in titles(public[0])
     lifts = [p for p in groups["v4"].iter(f"{SVG}path") if "tl-lift" in classes(p)]
-    assert "v4 x aurora-gpu: embargo lifts 2026-12-14 12:00 UTC" in titles(lifts[0])
+    assert "v4 x aurora-gpu: embargo lifts 2026-12-14 12:00:00 UTC" in titles(lifts[0])
 
 
 def test_windows_are_coloured_by_state_and_labelled_with_their_dates(drawing):
