@@ -1,6 +1,8 @@
-"""The staff portal's admin site: two-factor sign-in (django-otp) and the dashboard page,
-whose content the domain supplies (``settings.ACCESSCTL_PORTAL_DASHBOARD``)."""
+"""The staff portal's admin site: two-factor sign-in (django-otp), the dashboard page and
+the portal's own pages, whose content the domain supplies (``settings.ACCESSCTL_PORTAL_DASHBOARD``,
+``settings.ACCESSCTL_PORTAL_PAGES``)."""
 
+import functools
 import types
 from collections.abc import Iterable
 from typing import Any
@@ -24,13 +26,27 @@ from django_otp.plugins.otp_static.models import StaticDevice
 
 from accessctl.admin_secrets import SecretFieldGuard
 
-__all__ = ["DOMAIN_APPS", "DomainRowsStay", "PortalLoginForm", "PortalSite"]
+__all__ = [
+    "DOMAIN_APPS",
+    "HOME_HIDDEN_APPS",
+    "SYSTEM_WRITTEN_APPS",
+    "DomainRowsStay",
+    "PortalLoginForm",
+    "PortalSite",
+    "SystemWritten",
+]
 
 _SECOND_FACTOR_REASONS = {
     "token_required": "second_factor_missing",
     "invalid_token": "second_factor_invalid",
     "device_required": "second_factor_device_missing",
 }
+
+# Installed apps that are plumbing, not a place to work: the home page does not list them
+# (the sidebar of every other page still does, for those who may view them).
+HOME_HIDDEN_APPS = frozenset({"axes", "otp_static", "otp_totp", "django_celery_results"})
+# Apps whose rows are written by the system only (a Celery task's result): nobody adds one.
+SYSTEM_WRITTEN_APPS = frozenset({"django_celery_results"})
 
 # Apps whose rows are the record: they change through audited actions and are never
 # deleted in the portal (a partner is terminated, a grant revoked, a checkpoint pulled).
@@ -44,6 +60,14 @@ class DomainRowsStay:
     are not ModelAdmins: a contact or membership row is removed through its action."""
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+class SystemWritten:
+    """Mixed by ``PortalSite.register`` in front of every ModelAdmin of
+    ``SYSTEM_WRITTEN_APPS``: no add page or button, for anyone."""
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
 
 
@@ -130,6 +154,8 @@ class PortalSite(OTPAdminSite):
             guards: list[type] = [SecretFieldGuard]
             if model._meta.app_label in DOMAIN_APPS:
                 guards.append(DomainRowsStay)
+            if model._meta.app_label in SYSTEM_WRITTEN_APPS:
+                guards.append(SystemWritten)
             mixins = tuple(g for g in guards if not issubclass(base, g))
             if mixins:
                 base = _with(mixins, base)
@@ -163,8 +189,14 @@ class PortalSite(OTPAdminSite):
         def two_factor(request: HttpRequest) -> HttpResponse:
             return two_factor_view(request, self)
 
+        # The domain's own pages (settings.ACCESSCTL_PORTAL_PAGES), behind the same sign-in.
+        pages = [
+            path(route, self.admin_view(functools.partial(view, site=self)), name=name)
+            for route, view, name in import_string(settings.ACCESSCTL_PORTAL_PAGES)()
+        ]
         return [
             path("two-factor/", self.admin_view(two_factor), name="two_factor"),
+            *pages,
             *super().get_urls(),
         ]
 
@@ -174,7 +206,14 @@ class PortalSite(OTPAdminSite):
         # The domain fills the dashboard (settings.ACCESSCTL_PORTAL_DASHBOARD): the portal
         # is platform code and imports no domain module.
         dashboard = import_string(settings.ACCESSCTL_PORTAL_DASHBOARD)
-        return super().index(request, {**dashboard(request), **(extra_context or {})})
+        response = super().index(request, {**dashboard(request), **(extra_context or {})})
+        if response.context_data is not None:  # the home's navigation: no plumbing apps
+            response.context_data["app_list"] = [
+                app
+                for app in response.context_data.get("app_list", [])
+                if app["app_label"] not in HOME_HIDDEN_APPS
+            ]
+        return response
 
 
 def _with(mixins: tuple[type, ...], base: type) -> type:

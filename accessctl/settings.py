@@ -539,6 +539,9 @@ ACCESSCTL_AUDIT_EXPORT_SCOPES = {
 }
 # The portal's dashboard: request -> template context for admin/index.html.
 ACCESSCTL_PORTAL_DASHBOARD = "partners.dashboard.dashboard"
+# The portal's own pages (the access matrix, the timeline): () -> [(route, view, name)],
+# each view (request, site) -> response, served behind the portal's sign-in.
+ACCESSCTL_PORTAL_PAGES = "partners.portal.views.pages"
 # The portal's own-account pages save through domain actions.
 ACCESSCTL_PORTAL_PASSWORD_FORM = "partners.my_account.OwnPasswordChangeForm"  # noqa: S105 (a class path)
 ACCESSCTL_PORTAL_TWO_FACTOR_VIEW = "partners.my_account.two_factor_view"

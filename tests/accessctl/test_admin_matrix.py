@@ -38,6 +38,7 @@ from django.db import connection, transaction
 from django.test import Client, override_settings
 from django.urls import URLPattern, reverse
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -110,6 +111,9 @@ PORTAL: dict[str, dict[str, str | Operation]] = {
     # (Deleting a schedule would delete the periodic tasks using it.)
     "django_celery_beat.intervalschedule": {**_ACTION_MADE, "delete": NEVER},
     "django_celery_beat.crontabschedule": {**_ACTION_MADE, "delete": NEVER},
+    # Celery's task results are written by workers only: nobody adds one by hand.
+    "django_celery_results.taskresult": {"add": NEVER},
+    "django_celery_results.groupresult": {"add": NEVER},
     # django-axes: attempts are written by sign-ins only; deleting one clears a lockout.
     "axes.accessattempt": {"add": NEVER, "delete": Operation.STAFF_CLEAR_LOCKOUT},
     "axes.accesslog": {"add": NEVER},
@@ -640,6 +644,9 @@ def all_cells() -> list[Any]:
     cells += [Cell("site", f"app:{app}", "GET", p) for app in apps for p in PEOPLE]
     cells += [Cell("site", "password_change", "GET", p) for p in PEOPLE]
     cells += [Cell("site", "two_factor", "GET", p) for p in PEOPLE]
+    # The portal's own pages (settings.ACCESSCTL_PORTAL_PAGES: the matrix, the timeline).
+    pages = import_string(settings.ACCESSCTL_PORTAL_PAGES)()
+    cells += [Cell("site", f"page:{name}", "GET", p) for _, _, name in pages for p in PEOPLE]
     for model, model_admin in admin.site._registry.items():
         label = model._meta.label_lower
         for kind, method, variant in _model_cells(label, model_admin):
@@ -940,6 +947,9 @@ def run_site_cell(world: World, cell: Cell) -> None:
         url, allowed = reverse("admin:password_change"), cell.person in STAFF
     elif cell.kind == "two_factor":  # one's own second factor, for every staff member
         url, allowed = reverse("admin:two_factor"), cell.person in STAFF
+    elif cell.kind.startswith("page:"):  # the matrix and the timeline read these four
+        run_portal_page_cell(world, cell, client)
+        return
     else:
         app = cell.kind.removeprefix("app:")
         url = reverse("admin:app_list", args=[app])
@@ -958,6 +968,29 @@ def run_site_cell(world: World, cell: Cell) -> None:
         assert response.status_code == 200, response.status_code
     else:
         check_refused(world, cell, response)
+
+
+PAGE_READS = ("partners.partner", "partners.release", "partners.embargowindow", "partners.grant")
+
+
+def run_portal_page_cell(world: World, cell: Cell, client: Any) -> None:
+    """A page of the portal's own (``partners/portal/views.py``): shown to whoever may
+    view what it reads; refused with 403 and one ``window.refused`` event to other staff;
+    anyone else is sent to the sign-in page."""
+    response = client.get(reverse(f"admin:{cell.kind.removeprefix('page:')}"))
+    if all(may_see(cell.person, label) for label in PAGE_READS):
+        assert response.status_code == 200, response.status_code
+        assert not changed_tables(world.baseline)
+        return
+    if cell.person not in STAFF:
+        check_refused(world, cell, response)
+        return
+    assert response.status_code == 403, response.status_code
+    new = list(AuditEvent.objects.filter(pk__gt=world.last_event, actor=world.users[cell.person]))
+    assert [(e.action, e.reason, e.target_type) for e in new] == [
+        ("window.refused", "forbidden", "partners.embargowindow")
+    ]
+    assert not changed_tables(world.baseline) - {EVIDENCE}
 
 
 @pytest.mark.parametrize("cell", all_cells())

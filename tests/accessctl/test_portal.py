@@ -236,6 +236,10 @@ def test_dashboard_shows_windows_requests_expiring_grants_and_denials(client, wo
     assert 'id="timeline"' in page and "aurora-gpu" in page and "tessel-accel" in page
     assert 'id="pending-requests"' in page and "0 of 2" in page
     assert 'id="expiring-grants"' in page and f"#{grant.pk}" in page
+    # Denials are the security officer's panel (tests/partners/portal/test_home.py).
+    assert 'id="recent-denials"' not in page
+    client.logout()
+    page = portal_client(client, f.staff("Security officer")).get("/admin/").content.decode()
     assert 'id="recent-denials"' in page and "quota_exhausted" in page
 
 

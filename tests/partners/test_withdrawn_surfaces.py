@@ -87,14 +87,18 @@ def test_the_schema_lists_the_states():
 
 def test_the_dashboard_draws_withdrawn_windows_as_withdrawn(client, world):
     c = portal_client(client, f.staff("Release manager"))
-    page = c.get(reverse("admin:index")).content.decode()
-    assert page.count("tl-bar tl-open") == 2 and "tl-bar tl-withdrawn" not in page
+    page = timeline_of(c.get(reverse("admin:index")).content.decode())
+    assert page.count('class="tl-window tl-open"') == 2 and "tl-window tl-withdrawn" not in page
     withdraw(world)
-    page = c.get(reverse("admin:index")).content.decode()
+    page = timeline_of(c.get(reverse("admin:index")).content.decode())
     # v4's two windows (open, upcoming) are withdrawn; v5's stays open.
-    assert page.count("tl-bar tl-withdrawn") == 2
-    assert page.count("tl-bar tl-open") == 1 and "tl-bar tl-upcoming" not in page
-    assert ">withdrawn</a>" in page and "v4 <span" in page
+    assert page.count('class="tl-window tl-withdrawn"') == 2
+    assert page.count('class="tl-window tl-open"') == 1 and "tl-window tl-upcoming" not in page
+    assert ">withdrawn " in page and "WITHDRAWN " in page
+
+
+def timeline_of(page: str) -> str:
+    return page.split('id="timeline"')[1].split("</section>")[0]
 
 
 def test_the_withdrawal_email_says_withdrawn_to_every_partner_with_a_window(world):

@@ -187,5 +187,7 @@ def test_a_download_is_decided_debited_and_audited_in_pinned_queries():
 
 def test_every_pin_is_measured():
     """A pin without a measurement is a promise nobody checks."""
-    measured = set(PATHS) | {"download: GET /api/v1/grants/<id>/files/<path>"}
+    from tests.partners.portal.test_matrix import PORTAL_PATHS
+
+    measured = set(PATHS) | {"download: GET /api/v1/grants/<id>/files/<path>"} | set(PORTAL_PATHS)
     assert set(PINS) == measured
