@@ -14,6 +14,24 @@ replaced atomically, so a run stopped at any point (``kill -9`` included) re-fet
 most the chunks that were in flight. A partial file whose recorded SHA-256 (the file's
 ETag) or size differs from the manifest's is thrown away.
 
+Authorizations. The run's first request (one chunk, ranged) goes alone; its answer says
+the server's mode:
+
+- the bytes (206/200: local or nginx mode): every chunk is one ranged request to the API,
+  which carries its bytes;
+- a redirect (s3 mode): a file with no bytes on disk when the run began is authorized
+  once, whole (no ``Range``), and its chunks are fetched in parallel with their ``Range``
+  from that one presigned URL (a whole-file URL takes any Range; a ranged one only its
+  own). The first file's whole-file authorization follows its ranged first chunk; the
+  server's lease (``partners.rules.leases``) charges it only the bytes not yet covered.
+  A file partly on disk (a resume) is authorized by its missing chunks, each ranged, so
+  a resume pays only for missing bytes even once the lease has expired.
+
+Speed. Bytes from storage are read with ``direct.Storage`` (``readinto`` a 1 MiB buffer,
+then ``pwrite``: half of httpx's CPU per byte); each file is hashed in order as its
+chunks land, through a read-only mapping of the partial file (no copy), by whichever
+thread finds the next chunk done, while the others keep downloading.
+
 What the field has seen, handled by kind:
 
 - file names are percent-encoded per path segment (``accessctl_wire.client.file_path``);
@@ -23,8 +41,10 @@ What the field has seen, handled by kind:
   is asked for whole, once; such an answer is never retried in the hope of a ``206``. The
   other connections wait for the first answer (one round trip), so a proxy like that
   costs one whole-file answer per file, not one per connection;
-- storage refusing a presigned URL: the API is asked for a new URL once; refused again,
-  the error names the likely cause (``storage.explain``);
+- storage refusing a presigned URL (400, 401, 403: expired, clock skew): the API is
+  asked for a new URL once per chunk; for a file's shared URL one thread asks and the
+  others take the new one (the lease charges nothing again). Refused again, the error
+  names the likely cause (``storage.explain``);
 - one run per directory: a second is refused (``directory_locked``) while the first holds
   ``DIR/.accessctl/lock``; the kernel releases it when the first ends, however it ends.
 """
@@ -36,6 +56,7 @@ import fcntl
 import fnmatch
 import hashlib
 import json
+import mmap
 import os
 import threading
 import time
@@ -168,19 +189,26 @@ class Part:
             return self.hashed in self.done
 
     def _hash_run(self) -> None:
-        """Hash the contiguous run of finished chunks (from the page cache); the caller
-        holds ``hash_lock``."""
+        """Hash the contiguous run of finished chunks, through a read-only mapping of the
+        partial file (the page cache: no copy); the caller holds ``hash_lock``."""
         if not self._next_done():
             return
-        fd = os.open(self.partial, os.O_RDONLY)
-        try:
-            while self._next_done():
-                start, end = self.span(self.hashed)
-                for offset in range(start, end + 1, 8 << 20):
-                    self.digest.update(os.pread(fd, min(8 << 20, end + 1 - offset), offset))
-                self.hashed += 1
-        finally:
-            os.close(fd)
+        if self.entry["size"] == 0:
+            self.hashed = self.chunks
+            return
+        with (
+            self.partial.open("rb") as handle,
+            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+        ):
+            view = memoryview(mapped)
+            try:
+                while self._next_done():
+                    start, end = self.span(self.hashed)
+                    for offset in range(start, end + 1, 8 << 20):
+                        self.digest.update(view[offset : min(end + 1, offset + (8 << 20))])
+                    self.hashed += 1
+            finally:
+                view.release()
 
     def advance_hash(self) -> None:
         """Hash what can be hashed now, unless another thread is at it: that thread looks
@@ -322,6 +350,7 @@ class Download:
                     )
                 # Known before the other connections are let go (``_write``).
                 self.redirects = True
+                response.read()  # the (empty) body: the connection stays open for the next
                 location = response.headers["location"]
                 authorized = Answer.of(response)
             got = self._from_storage(
@@ -372,6 +401,7 @@ class Download:
                         # chunks again, each from the API.
                         self.redirects = False
                         raise Retry(f"HTTP {response.status_code} instead of a redirect")
+                    response.read()  # keeps the connection open
                     part.url = response.headers["location"]
                     part.authorized = Answer.of(response)
                     part.generation += 1
