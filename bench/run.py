@@ -95,14 +95,26 @@ def wrk(url: str, seconds: int, headers: dict[str, str]) -> dict[str, float]:
     for key, value in headers.items():
         args += ["-H", f"{key}: {value}"]
     out = subprocess.run([*args, url], check=True, capture_output=True, text=True).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return parse_wrk(out)
+
+
+# wrk prints durations with the unit it picks: us, ms, s, m (minutes) or h.
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    """Requests/s, p50 and p99 (ms) and the non-2xx/3xx count of ``wrk --latency``'s
+    report; SystemExit with the report when it is not one (wrk saw no answer)."""
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     latency = {}
     for pct in ("50", "99"):
-        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)$", out, re.M).groups()
-        latency[pct] = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+        found = re.search(rf"^\s*{pct}(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", out, re.M)
+        if found is None or rate is None:
+            raise SystemExit(f"wrk's report has no {pct}th percentile:\n{out}")
+        latency[pct] = float(found.group(1)) * _UNITS[found.group(2)]
     return {
-        "rps": rate,
+        "rps": float(rate.group(1)) if rate else 0.0,
         "p50": latency["50"],
         "p99": latency["99"],
         "errors": int(non2xx.group(1)) if non2xx else 0,

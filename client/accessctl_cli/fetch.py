@@ -14,6 +14,24 @@ replaced atomically, so a run stopped at any point (``kill -9`` included) re-fet
 most the chunks that were in flight. A partial file whose recorded SHA-256 (the file's
 ETag) or size differs from the manifest's is thrown away.
 
+Authorizations. The run's first request (one chunk, ranged) goes alone; its answer says
+the server's mode:
+
+- the bytes (206/200: local or nginx mode): every chunk is one ranged request to the API,
+  which carries its bytes;
+- a redirect (s3 mode): a file with no bytes on disk when the run began is authorized
+  once, whole (no ``Range``), and its chunks are fetched in parallel with their ``Range``
+  from that one presigned URL (a whole-file URL takes any Range; a ranged one only its
+  own). The first file's whole-file authorization follows its ranged first chunk; the
+  server's lease (``partners.rules.leases``) charges it only the bytes not yet covered.
+  A file partly on disk (a resume) is authorized by its missing chunks, each ranged, so
+  a resume pays only for missing bytes even once the lease has expired.
+
+Speed. Bytes from storage are read with ``direct.Storage`` (``readinto`` a 1 MiB buffer,
+then ``pwrite``: half of httpx's CPU per byte); each file is hashed in order as its
+chunks land, through a read-only mapping of the partial file (no copy), by whichever
+thread finds the next chunk done, while the others keep downloading.
+
 What the field has seen, handled by kind:
 
 - file names are percent-encoded per path segment (``accessctl_wire.client.file_path``);
@@ -23,8 +41,10 @@ What the field has seen, handled by kind:
   is asked for whole, once; such an answer is never retried in the hope of a ``206``. The
   other connections wait for the first answer (one round trip), so a proxy like that
   costs one whole-file answer per file, not one per connection;
-- storage refusing a presigned URL: the API is asked for a new URL once; refused again,
-  the error names the likely cause (``storage.explain``);
+- storage refusing a presigned URL (400, 401, 403: expired, clock skew): the API is
+  asked for a new URL once per chunk; for a file's shared URL one thread asks and the
+  others take the new one (the lease charges nothing again). Refused again, the error
+  names the likely cause (``storage.explain``);
 - one run per directory: a second is refused (``directory_locked``) while the first holds
   ``DIR/.accessctl/lock``; the kernel releases it when the first ends, however it ends.
 """
@@ -36,8 +56,10 @@ import fcntl
 import fnmatch
 import hashlib
 import json
+import mmap
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -58,6 +80,7 @@ from rich.progress import (
 
 from accessctl_wire.client import CliError, Retry, file_path, problem, with_retries
 
+from .direct import Storage
 from .storage import Answer, explain
 from .verify import STATE, safe_path, sha256_of, write_atomically
 
@@ -68,6 +91,8 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 REFUSED = frozenset({400, 401, 403})
 # Bytes of a refusal's body kept to say why (an S3 error document is a few hundred).
 REFUSAL_BODY = 4096
+# ``_from_storage``: storage refused the URL; a new one may cure it.
+_REFUSED = object()
 
 
 @contextmanager
@@ -114,6 +139,17 @@ class Part:
     # The chunk number of the job that fetches the whole file in one answer (a 0-byte
     # file, or an answer that ignored Range); the file's other jobs then do nothing.
     whole_by: int | None = None
+    # No byte of the file was on disk when the run began: in redirect mode the file is
+    # authorized once, whole, and its chunks share that presigned URL (``url``, the
+    # API's answer that gave it, and how many URLs were given: ``generation``).
+    fresh: bool = False
+    url: str | None = None
+    authorized: Answer | None = None
+    generation: int = 0
+    url_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Held by the one thread hashing the file's finished chunks (never ``lock``: the
+    # others keep writing while it hashes).
+    hash_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def chunks(self) -> int:
@@ -143,24 +179,49 @@ class Part:
                     }
                 ),
             )
-            self._advance_hash()
-            return not complete_before and len(self.done) == self.chunks
+            complete = not complete_before and len(self.done) == self.chunks
+        if not complete:
+            self.advance_hash()
+        return complete
 
-    def _advance_hash(self) -> None:
-        """Hash the contiguous run of finished chunks (from the page cache)."""
-        if self.hashed not in self.done:
+    def _next_done(self) -> bool:
+        with self.lock:
+            return self.hashed in self.done
+
+    def _hash_run(self) -> None:
+        """Hash the contiguous run of finished chunks, through a read-only mapping of the
+        partial file (the page cache: no copy); the caller holds ``hash_lock``."""
+        if not self._next_done():
             return
-        fd = os.open(self.partial, os.O_RDONLY)
-        try:
-            while self.hashed in self.done:
-                start, end = self.span(self.hashed)
-                for offset in range(start, end + 1, 8 << 20):
-                    self.digest.update(os.pread(fd, min(8 << 20, end + 1 - offset), offset))
-                self.hashed += 1
-        finally:
-            os.close(fd)
+        if self.entry["size"] == 0:
+            self.hashed = self.chunks
+            return
+        with (
+            self.partial.open("rb") as handle,
+            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+        ):
+            view = memoryview(mapped)
+            try:
+                while self._next_done():
+                    start, end = self.span(self.hashed)
+                    for offset in range(start, end + 1, 8 << 20):
+                        self.digest.update(view[offset : min(end + 1, offset + (8 << 20))])
+                    self.hashed += 1
+            finally:
+                view.release()
+
+    def advance_hash(self) -> None:
+        """Hash what can be hashed now, unless another thread is at it: that thread looks
+        again after letting go, so a chunk recorded meanwhile is not left behind."""
+        while self._next_done() and self.hash_lock.acquire(blocking=False):
+            try:
+                self._hash_run()
+            finally:
+                self.hash_lock.release()
 
     def sha256(self) -> str:
+        with self.hash_lock:
+            self._hash_run()
         if self.hashed == self.chunks:
             return str(self.digest.hexdigest())
         return sha256_of(self.partial)
@@ -200,13 +261,16 @@ class Download:
         self.first_sent = False
         self.answered = threading.Event()
         self.whole_files = False
+        # Whether the API answers with redirects to presigned URLs (s3 mode): unknown
+        # until the first answer.
+        self.redirects: bool | None = None
         self.progress: Progress | None = None
         self.overall = TaskID(0)
         self.bars: dict[str, TaskID] = {}
 
     # -- HTTP ------------------------------------------------------------------------
 
-    def _clients(self) -> tuple[httpx.Client, httpx.Client]:
+    def _clients(self) -> tuple[httpx.Client, Storage]:
         if not hasattr(self.local, "api"):
             self.local.api = httpx.Client(
                 base_url=self.server,
@@ -217,8 +281,8 @@ class Download:
                 },
                 timeout=httpx.Timeout(30.0, read=120.0),
             )
-            self.local.plain = httpx.Client(timeout=httpx.Timeout(30.0, read=120.0))
-        return self.local.api, self.local.plain
+            self.local.storage = Storage()
+        return self.local.api, self.local.storage
 
     def _wait_for_first_answer(self) -> None:
         with self.first:
@@ -256,7 +320,9 @@ class Download:
             whole = part.whole_by == number
         start, end = (0, part.entry["size"] - 1) if whole else part.span(number)
         headers = {} if whole else {"Range": f"bytes={start}-{end}"}
-        api, plain = self._clients()
+        if self.redirects and part.fresh:
+            return self._from_shared_url(part, number, headers, start, end)
+        api, _ = self._clients()
         url = file_path(self.grant["id"], part.entry["path"])
         for ask_again in (True, False):  # storage refusing a URL: one new authorization
             with api.stream("GET", url, headers=headers) as response:
@@ -266,51 +332,157 @@ class Download:
                     response.read()
                     raise problem(response)
                 if response.status_code not in REDIRECTS:
-                    return self._write(part, number, response, start, end, check_etag=True)
+                    # The API sends the bytes itself (local or nginx mode).
+                    self.redirects = False
+                    encoded = "content-encoding" in response.headers
+                    return self._write(
+                        part,
+                        number,
+                        status=response.status_code,
+                        headers=response.headers,
+                        ranged="range" in response.request.headers,
+                        # Raw pieces as they arrive: httpx's re-chunking into large
+                        # blocks halves the throughput.
+                        blocks=response.iter_bytes() if encoded else response.iter_raw(),
+                        start=start,
+                        end=end,
+                        check_etag=True,
+                    )
+                # Known before the other connections are let go (``_write``).
+                self.redirects = True
+                response.read()  # the (empty) body: the connection stays open for the next
                 location = response.headers["location"]
                 authorized = Answer.of(response)
-            with plain.stream("GET", location, headers=headers) as direct:
-                if direct.status_code in REFUSED:
-                    if ask_again:
-                        if self.stop.is_set():
-                            return None
-                        continue
-                    refused = Answer.of(direct)
-                    body = b"".join(_capped(direct, REFUSAL_BODY)).decode(errors="replace")
-                    refused = dataclasses.replace(refused, body=body)
-                    raise CliError(
-                        "storage_refused",
-                        f"storage refused the presigned URL for {part.entry['path']}, also "
-                        f"after a new authorization: {explain(location, authorized, refused)} "
-                        f"(storage_refused, HTTP {refused.status} from storage)",
-                    )
-                if direct.status_code in (408, 429) or direct.status_code >= 500:
-                    raise Retry(f"storage answered {direct.status_code}")
-                if direct.status_code == 404:
-                    raise CliError(
-                        "file_not_found",
-                        f"{part.entry['path']}: storage holds no such object (HTTP 404 from "
-                        "storage): tell the lab",
-                    )
-                # Storage's ETag is its own (S3: an MD5); the digest is checked at the end.
-                return self._write(part, number, direct, start, end, check_etag=False)
+            got = self._from_storage(
+                part, number, location, authorized, headers, start, end, last=not ask_again
+            )
+            if got is not _REFUSED:
+                return got  # type: ignore[return-value]
+            if self.stop.is_set():
+                return None
         raise AssertionError("unreachable: the second refusal raises")
+
+    def _from_shared_url(
+        self, part: Part, number: int, headers: dict[str, str], start: int, end: int
+    ) -> str | None:
+        """Chunk ``number`` from the file's one whole-file presigned URL; refused, the URL
+        is replaced once (by one thread; the others take the new one)."""
+        location, authorized, generation = self._shared_url(part, stale=None)
+        for ask_again in (True, False):
+            got = self._from_storage(
+                part, number, location, authorized, headers, start, end, last=not ask_again
+            )
+            if got is not _REFUSED:
+                return got  # type: ignore[return-value]
+            if self.stop.is_set():
+                return None
+            location, authorized, generation = self._shared_url(part, stale=generation)
+        raise AssertionError("unreachable: the second refusal raises")
+
+    def _shared_url(self, part: Part, *, stale: int | None) -> tuple[str, Answer, int]:
+        """The file's whole-file presigned URL, the API's answer that gave it, and its
+        generation. The API is asked (without Range: the whole file) when there is none
+        yet or the one there is ``stale`` (storage refused it); the lease
+        (``partners.rules.leases``) charges only bytes not authorized before, so asking
+        after the run's first (ranged) request, or again for a refused URL, costs only
+        what was not paid for."""
+        with part.url_lock:
+            if part.url is None or part.generation == stale:
+                api, _ = self._clients()
+                path = file_path(self.grant["id"], part.entry["path"])
+                with api.stream("GET", path) as response:
+                    if response.status_code >= 500:
+                        raise Retry(f"HTTP {response.status_code}")
+                    if response.status_code >= 400:
+                        response.read()
+                        raise problem(response)
+                    if response.status_code not in REDIRECTS:
+                        # The server stopped redirecting (its mode changed): ask for
+                        # chunks again, each from the API.
+                        self.redirects = False
+                        raise Retry(f"HTTP {response.status_code} instead of a redirect")
+                    response.read()  # keeps the connection open
+                    part.url = response.headers["location"]
+                    part.authorized = Answer.of(response)
+                    part.generation += 1
+            if part.url is None or part.authorized is None:  # pragma: no cover
+                raise AssertionError("unreachable: set above")
+            return part.url, part.authorized, part.generation
+
+    def _from_storage(
+        self,
+        part: Part,
+        number: int,
+        location: str,
+        authorized: Answer,
+        headers: dict[str, str],
+        start: int,
+        end: int,
+        *,
+        last: bool,
+    ) -> object:
+        """GET ``location`` (a presigned URL the API gave) and write what it answers:
+        "chunk", "whole" or None as ``_attempt``; ``_REFUSED`` when storage refused the
+        URL and a new one may be asked for (not ``last``); refused on the ``last`` try,
+        ``storage_refused`` naming the likely cause."""
+        _, storage = self._clients()
+        with storage.get(location, headers) as direct:
+            if direct.status_code in REFUSED:
+                refused = Answer(
+                    direct.status_code, direct.headers.get("date"), time.time(), time.monotonic()
+                )
+                body = direct.read(REFUSAL_BODY).decode(errors="replace")
+                if not last:
+                    return _REFUSED
+                refused = dataclasses.replace(refused, body=body)
+                raise CliError(
+                    "storage_refused",
+                    f"storage refused the presigned URL for {part.entry['path']}, also "
+                    f"after a new authorization: {explain(location, authorized, refused)} "
+                    f"(storage_refused, HTTP {refused.status} from storage)",
+                )
+            if direct.status_code in (408, 429) or direct.status_code >= 500:
+                raise Retry(f"storage answered {direct.status_code}")
+            if direct.status_code == 404:
+                raise CliError(
+                    "file_not_found",
+                    f"{part.entry['path']}: storage holds no such object (HTTP 404 from "
+                    "storage): tell the lab",
+                )
+            # Storage's ETag is its own (S3: an MD5); the digest is checked at the end.
+            return self._write(
+                part,
+                number,
+                status=direct.status_code,
+                headers=direct.headers,
+                ranged=direct.ranged,
+                blocks=direct.blocks(),
+                start=start,
+                end=end,
+                check_etag=False,
+            )
 
     def _write(
         self,
         part: Part,
         number: int,
-        response: httpx.Response,
+        *,
+        status: int,
+        headers: Any,
+        ranged: bool,
+        blocks: Iterable[bytes | memoryview],
         start: int,
         end: int,
-        *,
         check_etag: bool,
     ) -> str | None:
-        status, size, path = response.status_code, part.entry["size"], part.entry["path"]
+        """Check an answer (``status``, ``headers``: anything with a case-insensitive
+        ``get``; ``ranged``: the request named a Range) and write its body's ``blocks``
+        into the partial file at ``start``: "chunk" or "whole" for what was written."""
+        size, path = part.entry["size"], part.entry["path"]
         if status not in (200, 206):
             self.answered.set()
             raise Retry(f"unexpected HTTP {status}")
-        if status == 200 and "range" in response.request.headers:
+        if status == 200 and ranged:
             # Something on the way ignored Range: this is the whole file. From now on
             # files are asked for whole; set before the other connections are let go.
             self.whole_files = True
@@ -320,7 +492,7 @@ class Download:
                 part.whole_by = number
             start, end = 0, size - 1
         whole = (start, end) == (0, size - 1)
-        content_range = response.headers.get("content-range")
+        content_range = headers.get("content-range")
         if (
             status == 206
             and content_range
@@ -331,10 +503,10 @@ class Download:
                 f"{path}: asked for bytes {start}-{end}, the answer is {content_range!r}: "
                 "something between you and the server (a proxy?) changes the answers",
             )
-        # Only an encoded body (never sent by accessctl) is decoded, and its length is
-        # the encoded one.
-        encoded = "content-encoding" in response.headers
-        length = response.headers.get("content-length", "")
+        # Only an encoded body (never asked for by accessctl) is decoded, and its length
+        # is the encoded one.
+        encoded = headers.get("content-encoding") is not None
+        length = headers.get("content-length") or ""
         if not encoded and length.isdigit() and int(length) != end - start + 1:
             raise CliError(
                 "verification_failed",
@@ -342,7 +514,7 @@ class Download:
                 f"announces {length}: something between you and the server (a proxy?) "
                 "changes the answers",
             )
-        etag = response.headers.get("etag", "").strip('"')
+        etag = (headers.get("etag") or "").strip('"')
         if check_etag and etag and etag != part.entry["sha256"]:
             raise CliError(
                 "verification_failed",
@@ -359,9 +531,7 @@ class Download:
             fd = os.open(part.partial, os.O_WRONLY)
         offset = start
         try:
-            # Raw pieces as they arrive: httpx's re-chunking into large blocks halves the
-            # throughput.
-            for block in response.iter_bytes() if encoded else response.iter_raw():
+            for block in blocks:
                 if self.stop.is_set():
                     return None
                 if offset + len(block) > end + 1:
@@ -420,7 +590,7 @@ class Download:
         if not done:
             with partial.open("wb") as handle:
                 handle.truncate(entry["size"])
-        return Part(entry, partial, state_path, chunk, done, threading.Lock())
+        return Part(entry, partial, state_path, chunk, done, threading.Lock(), fresh=not done)
 
     def _finish(self, part: Part) -> None:
         if part.sha256() != part.entry["sha256"]:
@@ -490,16 +660,6 @@ class Download:
                 "command again to resume",
             )
         return [p.entry["path"] for p in parts]
-
-
-def _capped(response: httpx.Response, limit: int) -> Iterator[bytes]:
-    """At most ``limit`` bytes of ``response``'s body."""
-    left = limit
-    for block in response.iter_bytes():
-        yield block[:left]
-        left -= len(block)
-        if left <= 0:
-            return
 
 
 class _Null:

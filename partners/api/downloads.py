@@ -30,7 +30,7 @@ from accessctl.signing.keys import BadSignature, TokenFailure, verify_token
 from partners import actions, queries, rules
 from partners.decisions import Reason
 from partners.models import Artifact, Grant
-from partners.storage import artifact_storage
+from partners.storage import artifact_storage, presigned_get
 
 from .auth import PartnerCaller, caller_partner, presented_token, token_facts
 from .errors import Hidden, Problem, failure_problem
@@ -311,8 +311,11 @@ def _s3(artifact: Artifact, byte_range: ByteRange | None, range_header: str) -> 
     }
     if byte_range:
         parameters["Range"] = signed_range(range_header, byte_range)
-    url = artifact_storage().url(  # type: ignore[call-arg]
-        artifact.storage_key, expire=settings.ACCESSCTL_PRESIGN_SECONDS, parameters=parameters
+    url = presigned_get(
+        artifact_storage(),
+        artifact.storage_key,
+        expire=settings.ACCESSCTL_PRESIGN_SECONDS,
+        parameters=parameters,
     )
     response = HttpResponseRedirect(url)
     response["Cache-Control"] = CACHE_CONTROL

@@ -3,22 +3,26 @@ process, a live server, a real S3 server and a real proxy: names that break unen
 URLs, a 0-byte file, a proxy that drops Range, presigned URLs refused by storage, two
 runs in one directory, ``kill -9`` at any point."""
 
+import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import wsgiref.handlers
 from datetime import timedelta
 from pathlib import Path
 
 import botocore.auth
 import pytest
+from django.utils import timezone
 
 from accessctl_wire.codes import Code, Exit
-from partners.models import Grant
+from partners.models import DownloadLease, Grant
 from tests import factories as f
 from tests.cli.proxy import proxy
 
@@ -318,3 +322,168 @@ def test_kill_9_at_random_points_then_resume_verifies_every_file(seed, make):
     # Every byte paid for exactly once: the chunks in flight at each kill are asked for
     # again on resume, within their file's lease (before the lease: 1.03 to 1.14 x TOTAL).
     assert debited == TOTAL
+
+
+# s3 mode: one authorization per file, its chunks fetched from one presigned URL.
+
+# Several chunks each (64 KiB), a one-chunk file and a 0-byte file; in this order in the
+# manifest, so the run's first request is for a file of several chunks.
+SHARDS = {
+    "a.safetensors": os.urandom(300_000),
+    "b.safetensors": os.urandom(200_000),
+    "c.json": b'{"layers": 2}',
+    "d/empty.bin": b"",
+}
+
+
+def file_requests(between):
+    """(file path, Range) of each request the API got for a file, in order."""
+    return [
+        (path.split("/files/", 1)[1], asked) for _, path, asked in between.seen if "/files/" in path
+    ]
+
+
+def test_s3_mode_authorizes_each_new_file_once_and_charges_every_byte_once(
+    s3_mode, make, live_server
+):
+    world = make(SHARDS)
+    with proxy(live_server.url) as between:  # in front of the API only: storage is direct
+        run = cli(
+            world,
+            *download(world, "--chunk-size", "64K", "--connections", "4"),
+            server=between.url,
+        )
+    assert run.returncode == 0, run.stderr
+    assert_verified(world)
+    asked = file_requests(between)
+    # The run's first request goes alone and ranged (the mode is not known yet): its 302
+    # says redirects; from then on each file is authorized once, whole (no Range), and its
+    # chunks come from that URL with their Range. The first file: +1, its whole-file
+    # authorization charged only the bytes the first did not cover (the lease).
+    assert asked[0] == ("a.safetensors", f"bytes=0-{CHUNK - 1}")
+    assert sorted(asked[1:]) == [(name, None) for name in sorted(SHARDS)]
+    assert used(world) == sum(map(len, SHARDS.values()))
+
+
+def on_disk(world):
+    """What a resume of ``world``'s download starts from: {file: chunks recorded done, as
+    (first, last) byte spans} for the files partly there, and the bytes still missing."""
+    partly, missing = {}, 0
+    for name, content in world["files"].items():
+        final = world["dir"] / name
+        if final.exists() and final.read_bytes() == content:
+            continue
+        state = world["dir"] / ".accessctl" / "partial" / (name + ".json")
+        if not (state.exists() and state.with_suffix(".part").exists()):
+            missing += len(content)
+            continue
+        record = json.loads(state.read_text())
+        spans = [
+            (n * record["chunk"], min(len(content), (n + 1) * record["chunk"]) - 1)
+            for n in record["done"]
+        ]
+        missing += len(content) - sum(last - first + 1 for first, last in spans)
+        if spans:
+            partly[name] = spans
+    return partly, missing
+
+
+def kill_9_after(world, args, seconds, env):
+    process = subprocess.Popen(
+        command(world, *args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    time.sleep(seconds)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+@pytest.mark.parametrize("seed", [11, 4242])
+def test_s3_kill_9_then_resume_pays_the_checkpoint_once_and_only_missing_bytes_after_the_lease(
+    seed, s3_mode, make, live_server
+):
+    rng = random.Random(seed)  # noqa: S311 (where to kill, not a secret)
+    world = make(FILES)
+    args = download(
+        world, "--chunk-size", rng.choice(["16K", "32K"]), "--connections", rng.choice(["1", "2"])
+    )
+    # The way to storage (a forward proxy, as HTTP_PROXY) delays each request, so the
+    # kills land mid-download; the API is reached directly.
+    with proxy(delay=0.03) as slow:
+        env = {**world["env"], "HTTP_PROXY": slow.url, "http_proxy": slow.url}
+        env.update(NO_PROXY="localhost", no_proxy="localhost")
+        for _ in range(2):
+            kill_9_after(world, args, rng.uniform(0.3, 2.0), env)
+        # Within the leases: whatever was authorized and not kept is not paid again.
+        run = cli(world, *args)
+        assert run.returncode == 0, run.stderr
+        assert_verified(world)
+        assert used(world) == TOTAL
+        # Again from a partial state, after every lease expired: only missing bytes are
+        # paid, and a file partly there is asked for by its missing chunks only.
+        shutil.rmtree(world["dir"])
+        kill_9_after(world, args, rng.uniform(0.5, 2.0), env)
+    DownloadLease.objects.update(expires_at=timezone.now() - HOUR)
+    before, (partly, missing) = used(world), on_disk(world)
+    with proxy(live_server.url) as between:
+        run = cli(world, *args, server=between.url)
+    assert run.returncode == 0, run.stderr
+    assert_verified(world)
+    assert used(world) - before == missing
+    for name, asked in file_requests(between):
+        name = urllib.parse.unquote(name)
+        if name in partly:
+            first, last = map(int, re.fullmatch(r"bytes=(\d+)-(\d+)", str(asked)).groups())
+            assert not any(a <= last and first <= b for a, b in partly[name]), (name, asked)
+
+
+def test_a_refused_shared_url_is_replaced_once_for_every_connection_without_double_charge(
+    s3_mode, make, live_server, monkeypatch
+):
+    world = make(ONE)
+    real, signed = botocore.auth.get_current_datetime, []
+
+    def second_an_hour_behind():
+        signed.append(1)
+        return real() - (HOUR if len(signed) == 2 else timedelta(0))
+
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", second_an_hour_behind)
+    with proxy(live_server.url) as between:
+        run = cli(
+            world,
+            *download(world, "--chunk-size", "64K", "--connections", "4"),
+            server=between.url,
+        )
+    assert run.returncode == 0, run.stderr
+    assert_verified(world)
+    # The first (ranged) request, the whole-file URL that storage refused (to the four
+    # connections sharing it), and one new whole-file URL that they all took.
+    assert file_requests(between) == [
+        ("model.safetensors", f"bytes=0-{CHUNK - 1}"),
+        ("model.safetensors", None),
+        ("model.safetensors", None),
+    ]
+    assert used(world) == len(ONE["model.safetensors"])
+
+
+def test_a_shared_url_refused_again_after_a_new_one_names_the_cause(
+    s3_mode, make, live_server, monkeypatch
+):
+    world = make(ONE)
+    real, signed = botocore.auth.get_current_datetime, []
+
+    def behind_after_the_first():
+        signed.append(1)
+        return real() - (HOUR if len(signed) > 1 else timedelta(0))
+
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", behind_after_the_first)
+    run = cli(world, *download(world, "--chunk-size", "64K", "--connections", "4"))
+    assert run.returncode == Exit.NETWORK == Code.STORAGE_REFUSED.exit
+    line = one_line(run)
+    assert line.startswith(
+        "error: storage refused the presigned URL for model.safetensors, also after a new "
+        "authorization: clock skew: the server's clock is "
+    ), line
+    # The first chunk, then the rest of the file once: the refused URLs' renewals are
+    # within the lease.
+    assert used(world) == len(ONE["model.safetensors"])
+    assert not (world["dir"] / "model.safetensors").exists()
