@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import wsgiref.handlers
@@ -22,6 +23,7 @@ import pytest
 from django.utils import timezone
 
 from accessctl_wire.codes import Code, Exit
+from partners.api import downloads
 from partners.models import DownloadLease, Grant
 from tests import factories as f
 from tests.cli.proxy import proxy
@@ -436,17 +438,33 @@ def test_s3_kill_9_then_resume_pays_the_checkpoint_once_and_only_missing_bytes_a
             assert not any(a <= last and first <= b for a, b in partly[name]), (name, asked)
 
 
+def skew_presigned_urls(monkeypatch, behind) -> None:
+    """Sign the n-th presigned URL the server makes an hour behind storage's clock when
+    ``behind(n)``: the signing clock of those URLs only, counted by URL (the signer may
+    read the clock more than once per URL, e.g. to learn a storage's URL prefix)."""
+    real_clock, real_presign, made = botocore.auth.get_current_datetime, downloads.presigned_get, []
+    skewed = threading.local()
+
+    def clock():
+        return real_clock() - (HOUR if getattr(skewed, "on", False) else timedelta(0))
+
+    def presign(*args, **kwargs):
+        made.append(1)
+        skewed.on = behind(len(made))
+        try:
+            return real_presign(*args, **kwargs)
+        finally:
+            skewed.on = False
+
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", clock)
+    monkeypatch.setattr(downloads, "presigned_get", presign)
+
+
 def test_a_refused_shared_url_is_replaced_once_for_every_connection_without_double_charge(
     s3_mode, make, live_server, monkeypatch
 ):
     world = make(ONE)
-    real, signed = botocore.auth.get_current_datetime, []
-
-    def second_an_hour_behind():
-        signed.append(1)
-        return real() - (HOUR if len(signed) == 2 else timedelta(0))
-
-    monkeypatch.setattr(botocore.auth, "get_current_datetime", second_an_hour_behind)
+    skew_presigned_urls(monkeypatch, lambda n: n == 2)  # the second URL an hour behind
     with proxy(live_server.url) as between:
         run = cli(
             world,
@@ -469,13 +487,7 @@ def test_a_shared_url_refused_again_after_a_new_one_names_the_cause(
     s3_mode, make, live_server, monkeypatch
 ):
     world = make(ONE)
-    real, signed = botocore.auth.get_current_datetime, []
-
-    def behind_after_the_first():
-        signed.append(1)
-        return real() - (HOUR if len(signed) > 1 else timedelta(0))
-
-    monkeypatch.setattr(botocore.auth, "get_current_datetime", behind_after_the_first)
+    skew_presigned_urls(monkeypatch, lambda n: n > 1)  # every URL after the first
     run = cli(world, *download(world, "--chunk-size", "64K", "--connections", "4"))
     assert run.returncode == Exit.NETWORK == Code.STORAGE_REFUSED.exit
     line = one_line(run)
