@@ -26,6 +26,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
 from partners import rules, states
+from partners.actions.grants import approval_refusal, default_expiry
 from partners.authority import Operation, may
 from partners.errors import ActionError
 from partners.models import (
@@ -38,6 +39,7 @@ from partners.models import (
     Partner,
     Release,
 )
+from partners.queries import current_window
 from partners.refusals import settle
 
 from .pages import ROWS
@@ -199,6 +201,23 @@ def _request_facts(grant_request: GrantRequest) -> tuple[list[tuple[str, str]], 
 
 def _approve_impact(grant_request: GrantRequest) -> Impact:
     facts, given, needed = _request_facts(grant_request)
+    approvals = grant_request.approvals.select_related("approver").order_by("approved_at")
+    facts.append(
+        (
+            "Already approved by",
+            ", ".join(f"{a.approver} at {_moment(a.approved_at)}" for a in approvals)
+            or "nobody yet",
+        )
+    )
+    now = timezone.now()
+    window = current_window(
+        partner=grant_request.partner, release=grant_request.checkpoint.release, at=now
+    )
+    if window is None:
+        facts.append(("Window", "none open now: no grant can be issued until one opens"))
+    else:
+        facts.append(("Window", f"{_moment(window.opens_at)} to {_moment(window.closes_at)}"))
+        facts.append(("The grant would expire", _moment(default_expiry(window, now))))
     issues = given + 1 >= needed
     sentence = (
         f"Your approval is the last one needed: a grant of {_size(grant_request.quota_bytes)} "
@@ -240,10 +259,24 @@ class Button:
     impact: Callable[[Any], Impact]
     run: Callable[[admin.ModelAdmin, HttpRequest, Any, str], None]
     danger: bool = True
+    # The action's own refusal for this person, asked of the rule the action applies
+    # (``None`` when the action refuses nobody who may press the button).
+    refuses: Callable[[Any, Any], rules.Result] | None = None
 
     @property
     def url_name(self) -> str:
         return f"{self.model._meta.app_label}_{self.model._meta.model_name}_{self.name}"
+
+    def refusal(self, obj: Any, user: Any) -> rules.Failure | None:
+        """Why pressing the button would be refused, said before anyone presses it: the
+        object's state (nothing left to change), or the action's rule for ``user``."""
+        if not self.applies(obj):
+            return rules.Failure(
+                "nothing_to_do",
+                f"{obj} is already {_state(obj)}: {self.label.lower()} would change nothing.",
+            )
+        result = self.refuses(obj, user) if self.refuses is not None else None
+        return result if isinstance(result, rules.Failure) else None
 
 
 def _bulk(action: str) -> Callable[[admin.ModelAdmin, HttpRequest, Any, str], None]:
@@ -306,6 +339,7 @@ BUTTONS: tuple[Button, ...] = (
         _approve_impact,
         _approve,
         danger=False,
+        refuses=lambda r, user: approval_refusal(actor=user, request=r),
     ),
     Button(
         GrantRequest,
@@ -354,12 +388,15 @@ class ObjectButtons:
         obj: Model | None = None,
     ) -> HttpResponse:
         if obj is not None and obj.pk is not None:
+            # Offered where it changes something; disabled, with the refusal, for a person
+            # the action would refuse (the requester approving their own request).
             context["object_buttons"] = [
                 {
                     "name": b.name,
                     "label": b.label,
                     "danger": b.danger,
                     "url": reverse(f"admin:{b.url_name}", args=[obj.pk]),
+                    "refusal": _said(b.refusal(obj, request.user)),
                 }
                 for b in self._buttons()
                 if b.applies(obj) and may(request.user, b.operation, obj)
@@ -389,12 +426,13 @@ class ObjectButtons:
         if not may(request.user, button.operation, obj):
             raise PermissionDenied
         change_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
-        if not button.applies(obj):
-            model_admin.message_user(
-                request, f"{obj}: nothing to {button.name} (it is {_state(obj)}).", messages.INFO
-            )
+        refusal = button.refusal(obj, request.user)
+        if request.method == "POST" and not button.applies(obj):
+            assert refusal is not None
+            model_admin.message_user(request, refusal.message, messages.INFO)
             return HttpResponseRedirect(change_url)
         form = ConfirmForm(request.POST if request.method == "POST" else None)
+        # A refusal for the person is still the action's to make on POST: it records it.
         if request.method == "POST" and form.is_valid():
             try:
                 button.run(model_admin, request, obj, form.cleaned_data["reason"])
@@ -416,12 +454,18 @@ class ObjectButtons:
                 "opts": opts,
                 "object": obj,
                 "button": button,
-                "impact": button.impact(obj),
+                "impact": button.impact(obj) if button.applies(obj) else None,
+                "refusal": _said(refusal),
                 "form": form,
                 "change_url": change_url,
             },
             status=400 if form.errors else 200,
         )
+
+
+def _said(refusal: rules.Failure | None) -> dict[str, str] | None:
+    """A refusal as templates test it (a ``Failure`` is falsy)."""
+    return None if refusal is None else {"code": refusal.code, "message": refusal.message}
 
 
 def _state(obj: Any) -> str:

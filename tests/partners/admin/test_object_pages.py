@@ -208,10 +208,40 @@ def test_no_button_where_it_would_change_nothing(world, client):
     actions.suspend_partner(actor=None, partner=world["partner"], reason="x")
     assert "suspend" not in _buttons(_page(c, "partner", world["partner"].pk))
     url = reverse("admin:partners_partner_suspend", args=[world["partner"].pk])
-    response = c.get(url)
+    # Reached by its address, the page says up front that it would change nothing.
+    page = c.get(url).content.decode()
+    assert "Refused: aurora is already suspended: suspend would change nothing." in page
+    assert 'id="confirm-form"' not in page
+    response = c.post(url, {"reason": "again"})
     assert response.status_code == 302 and response["Location"].endswith(
         f"/partner/{world['partner'].pk}/change/"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "undo", "state"),
+    [
+        ("partners_grant_revoke", "grant", "revoke", "revoked"),
+        ("partners_checkpoint_pull", "checkpoint", "pull", "pulled"),
+        ("partners_release_withdraw", "release", "withdraw", "withdrawn"),
+        ("partners_grantrequest_approve", "request", "reject", "rejected"),
+        ("partners_grantrequest_reject", "request", "reject", "rejected"),
+    ],
+)
+def test_every_confirmation_states_up_front_that_it_would_change_nothing(
+    world, client, name, kind, undo, state
+):
+    obj = world[kind]
+    do = {
+        "revoke": lambda: actions.revoke_grant(actor=None, grant=obj, reason="x"),
+        "pull": lambda: actions.pull_checkpoint(actor=None, checkpoint=obj, reason="x"),
+        "withdraw": lambda: actions.withdraw_release(actor=None, release=obj, reason="x"),
+        "reject": lambda: actions.reject_grant_request(actor=None, request=obj, reason="x"),
+    }
+    do[undo]()
+    page = _as(client, None).get(reverse(f"admin:{name}", args=[obj.pk])).content.decode()
+    assert re.search(rf"Refused: [^<]* is already {state}: ", page), page
+    assert 'id="confirm-form"' not in page
 
 
 # The confirmation page
@@ -307,6 +337,14 @@ def test_approve_button_keeps_four_eyes(world, client, settings):
     )
     url = reverse("admin:partners_grantrequest_approve", args=[filed.pk])
     own = portal_client(client, first)
+    # The requester is told before pressing anything: the button is disabled, its page
+    # states the refusal the action would make, and offers nothing to press.
+    change = _page(own, "grantrequest", filed.pk)
+    assert 'id="button-approve" class="object-button disabled"' in change
+    assert "You filed this request; another staff member must approve it." in change
+    assert url not in change
+    page = own.get(url).content.decode()
+    assert "Refused: You filed this request" in page and 'id="confirm-form"' not in page
     refused = own.post(url, {"reason": "mine"})
     assert refused.status_code == 400  # shown again with the action's refusal
     assert not GrantApproval.objects.filter(request=filed).exists()
@@ -314,8 +352,17 @@ def test_approve_button_keeps_four_eyes(world, client, settings):
 
     other = portal_client(Client(), second)
     page = other.get(url).content.decode()
-    assert "1 more needed" in page
+    assert "1 more needed" in page and "Refused" not in page
+    assert "Already approved by</dt><dd>nobody yet<" in page
+    assert re.search(r"Window</dt><dd>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC to ", page)
+    assert "The grant would expire</dt><dd>" in page
     assert other.post(url, {"reason": "checked the NDA"}).status_code == 302
+    after = other.get(url).content.decode()
+    assert "Refused: You already approved this request" in after
+    assert f"Already approved by</dt><dd>{second} at " in after
+    assert 'id="button-approve" class="object-button disabled"' in _page(
+        other, "grantrequest", filed.pk
+    )
     event = AuditEvent.objects.get(action="grant_request.approved", actor=second)
     assert event.changes["note"] == "checked the NDA"
     again = other.post(url, {"reason": "twice"})
