@@ -21,13 +21,12 @@ from django.contrib.auth.models import User
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import QuerySet
-from django.template.loader import render_to_string
 from django_otp import devices_for_user
 from django_otp.plugins.otp_static.models import StaticDevice
 
 from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, record
-from partners import tokens
+from partners import notify, tokens
 from partners.authority import Operation, authorize
 from partners.errors import ActionError
 from partners.models import AccessToken, Membership, Partner, Revocation, TokenInvitation
@@ -266,7 +265,7 @@ def _send_invitation(address: str, code: str, name: str, partner: str, claim_by:
     """Email the claim link straight to the member: not through the notification table,
     which staff can read. The code sits in the URL fragment, which browsers never send,
     so it cannot reach any server's access log."""
-    text = render_to_string(
+    text = notify.render_text(
         "email/token_invitation.txt",
         {
             "link": f"{settings.ACCESSCTL_PUBLIC_URL}/tokens/claim#{code}",
