@@ -219,7 +219,9 @@ class CheckpointStateFilter(admin.SimpleListFilter):
 
 @admin.display(description="State")
 def window_state(window: EmbargoWindow) -> str:
-    return str(states.window_state(window, timezone.now()).label)
+    state = states.window_state(window, timezone.now())
+    held = states.access_held(state, window.partner.status)
+    return f"{state.label} · {held}" if held else str(state.label)
 
 
 @admin.display(description="Status")

@@ -75,6 +75,7 @@ class Cell:
     blocked: bool
     window: EmbargoWindow | None = None
     state: str = ""
+    held: str = ""  # states.access_held: "partner suspended" beside an open window
     windows: int = 0
     active: int = 0
     revoked: int = 0
@@ -135,8 +136,10 @@ class Cell:
         if self.blocked:
             parts.append("export policy blocks this partner's jurisdiction")
         if self.window is not None:
+            held = f" ({self.held}: no access)" if self.held else ""
             parts.append(
-                f"window {self.state}, {utc(self.window.opens_at)} to {utc(self.window.closes_at)}"
+                f"window {self.state}{held}, {utc(self.window.opens_at)} to "
+                f"{utc(self.window.closes_at)}"
             )
         parts.append(
             f"{self.grants} grants ({self.active} active, {self.revoked} revoked, "
@@ -308,6 +311,7 @@ def _add_windows(
         cell.window = queries.display_window(found, at)
         if cell.window is not None:
             cell.state = states.window_state(cell.window, at).value
+            cell.held = states.access_held(cell.state, cell.partner.status)
 
 
 def _add_grants(

@@ -63,6 +63,8 @@ COLOURS: dict[str, tuple[str, str]] = {
     "open": ("#1b5e20", "#ffffff"),
     "closed": ("#cfd8dc", "#1c262b"),
     "withdrawn": ("#7f1d1d", "#ffffff"),
+    # open or upcoming, but the partner is suspended or terminated (states.access_held)
+    "blocked": ("#ffb74d", "#000000"),
 }
 OUTSIDE_TEXT = "#1f2933"  # a label beside its bar, on the white background
 GRANT_COLOURS = {
@@ -320,10 +322,12 @@ def _bar(
     window: EmbargoWindow, grants: list[Grant], row_y: float, at: datetime, x_of: Scale
 ) -> WindowBar:
     state = states.window_state(window, at).value
-    fill, text = COLOURS[state]
+    held = states.access_held(state, window.partner.status)
+    fill, text = COLOURS["blocked" if held else state]
     x, right = x_of(window.opens_at), x_of(window.closes_at)
     width = max(right - x, 2.0)
-    label = f"{state} {utc_date(window.opens_at)} to {utc_date(window.closes_at)}"
+    shown = f"{state} · {held}" if held else state
+    label = f"{shown} {utc_date(window.opens_at)} to {utc_date(window.closes_at)}"
     if len(label) * CHAR + 10 <= width:  # inside the bar, in the state's text colour
         label_x, colour, anchor = x + 6, text, "start"
     elif right + 6 + len(label) * CHAR <= WIDTH - RIGHT:  # beside it, on the right
@@ -331,7 +335,7 @@ def _bar(
     else:  # beside it, on the left
         label_x, colour, anchor = x - 6, OUTSIDE_TEXT, "end"
     title = (
-        f"{window.release.slug} x {window.partner.slug}: {state}, "
+        f"{window.release.slug} x {window.partner.slug}: {shown}, "
         f"{utc(window.opens_at)} to {utc(window.closes_at)}; "
         f"embargo lifts {utc(window.embargo_lifts_at)}; {len(grants)} grants"
     )
@@ -340,7 +344,7 @@ def _bar(
         x=x,
         width=width,
         y=row_y + 4,
-        state=state,
+        state="blocked" if held else state,
         fill=fill,
         label=label,
         label_x=label_x,
