@@ -58,6 +58,17 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.action} {self.target_label}"
 
+    @property
+    def stated_reason(self) -> str:
+        """Why, as a reviewer reads it: the reason the operator typed (``changes["reason"]``,
+        or an approver's ``note``), else the refusal code of a denial or failure, else ``""``.
+        (``reason`` alone is the refusal code, empty for every change.)"""
+        changes = self.changes if isinstance(self.changes, dict) else {}
+        typed = changes.get("reason") or changes.get("note")
+        if isinstance(typed, str) and typed.strip():
+            return typed
+        return self.reason
+
 
 # Leaves and nodes are shown nowhere (no admin, no message): no __str__ to keep tested.
 class AuditLeaf(models.Model):  # noqa: DJ008
