@@ -13,6 +13,7 @@ class AccessctlAdminConfig(AdminConfig):
     def ready(self) -> None:
         super().ready()
         _link_only_what_the_viewer_may_open()
+        _show_values_one_way()
 
 
 def _link_only_what_the_viewer_may_open() -> None:
@@ -34,3 +35,34 @@ def _link_only_what_the_viewer_may_open() -> None:
         return stock(self, remote_field, remote_obj)
 
     helpers.AdminReadonlyField.get_admin_url = get_admin_url  # type: ignore[method-assign]
+
+
+def _show_values_one_way() -> None:
+    """Read-only fields (object pages, inlines) and list columns show a byte count
+    (``quota_bytes``, ``size``, ``bytes_used``) in binary units with the count in its
+    title, and a JSON list or mapping (a token's scopes, an export's filters) as words,
+    not as raw JSON (``accessctl.formats.shown``). Editable inputs stay as they are."""
+    from django.contrib.admin.templatetags import admin_list
+    from django.db import models
+    from django.utils.html import format_html
+
+    from accessctl.formats import is_byte_field, shown
+
+    stock = helpers.display_for_field
+
+    def display_for_field(value: Any, field: Any, empty_value_display: str, **kw: Any) -> Any:
+        name = getattr(field, "name", "") or ""
+        if value is None:
+            return stock(value, field, empty_value_display, **kw)
+        if (
+            isinstance(field, models.IntegerField)
+            and not isinstance(value, bool)
+            and is_byte_field(name)
+        ):
+            return format_html('<span title="{} bytes">{}</span>', value, shown(value, name))
+        if isinstance(field, models.JSONField) and isinstance(value, list | dict):
+            return shown(value, name)
+        return stock(value, field, empty_value_display, **kw)
+
+    helpers.display_for_field = display_for_field  # type: ignore[assignment]
+    admin_list.display_for_field = display_for_field  # type: ignore[attr-defined]

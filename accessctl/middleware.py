@@ -19,8 +19,8 @@ __all__ = [
     "RequestContext",
     "RequestContextMiddleware",
     "client_address",
-    "current_request",
     "current_context",
+    "current_request",
     "current_user",
     "request_ids",
 ]

@@ -36,9 +36,9 @@ from .revocations import start_revocation
 __all__ = [
     "MAX_QUOTA_BYTES",
     "approval_refusal",
-    "default_expiry",
     "approve_grant_request",
     "check_grant",
+    "default_expiry",
     "issue_grant",
     "quota_limit",
     "reject_grant_request",

@@ -26,6 +26,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 
 from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, record
+from accessctl_wire import formats
 from partners import notify, tokens
 from partners.authority import Operation, authorize
 from partners.errors import ActionError
@@ -254,7 +255,7 @@ def invite_member_token(
         },
         at=at,
     )
-    address, claim_by_text = user.email, f"{invitation.claim_by:%Y-%m-%d %H:%M} UTC"
+    address, claim_by_text = user.email, formats.moment(invitation.claim_by)
     transaction.on_commit(
         lambda: _send_invitation(address, code, name, partner.slug, claim_by_text), robust=True
     )

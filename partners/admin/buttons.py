@@ -427,8 +427,7 @@ class ObjectButtons:
             raise PermissionDenied
         change_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
         refusal = button.refusal(obj, request.user)
-        if request.method == "POST" and not button.applies(obj):
-            assert refusal is not None
+        if request.method == "POST" and refusal is not None and not button.applies(obj):
             model_admin.message_user(request, refusal.message, messages.INFO)
             return HttpResponseRedirect(change_url)
         form = ConfirmForm(request.POST if request.method == "POST" else None)
