@@ -5,6 +5,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
+from django.utils.translation import ngettext
 
 from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, record
@@ -123,7 +124,8 @@ def _check_public_time(release: Release, public_release_at: datetime | None) -> 
         more = f" and {len(blocking) - 10} more" if len(blocking) > 10 else ""
         raise ActionError(
             "early_access_unapproved",
-            f"Moving release {current.slug}'s public time later would make grant(s) {shown}"
+            f"Moving release {current.slug}'s public time later would make "
+            f"{ngettext('grant', 'grants', len(blocking))} {shown}"
             f"{more} early access without the early-access approvals; revoke them first.",
         )
 
@@ -180,8 +182,8 @@ def _changed(existing: dict[str, Artifact], specs: Sequence[ArtifactSpec]) -> No
     if changed:
         raise ActionError(
             "artifact_changed",
-            f"{len(changed)} registered file(s) changed on disk and were not replaced: "
-            + ", ".join(sorted(changed)),
+            f"{len(changed)} registered {ngettext('file', 'files', len(changed))} changed on disk "
+            "and were not replaced: " + ", ".join(sorted(changed)),
         )
 
 
@@ -206,7 +208,8 @@ def _refuse_embargoed_bytes(release: Release, specs: Sequence[ArtifactSpec]) -> 
         paths = sorted(s.path for s in specs if s.sha256 in found)
         raise ActionError(
             "artifact_embargoed_elsewhere",
-            f"{len(paths)} file(s) hold the bytes of a release that is not public yet (or was "
+            f"{len(paths)} {ngettext('file holds', 'files hold', len(paths))} the bytes of a "
+            "release that is not public yet (or was "
             f"withdrawn): {', '.join(paths)}.",
         )
 

@@ -5,6 +5,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Least
+from django.utils.translation import ngettext
 
 from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, record
@@ -99,7 +100,8 @@ def update_partner(
             raise ActionError(
                 "confirmation_required",
                 f"Moving {partner.slug} to {country_name(values['jurisdiction'])} ends "
-                f"{len(ended.windows)} window(s) and {len(ended.grants)} grant(s) that its "
+                f"{len(ended.windows)} {ngettext('window', 'windows', len(ended.windows))} and "
+                f"{len(ended.grants)} {ngettext('grant', 'grants', len(ended.grants))} that its "
                 "releases' export policies block: confirm exactly these windows "
                 f"({', '.join(f'#{pk}' for pk in ended.window_ids)}).",
             )

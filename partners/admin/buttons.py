@@ -24,6 +24,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import ngettext
 
 from partners import rules, states
 from partners.actions.grants import approval_refusal, default_expiry
@@ -38,6 +40,7 @@ from partners.models import (
     Membership,
     Partner,
     Release,
+    Revocation,
 )
 from partners.queries import current_window
 from partners.refusals import settle
@@ -63,6 +66,8 @@ class Impact:
     facts: list[tuple[str, str]] = field(default_factory=list)  # (label, value)
     grants: list[Grant] = field(default_factory=list)  # the grants that end (at most ROWS)
     grant_total: int = 0
+    windows: list[EmbargoWindow] = field(default_factory=list)  # windows that end (ROWS)
+    window_total: int = 0
     partners: int = 0
     people: int = 0
     quota_left: int = 0
@@ -94,6 +99,11 @@ def _size(n: int) -> str:
     return size(n)
 
 
+def _n(count: int, singular: str, plural: str) -> str:
+    """``"1 grant"``, ``"3 grants"`` (``ngettext``)."""
+    return f"{count} {ngettext(singular, plural, count)}"
+
+
 def _suspend_impact(partner: Partner) -> Impact:
     ending = _grants_ending(Grant.objects.filter(partner=partner))
     pending = GrantRequest.objects.filter(partner=partner, status=GrantRequest.Status.PENDING)
@@ -104,17 +114,18 @@ def _suspend_impact(partner: Partner) -> Impact:
     counts = {"requests": pending.count(), "tokens": tokens.count()}
     return Impact(
         sentence=(
-            f"Every download by {partner.slug} stops at once. Then its {ending['grant_total']} "
-            f"usable grant(s) are revoked and its {counts['requests']} pending request(s) "
-            f"rejected. Its {people} member(s) keep their accounts, but their API tokens are "
-            "refused while it is suspended."
+            f"Every download by {partner.slug} will stop at once. Then its "
+            f"{_n(ending['grant_total'], 'usable grant', 'usable grants')} will be revoked and "
+            f"its {_n(counts['requests'], 'pending request', 'pending requests')} rejected. "
+            f"Its {_n(people, 'member keeps their account', 'members keep their accounts')}, "
+            "but their API tokens will be refused while it is suspended."
         ),
         facts=[
             ("Partner", f"{partner.slug} ({partner.legal_name}, {partner.jurisdiction})"),
-            ("Grants revoked", str(ending["grant_total"])),
+            ("Grants that will be revoked", str(ending["grant_total"])),
             ("Quota left on them", _size(ending["quota_left"])),
-            ("Pending requests rejected", str(counts["requests"])),
-            ("People who lose access", str(people)),
+            ("Pending requests that will be rejected", str(counts["requests"])),
+            ("People who will lose access", str(people)),
             ("API tokens refused while suspended", str(counts["tokens"])),
         ],
         **{**ending, "people": people},
@@ -125,16 +136,16 @@ def _revoke_impact(grant: Grant) -> Impact:
     ending = _grants_ending(Grant.objects.filter(pk=grant.pk))
     return Impact(
         sentence=(
-            f"{grant.partner.slug} can no longer download {grant.checkpoint} under "
-            f"{grant}: the next request is refused."
+            f"{grant.partner.slug} will no longer be able to download {grant.checkpoint} under "
+            f"{grant}: its next request will be refused."
         ),
         facts=[
             ("Partner", grant.partner.slug),
             ("Checkpoint", str(grant.checkpoint)),
             ("Quota", f"{_size(grant.bytes_used)} used of {_size(grant.quota_bytes)}"),
-            ("Quota left, lost", _size(grant.bytes_left)),
+            ("Quota left that will be lost", _size(grant.bytes_left)),
             ("Expires", _moment(grant.expires_at)),
-            ("People who lose access", str(ending["people"])),
+            ("People who will lose access", str(ending["people"])),
         ],
         **ending,
     )
@@ -144,15 +155,15 @@ def _pull_impact(checkpoint: Checkpoint) -> Impact:
     ending = _grants_ending(Grant.objects.filter(checkpoint=checkpoint))
     return Impact(
         sentence=(
-            f"Nobody can download {checkpoint} from now on, and no grant can be issued for it "
-            f"again: {ending['grant_total']} grant(s) of {ending['partners']} partner(s) are "
-            "revoked."
+            f"Nobody will be able to download {checkpoint} from now on, and no grant can be "
+            f"issued for it again: {_n(ending['grant_total'], 'grant', 'grants')} of "
+            f"{_n(ending['partners'], 'partner', 'partners')} will be revoked."
         ),
         facts=[
             ("Checkpoint", str(checkpoint)),
-            ("Grants revoked", str(ending["grant_total"])),
+            ("Grants that will be revoked", str(ending["grant_total"])),
             ("Partners affected", str(ending["partners"])),
-            ("People who lose access", str(ending["people"])),
+            ("People who will lose access", str(ending["people"])),
             ("Quota left on them", _size(ending["quota_left"])),
         ],
         **ending,
@@ -161,23 +172,33 @@ def _pull_impact(checkpoint: Checkpoint) -> Impact:
 
 def _withdraw_impact(release: Release) -> Impact:
     ending = _grants_ending(Grant.objects.filter(checkpoint__release=release))
-    windows = states.windows_in_state(
-        EmbargoWindow.objects.filter(release=release), "open", timezone.now()
-    ).count()
+    now = timezone.now()
+    of_release = EmbargoWindow.objects.filter(release=release)
+    open_windows = states.windows_in_state(of_release, "open", now)
+    upcoming = states.windows_in_state(of_release, "upcoming", now)
+    counts = {"open": open_windows.count(), "upcoming": upcoming.count()}
+    ended = list(
+        (open_windows | upcoming).select_related("partner").order_by("opens_at", "pk")[:ROWS]
+    )
     return Impact(
         sentence=(
-            f"Kill switch: every download of every checkpoint of {release.slug} stops now, for "
-            f"everyone; its {windows} open window(s) end and {ending['grant_total']} grant(s) "
-            "are revoked. There is no way back: a withdrawn release stays withdrawn."
+            f"Kill switch: every download of every checkpoint of {release.slug} will stop now, "
+            f"for everyone; its {_n(counts['open'], 'open window', 'open windows')} will end, "
+            f"its {_n(counts['upcoming'], 'upcoming window', 'upcoming windows')} will never "
+            f"open, and {_n(ending['grant_total'], 'grant', 'grants')} will be revoked. There is "
+            "no way back: a withdrawn release stays withdrawn."
         ),
         facts=[
             ("Release", f"{release.slug} ({release.name})"),
-            ("Open windows ended", str(windows)),
-            ("Grants revoked", str(ending["grant_total"])),
+            ("Open windows that will end", str(counts["open"])),
+            ("Upcoming windows that will never open", str(counts["upcoming"])),
+            ("Grants that will be revoked", str(ending["grant_total"])),
             ("Partners affected", str(ending["partners"])),
-            ("People who lose access", str(ending["people"])),
+            ("People who will lose access", str(ending["people"])),
             ("Quota left on them", _size(ending["quota_left"])),
         ],
+        windows=ended,
+        window_total=counts["open"] + counts["upcoming"],
         **ending,
     )
 
@@ -221,10 +242,11 @@ def _approve_impact(grant_request: GrantRequest) -> Impact:
     issues = given + 1 >= needed
     sentence = (
         f"Your approval is the last one needed: a grant of {_size(grant_request.quota_bytes)} "
-        f"for {grant_request.checkpoint} is issued to {grant_request.partner.slug} at once."
+        f"for {grant_request.checkpoint} will be issued to {grant_request.partner.slug} at once."
         if issues
-        else f"Your approval is recorded; {needed - given - 1} more needed before a grant is "
-        "issued. You cannot approve a request you filed, nor approve twice."
+        else f"Your approval will be recorded; {_n(needed - given - 1, 'more approval', 'more approvals')} "
+        "will be needed before a grant is issued. You cannot approve a request you filed, nor "
+        "approve twice."
     )
     return Impact(sentence=sentence, facts=facts)
 
@@ -233,8 +255,8 @@ def _reject_impact(grant_request: GrantRequest) -> Impact:
     facts, _, _ = _request_facts(grant_request)
     return Impact(
         sentence=(
-            f"{grant_request.partner.slug} does not get {grant_request.checkpoint} under this "
-            "request; the partner is told the reason."
+            f"{grant_request.partner.slug} will not get {grant_request.checkpoint} under this "
+            "request; the partner will be told the reason."
         ),
         facts=facts,
     )
@@ -258,6 +280,7 @@ class Button:
     applies: Callable[[Any], bool]
     impact: Callable[[Any], Impact]
     run: Callable[[admin.ModelAdmin, HttpRequest, Any, str], None]
+    done: str = ""  # what the object is once done: "suspended"
     danger: bool = True
     # The action's own refusal for this person, asked of the rule the action applies
     # (``None`` when the action refuses nobody who may press the button).
@@ -302,6 +325,7 @@ BUTTONS: tuple[Button, ...] = (
         lambda p: p.status == Partner.Status.ACTIVE,
         _suspend_impact,
         _bulk("suspend"),
+        "suspended",
     ),
     Button(
         Grant,
@@ -311,6 +335,7 @@ BUTTONS: tuple[Button, ...] = (
         lambda g: g.status in {Grant.Status.ACTIVE, Grant.Status.EXHAUSTED},
         _revoke_impact,
         _bulk("revoke"),
+        "revoked",
     ),
     Button(
         Checkpoint,
@@ -320,6 +345,7 @@ BUTTONS: tuple[Button, ...] = (
         lambda c: states.checkpoint_state(c) != Checkpoint.Status.PULLED,
         _pull_impact,
         _bulk("pull"),
+        "pulled",
     ),
     Button(
         Release,
@@ -329,6 +355,7 @@ BUTTONS: tuple[Button, ...] = (
         lambda r: r.status != Release.Status.WITHDRAWN,
         _withdraw_impact,
         _bulk("withdraw"),
+        "withdrawn",
     ),
     Button(
         GrantRequest,
@@ -349,6 +376,7 @@ BUTTONS: tuple[Button, ...] = (
         lambda r: r.status == _PENDING,
         _reject_impact,
         _bulk("reject"),
+        "rejected",
     ),
 )
 
@@ -439,10 +467,8 @@ class ObjectButtons:
                 settle(exc)
                 form.add_error(None, exc.message)
             else:
-                if button.name != "approve":  # approve_one says what it did
-                    model_admin.message_user(
-                        request, f"{obj}: {button.label.lower()} done.", messages.SUCCESS
-                    )
+                if button.done:  # approve_one says what it did
+                    model_admin.message_user(request, _done(obj, button), messages.SUCCESS)
                 return HttpResponseRedirect(change_url)
         return TemplateResponse(
             request,
@@ -460,6 +486,27 @@ class ObjectButtons:
             },
             status=400 if form.errors else 200,
         )
+
+
+def _done(obj: Any, button: Button) -> str:
+    """What the button did, saying the fan-out still runs: ``Partner tessel-accel suspended;
+    revocation #4 is ending its grants.`` with a link to the revocation."""
+    name = f"{obj._meta.verbose_name.capitalize()} {obj} {button.done}"
+    field = {Partner: "partner", Grant: "grant", Checkpoint: "checkpoint", Release: "release"}
+    revocation = (
+        Revocation.objects.filter(**{field[type(obj)]: obj}).order_by("-pk").first()
+        if type(obj) in field
+        else None
+    )
+    if revocation is None or revocation.status != Revocation.Status.PENDING:
+        return f"{name}."
+    url = reverse("admin:partners_revocation_change", args=[revocation.pk])
+    return format_html(
+        '{}; <a href="{}">revocation #{}</a> is ending its grants and notifying people.',
+        name,
+        url,
+        revocation.pk,
+    )
 
 
 def _said(refusal: rules.Failure | None) -> dict[str, str] | None:

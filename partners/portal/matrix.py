@@ -25,6 +25,7 @@ from django.db.models import CharField, Count, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Cast
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import ngettext
 
 from accessctl.audit.events import AuditAction
 from accessctl.audit.models import AuditEvent
@@ -142,7 +143,7 @@ class Cell:
                 f"{utc(self.window.closes_at)}"
             )
         parts.append(
-            f"{self.grants} grants ({self.active} active, {self.revoked} revoked, "
+            f"{self.grants} {ngettext('grant', 'grants', self.grants)} ({self.active} active, {self.revoked} revoked, "
             f"{self.expired} expired, {self.exhausted} exhausted), used {self.quota}"
         )
         if self.last_download:

@@ -26,6 +26,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import ngettext
 
 from partners import states
 from partners.models import EmbargoWindow, Grant, Partner, Release
@@ -337,7 +338,7 @@ def _bar(
     title = (
         f"{window.release.slug} x {window.partner.slug}: {shown}, "
         f"{utc(window.opens_at)} to {utc(window.closes_at)}; "
-        f"embargo lifts {utc(window.embargo_lifts_at)}; {len(grants)} grants"
+        f"embargo lifts {utc(window.embargo_lifts_at)}; {len(grants)} {ngettext('grant', 'grants', len(grants))}"
     )
     lifts = window.embargo_lifts_at
     bar = WindowBar(

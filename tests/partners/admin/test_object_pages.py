@@ -254,10 +254,13 @@ def test_suspend_confirmation_restates_the_impact_and_changes_nothing(world, cli
     html = c.get(url).content.decode()
     assert not changed_tables(before) - {"django_session"}, "a GET changed something"
     facts = _section(html, "impact-facts")
-    assert "Grants revoked</dt><dd>1<" in facts
+    assert "Grants that will be revoked</dt><dd>1<" in facts
     assert "Quota left on them</dt><dd>6.0 KiB<" in facts
-    assert "People who lose access</dt><dd>1<" in facts
-    assert "Pending requests rejected</dt><dd>1<" in facts
+    assert "People who will lose access</dt><dd>1<" in facts
+    assert "Pending requests that will be rejected</dt><dd>1<" in facts
+    sentence = _section(html, "impact")
+    assert "its 1 usable grant will be revoked and its 1 pending request rejected" in sentence
+    assert "(s)" not in html and "1 grants" not in html
     assert f"grant #{world['grant'].pk}" in _section(html, "impact-grants")
     assert 'name="reason"' in html and "csrfmiddlewaretoken" in html
 
@@ -271,6 +274,12 @@ def test_suspend_needs_a_reason_then_suspends_as_the_bulk_action_does(world, cli
     assert Partner.objects.get(pk=world["partner"].pk).status == Partner.Status.ACTIVE
     done = c.post(url, {"reason": "Leaked weights"})
     assert done.status_code == 302
+    revocation = Revocation.objects.get(partner=world["partner"])
+    said = [str(m) for m in c.get(done["Location"]).context["messages"]]
+    assert said == [
+        f'Partner aurora suspended; <a href="/admin/partners/revocation/{revocation.pk}/change/">'
+        f"revocation #{revocation.pk}</a> is ending its grants and notifying people."
+    ]
     partner = Partner.objects.get(pk=world["partner"].pk)
     assert (partner.status, partner.status_reason) == ("suspended", "Leaked weights")
     event = AuditEvent.objects.get(action="partner.suspended")
@@ -298,12 +307,12 @@ def test_revoke_pull_and_kill_switch_from_their_pages(world, client):
     assert Grant.objects.get(pk=grant.pk).status == Grant.Status.REVOKED
     cp = world["checkpoint"]
     page = c.get(reverse("admin:partners_checkpoint_pull", args=[cp.pk])).content.decode()
-    assert "Nobody can download v3:" in page
+    assert "Nobody will be able to download v3:" in page
     c.post(reverse("admin:partners_checkpoint_pull", args=[cp.pk]), {"reason": "r2"})
     assert Checkpoint.objects.get(pk=cp.pk).status == Checkpoint.Status.PULLED
     release = world["release"]
     page = c.get(reverse("admin:partners_release_withdraw", args=[release.pk])).content.decode()
-    assert "Kill switch" in page and "Open windows ended</dt><dd>1<" in page
+    assert "Kill switch" in page and "Open windows that will end</dt><dd>1<" in page
     c.post(reverse("admin:partners_release_withdraw", args=[release.pk]), {"reason": "r3"})
     assert Release.objects.get(pk=release.pk).status == Release.Status.WITHDRAWN
     assert list(
@@ -352,7 +361,7 @@ def test_approve_button_keeps_four_eyes(world, client, settings):
 
     other = portal_client(Client(), second)
     page = other.get(url).content.decode()
-    assert "1 more needed" in page and "Refused" not in page
+    assert "1 more approval will be needed" in page and "Refused" not in page
     assert "Already approved by</dt><dd>nobody yet<" in page
     assert re.search(r"Window</dt><dd>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC to ", page)
     assert "The grant would expire</dt><dd>" in page
@@ -415,3 +424,15 @@ def test_grant_requests_open_with_the_time_they_were_filed(world, client):
     html = _page(_as(client, "Release manager"), "grantrequest", world["request"].pk)
     stamp = timezone.localtime(world["request"].requested_at)
     assert stamp.strftime("%Y-%m-%d %H:%M:%S UTC") in html
+
+
+def test_the_kill_switch_counts_and_lists_upcoming_windows_too(world, client):
+    later = f.partner("tessel")
+    f.window(world["release"], later, opens=5 * DAY, closes=9 * DAY)
+    url = reverse("admin:partners_release_withdraw", args=[world["release"].pk])
+    html = _as(client, "Security officer").get(url).content.decode()
+    assert "Open windows that will end</dt><dd>1<" in html
+    assert "Upcoming windows that will never open</dt><dd>1<" in html
+    assert "its 1 open window will end, its 1 upcoming window will never open" in html
+    windows = _section(html, "impact-windows")
+    assert "aurora" in windows and "tessel" in windows
