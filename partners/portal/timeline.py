@@ -19,11 +19,12 @@ and those windows' grants.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from math import ceil
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django import forms
+from django.db.models import Max, Min, Q, QuerySet
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import ngettext
@@ -35,10 +36,13 @@ from partners.portal.units import binary_size, utc, utc_date
 
 __all__ = [
     "COLOURS",
+    "DAYS",
+    "MAX_DAYS",
     "PARTNERS_PER_PAGE",
     "RELEASES_PER_PAGE",
     "WIDTH",
     "Timeline",
+    "TimelineFilters",
     "timeline",
     "timeline_page",
 ]
@@ -157,7 +161,7 @@ class Timeline:
     plot_left: float
     plot_right: float
     ticks: list[Tick]
-    now_x: float
+    now_x: float | None  # None: now is outside the period
     now_label: str
     groups: list[ReleaseGroup]
     legend_y: float
@@ -296,7 +300,7 @@ def timeline(
         plot_left=plot_left,
         plot_right=plot_right,
         ticks=_ticks(start, end, x_of),
-        now_x=x_of(at),
+        now_x=x_of(at) if x_of.covers(at) else None,
         now_label=f"now {utc(at)}",
         groups=groups,
         legend_y=y + 14,
@@ -386,16 +390,65 @@ def releases_in(start: datetime, end: datetime) -> QuerySet[Release]:
     )
 
 
+DAYS = 60  # the period's default length: the past week and the next 53 days
+MAX_DAYS = 366
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
+
+
+class TimelineFilters(MatrixFilters):
+    """The matrix's filters and the period: ``from`` (``YYYY-MM-DD``, UTC midnight; 2000
+    to 2100) and ``days`` (1 to ``MAX_DAYS``). Bad values are form errors, shown on the
+    page; the timeline is then drawn unfiltered over the default period."""
+
+    days = forms.IntegerField(required=False, min_value=1, max_value=MAX_DAYS)
+
+    def __init__(self, data: Any, **kwargs: Any) -> None:
+        super().__init__(data, **kwargs)
+        # "from" is a keyword: the field is added by name.
+        self.fields["from"] = forms.DateField(
+            required=False, input_formats=["%Y-%m-%d"], help_text="YYYY-MM-DD (UTC)"
+        )
+        self.order_fields(["release", "partner", "jurisdiction", "from", "days"])
+
+    def clean_from(self) -> date | None:
+        day: date | None = self.cleaned_data.get("from")
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise forms.ValidationError(f"Choose a day from {FIRST_DAY} to {LAST_DAY}.")
+        return day
+
+
+def _period_of(chosen: dict[str, Any], at: datetime) -> tuple[datetime, datetime]:
+    """The period to draw: ``from`` and ``days`` if given; else, with a release chosen,
+    its windows whenever they are (a day either side); else ``period(at)``."""
+    days = chosen.get("days")
+    if chosen.get("from"):
+        start = datetime.combine(chosen["from"], time(), tzinfo=UTC)
+        return start, start + timedelta(days=days or DAYS)
+    if chosen.get("release"):
+        span = EmbargoWindow.objects.filter(release__slug=chosen["release"]).aggregate(
+            first=Min("opens_at"), last=Max("closes_at")
+        )
+        if span["first"] is not None:
+            start = datetime.combine(span["first"].date() - timedelta(days=1), time(), tzinfo=UTC)
+            end = span["last"] + timedelta(days=1)
+            return start, start + timedelta(days=days) if days else end
+    start, end = period(at)
+    return start, start + timedelta(days=days) if days else end
+
+
 def timeline_page(data: Any, *, at: datetime) -> dict[str, Any]:
     """The timeline page's context for its GET parameters, those of the matrix: the
     filters ``release``, ``partner``, ``jurisdiction``; ``page`` (``PARTNERS_PER_PAGE``
     partners, by slug) and ``columns`` (``RELEASES_PER_PAGE`` releases, by public
-    release), over the past week and the next 53 days. Five queries."""
-    start, end = period(at)
+    release); and the period (``TimelineFilters``: ``from``, ``days``), by default the
+    past week and the next 53 days, or a chosen release's windows whenever they are;
+    with links to the periods before and after. Five or six queries."""
     partners = list(Partner.objects.order_by("slug"))
     releases = list(Release.objects.order_by("-public_release_at", "slug"))
-    form = MatrixFilters(data, partners=partners, releases=releases)
+    form = TimelineFilters(data, partners=partners, releases=releases)
     chosen: dict[str, Any] = form.cleaned_data if form.is_valid() else {}
+    start, end = _period_of(chosen, at)
+    length = max((end - start).days, 1)
     shown = list(releases_in(start, end))
     if chosen.get("release"):
         shown = [r for r in shown if r.slug == chosen["release"]]
@@ -407,10 +460,19 @@ def timeline_page(data: Any, *, at: datetime) -> dict[str, Any]:
     page = min(max(chosen.get("page") or 1, 1), pages)
     columns_pages = max(ceil(len(shown) / RELEASES_PER_PAGE), 1)
     columns = min(max(chosen.get("columns") or 1, 1), columns_pages)
-    params = {k: str(v) for k, v in chosen.items() if v and k not in ("page", "columns")}
+    params = {
+        k: str(v) for k, v in chosen.items() if v and k not in ("page", "columns", "from", "days")
+    }
 
-    def link(**changes: int) -> str:
-        return "?" + urlencode({**params, "page": page, "columns": columns, **changes})
+    def link(**changes: Any) -> str:
+        held = {"from": f"{start:%Y-%m-%d}", "days": length} if chosen.get("from") else {}
+        return "?" + urlencode({**params, **held, "page": page, "columns": columns, **changes})
+
+    def moved(by: int) -> str:
+        day = start.date() + timedelta(days=by)
+        if not FIRST_DAY <= day <= LAST_DAY:
+            return ""
+        return "?" + urlencode({**params, "from": f"{day:%Y-%m-%d}", "days": length})
 
     return {
         "form": form,
@@ -429,6 +491,10 @@ def timeline_page(data: Any, *, at: datetime) -> dict[str, Any]:
         "next_page": link(page=page + 1) if page < pages else "",
         "previous_columns": link(columns=columns - 1) if columns > 1 else "",
         "next_columns": link(columns=columns + 1) if columns < columns_pages else "",
+        "days": length,
+        "earlier_period": moved(-length),
+        "later_period": moved(length),
+        "this_period": "?" + urlencode(params) if chosen.get("from") else "",
     }
 
 
