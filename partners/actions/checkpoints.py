@@ -84,7 +84,8 @@ def update_release(*, actor: Actor, release: Release, **values: Any) -> Release:
     if values.get("status") == Release.Status.WITHDRAWN:
         raise ActionError(
             "release_withdrawn",
-            "A withdrawn release cannot change; the kill switch is the only way to withdraw one.",
+            "A release is withdrawn only by the kill switch (its Kill switch button, with a "
+            "reason), not by setting its status.",
         )
     if "public_release_at" in values:
         _check_public_time(release, values["public_release_at"])
