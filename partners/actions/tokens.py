@@ -218,6 +218,12 @@ def invite_member_token(
             "token_invalid_user",
             f"{user} is not an active partner member; staff make their own tokens.",
         )
+    if partner.status != Partner.Status.ACTIVE:
+        raise ActionError(
+            "partner_suspended",
+            f"Partner {partner.slug} is {partner.status}: its members get no new token "
+            "until it is reinstated.",
+        )
     if not user.email:
         raise ActionError("member_email_missing", f"{user} has no email address to send it to.")
     scope_list, expires_at = _check_terms(scopes, PARTNER_SCOPES, expires_at, at)

@@ -29,6 +29,7 @@ from django.utils.translation import ngettext
 
 from partners import rules, states
 from partners.actions.grants import approval_refusal, default_expiry
+from partners.actions.partners import reinstate_refusal
 from partners.authority import Operation, may
 from partners.errors import ActionError
 from partners.models import (
@@ -129,6 +130,33 @@ def _suspend_impact(partner: Partner) -> Impact:
             ("API tokens refused while suspended", str(counts["tokens"])),
         ],
         **{**ending, "people": people},
+    )
+
+
+def _reinstate_impact(partner: Partner) -> Impact:
+    now = timezone.now()
+    revoked = Grant.objects.filter(partner=partner, status=Grant.Status.REVOKED).count()
+    windows = states.windows_in_state(EmbargoWindow.objects.filter(partner=partner), "open", now)
+    people = Membership.objects.filter(partner=partner, user__is_active=True).count()
+    tokens = AccessToken.objects.filter(
+        partner=partner, revoked_at__isnull=True, expires_at__gt=now
+    ).count()
+    return Impact(
+        sentence=(
+            f"{partner.slug} will be let back in: its "
+            f"{_n(tokens, 'API token works', 'API tokens work')} again for its "
+            f"{_n(people, 'member', 'members')}. Its {_n(revoked, 'revoked grant', 'revoked grants')} "
+            "will stay revoked: issue new ones where its windows allow."
+        ),
+        facts=[
+            ("Partner", f"{partner.slug} ({partner.legal_name}, {partner.jurisdiction})"),
+            ("Suspended because", partner.status_reason or "-"),
+            ("API tokens that will work again", str(tokens)),
+            ("People who will regain access", str(people)),
+            ("Revoked grants that stay revoked", str(revoked)),
+            ("Open windows", str(windows.count())),
+        ],
+        people=people,
     )
 
 
@@ -326,6 +354,18 @@ BUTTONS: tuple[Button, ...] = (
         _suspend_impact,
         _bulk("suspend"),
         "suspended",
+    ),
+    Button(
+        Partner,
+        "reinstate",
+        "Reinstate",
+        Operation.PARTNER_REINSTATE,
+        lambda p: p.status == Partner.Status.SUSPENDED,
+        _reinstate_impact,
+        _bulk("reinstate"),
+        "reinstated",
+        danger=False,
+        refuses=lambda p, user: reinstate_refusal(p),
     ),
     Button(
         Grant,

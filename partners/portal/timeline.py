@@ -52,6 +52,7 @@ LABELS = 170  # the partner column
 RIGHT = 16
 AXIS = 44  # the date axis band at the top
 HEADER = 26  # a release's header band
+DIAMOND = 10  # the public-release diamond's half width, and a margin
 ROW = 34  # one partner's row: its windows' bars
 BAR = 26  # a window's bar: its label on top, its grants in a light track at the bottom
 TRACK = 17  # where the grants' track starts inside the bar (below the label)
@@ -137,6 +138,32 @@ class ReleaseGroup:
     public_title: str
     rows: list[PartnerRow] = field(default_factory=list)
     hidden: int = 0  # partners with windows not drawn (``timeline(rows=...)``)
+    plot_left: float = float(LABELS)
+    plot_right: float = float(WIDTH - RIGHT)
+
+    @property
+    def status_text(self) -> str:
+        return f"{self.release.name}: {self.status_label}"
+
+    @property
+    def status_at(self) -> tuple[float, str]:
+        """Where the header's text goes (x, text-anchor): at the plot's left, unless the
+        public-release diamond falls on it; then beside the diamond, clear of it."""
+        width = len(self.status_text) * CHAR
+        x = self.plot_left
+        if self.public_x is None or not x - DIAMOND <= self.public_x <= x + width + DIAMOND:
+            return x, "start"
+        if self.public_x + DIAMOND + width <= self.plot_right:
+            return self.public_x + DIAMOND, "start"
+        return self.public_x - DIAMOND, "end"
+
+    @property
+    def status_x(self) -> float:
+        return self.status_at[0]
+
+    @property
+    def status_anchor(self) -> str:
+        return self.status_at[1]
 
     @property
     def more_y(self) -> float:

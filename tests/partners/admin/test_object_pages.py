@@ -436,3 +436,45 @@ def test_the_kill_switch_counts_and_lists_upcoming_windows_too(world, client):
     assert "its 1 open window will end, its 1 upcoming window will never open" in html
     windows = _section(html, "impact-windows")
     assert "aurora" in windows and "tessel" in windows
+
+
+# Reinstating a suspended partner from its page
+
+
+def test_a_suspended_partner_is_reinstated_from_its_page(world, client):
+    partner = world["partner"]
+    actions.suspend_partner(actor=None, partner=partner, reason="audit")
+    officer = f.staff("Security officer")
+    c = portal_client(client, officer)
+    url = reverse("admin:partners_partner_reinstate", args=[partner.pk])
+    # Refused up front while the suspension's fan-out still runs.
+    assert _buttons(_page(c, "partner", partner.pk)) == {"reinstate"}
+    page = c.get(url).content.decode()
+    assert "Refused: Partner aurora&#x27;s grants are still being revoked" in page
+    assert 'id="confirm-form"' not in page
+    actions.cascade_revocation(Revocation.objects.get(partner=partner).pk)
+    page = c.get(url).content.decode()
+    assert "aurora will be let back in" in page and "Refused" not in page
+    assert "Suspended because</dt><dd>audit<" in page
+    assert "Revoked grants that stay revoked</dt><dd>1<" in page
+    done = c.post(url, {"reason": "audit passed"})
+    assert done.status_code == 302
+    assert Partner.objects.get(pk=partner.pk).status == Partner.Status.ACTIVE
+    event = AuditEvent.objects.get(action="partner.reinstated")
+    assert (event.actor, event.changes["reason"]) == (officer, "audit passed")
+    said = [str(m) for m in c.get(done["Location"]).context["messages"]]
+    assert said == ["Partner aurora reinstated."]
+    assert _buttons(_page(c, "partner", partner.pk)) == {"suspend"}
+
+
+def test_reinstate_is_refused_to_a_role_without_the_right(world, client):
+    partner = world["partner"]
+    actions.suspend_partner(actor=None, partner=partner, reason="audit")
+    person = f.staff("Release manager")
+    since = last_event_id()
+    url = reverse("admin:partners_partner_reinstate", args=[partner.pk])
+    assert portal_client(client, person).post(url, {"reason": "x"}).status_code == 403
+    (refused,) = AuditEvent.objects.filter(pk__gt=since, action="partner.refused")
+    assert (refused.actor, refused.reason) == (person, "forbidden")
+    assert refused.changes["operation"] == "partner.reinstate"
+    assert Partner.objects.get(pk=partner.pk).status == Partner.Status.SUSPENDED
