@@ -48,7 +48,7 @@ def _show_values_one_way() -> None:
 
     from accessctl.formats import is_byte_field, shown
 
-    stock = helpers.display_for_field
+    stock = helpers.display_for_field  # type: ignore[attr-defined]
 
     def display_for_field(value: Any, field: Any, empty_value_display: str, **kw: Any) -> Any:
         name = getattr(field, "name", "") or ""
@@ -64,5 +64,6 @@ def _show_values_one_way() -> None:
             return shown(value, name)
         return stock(value, field, empty_value_display, **kw)
 
-    helpers.display_for_field = display_for_field  # type: ignore[assignment]
+    # Both modules imported Django's function by name: replace both names.
+    helpers.display_for_field = display_for_field  # type: ignore[attr-defined]
     admin_list.display_for_field = display_for_field  # type: ignore[attr-defined]

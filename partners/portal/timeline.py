@@ -492,14 +492,14 @@ def timeline_page(data: Any, *, at: datetime) -> dict[str, Any]:
     }
 
     def link(**changes: Any) -> str:
-        held = {"from": f"{start:%Y-%m-%d}", "days": length} if chosen.get("from") else {}
+        held = {"from": f"{start:%Y-%m-%d}", "days": str(length)} if chosen.get("from") else {}
         return "?" + urlencode({**params, **held, "page": page, "columns": columns, **changes})
 
     def moved(by: int) -> str:
         day = start.date() + timedelta(days=by)
         if not FIRST_DAY <= day <= LAST_DAY:
             return ""
-        return "?" + urlencode({**params, "from": f"{day:%Y-%m-%d}", "days": length})
+        return "?" + urlencode({**params, "from": f"{day:%Y-%m-%d}", "days": str(length)})
 
     return {
         "form": form,
