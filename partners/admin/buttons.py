@@ -323,7 +323,7 @@ class Button:
         object's state (nothing left to change), or the action's rule for ``user``."""
         if not self.applies(obj):
             return rules.Failure(
-                "nothing_to_do",
+                _state_code(obj),
                 f"{obj} is already {_state(obj)}: {self.label.lower()} would change nothing.",
             )
         result = self.refuses(obj, user) if self.refuses is not None else None
@@ -552,6 +552,19 @@ def _done(obj: Any, button: Button) -> str:
 def _said(refusal: rules.Failure | None) -> dict[str, str] | None:
     """A refusal as templates test it (a ``Failure`` is falsy)."""
     return None if refusal is None else {"code": refusal.code, "message": refusal.message}
+
+
+def _state_code(obj: Any) -> str:
+    """The registered code (``accessctl_wire.codes``) of an object's state that leaves a
+    button nothing to do."""
+    if isinstance(obj, Grant):
+        return "grant_expired" if obj.status == Grant.Status.EXPIRED else "grant_revoked"
+    return {
+        Partner: "partner_status_conflict",
+        Checkpoint: "checkpoint_pulled",
+        Release: "release_withdrawn",
+        GrantRequest: "request_decided",
+    }[type(obj)]
 
 
 def _state(obj: Any) -> str:
