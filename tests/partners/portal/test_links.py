@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accessctl.audit.models import AuditCheckpoint, AuditEvent, AuditExport
 from partners import actions
-from partners.models import Grant
+from partners.models import Grant, Revocation
 from partners.roles import ROLES
 from tests import factories as f
 from tests.accessctl.test_portal import portal_client
@@ -48,6 +48,10 @@ def world():
     v5 = f.release("v5", public_in=-DAY)
     f.window(v5, aurora)
     actions.withdraw_release(actor=officer, release=v5, reason="weights leaked")
+    cygnus = f.partner("cygnus")  # suspended: its page offers Reinstate
+    f.window(v4, cygnus)
+    actions.suspend_partner(actor=None, partner=cygnus, reason="audit")
+    actions.cascade_revocation(Revocation.objects.get(partner=cygnus).pk)
     AuditCheckpoint.objects.create(
         tree_size=1, root_hash=b"\0" * 32, sealed_at=now, key_id="k1", signature="s"
     )
@@ -58,6 +62,7 @@ def world():
             reverse("admin:partners_embargowindow_matrix"),
             reverse("admin:partners_embargowindow_timeline"),
             reverse("admin:partners_partner_change", args=[aurora.pk]),
+            reverse("admin:partners_partner_change", args=[cygnus.pk]),
             reverse("admin:partners_release_change", args=[v4.pk]),
             reverse("admin:partners_release_change", args=[v5.pk]),
             reverse("admin:partners_checkpoint_change", args=[checkpoint.pk]),
