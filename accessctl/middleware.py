@@ -20,6 +20,7 @@ __all__ = [
     "RequestContextMiddleware",
     "client_address",
     "current_context",
+    "current_request",
     "current_user",
     "request_ids",
 ]
@@ -46,6 +47,11 @@ _request: ContextVar[HttpRequest | None] = ContextVar("accessctl_request_object"
 
 def current_context() -> RequestContext:
     return _context.get()
+
+
+def current_request() -> HttpRequest | None:
+    """The request being served, if any (None in a task or a command)."""
+    return _request.get()
 
 
 def current_user() -> "User | None":

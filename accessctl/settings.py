@@ -149,6 +149,16 @@ TEMPLATES = [
             "builtins": ["accessctl.formats"],
         },
     },
+    # Plain text (the emails' text/plain parts, ``templates/email/*.txt``): rendered with
+    # autoescape off, so an operator's reason reads ``<b> & "x"``, not ``&lt;b&gt;``. Named:
+    # only ``render_to_string(..., using="text")`` reaches it; HTML never does.
+    {
+        "NAME": "text",
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": False,
+        "OPTIONS": {"autoescape": False, "builtins": ["accessctl.formats"]},
+    },
 ]
 
 DATABASES = {

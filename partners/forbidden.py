@@ -76,6 +76,7 @@ PORTAL_OPERATIONS: dict[tuple[str, str], Operation] = {
     # The buttons on an object's own page (partners/admin/buttons.py): their confirmation
     # pages, GET and POST.
     ("partners.partner", "url:partners_partner_suspend"): Operation.PARTNER_SUSPEND,
+    ("partners.partner", "url:partners_partner_reinstate"): Operation.PARTNER_REINSTATE,
     ("partners.grant", "url:partners_grant_revoke"): Operation.GRANT_REVOKE,
     ("partners.checkpoint", "url:partners_checkpoint_pull"): Operation.CHECKPOINT_PULL,
     ("partners.release", "url:partners_release_withdraw"): Operation.RELEASE_WITHDRAW,

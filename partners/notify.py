@@ -26,7 +26,7 @@ from accessctl_wire import formats
 from partners.dispatch import after_commit
 from partners.models import Notification, PartnerContact
 
-__all__ = ["partner_recipients", "queue", "send_due", "staff_recipients", "when"]
+__all__ = ["partner_recipients", "queue", "render_text", "send_due", "staff_recipients", "when"]
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,15 @@ def queue(
     return Notification.objects.filter(key=key).count()
 
 
+def render_text(name: str, context: dict[str, Any]) -> str:
+    """A plain-text template (an email's text part) rendered unescaped: the ``text``
+    template engine (settings.TEMPLATES), autoescape off. First line: the subject."""
+    return render_to_string(name, context, using="text")
+
+
 def render(notification: Notification) -> EmailMultiAlternatives:
     context = {**notification.context, "site_name": settings.ACCESSCTL_SITE_NAME}
-    text = render_to_string(f"email/{notification.kind}.txt", context)
+    text = render_text(f"email/{notification.kind}.txt", context)
     subject, _, body = text.partition("\n")
     message = EmailMultiAlternatives(
         subject=subject.strip(),

@@ -15,6 +15,7 @@ from django_celery_beat.models import PeriodicTask
 
 from accessctl.audit.events import AuditAction
 from accessctl.audit.models import AuditEvent, Outcome
+from accessctl_wire import formats
 from partners.models import (
     AccessToken,
     Artifact,
@@ -290,9 +291,9 @@ def schedule_warnings(*, at: datetime) -> list[dict[str, Any]]:
                 {
                     "task": task,
                     "kind": "not_running",
-                    "detail": f"last ran {since:%Y-%m-%d %H:%M} UTC"
+                    "detail": f"last ran {formats.moment(since)}"
                     if task.last_run_at
-                    else f"has not run since it was set, {since:%Y-%m-%d %H:%M} UTC",
+                    else f"has not run since it was set, {formats.moment(since)}",
                     "event": None,
                 }
             )
@@ -301,7 +302,7 @@ def schedule_warnings(*, at: datetime) -> list[dict[str, Any]]:
                 {
                     "task": task,
                     "kind": "failing",
-                    "detail": f"its last run failed at {task.last_done:%Y-%m-%d %H:%M} UTC",
+                    "detail": f"its last run failed at {formats.moment(task.last_done)}",
                     "event": None,
                 }
             )

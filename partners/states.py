@@ -11,9 +11,10 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
-from partners.models import Checkpoint, EmbargoWindow, Release
+from partners.models import Checkpoint, EmbargoWindow, Partner, Release
 
 __all__ = [
+    "access_held",
     "checkpoint_state",
     "checkpoints_in_state",
     "window_state",
@@ -29,6 +30,17 @@ def window_state(window: EmbargoWindow, at: datetime) -> EmbargoWindow.State:
     if window.release.status == WITHDRAWN:
         return EmbargoWindow.State.WITHDRAWN
     return window.state_at(at)
+
+
+def access_held(state: str, partner_status: str) -> str:
+    """Why an ``open`` or ``upcoming`` window gives its partner nothing, whatever its times
+    say: ``"partner suspended"`` or ``"partner terminated"``; ``""`` when it does (or the
+    window is over anyway). Every surface that shows a window's state shows this beside it."""
+    if state in {EmbargoWindow.State.OPEN, EmbargoWindow.State.UPCOMING} and (
+        partner_status != Partner.Status.ACTIVE
+    ):
+        return f"partner {partner_status}"
+    return ""
 
 
 def windows_in_state(

@@ -1,3 +1,4 @@
+import json
 from typing import Any
 
 from django import forms
@@ -11,6 +12,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from accessctl.actors import acting_user
+from accessctl.formats import reformatted, shown
 from accessctl_wire import b64
 
 from .exports import request_export, storage
@@ -23,47 +25,76 @@ __all__ = [
     "change_rows",
     "changes_table",
     "events_for",
+    "raw_rows",
 ]
 
 
 def change_rows(changes: Any) -> list[tuple[str, str, str]]:
-    """An event's ``changes`` as (field, before, after) rows: a ``[before, after]`` pair
-    is a change; any other value is a fact of the event (its before is empty)."""
+    """An event's ``changes`` as (field, before, after) rows, as people read them: a
+    ``[before, after]`` pair is a change; any other value is a fact of the event (its
+    before is empty). Times (RFC 3339 strings) read ``2026-11-29 16:40:05 UTC`` and byte
+    counts (``*_bytes``, ``size``, ``bytes_used``...) ``20.0 MiB``
+    (``accessctl_wire.formats``); ``raw_rows`` keeps the values as stored."""
+    return [
+        (name, _shown(before, name), _shown(after, name)) for name, before, after in _pairs(changes)
+    ]
+
+
+def raw_rows(changes: Any) -> list[tuple[str, str, str]]:
+    """``change_rows`` with the values as stored (for auditors: the cells' titles)."""
+    return [(name, _raw(before), _raw(after)) for name, before, after in _pairs(changes)]
+
+
+_NOTHING: Any = object()  # a fact's "before": shown empty
+
+
+def _pairs(changes: Any) -> list[tuple[str, Any, Any]]:
     if not isinstance(changes, dict):
-        return [("", "", _shown(changes))] if changes not in (None, "", [], {}) else []
-    rows = []
+        return [("", _NOTHING, changes)] if changes not in (None, "", [], {}) else []
+    rows: list[tuple[str, Any, Any]] = []
     for name, value in changes.items():
         if isinstance(value, list) and len(value) == 2:
-            rows.append((str(name), _shown(value[0]), _shown(value[1])))
+            rows.append((str(name), value[0], value[1]))
         else:
-            rows.append((str(name), "", _shown(value)))
+            rows.append((str(name), _NOTHING, value))
     return rows
 
 
-def _shown(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, list):
-        return ", ".join(_shown(v) for v in value) or "(none)"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {_shown(v)}" for k, v in value.items()) or "(none)"
-    return str(value)
+def _shown(value: Any, name: str = "") -> str:
+    return "" if value is _NOTHING else shown(value, name)
+
+
+def _raw(value: Any) -> str:
+    return "" if value is _NOTHING else json.dumps(value, default=str)
 
 
 def changes_table(changes: Any) -> str:
-    """``change_rows`` as an HTML table (escaped), for the event's page and histories."""
-    rows = change_rows(changes)
-    if not rows:
+    """``change_rows`` as an HTML table (escaped), for the event's page and histories; a
+    formatted time or size keeps the stored value in its title (for auditors)."""
+    pairs = _pairs(changes)
+    if not pairs:
         return "-"
+    cells = [(name, _cell(before, name), _cell(after, name)) for name, before, after in pairs]
     return format_html(
         '<table class="changes"><thead><tr><th>Field</th><th>Before</th><th>After</th></tr>'
         "</thead><tbody>{}</tbody></table>",
         format_html_join(
             "",
             '<tr><th scope="row">{}</th><td class="before">{}</td><td class="after">{}</td></tr>',
-            rows,
+            cells,
         ),
     )
+
+
+def _cell(value: Any, name: str) -> str:
+    text = _shown(value, name)
+    if not _formatted(value, name):
+        return text
+    return format_html('<span title="{}">{}</span>', _raw(value), text)
+
+
+def _formatted(value: Any, name: str) -> bool:
+    return value is not _NOTHING and reformatted(value, name)
 
 
 class ReadOnly:

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from accessctl_wire import formats
+
 __all__ = ["AuditEvent", "Outcome"]
 
 
@@ -56,7 +58,18 @@ class AuditEvent(models.Model):
         permissions = [("export_auditevent", "Can export the audit trail")]
 
     def __str__(self) -> str:
-        return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.action} {self.target_label}"
+        return f"{formats.moment(self.occurred_at)} {self.action} {self.target_label}".rstrip()
+
+    @property
+    def stated_reason(self) -> str:
+        """Why, as a reviewer reads it: the reason the operator typed (``changes["reason"]``,
+        or an approver's ``note``), else the refusal code of a denial or failure, else ``""``.
+        (``reason`` alone is the refusal code, empty for every change.)"""
+        changes = self.changes if isinstance(self.changes, dict) else {}
+        typed = changes.get("reason") or changes.get("note")
+        if isinstance(typed, str) and typed.strip():
+            return typed
+        return self.reason
 
 
 # Leaves and nodes are shown nowhere (no admin, no message): no __str__ to keep tested.
@@ -97,7 +110,7 @@ class AuditCheckpoint(models.Model):
         get_latest_by = "tree_size"
 
     def __str__(self) -> str:
-        return f"checkpoint {self.tree_size} at {self.sealed_at:%Y-%m-%d %H:%M:%S}"
+        return f"checkpoint {self.tree_size} at {formats.moment(self.sealed_at)}"
 
 
 class AuditRetention(models.Model):

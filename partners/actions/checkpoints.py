@@ -5,6 +5,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
+from django.utils.translation import ngettext
 
 from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, record
@@ -83,7 +84,8 @@ def update_release(*, actor: Actor, release: Release, **values: Any) -> Release:
     if values.get("status") == Release.Status.WITHDRAWN:
         raise ActionError(
             "release_withdrawn",
-            "A withdrawn release cannot change; the kill switch is the only way to withdraw one.",
+            "A release is withdrawn only by the kill switch (its Kill switch button, with a "
+            "reason), not by setting its status.",
         )
     if "public_release_at" in values:
         _check_public_time(release, values["public_release_at"])
@@ -123,7 +125,8 @@ def _check_public_time(release: Release, public_release_at: datetime | None) -> 
         more = f" and {len(blocking) - 10} more" if len(blocking) > 10 else ""
         raise ActionError(
             "early_access_unapproved",
-            f"Moving release {current.slug}'s public time later would make grant(s) {shown}"
+            f"Moving release {current.slug}'s public time later would make "
+            f"{ngettext('grant', 'grants', len(blocking))} {shown}"
             f"{more} early access without the early-access approvals; revoke them first.",
         )
 
@@ -180,8 +183,8 @@ def _changed(existing: dict[str, Artifact], specs: Sequence[ArtifactSpec]) -> No
     if changed:
         raise ActionError(
             "artifact_changed",
-            f"{len(changed)} registered file(s) changed on disk and were not replaced: "
-            + ", ".join(sorted(changed)),
+            f"{len(changed)} registered {ngettext('file', 'files', len(changed))} changed on disk "
+            "and were not replaced: " + ", ".join(sorted(changed)),
         )
 
 
@@ -206,7 +209,8 @@ def _refuse_embargoed_bytes(release: Release, specs: Sequence[ArtifactSpec]) -> 
         paths = sorted(s.path for s in specs if s.sha256 in found)
         raise ActionError(
             "artifact_embargoed_elsewhere",
-            f"{len(paths)} file(s) hold the bytes of a release that is not public yet (or was "
+            f"{len(paths)} {ngettext('file holds', 'files hold', len(paths))} the bytes of a "
+            "release that is not public yet (or was "
             f"withdrawn): {', '.join(paths)}.",
         )
 

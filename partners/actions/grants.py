@@ -35,8 +35,10 @@ from .revocations import start_revocation
 
 __all__ = [
     "MAX_QUOTA_BYTES",
+    "approval_refusal",
     "approve_grant_request",
     "check_grant",
+    "default_expiry",
     "issue_grant",
     "quota_limit",
     "reject_grant_request",
@@ -94,6 +96,12 @@ def _check_eligible(partner: Partner, checkpoint: Checkpoint, at: datetime) -> E
     return cast(EmbargoWindow, window)
 
 
+def default_expiry(window: EmbargoWindow, at: datetime) -> datetime:
+    """When a grant issued at ``at`` in ``window`` expires unless told otherwise: the
+    configured number of days later, clipped to the window's close."""
+    return min(at + timedelta(days=settings.ACCESSCTL_DEFAULT_GRANT_DAYS), window.closes_at)
+
+
 def check_grant(
     *,
     partner: Partner,
@@ -112,8 +120,7 @@ def check_grant(
         _check(_direct_issue(checkpoint, at))
     window = _check_eligible(partner, checkpoint, at)
     _check(rules.quota_valid(quota_bytes))
-    default_expiry = at + timedelta(days=settings.ACCESSCTL_DEFAULT_GRANT_DAYS)
-    expires_at = expires_at or min(default_expiry, window.closes_at)
+    expires_at = expires_at or default_expiry(window, at)
     _check(
         rules.grant_terms(
             now=at,
@@ -356,6 +363,16 @@ def _lock_pending(request: GrantRequest) -> GrantRequest:
     return request
 
 
+def approval_refusal(*, actor: User, request: GrantRequest) -> rules.Result:
+    """``rules.may_approve`` for ``actor`` on ``request`` (four eyes: not the requester,
+    not twice), as ``approve_grant_request`` decides it; the request's page asks this to
+    say so before anyone presses Approve."""
+    return rules.may_approve(
+        is_requester=request.requested_by_id == actor.pk,
+        approved_before=request.approvals.filter(approver=actor).exists(),
+    )
+
+
 @transaction.atomic
 def approve_grant_request(*, actor: User, request: GrantRequest, note: str = "") -> GrantRequest:
     """Add ``actor``'s approval; the last approval needed issues the grant.
@@ -366,12 +383,7 @@ def approve_grant_request(*, actor: User, request: GrantRequest, note: str = "")
     """
     authorize(actor, Operation.GRANT_REQUEST_DECIDE, request)
     request = _lock_pending(request)
-    _check(
-        rules.may_approve(
-            is_requester=request.requested_by_id == actor.pk,
-            approved_before=request.approvals.filter(approver=actor).exists(),
-        )
-    )
+    _check(approval_refusal(actor=actor, request=request))
     at = now()
     with integrity_as_action_error():
         GrantApproval.objects.create(request=request, approver=actor, approved_at=at)

@@ -60,8 +60,7 @@ def _expire(grants: Iterable[tuple[int, int, datetime]], at: datetime) -> int:
         event(
             AuditAction.GRANT_EXPIRED,
             actor=None,
-            target_type="partners.grant",
-            target_id=str(pk),
+            target=Grant(pk=pk),  # named as every grant is ("grant #3"), no query
             partner_id=partner_id,
             changes={"status": ["active", "expired"], "late_by_seconds": _late_by(due, at)},
             at=at,

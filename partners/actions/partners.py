@@ -5,10 +5,11 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Least
+from django.utils.translation import ngettext
 
 from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, record
-from partners import notify, queries
+from partners import notify, queries, rules
 from partners.authority import Operation, authorize
 from partners.errors import ActionError
 from partners.models import EmbargoWindow, Grant, Notification, Partner, Revocation
@@ -20,6 +21,7 @@ from .revocations import partner_cascade_pending, start_revocation
 __all__ = [
     "create_partner",
     "reinstate_partner",
+    "reinstate_refusal",
     "suspend_partner",
     "terminate_partner",
     "update_partner",
@@ -99,7 +101,8 @@ def update_partner(
             raise ActionError(
                 "confirmation_required",
                 f"Moving {partner.slug} to {country_name(values['jurisdiction'])} ends "
-                f"{len(ended.windows)} window(s) and {len(ended.grants)} grant(s) that its "
+                f"{len(ended.windows)} {ngettext('window', 'windows', len(ended.windows))} and "
+                f"{len(ended.grants)} {ngettext('grant', 'grants', len(ended.grants))} that its "
                 "releases' export policies block: confirm exactly these windows "
                 f"({', '.join(f'#{pk}' for pk in ended.window_ids)}).",
             )
@@ -242,6 +245,17 @@ def suspend_partner(
     return partner
 
 
+def reinstate_refusal(partner: Partner) -> rules.Result:
+    """Why ``reinstate_partner`` would refuse ``partner`` now: its suspension's fan-out
+    is still running (``revocation_in_progress``). The partner's page asks this too."""
+    if partner_cascade_pending(partner):
+        return rules.Failure(
+            "revocation_in_progress",
+            f"Partner {partner.slug}'s grants are still being revoked; try again in a minute.",
+        )
+    return rules.SUCCESS
+
+
 @transaction.atomic
 def reinstate_partner(*, actor: Actor, partner: Partner, reason: str) -> Partner:
     """Let a suspended partner back in. Revoked grants stay revoked: issue new ones.
@@ -257,11 +271,9 @@ def reinstate_partner(*, actor: Actor, partner: Partner, reason: str) -> Partner
         allowed_from={Partner.Status.SUSPENDED},
         reason=reason,
     )
-    if partner_cascade_pending(partner):  # raising rolls the status change back
-        raise ActionError(
-            "revocation_in_progress",
-            f"Partner {partner.slug}'s grants are still being revoked; try again in a minute.",
-        )
+    refused = reinstate_refusal(partner)
+    if isinstance(refused, rules.Failure):  # raising rolls the status change back
+        raise refused.error()
     record(
         AuditAction.PARTNER_REINSTATED,
         actor=actor,

@@ -217,30 +217,26 @@ def _step(revocation: Revocation, batch: int) -> bool:
     for dependents in _CASCADE:
         with transaction.atomic():
             pending = dependents.rows(revocation)
-            rows = list(
-                pending.select_for_update(of=("self",))
-                .order_by("pk")
-                .values_list("pk", "partner_id")[:batch]
-            )
+            # The rows themselves, not their ids: each event names its row ("grant #3").
+            rows = list(pending.select_for_update(of=("self",)).order_by("pk")[:batch])
             if not rows:
                 continue
-            pending.filter(pk__in=[pk for pk, _ in rows]).update(
+            pending.filter(pk__in=[row.pk for row in rows]).update(
                 **dependents.change(revocation, cause)
             )
             AuditEvent.objects.bulk_create(
                 event(
                     dependents.action,
                     actor=revocation.requested_by,
-                    target_type=pending.model._meta.label_lower,
-                    target_id=str(pk),
-                    partner_id=partner_id,
+                    target=row,
+                    partner_id=row.partner_id,
                     changes={
                         "reason": revocation.reason,
                         **dependents.changes,
                         "revocation": revocation.pk,
                     },
                 )
-                for pk, partner_id in rows
+                for row in rows
             )
             Revocation.objects.filter(pk=revocation.pk).update(
                 **{dependents.counter: F(dependents.counter) + len(rows)}

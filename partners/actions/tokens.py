@@ -21,13 +21,13 @@ from django.contrib.auth.models import User
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import QuerySet
-from django.template.loader import render_to_string
 from django_otp import devices_for_user
 from django_otp.plugins.otp_static.models import StaticDevice
 
 from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, record
-from partners import tokens
+from accessctl_wire import formats
+from partners import notify, tokens
 from partners.authority import Operation, authorize
 from partners.errors import ActionError
 from partners.models import AccessToken, Membership, Partner, Revocation, TokenInvitation
@@ -218,6 +218,12 @@ def invite_member_token(
             "token_invalid_user",
             f"{user} is not an active partner member; staff make their own tokens.",
         )
+    if partner.status != Partner.Status.ACTIVE:
+        raise ActionError(
+            "partner_suspended",
+            f"Partner {partner.slug} is {partner.status}: its members get no new token "
+            "until it is reinstated.",
+        )
     if not user.email:
         raise ActionError("member_email_missing", f"{user} has no email address to send it to.")
     scope_list, expires_at = _check_terms(scopes, PARTNER_SCOPES, expires_at, at)
@@ -255,7 +261,7 @@ def invite_member_token(
         },
         at=at,
     )
-    address, claim_by_text = user.email, f"{invitation.claim_by:%Y-%m-%d %H:%M} UTC"
+    address, claim_by_text = user.email, formats.moment(invitation.claim_by)
     transaction.on_commit(
         lambda: _send_invitation(address, code, name, partner.slug, claim_by_text), robust=True
     )
@@ -266,7 +272,7 @@ def _send_invitation(address: str, code: str, name: str, partner: str, claim_by:
     """Email the claim link straight to the member: not through the notification table,
     which staff can read. The code sits in the URL fragment, which browsers never send,
     so it cannot reach any server's access log."""
-    text = render_to_string(
+    text = notify.render_text(
         "email/token_invitation.txt",
         {
             "link": f"{settings.ACCESSCTL_PUBLIC_URL}/tokens/claim#{code}",

@@ -29,6 +29,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -76,7 +77,10 @@ class AccountAdmin(AuditHistory, ActionErrorsAsMessages, DjangoUserAdmin):
         """Which devices the person has: never a key or a code."""
         apps = TOTPDevice.objects.filter(user=user, confirmed=True).count()
         codes = sum(d.token_set.count() for d in StaticDevice.objects.filter(user=user))
-        return f"{apps} authenticator app(s), {codes} unused backup code(s)"
+        return (
+            f"{apps} authenticator {ngettext('app', 'apps', apps)}, "
+            f"{codes} unused backup {ngettext('code', 'codes', codes)}"
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         # An account is the actor of its audit events: deactivate it, never delete it.

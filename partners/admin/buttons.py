@@ -24,8 +24,12 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import ngettext
 
 from partners import rules, states
+from partners.actions.grants import approval_refusal, default_expiry
+from partners.actions.partners import reinstate_refusal
 from partners.authority import Operation, may
 from partners.errors import ActionError
 from partners.models import (
@@ -37,7 +41,9 @@ from partners.models import (
     Membership,
     Partner,
     Release,
+    Revocation,
 )
+from partners.queries import current_window
 from partners.refusals import settle
 
 from .pages import ROWS
@@ -61,6 +67,8 @@ class Impact:
     facts: list[tuple[str, str]] = field(default_factory=list)  # (label, value)
     grants: list[Grant] = field(default_factory=list)  # the grants that end (at most ROWS)
     grant_total: int = 0
+    windows: list[EmbargoWindow] = field(default_factory=list)  # windows that end (ROWS)
+    window_total: int = 0
     partners: int = 0
     people: int = 0
     quota_left: int = 0
@@ -92,6 +100,11 @@ def _size(n: int) -> str:
     return size(n)
 
 
+def _n(count: int, singular: str, plural: str) -> str:
+    """``"1 grant"``, ``"3 grants"`` (``ngettext``)."""
+    return f"{count} {ngettext(singular, plural, count)}"
+
+
 def _suspend_impact(partner: Partner) -> Impact:
     ending = _grants_ending(Grant.objects.filter(partner=partner))
     pending = GrantRequest.objects.filter(partner=partner, status=GrantRequest.Status.PENDING)
@@ -102,20 +115,48 @@ def _suspend_impact(partner: Partner) -> Impact:
     counts = {"requests": pending.count(), "tokens": tokens.count()}
     return Impact(
         sentence=(
-            f"Every download by {partner.slug} stops at once. Then its {ending['grant_total']} "
-            f"usable grant(s) are revoked and its {counts['requests']} pending request(s) "
-            f"rejected. Its {people} member(s) keep their accounts, but their API tokens are "
-            "refused while it is suspended."
+            f"Every download by {partner.slug} will stop at once. Then its "
+            f"{_n(ending['grant_total'], 'usable grant', 'usable grants')} will be revoked and "
+            f"its {_n(counts['requests'], 'pending request', 'pending requests')} rejected. "
+            f"Its {_n(people, 'member keeps their account', 'members keep their accounts')}, "
+            "but their API tokens will be refused while it is suspended."
         ),
         facts=[
             ("Partner", f"{partner.slug} ({partner.legal_name}, {partner.jurisdiction})"),
-            ("Grants revoked", str(ending["grant_total"])),
+            ("Grants that will be revoked", str(ending["grant_total"])),
             ("Quota left on them", _size(ending["quota_left"])),
-            ("Pending requests rejected", str(counts["requests"])),
-            ("People who lose access", str(people)),
+            ("Pending requests that will be rejected", str(counts["requests"])),
+            ("People who will lose access", str(people)),
             ("API tokens refused while suspended", str(counts["tokens"])),
         ],
         **{**ending, "people": people},
+    )
+
+
+def _reinstate_impact(partner: Partner) -> Impact:
+    now = timezone.now()
+    revoked = Grant.objects.filter(partner=partner, status=Grant.Status.REVOKED).count()
+    windows = states.windows_in_state(EmbargoWindow.objects.filter(partner=partner), "open", now)
+    people = Membership.objects.filter(partner=partner, user__is_active=True).count()
+    tokens = AccessToken.objects.filter(
+        partner=partner, revoked_at__isnull=True, expires_at__gt=now
+    ).count()
+    return Impact(
+        sentence=(
+            f"{partner.slug} will be let back in: its "
+            f"{_n(tokens, 'API token works', 'API tokens work')} again for its "
+            f"{_n(people, 'member', 'members')}. Its {_n(revoked, 'revoked grant', 'revoked grants')} "
+            "will stay revoked: issue new ones where its windows allow."
+        ),
+        facts=[
+            ("Partner", f"{partner.slug} ({partner.legal_name}, {partner.jurisdiction})"),
+            ("Suspended because", partner.status_reason or "-"),
+            ("API tokens that will work again", str(tokens)),
+            ("People who will regain access", str(people)),
+            ("Revoked grants that stay revoked", str(revoked)),
+            ("Open windows", str(windows.count())),
+        ],
+        people=people,
     )
 
 
@@ -123,16 +164,16 @@ def _revoke_impact(grant: Grant) -> Impact:
     ending = _grants_ending(Grant.objects.filter(pk=grant.pk))
     return Impact(
         sentence=(
-            f"{grant.partner.slug} can no longer download {grant.checkpoint} under "
-            f"{grant}: the next request is refused."
+            f"{grant.partner.slug} will no longer be able to download {grant.checkpoint} under "
+            f"{grant}: its next request will be refused."
         ),
         facts=[
             ("Partner", grant.partner.slug),
             ("Checkpoint", str(grant.checkpoint)),
             ("Quota", f"{_size(grant.bytes_used)} used of {_size(grant.quota_bytes)}"),
-            ("Quota left, lost", _size(grant.bytes_left)),
+            ("Quota left that will be lost", _size(grant.bytes_left)),
             ("Expires", _moment(grant.expires_at)),
-            ("People who lose access", str(ending["people"])),
+            ("People who will lose access", str(ending["people"])),
         ],
         **ending,
     )
@@ -142,15 +183,15 @@ def _pull_impact(checkpoint: Checkpoint) -> Impact:
     ending = _grants_ending(Grant.objects.filter(checkpoint=checkpoint))
     return Impact(
         sentence=(
-            f"Nobody can download {checkpoint} from now on, and no grant can be issued for it "
-            f"again: {ending['grant_total']} grant(s) of {ending['partners']} partner(s) are "
-            "revoked."
+            f"Nobody will be able to download {checkpoint} from now on, and no grant can be "
+            f"issued for it again: {_n(ending['grant_total'], 'grant', 'grants')} of "
+            f"{_n(ending['partners'], 'partner', 'partners')} will be revoked."
         ),
         facts=[
             ("Checkpoint", str(checkpoint)),
-            ("Grants revoked", str(ending["grant_total"])),
+            ("Grants that will be revoked", str(ending["grant_total"])),
             ("Partners affected", str(ending["partners"])),
-            ("People who lose access", str(ending["people"])),
+            ("People who will lose access", str(ending["people"])),
             ("Quota left on them", _size(ending["quota_left"])),
         ],
         **ending,
@@ -159,23 +200,33 @@ def _pull_impact(checkpoint: Checkpoint) -> Impact:
 
 def _withdraw_impact(release: Release) -> Impact:
     ending = _grants_ending(Grant.objects.filter(checkpoint__release=release))
-    windows = states.windows_in_state(
-        EmbargoWindow.objects.filter(release=release), "open", timezone.now()
-    ).count()
+    now = timezone.now()
+    of_release = EmbargoWindow.objects.filter(release=release)
+    open_windows = states.windows_in_state(of_release, "open", now)
+    upcoming = states.windows_in_state(of_release, "upcoming", now)
+    counts = {"open": open_windows.count(), "upcoming": upcoming.count()}
+    ended = list(
+        (open_windows | upcoming).select_related("partner").order_by("opens_at", "pk")[:ROWS]
+    )
     return Impact(
         sentence=(
-            f"Kill switch: every download of every checkpoint of {release.slug} stops now, for "
-            f"everyone; its {windows} open window(s) end and {ending['grant_total']} grant(s) "
-            "are revoked. There is no way back: a withdrawn release stays withdrawn."
+            f"Kill switch: every download of every checkpoint of {release.slug} will stop now, "
+            f"for everyone; its {_n(counts['open'], 'open window', 'open windows')} will end, "
+            f"its {_n(counts['upcoming'], 'upcoming window', 'upcoming windows')} will never "
+            f"open, and {_n(ending['grant_total'], 'grant', 'grants')} will be revoked. There is "
+            "no way back: a withdrawn release stays withdrawn."
         ),
         facts=[
             ("Release", f"{release.slug} ({release.name})"),
-            ("Open windows ended", str(windows)),
-            ("Grants revoked", str(ending["grant_total"])),
+            ("Open windows that will end", str(counts["open"])),
+            ("Upcoming windows that will never open", str(counts["upcoming"])),
+            ("Grants that will be revoked", str(ending["grant_total"])),
             ("Partners affected", str(ending["partners"])),
-            ("People who lose access", str(ending["people"])),
+            ("People who will lose access", str(ending["people"])),
             ("Quota left on them", _size(ending["quota_left"])),
         ],
+        windows=ended,
+        window_total=counts["open"] + counts["upcoming"],
         **ending,
     )
 
@@ -199,13 +250,31 @@ def _request_facts(grant_request: GrantRequest) -> tuple[list[tuple[str, str]], 
 
 def _approve_impact(grant_request: GrantRequest) -> Impact:
     facts, given, needed = _request_facts(grant_request)
+    approvals = grant_request.approvals.select_related("approver").order_by("approved_at")
+    facts.append(
+        (
+            "Already approved by",
+            ", ".join(f"{a.approver} at {_moment(a.approved_at)}" for a in approvals)
+            or "nobody yet",
+        )
+    )
+    now = timezone.now()
+    window = current_window(
+        partner=grant_request.partner, release=grant_request.checkpoint.release, at=now
+    )
+    if window is None:
+        facts.append(("Window", "none open now: no grant can be issued until one opens"))
+    else:
+        facts.append(("Window", f"{_moment(window.opens_at)} to {_moment(window.closes_at)}"))
+        facts.append(("The grant would expire", _moment(default_expiry(window, now))))
     issues = given + 1 >= needed
     sentence = (
         f"Your approval is the last one needed: a grant of {_size(grant_request.quota_bytes)} "
-        f"for {grant_request.checkpoint} is issued to {grant_request.partner.slug} at once."
+        f"for {grant_request.checkpoint} will be issued to {grant_request.partner.slug} at once."
         if issues
-        else f"Your approval is recorded; {needed - given - 1} more needed before a grant is "
-        "issued. You cannot approve a request you filed, nor approve twice."
+        else f"Your approval will be recorded; {_n(needed - given - 1, 'more approval', 'more approvals')} "
+        "will be needed before a grant is issued. You cannot approve a request you filed, nor "
+        "approve twice."
     )
     return Impact(sentence=sentence, facts=facts)
 
@@ -214,8 +283,8 @@ def _reject_impact(grant_request: GrantRequest) -> Impact:
     facts, _, _ = _request_facts(grant_request)
     return Impact(
         sentence=(
-            f"{grant_request.partner.slug} does not get {grant_request.checkpoint} under this "
-            "request; the partner is told the reason."
+            f"{grant_request.partner.slug} will not get {grant_request.checkpoint} under this "
+            "request; the partner will be told the reason."
         ),
         facts=facts,
     )
@@ -239,11 +308,26 @@ class Button:
     applies: Callable[[Any], bool]
     impact: Callable[[Any], Impact]
     run: Callable[[admin.ModelAdmin, HttpRequest, Any, str], None]
+    done: str = ""  # what the object is once done: "suspended"
     danger: bool = True
+    # The action's own refusal for this person, asked of the rule the action applies
+    # (``None`` when the action refuses nobody who may press the button).
+    refuses: Callable[[Any, Any], rules.Result] | None = None
 
     @property
     def url_name(self) -> str:
         return f"{self.model._meta.app_label}_{self.model._meta.model_name}_{self.name}"
+
+    def refusal(self, obj: Any, user: Any) -> rules.Failure | None:
+        """Why pressing the button would be refused, said before anyone presses it: the
+        object's state (nothing left to change), or the action's rule for ``user``."""
+        if not self.applies(obj):
+            return rules.Failure(
+                _state_code(obj),
+                f"{obj} is already {_state(obj)}: {self.label.lower()} would change nothing.",
+            )
+        result = self.refuses(obj, user) if self.refuses is not None else None
+        return result if isinstance(result, rules.Failure) else None
 
 
 def _bulk(action: str) -> Callable[[admin.ModelAdmin, HttpRequest, Any, str], None]:
@@ -269,6 +353,19 @@ BUTTONS: tuple[Button, ...] = (
         lambda p: p.status == Partner.Status.ACTIVE,
         _suspend_impact,
         _bulk("suspend"),
+        "suspended",
+    ),
+    Button(
+        Partner,
+        "reinstate",
+        "Reinstate",
+        Operation.PARTNER_REINSTATE,
+        lambda p: p.status == Partner.Status.SUSPENDED,
+        _reinstate_impact,
+        _bulk("reinstate"),
+        "reinstated",
+        danger=False,
+        refuses=lambda p, user: reinstate_refusal(p),
     ),
     Button(
         Grant,
@@ -278,6 +375,7 @@ BUTTONS: tuple[Button, ...] = (
         lambda g: g.status in {Grant.Status.ACTIVE, Grant.Status.EXHAUSTED},
         _revoke_impact,
         _bulk("revoke"),
+        "revoked",
     ),
     Button(
         Checkpoint,
@@ -287,6 +385,7 @@ BUTTONS: tuple[Button, ...] = (
         lambda c: states.checkpoint_state(c) != Checkpoint.Status.PULLED,
         _pull_impact,
         _bulk("pull"),
+        "pulled",
     ),
     Button(
         Release,
@@ -296,6 +395,7 @@ BUTTONS: tuple[Button, ...] = (
         lambda r: r.status != Release.Status.WITHDRAWN,
         _withdraw_impact,
         _bulk("withdraw"),
+        "withdrawn",
     ),
     Button(
         GrantRequest,
@@ -306,6 +406,7 @@ BUTTONS: tuple[Button, ...] = (
         _approve_impact,
         _approve,
         danger=False,
+        refuses=lambda r, user: approval_refusal(actor=user, request=r),
     ),
     Button(
         GrantRequest,
@@ -315,6 +416,7 @@ BUTTONS: tuple[Button, ...] = (
         lambda r: r.status == _PENDING,
         _reject_impact,
         _bulk("reject"),
+        "rejected",
     ),
 )
 
@@ -354,12 +456,15 @@ class ObjectButtons:
         obj: Model | None = None,
     ) -> HttpResponse:
         if obj is not None and obj.pk is not None:
+            # Offered where it changes something; disabled, with the refusal, for a person
+            # the action would refuse (the requester approving their own request).
             context["object_buttons"] = [
                 {
                     "name": b.name,
                     "label": b.label,
                     "danger": b.danger,
                     "url": reverse(f"admin:{b.url_name}", args=[obj.pk]),
+                    "refusal": _said(b.refusal(obj, request.user)),
                 }
                 for b in self._buttons()
                 if b.applies(obj) and may(request.user, b.operation, obj)
@@ -389,12 +494,12 @@ class ObjectButtons:
         if not may(request.user, button.operation, obj):
             raise PermissionDenied
         change_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
-        if not button.applies(obj):
-            model_admin.message_user(
-                request, f"{obj}: nothing to {button.name} (it is {_state(obj)}).", messages.INFO
-            )
+        refusal = button.refusal(obj, request.user)
+        if request.method == "POST" and refusal is not None and not button.applies(obj):
+            model_admin.message_user(request, refusal.message, messages.INFO)
             return HttpResponseRedirect(change_url)
         form = ConfirmForm(request.POST if request.method == "POST" else None)
+        # A refusal for the person is still the action's to make on POST: it records it.
         if request.method == "POST" and form.is_valid():
             try:
                 button.run(model_admin, request, obj, form.cleaned_data["reason"])
@@ -402,10 +507,8 @@ class ObjectButtons:
                 settle(exc)
                 form.add_error(None, exc.message)
             else:
-                if button.name != "approve":  # approve_one says what it did
-                    model_admin.message_user(
-                        request, f"{obj}: {button.label.lower()} done.", messages.SUCCESS
-                    )
+                if button.done:  # approve_one says what it did
+                    model_admin.message_user(request, _done(obj, button), messages.SUCCESS)
                 return HttpResponseRedirect(change_url)
         return TemplateResponse(
             request,
@@ -416,12 +519,52 @@ class ObjectButtons:
                 "opts": opts,
                 "object": obj,
                 "button": button,
-                "impact": button.impact(obj),
+                "impact": button.impact(obj) if button.applies(obj) else None,
+                "refusal": _said(refusal),
                 "form": form,
                 "change_url": change_url,
             },
             status=400 if form.errors else 200,
         )
+
+
+def _done(obj: Any, button: Button) -> str:
+    """What the button did, saying the fan-out still runs: ``Partner tessel-accel suspended;
+    revocation #4 is ending its grants.`` with a link to the revocation."""
+    name = f"{obj._meta.verbose_name.capitalize()} {obj} {button.done}"
+    field = {Partner: "partner", Grant: "grant", Checkpoint: "checkpoint", Release: "release"}
+    revocation = (
+        Revocation.objects.filter(**{field[type(obj)]: obj}).order_by("-pk").first()
+        if type(obj) in field
+        else None
+    )
+    if revocation is None or revocation.status != Revocation.Status.PENDING:
+        return f"{name}."
+    url = reverse("admin:partners_revocation_change", args=[revocation.pk])
+    return format_html(
+        '{}; <a href="{}">revocation #{}</a> is ending its grants and notifying people.',
+        name,
+        url,
+        revocation.pk,
+    )
+
+
+def _said(refusal: rules.Failure | None) -> dict[str, str] | None:
+    """A refusal as templates test it (a ``Failure`` is falsy)."""
+    return None if refusal is None else {"code": refusal.code, "message": refusal.message}
+
+
+def _state_code(obj: Any) -> str:
+    """The registered code (``accessctl_wire.codes``) of an object's state that leaves a
+    button nothing to do."""
+    if isinstance(obj, Grant):
+        return "grant_expired" if obj.status == Grant.Status.EXPIRED else "grant_revoked"
+    return {
+        Partner: "partner_status_conflict",
+        Checkpoint: "checkpoint_pulled",
+        Release: "release_withdrawn",
+        GrantRequest: "request_decided",
+    }[type(obj)]
 
 
 def _state(obj: Any) -> str:

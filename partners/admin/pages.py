@@ -48,8 +48,9 @@ def _list_url(model: str, **filters: Any) -> str:
 
 def _windows(windows: QuerySet[EmbargoWindow], at: datetime) -> list[dict[str, Any]]:
     return [
-        {"window": w, "state": states.window_state(w, at)}
+        {"window": w, "state": state, "held": states.access_held(state, w.partner.status)}
         for w in windows.select_related("release", "partner").order_by("-opens_at")[:ROWS]
+        for state in [states.window_state(w, at)]
     ]
 
 

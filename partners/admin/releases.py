@@ -140,8 +140,20 @@ class ReleaseAdmin(ObjectButtons, AuditHistory, ActionErrorsAsMessages, admin.Mo
     def get_readonly_fields(self, request: HttpRequest, obj: Release | None = None) -> list[str]:
         # A release's identity and export policy are fixed once windows depend on them.
         if obj:
-            return [*self.readonly_fields, "slug", "policy", "policy_jurisdictions"]
+            fixed = [*self.readonly_fields, "slug", "policy", "policy_jurisdictions"]
+            if obj.status == Release.Status.WITHDRAWN:  # for good: nothing to choose
+                fixed.append("status")
+            return fixed
         return list(self.readonly_fields)
+
+    def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # The form offers only the states it can set: withdrawal is the kill switch's
+        # (its button, with a reason and a fan-out), never a status chosen here.
+        if db_field.name == "status":
+            kwargs["choices"] = [
+                c for c in Release.Status.choices if c[0] != Release.Status.WITHDRAWN
+            ]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Release, form: ModelForm, change: bool) -> None:
         if change:
@@ -219,7 +231,9 @@ class CheckpointStateFilter(admin.SimpleListFilter):
 
 @admin.display(description="State")
 def window_state(window: EmbargoWindow) -> str:
-    return str(states.window_state(window, timezone.now()).label)
+    state = states.window_state(window, timezone.now())
+    held = states.access_held(state, window.partner.status)
+    return f"{state.label} · {held}" if held else str(state.label)
 
 
 @admin.display(description="Status")

@@ -15,6 +15,7 @@ from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
+from django.utils.translation import ngettext
 from django_celery_beat.admin import PeriodicTaskInline
 from django_celery_beat.models import (
     ClockedSchedule,
@@ -89,7 +90,11 @@ class PeriodicTaskAdmin(AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
                 self.message_user(request, f"{task.name}: {exc.message}", messages.ERROR)
         if done:
             state = "enabled" if enabled else "disabled"
-            self.message_user(request, f"{done} schedule(s) {state}.", messages.SUCCESS)
+            self.message_user(
+                request,
+                f"{done} {ngettext('schedule', 'schedules', done)} {state}.",
+                messages.SUCCESS,
+            )
 
     @admin.action(description="Enable selected schedules", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -24,7 +24,7 @@ from partners import actions, tokens
 from partners.actions.tokens import PARTNER_SCOPES
 from partners.authority import Operation, may
 from partners.errors import ActionError
-from partners.models import AccessToken, TokenInvitation
+from partners.models import AccessToken, Partner, TokenInvitation
 from partners.refusals import settle
 
 from ._helpers import ActionErrorsAsMessages, AddThenReadOnly, reason_action
@@ -156,10 +156,14 @@ def _show_secret(
 
 class InvitationForm(forms.ModelForm):
     user = forms.ModelChoiceField(
+        # Members of active partners only: a suspended partner's members get no new
+        # token (``invite_member_token`` refuses them too).
         queryset=get_user_model().objects.filter(
-            is_active=True, is_staff=False, partner_membership__isnull=False
+            is_active=True,
+            is_staff=False,
+            partner_membership__partner__status=Partner.Status.ACTIVE,
         ),
-        help_text="A partner member; the link goes to their own email address.",
+        help_text="A member of an active partner; the link goes to their own email address.",
     )
     scopes = forms.MultipleChoiceField(
         choices=[(s, s) for s in sorted(PARTNER_SCOPES)], widget=forms.CheckboxSelectMultiple

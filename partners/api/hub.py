@@ -48,6 +48,7 @@ from rest_framework.views import APIView
 
 from accessctl.actors import acting_user
 from accessctl.audit.events import AuditAction
+from accessctl_wire import formats
 from partners import actions, queries, rules, states
 from partners.decisions import Reason
 from partners.errors import ActionError
@@ -408,8 +409,7 @@ def _warning(grant: Grant, repo_id: str, now: datetime) -> str | None:
     if left <= timedelta(hours=settings.ACCESSCTL_HUB_WARN_HOURS):
         hours = max(0, int(left.total_seconds() // 3600))
         notes.append(
-            f"your grant #{grant.pk} expires at {grant.expires_at:%Y-%m-%d %H:%M} UTC "
-            f"(in {hours} h)"
+            f"your grant #{grant.pk} expires at {formats.moment(grant.expires_at)} (in {hours} h)"
         )
     if grant.bytes_used >= settings.ACCESSCTL_HUB_WARN_QUOTA * grant.quota_bytes:
         share = 100 * grant.bytes_used // max(grant.quota_bytes, 1)

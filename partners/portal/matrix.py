@@ -25,6 +25,7 @@ from django.db.models import CharField, Count, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Cast
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import ngettext
 
 from accessctl.audit.events import AuditAction
 from accessctl.audit.models import AuditEvent
@@ -75,6 +76,7 @@ class Cell:
     blocked: bool
     window: EmbargoWindow | None = None
     state: str = ""
+    held: str = ""  # states.access_held: "partner suspended" beside an open window
     windows: int = 0
     active: int = 0
     revoked: int = 0
@@ -135,11 +137,13 @@ class Cell:
         if self.blocked:
             parts.append("export policy blocks this partner's jurisdiction")
         if self.window is not None:
+            held = f" ({self.held}: no access)" if self.held else ""
             parts.append(
-                f"window {self.state}, {utc(self.window.opens_at)} to {utc(self.window.closes_at)}"
+                f"window {self.state}{held}, {utc(self.window.opens_at)} to "
+                f"{utc(self.window.closes_at)}"
             )
         parts.append(
-            f"{self.grants} grants ({self.active} active, {self.revoked} revoked, "
+            f"{self.grants} {ngettext('grant', 'grants', self.grants)} ({self.active} active, {self.revoked} revoked, "
             f"{self.expired} expired, {self.exhausted} exhausted), used {self.quota}"
         )
         if self.last_download:
@@ -308,6 +312,7 @@ def _add_windows(
         cell.window = queries.display_window(found, at)
         if cell.window is not None:
             cell.state = states.window_state(cell.window, at).value
+            cell.held = states.access_held(cell.state, cell.partner.status)
 
 
 def _add_grants(

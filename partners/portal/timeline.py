@@ -19,13 +19,15 @@ and those windows' grants.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from math import ceil
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django import forms
+from django.db.models import Max, Min, Q, QuerySet
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import ngettext
 
 from partners import states
 from partners.models import EmbargoWindow, Grant, Partner, Release
@@ -34,10 +36,13 @@ from partners.portal.units import binary_size, utc, utc_date
 
 __all__ = [
     "COLOURS",
+    "DAYS",
+    "MAX_DAYS",
     "PARTNERS_PER_PAGE",
     "RELEASES_PER_PAGE",
     "WIDTH",
     "Timeline",
+    "TimelineFilters",
     "timeline",
     "timeline_page",
 ]
@@ -47,6 +52,7 @@ LABELS = 170  # the partner column
 RIGHT = 16
 AXIS = 44  # the date axis band at the top
 HEADER = 26  # a release's header band
+DIAMOND = 10  # the public-release diamond's half width, and a margin
 ROW = 34  # one partner's row: its windows' bars
 BAR = 26  # a window's bar: its label on top, its grants in a light track at the bottom
 TRACK = 17  # where the grants' track starts inside the bar (below the label)
@@ -63,6 +69,8 @@ COLOURS: dict[str, tuple[str, str]] = {
     "open": ("#1b5e20", "#ffffff"),
     "closed": ("#cfd8dc", "#1c262b"),
     "withdrawn": ("#7f1d1d", "#ffffff"),
+    # open or upcoming, but the partner is suspended or terminated (states.access_held)
+    "blocked": ("#ffb74d", "#000000"),
 }
 OUTSIDE_TEXT = "#1f2933"  # a label beside its bar, on the white background
 GRANT_COLOURS = {
@@ -130,6 +138,32 @@ class ReleaseGroup:
     public_title: str
     rows: list[PartnerRow] = field(default_factory=list)
     hidden: int = 0  # partners with windows not drawn (``timeline(rows=...)``)
+    plot_left: float = float(LABELS)
+    plot_right: float = float(WIDTH - RIGHT)
+
+    @property
+    def status_text(self) -> str:
+        return f"{self.release.name}: {self.status_label}"
+
+    @property
+    def status_at(self) -> tuple[float, str]:
+        """Where the header's text goes (x, text-anchor): at the plot's left, unless the
+        public-release diamond falls on it; then beside the diamond, clear of it."""
+        width = len(self.status_text) * CHAR
+        x = self.plot_left
+        if self.public_x is None or not x - DIAMOND <= self.public_x <= x + width + DIAMOND:
+            return x, "start"
+        if self.public_x + DIAMOND + width <= self.plot_right:
+            return self.public_x + DIAMOND, "start"
+        return self.public_x - DIAMOND, "end"
+
+    @property
+    def status_x(self) -> float:
+        return self.status_at[0]
+
+    @property
+    def status_anchor(self) -> str:
+        return self.status_at[1]
 
     @property
     def more_y(self) -> float:
@@ -154,7 +188,7 @@ class Timeline:
     plot_left: float
     plot_right: float
     ticks: list[Tick]
-    now_x: float
+    now_x: float | None  # None: now is outside the period
     now_label: str
     groups: list[ReleaseGroup]
     legend_y: float
@@ -293,7 +327,7 @@ def timeline(
         plot_left=plot_left,
         plot_right=plot_right,
         ticks=_ticks(start, end, x_of),
-        now_x=x_of(at),
+        now_x=x_of(at) if x_of.covers(at) else None,
         now_label=f"now {utc(at)}",
         groups=groups,
         legend_y=y + 14,
@@ -320,10 +354,12 @@ def _bar(
     window: EmbargoWindow, grants: list[Grant], row_y: float, at: datetime, x_of: Scale
 ) -> WindowBar:
     state = states.window_state(window, at).value
-    fill, text = COLOURS[state]
+    held = states.access_held(state, window.partner.status)
+    fill, text = COLOURS["blocked" if held else state]
     x, right = x_of(window.opens_at), x_of(window.closes_at)
     width = max(right - x, 2.0)
-    label = f"{state} {utc_date(window.opens_at)} to {utc_date(window.closes_at)}"
+    shown = f"{state} · {held}" if held else state
+    label = f"{shown} {utc_date(window.opens_at)} to {utc_date(window.closes_at)}"
     if len(label) * CHAR + 10 <= width:  # inside the bar, in the state's text colour
         label_x, colour, anchor = x + 6, text, "start"
     elif right + 6 + len(label) * CHAR <= WIDTH - RIGHT:  # beside it, on the right
@@ -331,16 +367,16 @@ def _bar(
     else:  # beside it, on the left
         label_x, colour, anchor = x - 6, OUTSIDE_TEXT, "end"
     title = (
-        f"{window.release.slug} x {window.partner.slug}: {state}, "
+        f"{window.release.slug} x {window.partner.slug}: {shown}, "
         f"{utc(window.opens_at)} to {utc(window.closes_at)}; "
-        f"embargo lifts {utc(window.embargo_lifts_at)}; {len(grants)} grants"
+        f"embargo lifts {utc(window.embargo_lifts_at)}; {len(grants)} {ngettext('grant', 'grants', len(grants))}"
     )
     lifts = window.embargo_lifts_at
     bar = WindowBar(
         x=x,
         width=width,
         y=row_y + 4,
-        state=state,
+        state="blocked" if held else state,
         fill=fill,
         label=label,
         label_x=label_x,
@@ -381,16 +417,65 @@ def releases_in(start: datetime, end: datetime) -> QuerySet[Release]:
     )
 
 
+DAYS = 60  # the period's default length: the past week and the next 53 days
+MAX_DAYS = 366
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
+
+
+class TimelineFilters(MatrixFilters):
+    """The matrix's filters and the period: ``from`` (``YYYY-MM-DD``, UTC midnight; 2000
+    to 2100) and ``days`` (1 to ``MAX_DAYS``). Bad values are form errors, shown on the
+    page; the timeline is then drawn unfiltered over the default period."""
+
+    days = forms.IntegerField(required=False, min_value=1, max_value=MAX_DAYS)
+
+    def __init__(self, data: Any, **kwargs: Any) -> None:
+        super().__init__(data, **kwargs)
+        # "from" is a keyword: the field is added by name.
+        self.fields["from"] = forms.DateField(
+            required=False, input_formats=["%Y-%m-%d"], help_text="YYYY-MM-DD (UTC)"
+        )
+        self.order_fields(["release", "partner", "jurisdiction", "from", "days"])
+
+    def clean_from(self) -> date | None:
+        day: date | None = self.cleaned_data.get("from")
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise forms.ValidationError(f"Choose a day from {FIRST_DAY} to {LAST_DAY}.")
+        return day
+
+
+def _period_of(chosen: dict[str, Any], at: datetime) -> tuple[datetime, datetime]:
+    """The period to draw: ``from`` and ``days`` if given; else, with a release chosen,
+    its windows whenever they are (a day either side); else ``period(at)``."""
+    days = chosen.get("days")
+    if chosen.get("from"):
+        start = datetime.combine(chosen["from"], time(), tzinfo=UTC)
+        return start, start + timedelta(days=days or DAYS)
+    if chosen.get("release"):
+        span = EmbargoWindow.objects.filter(release__slug=chosen["release"]).aggregate(
+            first=Min("opens_at"), last=Max("closes_at")
+        )
+        if span["first"] is not None:
+            start = datetime.combine(span["first"].date() - timedelta(days=1), time(), tzinfo=UTC)
+            end = span["last"] + timedelta(days=1)
+            return start, start + timedelta(days=days) if days else end
+    start, end = period(at)
+    return start, start + timedelta(days=days) if days else end
+
+
 def timeline_page(data: Any, *, at: datetime) -> dict[str, Any]:
     """The timeline page's context for its GET parameters, those of the matrix: the
     filters ``release``, ``partner``, ``jurisdiction``; ``page`` (``PARTNERS_PER_PAGE``
     partners, by slug) and ``columns`` (``RELEASES_PER_PAGE`` releases, by public
-    release), over the past week and the next 53 days. Five queries."""
-    start, end = period(at)
+    release); and the period (``TimelineFilters``: ``from``, ``days``), by default the
+    past week and the next 53 days, or a chosen release's windows whenever they are;
+    with links to the periods before and after. Five or six queries."""
     partners = list(Partner.objects.order_by("slug"))
     releases = list(Release.objects.order_by("-public_release_at", "slug"))
-    form = MatrixFilters(data, partners=partners, releases=releases)
+    form = TimelineFilters(data, partners=partners, releases=releases)
     chosen: dict[str, Any] = form.cleaned_data if form.is_valid() else {}
+    start, end = _period_of(chosen, at)
+    length = max((end - start).days, 1)
     shown = list(releases_in(start, end))
     if chosen.get("release"):
         shown = [r for r in shown if r.slug == chosen["release"]]
@@ -402,10 +487,19 @@ def timeline_page(data: Any, *, at: datetime) -> dict[str, Any]:
     page = min(max(chosen.get("page") or 1, 1), pages)
     columns_pages = max(ceil(len(shown) / RELEASES_PER_PAGE), 1)
     columns = min(max(chosen.get("columns") or 1, 1), columns_pages)
-    params = {k: str(v) for k, v in chosen.items() if v and k not in ("page", "columns")}
+    params = {
+        k: str(v) for k, v in chosen.items() if v and k not in ("page", "columns", "from", "days")
+    }
 
-    def link(**changes: int) -> str:
-        return "?" + urlencode({**params, "page": page, "columns": columns, **changes})
+    def link(**changes: Any) -> str:
+        held = {"from": f"{start:%Y-%m-%d}", "days": str(length)} if chosen.get("from") else {}
+        return "?" + urlencode({**params, **held, "page": page, "columns": columns, **changes})
+
+    def moved(by: int) -> str:
+        day = start.date() + timedelta(days=by)
+        if not FIRST_DAY <= day <= LAST_DAY:
+            return ""
+        return "?" + urlencode({**params, "from": f"{day:%Y-%m-%d}", "days": str(length)})
 
     return {
         "form": form,
@@ -424,6 +518,10 @@ def timeline_page(data: Any, *, at: datetime) -> dict[str, Any]:
         "next_page": link(page=page + 1) if page < pages else "",
         "previous_columns": link(columns=columns - 1) if columns > 1 else "",
         "next_columns": link(columns=columns + 1) if columns < columns_pages else "",
+        "days": length,
+        "earlier_period": moved(-length),
+        "later_period": moved(length),
+        "this_period": "?" + urlencode(params) if chosen.get("from") else "",
     }
 
 

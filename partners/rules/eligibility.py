@@ -10,6 +10,8 @@ from datetime import datetime
 
 from django_countries import countries
 
+from accessctl_wire import formats
+
 from .result import SUCCESS, Failure, Result
 from .visibility import jurisdiction_allowed
 
@@ -135,8 +137,7 @@ def grant_terms(
     if expires_at > window_closes_at:
         return Failure(
             "grant_outlives_window",
-            "A grant cannot outlive its window, which closes "
-            f"{window_closes_at:%Y-%m-%d %H:%M} UTC.",
+            f"A grant cannot outlive its window, which closes {formats.moment(window_closes_at)}.",
         )
     if expires_at <= now:
         return Failure("grant_invalid", "A grant must expire in the future.")

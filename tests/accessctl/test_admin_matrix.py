@@ -564,6 +564,12 @@ CUSTOM: dict[str, UrlSpec] = {
         lambda w, d: {"reason": "matrix"},
         "partners_partner",
     ),
+    "partners_partner_reinstate": UrlSpec(
+        lambda w: [w.suspended_partner.pk],
+        "partners.suspend_partner",
+        lambda w, d: {"reason": "matrix"},
+        "partners_partner",
+    ),
     "partners_grant_revoke": UrlSpec(
         lambda w: [w.grant.pk],
         "partners.revoke_grant",

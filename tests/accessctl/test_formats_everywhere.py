@@ -40,3 +40,11 @@ def test_the_cli_shows_the_apis_times_and_sizes_the_same_way():
     assert when("2026-11-29T17:40:05+01:00") == "2026-11-29 16:40:05 UTC"
     assert when(None) == "" and when("not a time") == "not a time"
     assert human(80 * 1024**2) == "80.0 MiB"
+
+
+@pytest.mark.django_db
+def test_the_token_invitation_says_until_when_to_the_second():
+    member = f.partner_user(f.partner("aurora"), email="dev@aurora.example")
+    f.invite(member)
+    (message,) = [m for m in mail.outbox if "dev@aurora.example" in m.to]
+    assert re.search(rf"until {STAMP}\)", message.body), message.body

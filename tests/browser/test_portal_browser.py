@@ -55,6 +55,29 @@ def test_security_officer_signs_in_and_revokes_a_grant(live_server, page):
 # A partner member collects the token a staff member asked for (issue #11, finding 2).
 
 
+def watch(page):
+    """Console errors (a CSP violation is one) and page errors, as a function returning
+    those seen so far; a failed load of the page itself is not one (a refusal sets its
+    status, and chromium logs it as a failed load), a failed file it asks for is (the
+    favicon the token pages once lacked: ``/favicon.ico``, 404)."""
+    problems: list[tuple[str, str]] = []
+    documents: set[str] = set()
+
+    def console(m) -> None:
+        if m.type == "error":
+            url = m.location.get("url", "")
+            problems.append((f"console: {m.text} {url}", url))
+
+    def response(r) -> None:
+        if r.request.resource_type == "document":
+            documents.add(r.url)
+
+    page.on("console", console)
+    page.on("pageerror", lambda e: problems.append((f"page error: {e}", "")))
+    page.on("response", response)
+    return lambda: [text for text, url in problems if not url or url not in documents]
+
+
 @pytest.fixture
 def invited_member(live_server, settings):
     """A partner member with a token invitation emailed to them, its link on this server."""
@@ -67,6 +90,7 @@ def invited_member(live_server, settings):
 
 def test_member_opens_the_emailed_link_and_sees_the_token_once(live_server, page, invited_member):
     member, _code, link = invited_member
+    problems = watch(page)
     page.goto(link)
     secret = page.locator("#token-secret").input_value()
     assert secret.startswith("acx_")
@@ -79,12 +103,18 @@ def test_member_opens_the_emailed_link_and_sees_the_token_once(live_server, page
     assert page.locator("#claim-error").get_attribute("data-code") == "invitation_used"
     assert page.locator("#token-secret").count() == 0
     assert AccessToken.objects.filter(user=member).count() == 1
+    page.wait_for_load_state("networkidle")
+    assert not problems(), problems()
 
 
 def test_member_pastes_the_code_into_the_form(live_server, page, invited_member):
     member, code, _link = invited_member
+    problems = watch(page)
     page.goto(f"{live_server.url}/tokens/claim")
+    page.wait_for_load_state("networkidle")
     page.fill("#id_code", code)
     page.click("#claim-form input[type=submit]")
     secret = page.locator("#token-secret").input_value()
     assert AccessToken.objects.get(user=member).prefix == secret[:12]
+    page.wait_for_load_state("networkidle")
+    assert not problems(), problems()

@@ -114,3 +114,59 @@ def test_matrix_timeline_and_home_fit_1280_px_without_errors(live_server, browse
         page.screenshot(path=str(shots / f"{name}-top.png"))
         assert not overflow(page), f"{name}: {overflow(page)}"
     assert problems == [], problems
+
+
+WRAPPED_HEADERS = """
+Array.from(document.querySelectorAll('.dash table:not(.access-matrix) th')).filter(th => {
+  const range = document.createRange();
+  range.selectNodeContents(th);
+  const tops = new Set(Array.from(range.getClientRects()).map(r => Math.round(r.top)));
+  return tops.size > 1;
+}).map(th => `${th.closest('[id]').id}: ${th.textContent.trim()}`)
+"""
+MARKED_COUNTS = """
+Array.from(document.querySelectorAll('.counts > li'))
+  .filter(li => getComputedStyle(li).listStyleType !== 'none' || getComputedStyle(li, '::marker').content !== 'normal' && getComputedStyle(li).display === 'list-item')
+  .map(li => li.textContent.trim())
+"""
+DIAMOND_ON_TEXT = """
+Array.from(document.querySelectorAll('g.tl-release')).filter(g => {
+  const diamond = g.querySelector('.tl-public path');
+  const text = g.querySelector('.tl-release-status');
+  if (!diamond || !text) return false;
+  const a = diamond.getBBox(), b = text.getBBox();
+  return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+}).map(g => g.dataset.release)
+"""
+
+
+def test_home_headers_counts_and_timeline_header_read_cleanly(live_server, browser_page, shots):
+    """Headers never break inside a word ("Releas/e"); the kill switch's counts carry no
+    list bullets; a release's public-release diamond never sits on its header text."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    page, problems = browser_page
+    now = timezone.now()
+    aurora = f.partner("aurora-gpu")
+    # Public 6 days ago: at the period's left edge, where the header text starts.
+    early = f.release("v-early", public_in=-6 * timedelta(days=1))
+    f.window(early, aurora)
+    upcoming = f.release("v-upcoming", public_in=timedelta(days=30))
+    f.window(upcoming, aurora, opens=timedelta(days=3), closes=timedelta(days=9))
+    assert early.public_release_at < now
+    for role, paths in (
+        ("Release manager", ["/admin/"]),
+        ("Security officer", ["/admin/", "/admin/timeline/"]),
+    ):
+        page.context.clear_cookies()
+        sign_in(page, live_server.url, role)
+        for path in paths:
+            page.goto(f"{live_server.url}{path}")
+            name = f"clean-{role.lower().replace(' ', '-')}{path.replace('/', '-')}"
+            page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+            assert page.evaluate(WRAPPED_HEADERS) == [], name
+            assert page.evaluate(MARKED_COUNTS) == [], name
+            assert page.evaluate(DIAMOND_ON_TEXT) == [], name
+    assert problems == [], problems

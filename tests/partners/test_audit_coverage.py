@@ -342,3 +342,44 @@ def test_action_writes_exactly_its_events(world, name):
     call()
     written = Counter(AuditEvent.objects.filter(id__gt=before).values_list("action", flat=True))
     assert written == Counter(expected)
+    # Every event about a row names it, whoever wrote it (a person, a task, a fan-out):
+    # the trail never shows "-" for a grant ended by a suspension.
+    unnamed = AuditEvent.objects.filter(id__gt=before).exclude(target_id="")
+    assert not list(unnamed.filter(target_label="").values_list("action", "target_type"))
+
+
+@pytest.mark.parametrize("end", ["suspend", "terminate", "withdraw", "pull"])
+def test_a_fan_out_names_every_row_it_ends(world, end):
+    """A suspension, termination, kill switch or pull ends grants, requests and tokens in
+    batches; each of their events names its row as a single revocation would."""
+    grant = a_grant(world)
+    request = pending(world)
+    token = a_token(world)
+    officer = world["officer"]
+    {
+        "suspend": lambda: actions.suspend_partner(
+            actor=officer, partner=world["partner"], reason="r"
+        ),
+        "terminate": lambda: actions.terminate_partner(
+            actor=officer, partner=world["partner"], reason="r"
+        ),
+        "withdraw": lambda: actions.withdraw_release(
+            actor=officer, release=world["launched"], reason="r"
+        ),
+        "pull": lambda: actions.pull_checkpoint(
+            actor=officer, checkpoint=world["launched_cp"], reason="r"
+        ),
+    }[end]()
+    before = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+    actions.cascade_revocation(Revocation.objects.get().pk)
+    labels = dict(
+        AuditEvent.objects.filter(id__gt=before)
+        .exclude(action="revocation.completed")
+        .values_list("target_label", "action")
+    )
+    assert labels.pop(f"grant #{grant.pk}") == "grant.revoked"
+    if end in {"suspend", "terminate"}:
+        assert labels.pop(f"request #{request.pk}") == "grant_request.rejected"
+    if end == "terminate":
+        assert labels.pop(str(token)) == "token.revoked"
+    assert not labels

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import ngettext
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -112,6 +113,7 @@ class Command(BaseCommand):
                 storage.delete(key)
             raise CommandError(f"{exc.message} [{exc.code}]") from exc
         self.stdout.write(
-            f"{result.checkpoint}: {len(result.added)} file(s) added, "
+            f"{result.checkpoint}: {len(result.added)} "
+            f"{ngettext('file', 'files', len(result.added))} added, "
             f"{len(result.unchanged)} unchanged."
         )

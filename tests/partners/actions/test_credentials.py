@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
+from django.test import Client
 from django.urls import URLPattern, reverse
 from django.utils import timezone
 from django_otp.oath import totp
@@ -559,3 +560,22 @@ def test_add_member_refuses_staff_and_other_partners_members(who, code):
     with pytest.raises(ActionError) as exc:
         actions.add_member(actor=None, partner=partner, user=user)
     assert exc.value.code == code
+
+
+def test_a_suspended_partners_members_are_not_offered_a_token_and_refused_one(client):
+    active = f.partner_user(f.partner("aurora-gpu"))
+    held_partner = f.partner("tessel-accel")
+    held = f.partner_user(held_partner)
+    actions.suspend_partner(actor=None, partner=held_partner, reason="audit")
+    c = portal_client(client, f.staff("Partner manager"))
+    form = c.get(reverse("admin:partners_tokeninvitation_add")).content.decode()
+    offered = form.split('name="user"')[1].split("</select>")[0]
+    assert f'value="{active.pk}"' in offered and f'value="{held.pk}"' not in offered
+    # Posted anyway (a stale form): refused by the action's rule, and recorded.
+    _, response = invite_in_portal(Client(), held)
+    assert "Select a valid choice" in response.content.decode()
+    assert not TokenInvitation.objects.exists()
+    with pytest.raises(ActionError) as caught:
+        actions.invite_member_token(actor=None, user=held, name="ci", scopes=["read"])
+    assert caught.value.code == "partner_suspended"
+    assert AuditEvent.objects.filter(action="token.refused", reason="partner_suspended").exists()

@@ -55,7 +55,7 @@ def test_rerun_is_idempotent(shards, capsys):
     f.release("v4")
     register(source)
     register(source)
-    assert "0 file(s) added, 3 unchanged" in capsys.readouterr().out
+    assert "0 files added, 3 unchanged" in capsys.readouterr().out
     assert Checkpoint.objects.get().artifacts.count() == 3
 
 

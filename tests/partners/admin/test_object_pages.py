@@ -208,10 +208,40 @@ def test_no_button_where_it_would_change_nothing(world, client):
     actions.suspend_partner(actor=None, partner=world["partner"], reason="x")
     assert "suspend" not in _buttons(_page(c, "partner", world["partner"].pk))
     url = reverse("admin:partners_partner_suspend", args=[world["partner"].pk])
-    response = c.get(url)
+    # Reached by its address, the page says up front that it would change nothing.
+    page = c.get(url).content.decode()
+    assert "Refused: aurora is already suspended: suspend would change nothing." in page
+    assert 'id="confirm-form"' not in page
+    response = c.post(url, {"reason": "again"})
     assert response.status_code == 302 and response["Location"].endswith(
         f"/partner/{world['partner'].pk}/change/"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "undo", "state"),
+    [
+        ("partners_grant_revoke", "grant", "revoke", "revoked"),
+        ("partners_checkpoint_pull", "checkpoint", "pull", "pulled"),
+        ("partners_release_withdraw", "release", "withdraw", "withdrawn"),
+        ("partners_grantrequest_approve", "request", "reject", "rejected"),
+        ("partners_grantrequest_reject", "request", "reject", "rejected"),
+    ],
+)
+def test_every_confirmation_states_up_front_that_it_would_change_nothing(
+    world, client, name, kind, undo, state
+):
+    obj = world[kind]
+    do = {
+        "revoke": lambda: actions.revoke_grant(actor=None, grant=obj, reason="x"),
+        "pull": lambda: actions.pull_checkpoint(actor=None, checkpoint=obj, reason="x"),
+        "withdraw": lambda: actions.withdraw_release(actor=None, release=obj, reason="x"),
+        "reject": lambda: actions.reject_grant_request(actor=None, request=obj, reason="x"),
+    }
+    do[undo]()
+    page = _as(client, None).get(reverse(f"admin:{name}", args=[obj.pk])).content.decode()
+    assert re.search(rf"Refused: [^<]* is already {state}: ", page), page
+    assert 'id="confirm-form"' not in page
 
 
 # The confirmation page
@@ -224,10 +254,13 @@ def test_suspend_confirmation_restates_the_impact_and_changes_nothing(world, cli
     html = c.get(url).content.decode()
     assert not changed_tables(before) - {"django_session"}, "a GET changed something"
     facts = _section(html, "impact-facts")
-    assert "Grants revoked</dt><dd>1<" in facts
+    assert "Grants that will be revoked</dt><dd>1<" in facts
     assert "Quota left on them</dt><dd>6.0 KiB<" in facts
-    assert "People who lose access</dt><dd>1<" in facts
-    assert "Pending requests rejected</dt><dd>1<" in facts
+    assert "People who will lose access</dt><dd>1<" in facts
+    assert "Pending requests that will be rejected</dt><dd>1<" in facts
+    sentence = _section(html, "impact")
+    assert "its 1 usable grant will be revoked and its 1 pending request rejected" in sentence
+    assert "(s)" not in html and "1 grants" not in html
     assert f"grant #{world['grant'].pk}" in _section(html, "impact-grants")
     assert 'name="reason"' in html and "csrfmiddlewaretoken" in html
 
@@ -241,6 +274,12 @@ def test_suspend_needs_a_reason_then_suspends_as_the_bulk_action_does(world, cli
     assert Partner.objects.get(pk=world["partner"].pk).status == Partner.Status.ACTIVE
     done = c.post(url, {"reason": "Leaked weights"})
     assert done.status_code == 302
+    revocation = Revocation.objects.get(partner=world["partner"])
+    said = [str(m) for m in c.get(done["Location"]).context["messages"]]
+    assert said == [
+        f'Partner aurora suspended; <a href="/admin/partners/revocation/{revocation.pk}/change/">'
+        f"revocation #{revocation.pk}</a> is ending its grants and notifying people."
+    ]
     partner = Partner.objects.get(pk=world["partner"].pk)
     assert (partner.status, partner.status_reason) == ("suspended", "Leaked weights")
     event = AuditEvent.objects.get(action="partner.suspended")
@@ -268,12 +307,12 @@ def test_revoke_pull_and_kill_switch_from_their_pages(world, client):
     assert Grant.objects.get(pk=grant.pk).status == Grant.Status.REVOKED
     cp = world["checkpoint"]
     page = c.get(reverse("admin:partners_checkpoint_pull", args=[cp.pk])).content.decode()
-    assert "Nobody can download v3:" in page
+    assert "Nobody will be able to download v3:" in page
     c.post(reverse("admin:partners_checkpoint_pull", args=[cp.pk]), {"reason": "r2"})
     assert Checkpoint.objects.get(pk=cp.pk).status == Checkpoint.Status.PULLED
     release = world["release"]
     page = c.get(reverse("admin:partners_release_withdraw", args=[release.pk])).content.decode()
-    assert "Kill switch" in page and "Open windows ended</dt><dd>1<" in page
+    assert "Kill switch" in page and "Open windows that will end</dt><dd>1<" in page
     c.post(reverse("admin:partners_release_withdraw", args=[release.pk]), {"reason": "r3"})
     assert Release.objects.get(pk=release.pk).status == Release.Status.WITHDRAWN
     assert list(
@@ -307,6 +346,14 @@ def test_approve_button_keeps_four_eyes(world, client, settings):
     )
     url = reverse("admin:partners_grantrequest_approve", args=[filed.pk])
     own = portal_client(client, first)
+    # The requester is told before pressing anything: the button is disabled, its page
+    # states the refusal the action would make, and offers nothing to press.
+    change = _page(own, "grantrequest", filed.pk)
+    assert 'id="button-approve" class="object-button disabled"' in change
+    assert "You filed this request; another staff member must approve it." in change
+    assert url not in change
+    page = own.get(url).content.decode()
+    assert "Refused: You filed this request" in page and 'id="confirm-form"' not in page
     refused = own.post(url, {"reason": "mine"})
     assert refused.status_code == 400  # shown again with the action's refusal
     assert not GrantApproval.objects.filter(request=filed).exists()
@@ -314,8 +361,17 @@ def test_approve_button_keeps_four_eyes(world, client, settings):
 
     other = portal_client(Client(), second)
     page = other.get(url).content.decode()
-    assert "1 more needed" in page
+    assert "1 more approval will be needed" in page and "Refused" not in page
+    assert "Already approved by</dt><dd>nobody yet<" in page
+    assert re.search(r"Window</dt><dd>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC to ", page)
+    assert "The grant would expire</dt><dd>" in page
     assert other.post(url, {"reason": "checked the NDA"}).status_code == 302
+    after = other.get(url).content.decode()
+    assert "Refused: You already approved this request" in after
+    assert f"Already approved by</dt><dd>{second} at " in after
+    assert 'id="button-approve" class="object-button disabled"' in _page(
+        other, "grantrequest", filed.pk
+    )
     event = AuditEvent.objects.get(action="grant_request.approved", actor=second)
     assert event.changes["note"] == "checked the NDA"
     again = other.post(url, {"reason": "twice"})
@@ -368,3 +424,57 @@ def test_grant_requests_open_with_the_time_they_were_filed(world, client):
     html = _page(_as(client, "Release manager"), "grantrequest", world["request"].pk)
     stamp = timezone.localtime(world["request"].requested_at)
     assert stamp.strftime("%Y-%m-%d %H:%M:%S UTC") in html
+
+
+def test_the_kill_switch_counts_and_lists_upcoming_windows_too(world, client):
+    later = f.partner("tessel")
+    f.window(world["release"], later, opens=5 * DAY, closes=9 * DAY)
+    url = reverse("admin:partners_release_withdraw", args=[world["release"].pk])
+    html = _as(client, "Security officer").get(url).content.decode()
+    assert "Open windows that will end</dt><dd>1<" in html
+    assert "Upcoming windows that will never open</dt><dd>1<" in html
+    assert "its 1 open window will end, its 1 upcoming window will never open" in html
+    windows = _section(html, "impact-windows")
+    assert "aurora" in windows and "tessel" in windows
+
+
+# Reinstating a suspended partner from its page
+
+
+def test_a_suspended_partner_is_reinstated_from_its_page(world, client):
+    partner = world["partner"]
+    actions.suspend_partner(actor=None, partner=partner, reason="audit")
+    officer = f.staff("Security officer")
+    c = portal_client(client, officer)
+    url = reverse("admin:partners_partner_reinstate", args=[partner.pk])
+    # Refused up front while the suspension's fan-out still runs.
+    assert _buttons(_page(c, "partner", partner.pk)) == {"reinstate"}
+    page = c.get(url).content.decode()
+    assert "Refused: Partner aurora&#x27;s grants are still being revoked" in page
+    assert 'id="confirm-form"' not in page
+    actions.cascade_revocation(Revocation.objects.get(partner=partner).pk)
+    page = c.get(url).content.decode()
+    assert "aurora will be let back in" in page and "Refused" not in page
+    assert "Suspended because</dt><dd>audit<" in page
+    assert "Revoked grants that stay revoked</dt><dd>1<" in page
+    done = c.post(url, {"reason": "audit passed"})
+    assert done.status_code == 302
+    assert Partner.objects.get(pk=partner.pk).status == Partner.Status.ACTIVE
+    event = AuditEvent.objects.get(action="partner.reinstated")
+    assert (event.actor, event.changes["reason"]) == (officer, "audit passed")
+    said = [str(m) for m in c.get(done["Location"]).context["messages"]]
+    assert said == ["Partner aurora reinstated."]
+    assert _buttons(_page(c, "partner", partner.pk)) == {"suspend"}
+
+
+def test_reinstate_is_refused_to_a_role_without_the_right(world, client):
+    partner = world["partner"]
+    actions.suspend_partner(actor=None, partner=partner, reason="audit")
+    person = f.staff("Release manager")
+    since = last_event_id()
+    url = reverse("admin:partners_partner_reinstate", args=[partner.pk])
+    assert portal_client(client, person).post(url, {"reason": "x"}).status_code == 403
+    (refused,) = AuditEvent.objects.filter(pk__gt=since, action="partner.refused")
+    assert (refused.actor, refused.reason) == (person, "forbidden")
+    assert refused.changes["operation"] == "partner.reinstate"
+    assert Partner.objects.get(pk=partner.pk).status == Partner.Status.SUSPENDED

@@ -33,3 +33,15 @@ def test_the_jurisdiction_filter_filters(client):
     c = portal_client(client, f.staff("Partner manager"))
     html = c.get(reverse("admin:partners_partner_changelist"), {"jurisdiction": "FR"}).content
     assert b"borealis" in html and b">aurora<" not in html
+
+
+def test_a_lists_date_hierarchy_names_each_day_in_full(client):
+    from django.utils import timezone
+
+    f.partner("aurora")  # its creation is an audit event today
+    now = timezone.now()
+    c = portal_client(client, f.superuser())
+    url = f"/admin/audit/auditevent/?occurred_at__month={now.month}&occurred_at__year={now.year}"
+    html = c.get(url).content.decode()
+    assert f">{now:%Y-%m-%d}</a>" in html
+    assert f">{now:%m-%d}</a>" not in html

@@ -262,3 +262,34 @@ def test_moving_a_window_on_its_own_page_is_saved_and_audited(client):
     window.refresh_from_db()
     assert (window.tier, window.closes_at) == ("tier-2", now + 50 * DAY)
     assert _audited(manager) == ["window.set"]
+
+
+def test_the_release_form_offers_no_withdrawal_and_the_action_says_how(client):
+    from partners import actions
+    from partners.errors import ActionError
+
+    release = f.release("v9")
+    url = reverse("admin:partners_release_change", args=[release.pk])
+    c = portal_client(client, f.staff("Release manager"))
+    html = c.get(url).content.decode()
+    status = html.split('name="status"')[1].split("</select>")[0]
+    assert 'value="planned"' in status and 'value="withdrawn"' not in status
+    assert "Withdrawn (kill switch)" not in status
+    data = dict(form_fields(html, "release_form"))
+    data["status"] = "withdrawn"
+    refused = c.post(url, data)
+    assert refused.status_code == 200
+    assert "Select a valid choice. withdrawn is not one of the available choices." in (
+        refused.content.decode()
+    )
+    assert Release.objects.get(pk=release.pk).status == Release.Status.PLANNED
+    with pytest.raises(ActionError) as caught:
+        actions.update_release(actor=None, release=release, status="withdrawn")
+    assert caught.value.message == (
+        "A release is withdrawn only by the kill switch (its Kill switch button, with a "
+        "reason), not by setting its status."
+    )
+    # A withdrawn release's status is shown, not offered.
+    actions.withdraw_release(actor=None, release=release, reason="leak")
+    html = c.get(url).content.decode()
+    assert 'name="status"' not in html and "Withdrawn (kill switch)" in html

@@ -594,7 +594,7 @@ def test_a_grant_expiring_within_72_hours_is_named_in_a_warning(local_endpoint):
         headers={"Authorization": f"Bearer {world.token}"},
     )
     warning = answer.headers["X-HF-Warning"]
-    assert f"expires at {expires:%Y-%m-%d %H:%M} UTC (in 47 h)" in warning
+    assert f"expires at {expires:%Y-%m-%d %H:%M:%S} UTC (in 47 h)" in warning
     assert "bytes (" not in warning  # the quota is not nearly used
     # A grant with time and quota to spare gets no warning.
     # Behind the actions' back: no action extends a grant.

@@ -184,3 +184,10 @@ def test_nobody_adds_a_celery_task_result(client):
     assert c.get("/admin/django_celery_results/groupresult/add/").status_code == 403
     listing = c.get("/admin/django_celery_results/taskresult/").content.decode()
     assert "/admin/django_celery_results/taskresult/add/" not in listing
+
+
+def test_sensitive_actions_show_the_operators_reason(client, world):
+    page = portal_client(client, f.staff("Compliance")).get("/admin/").content.decode()
+    sensitive = section(page, "sensitive-actions")
+    row = next(r for r in sensitive.split("<tr>") if "release.withdrawn" in r)
+    assert row.rstrip().endswith("<td>weights leaked</td></tr>"), row

@@ -213,6 +213,6 @@ def test_an_empty_portal_draws_empty_pages(client):
     c = portal_client(client, f.staff("Security officer"))
     matrix = c.get(MATRIX).content.decode()
     assert "No partner matches." in matrix and "Partners 0&ndash;0 of 0" in matrix
-    assert "No window in this period." in c.get("/admin/timeline/").content.decode()
+    assert "No window in this period" in c.get("/admin/timeline/").content.decode()
     home = c.get("/admin/").content.decode()
     assert "No windows open or upcoming." in home and "No release withdrawn." in home
