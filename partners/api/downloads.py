@@ -17,6 +17,7 @@ from urllib.parse import quote
 from django.conf import settings
 from django.core.files import File
 from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.utils import timezone
 from django.utils.http import content_disposition_header, parse_etags, parse_http_date_safe
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -39,6 +40,7 @@ __all__ = [
     "NGINX_WHOLE_FILE",
     "FileView",
     "attachment",
+    "grant_refusal",
     "parse_range",
     "precondition",
     "send_file",
@@ -226,6 +228,29 @@ def _grant_token(request: Request, grant: Grant) -> None:
     )
     if isinstance(result, rules.Failure):
         raise failure_problem(400 if result.code == "grant_token_in_query" else 403, result)
+
+
+def grant_refusal(request: Request, grant: Grant) -> Problem | None:
+    """The download decision (``rules.decide``) for 0 bytes of ``grant`` now: what a
+    ``HEAD`` would be refused with, or ``None``. Read-only: nothing is charged or recorded
+    (the refusal's audit event is the evidence rule's, naming the grant). Callers ask it
+    before they look a file up, so a caller refused learns no file names.
+
+    ``grant`` comes with its partner, window and checkpoint's release read."""
+    facts = rules.download_facts(
+        grant,
+        now=timezone.now(),
+        client_address=request.META.get("REMOTE_ADDR"),
+        requested_bytes=0,
+        **token_facts(presented_token(request)),
+    )
+    decision = rules.decide(facts)
+    if decision:
+        return None
+    reason = str(decision.reason)
+    refused = Problem(status_of(reason), reason, decision.detail)
+    refused.decided_target = ("partners.grant", str(grant.pk), f"grant #{grant.pk}")
+    return refused
 
 
 class _LimitedFile:
@@ -416,9 +441,13 @@ class FileView(APIView):
             # Export control: the release does not exist for this partner (404 like another
             # partner's grant, before anything about its files), but the attempt is evidence.
             raise Hidden(Reason.JURISDICTION_BLOCKED)
-        if artifact is None:
-            raise Problem(404, "file_not_found", f"The checkpoint has no file {path!r}.")
+        # The grant decides before the file is looked up: a caller refused gets the same
+        # answer whatever file it names.
         _grant_token(request, grant)
+        if artifact is None:
+            if refused := grant_refusal(request, grant):
+                raise refused
+            raise Problem(404, "file_not_found", f"The checkpoint has no file {path!r}.")
         return send_file(request, grant, artifact)
 
     def head(self, request: Request, grant_id: int, path: str) -> HttpResponseBase:

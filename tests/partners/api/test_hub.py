@@ -740,3 +740,55 @@ def test_transformers_loads_a_config_and_tokenizer_through_the_endpoint(local_en
     # Each file it read was authorized and charged once, under the grant issued on first use.
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
         assert charged(name) == [len(_tiny_model()[name])]
+
+
+# -- main: the newest checkpoint the partner may download ----------------------------------
+
+
+@LIVE
+def test_main_stays_on_the_newest_checkpoint_the_partner_may_download(local_endpoint, tmp_path):
+    """The lab registers a newer checkpoint the partner holds no grant for (before the
+    public time it needs a request): an unpinned download keeps working on the one it
+    may download, and nothing names the new one."""
+    world = World(public_in=10 * DAY)
+    f.grant(world.checkpoint, world.partner, quota_bytes=10 * SHARD)
+    newer = f.stored_checkpoint(world.release, {"config.json": b"{}"}, tag="step-200")
+    api = HfApi(endpoint=local_endpoint, token=world.token)
+    info = api.model_info(world.repo)
+    assert info.sha == world.commit
+    assert sorted(s.rfilename for s in info.siblings) == sorted(FILES)
+    assert api.list_repo_files(world.repo) == sorted(FILES)
+    api.auth_check(world.repo)  # granted: main is downloadable
+    path = hf_hub_download(
+        world.repo, "config.json", endpoint=local_endpoint, token=world.token, cache_dir=tmp_path
+    )
+    assert Path(path).read_bytes() == FILES["config.json"]
+    assert Path(path).parent.name == world.commit
+    # Asked for by name, the newer one is refused, saying how to ask for it.
+    with pytest.raises(hf_errors.GatedRepoError) as caught:
+        hf_hub_download(
+            world.repo,
+            "config.json",
+            revision="step-200",
+            endpoint=local_endpoint,
+            token=world.token,
+            cache_dir=tmp_path / "new",
+        )
+    assert "grant_request_needed" in str(caught.value)
+    assert commit_id(manifest(newer)) not in str(caught.value.response.headers)
+
+
+@LIVE
+def test_auth_check_answers_as_the_download_of_main_would(local_endpoint):
+    world = World(public_in=10 * DAY)
+    api = HfApi(endpoint=local_endpoint, token=world.token)
+    with pytest.raises(hf_errors.GatedRepoError) as caught:
+        api.auth_check(world.repo)
+    assert "grant_request_needed" in str(caught.value)
+    actions.request_grant(actor=world.user, partner=world.partner, checkpoint=world.checkpoint)
+    with pytest.raises(hf_errors.GatedRepoError) as caught:
+        api.auth_check(world.repo)
+    assert "grant_request_pending" in str(caught.value)
+    # Nothing was issued or charged by asking.
+    assert world.grant() is None
+    assert not events("download.authorized")
