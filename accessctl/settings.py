@@ -112,6 +112,8 @@ MIDDLEWARE = [
     # Every 4xx under /api/ counts toward the rate and is one audit event (evidence.py).
     "partners.api.evidence.RefusalEvidenceMiddleware",
     "partners.api.edge.ApiInputMiddleware",
+    # No path answers Django's DEBUG technical 404 page (accessctl/notfound.py).
+    "accessctl.notfound.NotFoundMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Django's, never redirecting for a trailing slash under /api/ (a 404 there).
     "partners.api.edge.CommonMiddleware",

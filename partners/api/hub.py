@@ -65,6 +65,7 @@ __all__ = [
     "Access",
     "AuthCheckView",
     "ModelInfoView",
+    "NoRepositoryView",
     "PathsInfoView",
     "ResolveView",
     "TreeView",
@@ -479,6 +480,17 @@ class AuthCheckView(HubView):
     def get(self, request: Request, org: str, repo: str) -> Response:
         self.revision(org, repo, MAIN)
         return Response({"access": "granted"})
+
+
+class NoRepositoryView(HubView):
+    """A path of the Hub's shape that names no repository here: another organisation's
+    ``/{org}/{repo}/resolve/...``, a dataset's or a space's (``/datasets/...``,
+    ``/api/datasets/...``, ``/spaces/...``, ``/api/spaces/...``): 404 ``RepoNotFound``."""
+
+    def get(self, request: Request, **kwargs: str) -> Response:
+        raise Problem(404, "not_found", "No such repository.")
+
+    head = post = get
 
 
 class WhoAmIView(HubView):

@@ -1,6 +1,9 @@
 """The Hub-compatible routes (partners.api.hub, docs/hub.md), at the site's root as the
 Hub's client builds them: ``/api/models/...``, ``/api/whoami-v2`` and
-``/<ACCESSCTL_HUB_ORG>/{repo}/resolve/{revision}/{path}``."""
+``/<ACCESSCTL_HUB_ORG>/{repo}/resolve/{revision}/{path}``. A path of the Hub's shape that
+names no repository here (another organisation, a dataset, a space) is 404
+``RepoNotFound`` (``hub.NoRepositoryView``), so the client raises its
+repository-not-found error."""
 
 from django.conf import settings
 from django.urls import path
@@ -22,5 +25,25 @@ urlpatterns = [
         hub.ResolveView.as_view(),
         {"org": settings.ACCESSCTL_HUB_ORG},
         name="hub-resolve",
+    ),
+    # The Hub's shapes that name no repository here.
+    path("api/datasets", hub.NoRepositoryView.as_view(), name="hub-datasets"),
+    path("api/datasets/<path:rest>", hub.NoRepositoryView.as_view(), name="hub-datasets-any"),
+    path("api/spaces", hub.NoRepositoryView.as_view(), name="hub-spaces"),
+    path("api/spaces/<path:rest>", hub.NoRepositoryView.as_view(), name="hub-spaces-any"),
+    path(
+        "datasets/<str:org>/<str:repo>/resolve/<path:rest>",
+        hub.NoRepositoryView.as_view(),
+        name="hub-resolve-dataset",
+    ),
+    path(
+        "spaces/<str:org>/<str:repo>/resolve/<path:rest>",
+        hub.NoRepositoryView.as_view(),
+        name="hub-resolve-space",
+    ),
+    path(
+        "<str:org>/<str:repo>/resolve/<path:rest>",
+        hub.NoRepositoryView.as_view(),
+        name="hub-resolve-other",
     ),
 ]

@@ -12,6 +12,8 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from accessctl.audit.models import AuditEvent
@@ -219,3 +221,64 @@ def test_v1_refuses_a_grant_the_same_whatever_file_is_named(v1_state):
             answers.add((response.status_code, response.json()["code"]))
         assert len(answers) == 1, answers
         assert {status for status, _ in answers} == {403}
+
+
+# -- paths of the Hub's shape that name no repository here; no DEBUG page anywhere ---------
+
+ELSEWHERE = [
+    "/other/v4/resolve/main/config.json",
+    "/datasets/lab/v4/resolve/main/data.parquet",
+    "/spaces/lab/v4/resolve/main/app.py",
+    "/api/datasets/lab/v4",
+    "/api/datasets/lab/v4/revision/main",
+    "/api/spaces/lab/v4",
+    "/api/datasets",
+]
+
+
+@pytest.mark.parametrize("path", ELSEWHERE)
+@pytest.mark.parametrize("method", ["get", "head"])
+def test_a_hub_path_naming_no_repository_here_is_repo_not_found(path, method, settings):
+    settings.DEBUG = True
+    w = World()
+    response = getattr(w.client, method)(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    assert response["X-Error-Code"] == "RepoNotFound"
+    if method == "get":
+        assert response.json()["code"] == "not_found"
+    # Recorded as every API refusal is.
+    assert AuditEvent.objects.filter(reason="not_found", outcome="denied").count() == 1
+
+
+UNKNOWN = ["/nothing-here", "/portal/nothing-here/", "/api/v1/nothing-here", "/lab/v4", "/x/y"]
+
+
+@pytest.mark.parametrize("debug", [True, False])
+@pytest.mark.parametrize("path", UNKNOWN)
+def test_no_path_answers_the_debug_404_page(path, debug, settings, client):
+    settings.DEBUG = debug
+    response = client.get(path, follow=True)
+    assert response.status_code == 404
+    body = response.content.decode()
+    assert "DEBUG = True" not in body and "URLconf" not in body and "api/v1/" not in body
+    if path.startswith(("/api/", "/lab/")):
+        assert response["Content-Type"] == "application/problem+json"
+    else:
+        assert response["Content-Type"].startswith("text/html") and "Not found" in body
+
+
+def test_a_views_http404_is_the_plain_page_with_debug_on(settings, client):
+    """A page raising Http404 (an object that is not there) shows the plain page, not
+    Django's technical one naming the view."""
+    settings.DEBUG = True
+    user = f.superuser()
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    response = client.get("/admin/auth/user/999999/password/")
+    assert response.status_code == 404
+    body = response.content.decode()
+    assert "DEBUG = True" not in body and "Raised by" not in body and "Not found" in body
