@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.core import signing
@@ -352,6 +353,30 @@ def first_use_refusal(request: Request, partner: Partner, checkpoint: Checkpoint
     return None
 
 
+def _as_written(request: Request, revision: str, path: str, index: int) -> tuple[str, str]:
+    """The revision and the path after it as the client wrote them, a revision holding
+    ``/`` included (``refs/pr/1``, which the client sends as ``refs%2Fpr%2F1``).
+
+    The server decodes ``%2F`` before routing, so the route may have cut the revision at
+    its first slash. The raw request line, where the server keeps it (gunicorn's
+    ``RAW_URI``, uWSGI's and nginx's ``REQUEST_URI``), says where it ends: its
+    ``index``-th path segment (after ``SCRIPT_NAME``'s). Without it, a revision ``refs``
+    followed by two segments is read as ``refs/<kind>/<name>``, the Hub's only revisions
+    with slashes (a checkpoint's tag has none: such a revision is RevisionNotFound)."""
+    raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")
+    if raw:
+        script = request.META.get("SCRIPT_NAME", "").strip("/")
+        segments = urlsplit(raw).path.split("/")[len(script.split("/")) if script else 0 :]
+        if len(segments) > index:
+            return unquote(segments[index]), unquote("/".join(segments[index + 1 :]))
+        return revision, path
+    if revision == "refs":
+        parts = path.split("/", 2)
+        if len(parts) >= 2:
+            return "/".join(["refs", *parts[:2]]), "/".join(parts[2:])
+    return revision, path
+
+
 # -- views -----------------------------------------------------------------------------------
 
 
@@ -430,6 +455,7 @@ class TreeView(HubView):
     ``cursor_invalid`` for any other)."""
 
     def get(self, request: Request, org: str, repo: str, revision: str, path: str = "") -> Response:
+        revision, path = _as_written(request, revision, path, 6)
         found = self.revision(org, repo, revision)
         recursive = request.query_params.get("recursive", "").lower() in {"true", "1"}
         entries = found.entries(path.strip("/"), recursive=recursive)
@@ -549,6 +575,7 @@ class ResolveView(HubView):
     def get(
         self, request: Request, org: str, repo: str, revision: str, path: str
     ) -> HttpResponseBase:
+        revision, path = _as_written(request, revision, path, 4)
         partner = caller_partner(request)
         access = self.access(org, repo)
         found = access.revision(revision)

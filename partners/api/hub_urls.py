@@ -15,10 +15,10 @@ _REPO = "api/models/<str:org>/<str:repo>"
 urlpatterns = [
     path("api/whoami-v2", hub.WhoAmIView.as_view(), name="hub-whoami"),
     path(_REPO, hub.ModelInfoView.as_view(), name="hub-model"),
-    path(f"{_REPO}/revision/<str:revision>", hub.ModelInfoView.as_view(), name="hub-revision"),
+    path(f"{_REPO}/revision/<path:revision>", hub.ModelInfoView.as_view(), name="hub-revision"),
     path(f"{_REPO}/tree/<str:revision>", hub.TreeView.as_view(), name="hub-tree"),
     path(f"{_REPO}/tree/<str:revision>/<path:path>", hub.TreeView.as_view(), name="hub-subtree"),
-    path(f"{_REPO}/paths-info/<str:revision>", hub.PathsInfoView.as_view(), name="hub-paths"),
+    path(f"{_REPO}/paths-info/<path:revision>", hub.PathsInfoView.as_view(), name="hub-paths"),
     path(f"{_REPO}/auth-check", hub.AuthCheckView.as_view(), name="hub-auth-check"),
     path(
         f"{settings.ACCESSCTL_HUB_ORG}/<str:repo>/resolve/<str:revision>/<path:path>",

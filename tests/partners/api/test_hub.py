@@ -792,3 +792,23 @@ def test_auth_check_answers_as_the_download_of_main_would(local_endpoint):
     # Nothing was issued or charged by asking.
     assert world.grant() is None
     assert not events("download.authorized")
+
+
+@LIVE
+def test_a_pull_request_revision_is_revision_not_found_by_its_whole_name(local_endpoint, tmp_path):
+    world = World()
+    with pytest.raises(hf_errors.RevisionNotFoundError) as caught:
+        hf_hub_download(
+            world.repo,
+            "config.json",
+            revision="refs/pr/1",
+            endpoint=local_endpoint,
+            token=world.token,
+            cache_dir=tmp_path,
+        )
+    assert "'refs/pr/1'" in str(caught.value)
+    with pytest.raises(hf_errors.RevisionNotFoundError) as caught:
+        HfApi(endpoint=local_endpoint, token=world.token).model_info(
+            world.repo, revision="refs/pr/1"
+        )
+    assert "'refs/pr/1'" in str(caught.value)

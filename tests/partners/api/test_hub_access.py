@@ -282,3 +282,33 @@ def test_a_views_http404_is_the_plain_page_with_debug_on(settings, client):
     assert response.status_code == 404
     body = response.content.decode()
     assert "DEBUG = True" not in body and "Raised by" not in body and "Not found" in body
+
+
+# -- revisions holding "/" -----------------------------------------------------------------
+
+RAW = {  # how the path arrives: decoded only (runserver, the test client), or with the
+    # raw request line too (gunicorn's RAW_URI, nginx's and uWSGI's REQUEST_URI)
+    "decoded": lambda uri: {},
+    "RAW_URI": lambda uri: {"RAW_URI": uri},
+    "REQUEST_URI": lambda uri: {"REQUEST_URI": uri},
+}
+
+
+@pytest.mark.parametrize("arrives", list(RAW))
+@pytest.mark.parametrize("revision", ["refs/pr/1", "refs/convert/parquet"])
+def test_a_revision_with_slashes_is_revision_not_found_by_its_whole_name(revision, arrives):
+    w = World()
+    encoded = revision.replace("/", "%2F")
+    repo, api = f"lab/{w.release.slug}", f"/api/models/lab/{w.release.slug}"
+    for uri, method in [
+        (f"/{repo}/resolve/{encoded}/config.json", "head"),
+        (f"/{repo}/resolve/{encoded}/config.json", "get"),
+        (f"{api}/revision/{encoded}", "get"),
+        (f"{api}/tree/{encoded}", "get"),
+        (f"{api}/tree/{encoded}/weights", "get"),
+    ]:
+        response = getattr(w.client, method)(uri, **RAW[arrives](uri))
+        assert response.status_code == 404, uri
+        assert response["X-Error-Code"] == "RevisionNotFound", uri
+        assert repr(revision) in response["X-Error-Message"], uri
+        assert "X-Repo-Commit" not in response
