@@ -275,6 +275,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "partners.api.problems.problems_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # OPTIONS answers 405 (problem+json): DRF's metadata would show the views' docstrings
+    # (internal text). Nothing relies on it: no CORS anywhere (docs/api.md).
+    "DEFAULT_METADATA_CLASS": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "accessctl API",

@@ -312,3 +312,30 @@ def test_a_revision_with_slashes_is_revision_not_found_by_its_whole_name(revisio
         assert response["X-Error-Code"] == "RevisionNotFound", uri
         assert repr(revision) in response["X-Error-Message"], uri
         assert "X-Repo-Commit" not in response
+
+
+# -- OPTIONS shows no internal text --------------------------------------------------------
+
+
+def test_options_answers_405_without_the_views_docstrings():
+    w = World()
+    grant = f.grant(w.checkpoint, w.partner)
+    api = f"/api/models/lab/{w.release.slug}"
+    for path in [
+        f"/lab/{w.release.slug}/resolve/main/config.json",
+        api,
+        f"{api}/tree/main",
+        f"{api}/paths-info/main",
+        f"{api}/auth-check",
+        "/api/whoami-v2",
+        f"/api/v1/grants/{grant.pk}/files/config.json",
+        "/api/v1/grants/",
+        "/api/v1/me",
+    ]:
+        response = w.client.options(path)
+        assert response.status_code == 405, path
+        assert response["Content-Type"] == "application/problem+json", path
+        body = response.json()
+        assert set(body) <= {"type", "title", "status", "detail", "code", "instance", "error"}
+        assert "description" not in response.content.decode()
+        assert "renders" not in body and "parses" not in body
