@@ -23,7 +23,8 @@ says how to ask).
 Errors are the API's problem+json (the same codes and the same refusal evidence, under
 ``edge.is_api_path``), with what the Hub's client reads added: ``X-Error-Code``
 (``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound``, ``GatedRepo``),
-``X-Error-Message`` and an ``error`` member (our code, what happened and what to do), and
+``X-Error-Message`` and an ``error`` member (our code, what happened and what to do; for a
+401, whose ``X-Error-Message`` must stay the client's exact text, in ``X-HF-Warning``), and
 ``X-Repo-Commit`` only on answers about a revision the partner may download (a refusal
 never names one: ``Access``). These routes are not in the OpenAPI schema:
 their shapes are the Hub's, not DRF's.
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
+from uuid import uuid4
 
 from django.conf import settings
 from django.core import signing
@@ -94,6 +96,16 @@ _ADVICE = {
     "partner_terminated": "Your organisation's access has ended.",
     "nda_expired": "Renew your organisation's NDA with the lab.",
     "address_not_allowed": "Download from an address your organisation registered.",
+    # 401s: the header stays the client's exact text (it compares it whole), so the reason
+    # and what to do are in the ``error`` member, which the client shows after it.
+    "not_authenticated": "Set HF_TOKEN to your accessctl token (acx_...).",
+    "token_malformed": (
+        "Set HF_TOKEN to your accessctl token (acx_...), not a huggingface.co token."
+    ),
+    "token_invalid": "Ask your lab contact for a new token.",
+    "token_expired": "Ask your lab contact for a new token.",
+    "token_revoked": "Ask your lab contact for a new token.",
+    "token_membership_ended": "Ask your lab contact: you no longer act for your organisation.",
 }
 
 
@@ -123,7 +135,12 @@ def hub_error(response: HttpResponseBase, commit: str | None = None) -> HttpResp
     elif code in _DISABLED:
         response["X-Error-Message"] = DISABLED
     elif status == 401:
+        # The client compares this header whole (any other text on a repository URL would
+        # make it RepositoryNotFoundError), and a HEAD has no body for the ``error``
+        # member: the reason and what to do ride in X-HF-Warning, which the client prints
+        # for every answer (its topic is unique, so each refusal is printed).
         response["X-Error-Message"] = INVALID_CREDENTIALS
+        response["X-HF-Warning"] = _header_text(f"accessctl-{code}-{uuid4().hex[:8]}; {message}")
     elif status == 403:
         response["X-Error-Code"] = "GatedRepo"
     if "X-Error-Message" not in response:

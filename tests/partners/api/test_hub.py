@@ -11,6 +11,7 @@ the middle of a file, as a dropped link would, so the client resumes with Range.
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -30,7 +31,7 @@ from rest_framework.test import APIClient
 from accessctl.audit.models import AuditEvent
 from partners import actions
 from partners.manifests import commit_id, manifest
-from partners.models import Grant, Release
+from partners.models import AccessToken, Grant, Release
 from tests import factories as f
 from tests.servers import free_port, nginx
 
@@ -812,3 +813,39 @@ def test_a_pull_request_revision_is_revision_not_found_by_its_whole_name(local_e
             world.repo, revision="refs/pr/1"
         )
     assert "'refs/pr/1'" in str(caught.value)
+
+
+@LIVE
+@pytest.mark.parametrize("which", ["revoked", "malformed", "expired"])
+def test_a_refused_token_says_why_and_what_to_do(local_endpoint, tmp_path, which, caplog):
+    """X-Error-Message stays the exact text the client compares (else it would call a 401
+    on a repository URL RepositoryNotFoundError); the reason and the advice reach the user
+    in X-HF-Warning, which the client prints (a HEAD has no body)."""
+    world = World()
+    token = AccessToken.objects.get(user=world.user)
+    if which == "revoked":
+        actions.revoke_token(actor=f.staff("Security officer"), token=token, reason="lost")
+        code, advice = "token_revoked", "Ask your lab contact for a new token."
+    elif which == "expired":
+        # Behind the actions' back: no action moves a token's expiry into the past.
+        AccessToken.objects.filter(pk=token.pk).update(
+            created_at=timezone.now() - 2 * DAY, expires_at=timezone.now() - DAY
+        )
+        code, advice = "token_expired", "Ask your lab contact for a new token."
+    else:
+        world.token = "acx_" + "!" * 10
+        code, advice = "token_malformed", "not a huggingface.co token"
+    hub_logger = logging.getLogger("huggingface_hub")  # it does not propagate
+    hub_logger.addHandler(caplog.handler)
+    try:
+        error = _refused(world, local_endpoint, tmp_path)
+    finally:
+        hub_logger.removeHandler(caplog.handler)
+    assert isinstance(error, hf_errors.HfHubHTTPError)
+    assert not isinstance(error, hf_errors.RepositoryNotFoundError)
+    assert error.response.status_code == 401
+    assert (
+        error.response.headers["X-Error-Message"] == "Invalid credentials in Authorization header"
+    )
+    printed = caplog.text
+    assert f"{code}: " in printed and advice in printed
