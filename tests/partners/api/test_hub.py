@@ -13,6 +13,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -849,3 +851,78 @@ def test_a_refused_token_says_why_and_what_to_do(local_endpoint, tmp_path, which
     )
     printed = caplog.text
     assert f"{code}: " in printed and advice in printed
+
+
+# -- docs/hub.md: its commands, run as written ---------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "hub.md"
+
+
+def _doc_blocks(language: str) -> list[str]:
+    text = DOCS.read_text()
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
+
+
+@LIVE
+def test_the_commands_in_docs_hub_md_run_as_written(local_endpoint, tmp_path):
+    """Every ``hf`` line and every Python example of docs/hub.md, against a live server
+    holding ``lab/v4`` at ``step-12000``. Not run: ``vllm serve`` (vLLM is not installed
+    here) and, without torch, the ``AutoModelForCausalLM`` line (docs/hub.md says so)."""
+    files = {
+        **_tiny_model(),
+        "model-00001-of-00002.safetensors": os.urandom(1000),
+        "model-00002-of-00002.safetensors": os.urandom(1000),
+        "tokenizer/vocab.txt": b"hello\nworld\n",
+        "README.md": b"# not asked for\n",
+    }
+    partner = f.partner()
+    release = f.release("v4", public_in=-DAY)
+    f.stored_checkpoint(release, files, tag="step-12000")
+    f.window(release, partner)
+    token = f.token(f.partner_user(partner))
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": local_endpoint,
+        "HF_TOKEN": token,
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "TRANSFORMERS_VERBOSITY": "error",
+    }
+    commands = [
+        line for block in _doc_blocks("sh") for line in block.splitlines() if line.startswith("hf ")
+    ]
+    assert len(commands) >= 2
+    for command in commands:
+        done = subprocess.run(
+            shlex.split(command), cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=180, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, (command, done.stderr)
+    local = tmp_path / "v4"
+    got = sorted(str(p.relative_to(local)) for p in local.rglob("*") if p.is_file())
+    got = [name for name in got if not name.startswith(".cache")]
+    assert got == ["config.json", *sorted(n for n in files if n.endswith(".safetensors"))]
+    try:
+        import torch  # noqa: F401
+
+        has_torch = True
+    except ImportError:
+        has_torch = False
+    examples = [
+        block
+        for block in _doc_blocks("python")
+        if "from_pretrained" in block or "hf_hub_download" in block
+    ]
+    assert len(examples) >= 2
+    for example in examples:
+        if not has_torch:
+            example = "\n".join(
+                line
+                for line in example.splitlines()
+                if "AutoModelForCausalLM.from_pretrained" not in line
+            )
+        done = subprocess.run(
+            [sys.executable, "-c", example], cwd=tmp_path, env=env, capture_output=True,
+            text=True, timeout=180, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, (example, done.stderr)
