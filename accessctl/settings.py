@@ -112,6 +112,8 @@ MIDDLEWARE = [
     # Every 4xx under /api/ counts toward the rate and is one audit event (evidence.py).
     "partners.api.evidence.RefusalEvidenceMiddleware",
     "partners.api.edge.ApiInputMiddleware",
+    # No path answers Django's DEBUG technical 404 page (accessctl/notfound.py).
+    "accessctl.notfound.NotFoundMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Django's, never redirecting for a trailing slash under /api/ (a 404 there).
     "partners.api.edge.CommonMiddleware",
@@ -283,6 +285,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "partners.api.problems.problems_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # OPTIONS answers 405 (problem+json): DRF's metadata would show the views' docstrings
+    # (internal text). Nothing relies on it: no CORS anywhere (docs/api.md).
+    "DEFAULT_METADATA_CLASS": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "accessctl API",

@@ -11,6 +11,8 @@ from accessctl.signing.views import JwksView
 # The domain's routes are included by module name, as INSTALLED_APPS names its app: the
 # platform imports no domain code (.importlinter).
 
+handler404 = "accessctl.notfound.not_found"
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),

@@ -45,6 +45,7 @@ __all__ = [
     "expiring_grants",
     "hub_checkpoints",
     "hub_grant",
+    "hub_grants",
     "hub_release",
     "member_candidates",
     "partner_checkpoint",
@@ -436,6 +437,26 @@ def hub_grant(partner: Partner, checkpoint: Checkpoint) -> Grant | None:
         .order_by(Case(When(status=Grant.Status.ACTIVE, then=0), default=1), "-issued_at", "-pk")
         .first()
     )
+
+
+def hub_grants(partner: Partner, checkpoints: list[Checkpoint]) -> dict[int, Grant]:
+    """``hub_grant`` of each of ``checkpoints`` that has one, by checkpoint id, each with
+    its partner, window and checkpoint's release (what ``rules.download_facts`` reads), in
+    one query."""
+    grants = (
+        Grant.objects.filter(partner=partner, checkpoint__in=[c.pk for c in checkpoints])
+        .select_related("partner", "window", "checkpoint__release")
+        .order_by(
+            "checkpoint_id",
+            Case(When(status=Grant.Status.ACTIVE, then=0), default=1),
+            "-issued_at",
+            "-pk",
+        )
+    )
+    found: dict[int, Grant] = {}
+    for grant in grants:
+        found.setdefault(grant.checkpoint_id, grant)
+    return found
 
 
 def pending_request_exists(partner: Partner, checkpoint: Checkpoint) -> bool:

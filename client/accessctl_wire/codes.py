@@ -490,7 +490,8 @@ class Code(StrEnum):
         Exit.REFUSED,
         Area.EDGE,
         "This route does not answer that method.",
-        "the route does not answer this method (`Allow` lists those it does)",
+        "the route does not answer this method (`Allow` lists those it does); `OPTIONS` on "
+        "every route (no CORS, no metadata)",
     )
     NOT_ACCEPTABLE = (
         "not_acceptable",

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from django.conf import settings
 from django.core.files import File
 from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.utils import timezone
 from django.utils.http import content_disposition_header, parse_etags, parse_http_date_safe
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -39,6 +40,7 @@ __all__ = [
     "NGINX_WHOLE_FILE",
     "FileView",
     "attachment",
+    "grant_refusal",
     "parse_range",
     "precondition",
     "send_file",
@@ -47,10 +49,13 @@ __all__ = [
 
 _SPEC = re.compile(r"([0-9]*)-([0-9]*)")
 # A position of more than 18 digits is past the end of any file, and past what nginx and
-# S3 servers read (they refuse numbers above 2**63 - 1, 19 digits): it is never converted.
+# S3 servers read (they refuse numbers above 2**63 - 1, 19 digits): it is never converted
+# (a first position that long is past the end: 416; a last position or a suffix that long
+# is clipped to the file).
 _DIGITS_MAX = 18
 _PAST_THE_END = 2**63
 _PLAIN_RANGE = re.compile(r"bytes=(?:[0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18})")
+_LONG_NUMBER = re.compile(r"[0-9]{19}")
 # Under ACCESSCTL_NGINX_INTERNAL_PREFIX: the nested location that sends the whole file
 # whatever the request's Range says (no release slug can spell it).
 NGINX_WHOLE_FILE = "~whole/"
@@ -75,7 +80,14 @@ def _unsatisfiable(size: int, detail: str) -> Problem:
 
 
 def _number(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
     return int(digits) if len(digits) <= _DIGITS_MAX else _PAST_THE_END
+
+
+def _less(a: str, b: str) -> bool:
+    """Whether the digit string ``a`` is a smaller number than ``b``, of any length."""
+    a, b = a.lstrip("0"), b.lstrip("0")
+    return (len(a), a) < (len(b), b)
 
 
 def _range_spec(spec: str) -> tuple[str, str] | None:
@@ -84,7 +96,7 @@ def _range_spec(spec: str) -> tuple[str, str] | None:
     if not match or match.groups() == ("", ""):
         return None
     first, last = match.groups()
-    if first and last and _number(last) < _number(first):
+    if first and last and _less(last, first):
         return None  # an invalid range-spec (RFC 9110 section 14.1.1)
     return first, last
 
@@ -98,10 +110,12 @@ def parse_range(header: str, size: int) -> ByteRange | None:
     bytes */size``: a start at or past the end, an empty suffix (``-0``; any range of a
     0-byte file), several ranges (fetch them in parallel instead; each is debited).
     Ignored, as RFC 9110 section 14.2 lets a server do: every other Range (another unit,
-    one that does not parse, ``B < A``, spaces or empty list elements, an end or suffix of
-    more than 18 digits). nginx reads the header again in nginx mode: what is honoured
-    here it reads the same way, and the whole file is sent from a location that ignores
-    Range (``_nginx``).
+    one that does not parse, ``B < A``, spaces or empty list elements). Numbers of any
+    length are read (section 14.1.2): an end past the file is clipped to its last byte, a
+    suffix longer than the file is the whole file, a start past the end is 416. nginx
+    reads the header again in nginx mode: what is honoured here it reads the same way,
+    except a number of more than 18 digits (nginx refuses it: then the app sends the
+    bytes, ``send_file``), and the whole file is sent from a location that ignores Range (``_nginx``).
     """
     unit, equals, spec_list = header.partition("=")
     if not equals or unit.lower() != "bytes":
@@ -116,17 +130,15 @@ def parse_range(header: str, size: int) -> ByteRange | None:
     if parsed is None:
         return None
     first, last = parsed
-    if len(last) > _DIGITS_MAX:
-        return None
-    if first == "":  # suffix: the last N bytes
-        length = min(int(last), size)
+    if first == "":  # suffix: the last N bytes (N past the size: the whole file)
+        length = min(_number(last), size)
         if length == 0:
             raise _unsatisfiable(size, "An empty suffix range.")
         return ByteRange(size - length, size - 1)
     start = _number(first)
     if start >= size:
         raise _unsatisfiable(size, f"The file has {size} bytes.")
-    end = min(int(last), size - 1) if last else size - 1
+    end = min(_number(last), size - 1) if last else size - 1  # clipped (section 14.1.2)
     return ByteRange(start, end)
 
 
@@ -226,6 +238,29 @@ def _grant_token(request: Request, grant: Grant) -> None:
     )
     if isinstance(result, rules.Failure):
         raise failure_problem(400 if result.code == "grant_token_in_query" else 403, result)
+
+
+def grant_refusal(request: Request, grant: Grant) -> Problem | None:
+    """The download decision (``rules.decide``) for 0 bytes of ``grant`` now: what a
+    ``HEAD`` would be refused with, or ``None``. Read-only: nothing is charged or recorded
+    (the refusal's audit event is the evidence rule's, naming the grant). Callers ask it
+    before they look a file up, so a caller refused learns no file names.
+
+    ``grant`` comes with its partner, window and checkpoint's release read."""
+    facts = rules.download_facts(
+        grant,
+        now=timezone.now(),
+        client_address=request.META.get("REMOTE_ADDR"),
+        requested_bytes=0,
+        **token_facts(presented_token(request)),
+    )
+    decision = rules.decide(facts)
+    if decision:
+        return None
+    reason = str(decision.reason)
+    refused = Problem(status_of(reason), reason, decision.detail)
+    refused.decided_target = ("partners.grant", str(grant.pk), f"grant #{grant.pk}")
+    return refused
 
 
 class _LimitedFile:
@@ -382,7 +417,10 @@ def send_file(
     # nginx would evaluate If-Match and If-Unmodified-Since again, by its own ETag
     # and file time: those requests (their preconditions held here) Django streams.
     judged = "If-Match" in request.headers or "If-Unmodified-Since" in request.headers
-    if mode == "nginx" and not head and not judged:
+    # nginx refuses (416) a position of more than 18 digits, which the app clips: those
+    # ranges the app sends itself.
+    long_range = byte_range is not None and _LONG_NUMBER.search(range_header or "") is not None
+    if mode == "nginx" and not head and not judged and not long_range:
         return _nginx(artifact, byte_range, etag)
     return _local(artifact, byte_range, etag, head)
 
@@ -419,9 +457,13 @@ class FileView(APIView):
             # Export control: the release does not exist for this partner (404 like another
             # partner's grant, before anything about its files), but the attempt is evidence.
             raise Hidden(Reason.JURISDICTION_BLOCKED)
-        if artifact is None:
-            raise Problem(404, "file_not_found", f"The checkpoint has no file {path!r}.")
+        # The grant decides before the file is looked up: a caller refused gets the same
+        # answer whatever file it names.
         _grant_token(request, grant)
+        if artifact is None:
+            if refused := grant_refusal(request, grant):
+                raise refused
+            raise Problem(404, "file_not_found", f"The checkpoint has no file {path!r}.")
         return send_file(request, grant, artifact)
 
     def head(self, request: Request, grant_id: int, path: str) -> HttpResponseBase:

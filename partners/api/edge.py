@@ -82,11 +82,17 @@ _CODE_BY_STATUS = {
 _KEPT_HEADERS = {"allow", "x-request-id", "retry-after", "www-authenticate", "vary"}
 
 
+_HUB_RESOLVE = re.compile(r"/(?:(?:datasets|spaces)/)?[^/]+/[^/]+/resolve/")
+
+
 def is_api_path(path: str) -> bool:
     """Under the API's rules (the edge, problem+json, refusal evidence, the rate): the API,
-    the JWKS, and the Hub-compatible file routes under ``/<ACCESSCTL_HUB_ORG>/``
-    (partners.api.hub)."""
-    return path.startswith(("/api/", "/.well-known/", f"/{settings.ACCESSCTL_HUB_ORG}/"))
+    the JWKS, the Hub-compatible file routes under ``/<ACCESSCTL_HUB_ORG>/``
+    (partners.api.hub), and any path of the Hub's resolve shape
+    (``/[datasets/|spaces/]{org}/{repo}/resolve/...``, another organisation's: a 404)."""
+    return path.startswith(("/api/", "/.well-known/", f"/{settings.ACCESSCTL_HUB_ORG}/")) or bool(
+        _HUB_RESOLVE.match(path)
+    )
 
 
 def _code_for_status(status: int) -> Code:

@@ -46,6 +46,9 @@ class Problem(exceptions.APIException):
         # True when the refusal's audit event is already written (the download decision
         # writes its own): the evidence rule then writes none (``partners.api.evidence``).
         self.recorded = recorded
+        # (type, id, label) of the object whose rule refused, when the URL does not name
+        # it (a Hub route names a repository; the grant decided): the audit event's target.
+        self.decided_target: tuple[str, str, str] | None = None
 
 
 class Hidden(Http404):

@@ -29,6 +29,7 @@ past the rate the answer is 429 ``throttled``, and 429s write at most one event 
 period of the rate per token or address, so a flood writes a bounded number of rows.
 """
 
+import dataclasses
 import functools
 import json
 import math
@@ -257,6 +258,9 @@ def _refusal_event(
     if isinstance(carried, AuditEvent) and carried.pk is not None:
         return None  # an action's refusal, written where it was refused
     target = requested_target(request, drf)
+    if (decided := getattr(exc, "decided_target", None)) is not None:
+        kind, ident, label = decided
+        target = dataclasses.replace(target, type=kind, id=ident, label=label)
     if isinstance(carried, AuditEvent) and target.download is None:
         return carried  # an action's or a credential's, named by it
     token = _token(drf)

@@ -9,7 +9,7 @@ A partner points the Hub's own tools at accessctl (``HF_ENDPOINT=https://<host>`
   (another's, or a blocked one, is ``RepoNotFound``, as a v1 404);
 - a checkpoint is a revision, named by its tag or by its commit id (40 hex:
   ``partners.manifests.commit_id``, from its signed manifest); ``main`` is the newest
-  checkpoint that is not pulled.
+  checkpoint the partner may download now (``Access``).
 
 Nothing here re-states a rule: the file list is read as a manifest is
 (``views.readable``), and a file is sent by ``downloads.send_file``, the v1 download's
@@ -23,8 +23,10 @@ says how to ask).
 Errors are the API's problem+json (the same codes and the same refusal evidence, under
 ``edge.is_api_path``), with what the Hub's client reads added: ``X-Error-Code``
 (``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound``, ``GatedRepo``),
-``X-Error-Message`` and an ``error`` member (our code, what happened and what to do), and
-``X-Repo-Commit`` where the revision is known. These routes are not in the OpenAPI schema:
+``X-Error-Message`` and an ``error`` member (our code, what happened and what to do; for a
+401, whose ``X-Error-Message`` must stay the client's exact text, in ``X-HF-Warning``), and
+``X-Repo-Commit`` only on answers about a revision the partner may download (a refusal
+never names one: ``Access``). These routes are not in the OpenAPI schema:
 their shapes are the Hub's, not DRF's.
 """
 
@@ -34,6 +36,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
+from urllib.parse import unquote, urlsplit
+from uuid import uuid4
 
 from django.conf import settings
 from django.core import signing
@@ -56,18 +60,21 @@ from partners.manifests import commit_id, manifest
 from partners.models import Artifact, Checkpoint, Grant, Partner, Release
 
 from .auth import PartnerCaller, caller_partner, presented_token
-from .downloads import send_file
+from .downloads import grant_refusal, send_file
 from .edge import BoundedJSONParser
 from .errors import Hidden, Problem
 from .views import readable
 
 __all__ = [
+    "Access",
     "AuthCheckView",
     "ModelInfoView",
+    "NoRepositoryView",
     "PathsInfoView",
     "ResolveView",
     "TreeView",
     "WhoAmIView",
+    "first_use_refusal",
     "hub_error",
 ]
 
@@ -90,6 +97,16 @@ _ADVICE = {
     "partner_terminated": "Your organisation's access has ended.",
     "nda_expired": "Renew your organisation's NDA with the lab.",
     "address_not_allowed": "Download from an address your organisation registered.",
+    # 401s: the header stays the client's exact text (it compares it whole), so the reason
+    # and what to do are in the ``error`` member, which the client shows after it.
+    "not_authenticated": "Set HF_TOKEN to your accessctl token (acx_...).",
+    "token_malformed": (
+        "Set HF_TOKEN to your accessctl token (acx_...), not a huggingface.co token."
+    ),
+    "token_invalid": "Ask your lab contact for a new token.",
+    "token_expired": "Ask your lab contact for a new token.",
+    "token_revoked": "Ask your lab contact for a new token.",
+    "token_membership_ended": "Ask your lab contact: you no longer act for your organisation.",
 }
 
 
@@ -119,7 +136,12 @@ def hub_error(response: HttpResponseBase, commit: str | None = None) -> HttpResp
     elif code in _DISABLED:
         response["X-Error-Message"] = DISABLED
     elif status == 401:
+        # The client compares this header whole (any other text on a repository URL would
+        # make it RepositoryNotFoundError), and a HEAD has no body for the ``error``
+        # member: the reason and what to do ride in X-HF-Warning, which the client prints
+        # for every answer (its topic is unique, so each refusal is printed).
         response["X-Error-Message"] = INVALID_CREDENTIALS
+        response["X-HF-Warning"] = _header_text(f"accessctl-{code}-{uuid4().hex[:8]}; {message}")
     elif status == 403:
         response["X-Error-Code"] = "GatedRepo"
     if "X-Error-Message" not in response:
@@ -229,27 +251,148 @@ def _release(partner: Partner, org: str, repo: str) -> Release:
     return release
 
 
-def _resolve(partner: Partner, release: Release, revision: str) -> Revision:
-    """The checkpoint ``revision`` names (module docstring), or 404 ``RevisionNotFound``."""
-    checkpoints = queries.hub_checkpoints(partner, release)
-    if revision == MAIN:
-        available = [
-            c for c in checkpoints if states.checkpoint_state(c) == Checkpoint.Status.AVAILABLE
-        ]
-        chosen = (available or checkpoints)[:1]
-        if chosen:
-            return _revision(chosen[0])
+def _find(checkpoints: list[Checkpoint], revision: str) -> Checkpoint | None:
+    """The checkpoint ``revision`` names by tag or commit id (not ``main``)."""
     for checkpoint in checkpoints:
         if checkpoint.tag == revision:
-            return _revision(checkpoint)
+            return checkpoint
     if len(revision) == 40:
         for checkpoint in checkpoints:
-            candidate = _revision(checkpoint)
-            if candidate.commit == revision:
-                return candidate
-    raise Problem(
-        404, "revision_not_found", f"Release {release.slug} has no checkpoint {revision!r}."
+            if _revision(checkpoint).commit == revision:
+                return checkpoint
+    return None
+
+
+def _how_to_ask(checkpoint: Checkpoint) -> str:
+    return (
+        f"file one with `accessctl grants request {checkpoint}` or POST /api/v1/grants/ "
+        f'{{"checkpoint": {checkpoint.pk}}}'
     )
+
+
+class Access:
+    """Who may download what of one release, for one request: decided before any
+    revision or file name is looked at, so a caller who may download nothing is refused
+    the same way whatever it names (docs/hub.md, *What a refusal tells*).
+
+    A checkpoint may be downloaded now when the partner's grant for it passes the
+    download decision (``rules.decide``, for 0 bytes: what a ``HEAD`` gets), or, without
+    a grant, when its files are ``readable`` and the first use would issue one
+    (``first_use_refusal``). ``main`` is the newest such checkpoint; when there is none,
+    every name is refused with the refusal of the newest checkpoint not pulled (else the
+    newest)."""
+
+    def __init__(self, request: Request, partner: Partner, release: Release) -> None:
+        self.request, self.partner, self.release = request, partner, release
+        self.checkpoints = queries.hub_checkpoints(partner, release)
+        self.grants = queries.hub_grants(partner, self.checkpoints)
+        self._refusals: dict[int, Problem | None] = {}
+
+    def refusal(self, checkpoint: Checkpoint) -> Problem | None:
+        """Why the partner may not download ``checkpoint`` now, or ``None``."""
+        if checkpoint.pk not in self._refusals:
+            self._refusals[checkpoint.pk] = self._decide(checkpoint)
+        return self._refusals[checkpoint.pk]
+
+    def _decide(self, checkpoint: Checkpoint) -> Problem | None:
+        grant = self.grants.get(checkpoint.pk)
+        if grant is None:
+            try:
+                readable(self.partner, checkpoint)
+            except Problem as unreadable:
+                return unreadable
+            return first_use_refusal(self.request, self.partner, checkpoint)
+        return grant_refusal(self.request, grant)
+
+    def main(self) -> Checkpoint:
+        """The newest checkpoint the partner may download now, else the refusal."""
+        for checkpoint in self.checkpoints:
+            if self.refusal(checkpoint) is None:
+                return checkpoint
+        available = [
+            c for c in self.checkpoints if states.checkpoint_state(c) == Checkpoint.Status.AVAILABLE
+        ]
+        shown = (available or self.checkpoints)[:1]
+        if not shown:
+            raise Problem(
+                404, "revision_not_found", f"Release {self.release.slug} has no checkpoint yet."
+            )
+        raise cast(Problem, self.refusal(shown[0]))
+
+    def revision(self, revision: str) -> Revision:
+        """The revision ``revision`` names (``main``, a tag or a commit id), once the
+        partner may download it; else the refusal (the same for every name when the
+        partner may download nothing), or 404 ``RevisionNotFound``."""
+        if revision == MAIN:
+            return _revision(self.main())
+        found = _find(self.checkpoints, revision)
+        if found is not None and self.refusal(found) is None:
+            return _revision(found)
+        self.main()  # refused whatever the name, when nothing may be downloaded
+        if found is not None:
+            raise cast(Problem, self.refusal(found))
+        raise Problem(
+            404,
+            "revision_not_found",
+            f"Release {self.release.slug} has no checkpoint {revision!r}.",
+        )
+
+    def grant(self, checkpoint: Checkpoint) -> Grant | None:
+        return self.grants.get(checkpoint.pk)
+
+
+def first_use_refusal(request: Request, partner: Partner, checkpoint: Checkpoint) -> Problem | None:
+    """Why a partner without a grant for ``checkpoint`` (its files ``readable``) would not
+    get one on first use, as ``POST /api/v1/grants/`` would give it: before the public
+    time a request must be approved (403 ``grant_request_pending`` or
+    ``grant_request_needed``, saying how to file it); after it, the token must have the
+    scope ``grants:request``. ``None``: the first use issues one."""
+    how = _how_to_ask(checkpoint)
+    if rules.is_early_access(timezone.now(), checkpoint.release.public_release_at):
+        if queries.pending_request_exists(partner, checkpoint):
+            return Problem(
+                403,
+                "grant_request_pending",
+                f"Your grant request for {checkpoint} waits for the lab's approval; "
+                "downloads work once it is approved.",
+            )
+        return Problem(
+            403,
+            "grant_request_needed",
+            f"Before the public release, {checkpoint} needs an approved grant request: {how}.",
+        )
+    if "grants:request" not in presented_token(request).scopes:
+        return Problem(
+            403,
+            "grant_request_needed",
+            f"You hold no grant for {checkpoint} and this token cannot ask for one "
+            f"(it lacks the scope 'grants:request'): {how}.",
+        )
+    return None
+
+
+def _as_written(request: Request, revision: str, path: str, index: int) -> tuple[str, str]:
+    """The revision and the path after it as the client wrote them, a revision holding
+    ``/`` included (``refs/pr/1``, which the client sends as ``refs%2Fpr%2F1``).
+
+    The server decodes ``%2F`` before routing, so the route may have cut the revision at
+    its first slash. The raw request line, where the server keeps it (gunicorn's
+    ``RAW_URI``, uWSGI's and nginx's ``REQUEST_URI``), says where it ends: its
+    ``index``-th path segment (after ``SCRIPT_NAME``'s). Without it, a revision ``refs``
+    followed by two segments is read as ``refs/<kind>/<name>``, the Hub's only revisions
+    with slashes (a checkpoint's tag has none: such a revision is RevisionNotFound)."""
+    raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")
+    if raw:
+        script = request.META.get("SCRIPT_NAME", "").strip("/")
+        segments = urlsplit(raw).path.split("/")[len(script.split("/")) if script else 0 :]
+        if len(segments) > index:
+            return unquote(segments[index]), unquote("/".join(segments[index + 1 :]))
+        return revision, path
+    if revision == "refs":
+        parts = path.split("/", 2)
+        if len(parts) >= 2:
+            return "/".join(["refs", *parts[:2]]), "/".join(parts[2:])
+    return revision, path
 
 
 # -- views -----------------------------------------------------------------------------------
@@ -270,12 +413,14 @@ class HubView(APIView):
         # DRF's stub says Response; the API's handler answers a plain problem response.
         return cast(Response, hub_error(super().handle_exception(exc), self.commit))
 
-    def revision(self, org: str, repo: str, revision: str) -> Revision:
-        """The revision, once its files may be read (``views.readable``)."""
+    def access(self, org: str, repo: str) -> Access:
         partner = caller_partner(self.request)
-        found = _resolve(partner, _release(partner, org, repo), revision)
+        return Access(self.request, partner, _release(partner, org, repo))
+
+    def revision(self, org: str, repo: str, revision: str) -> Revision:
+        """The revision, once the partner may download it (``Access``)."""
+        found = self.access(org, repo).revision(revision)
         self.commit = found.commit
-        readable(partner, found.checkpoint)
         return found
 
 
@@ -328,6 +473,7 @@ class TreeView(HubView):
     ``cursor_invalid`` for any other)."""
 
     def get(self, request: Request, org: str, repo: str, revision: str, path: str = "") -> Response:
+        revision, path = _as_written(request, revision, path, 6)
         found = self.revision(org, repo, revision)
         recursive = request.query_params.get("recursive", "").lower() in {"true", "1"}
         entries = found.entries(path.strip("/"), recursive=recursive)
@@ -371,13 +517,24 @@ class PathsInfoView(HubView):
 
 
 class AuthCheckView(HubView):
-    """``GET /api/models/{org}/{repo}/auth-check``: 200 when the partner may read the
-    repository's files at ``main`` now (a window open, the release not withdrawn), else the
-    refusal a download would get first."""
+    """``GET /api/models/{org}/{repo}/auth-check``: 200 when the partner may download
+    ``main`` now (``Access``), else the refusal a download of it would get; nothing is
+    charged or issued."""
 
     def get(self, request: Request, org: str, repo: str) -> Response:
         self.revision(org, repo, MAIN)
         return Response({"access": "granted"})
+
+
+class NoRepositoryView(HubView):
+    """A path of the Hub's shape that names no repository here: another organisation's
+    ``/{org}/{repo}/resolve/...``, a dataset's or a space's (``/datasets/...``,
+    ``/api/datasets/...``, ``/spaces/...``, ``/api/spaces/...``): 404 ``RepoNotFound``."""
+
+    def get(self, request: Request, **kwargs: str) -> Response:
+        raise Problem(404, "not_found", "No such repository.")
+
+    head = post = get
 
 
 class WhoAmIView(HubView):
@@ -435,8 +592,10 @@ class ResolveView(HubView):
     def get(
         self, request: Request, org: str, repo: str, revision: str, path: str
     ) -> HttpResponseBase:
+        revision, path = _as_written(request, revision, path, 4)
         partner = caller_partner(request)
-        found = _resolve(partner, _release(partner, org, repo), revision)
+        access = self.access(org, repo)
+        found = access.revision(revision)
         self.commit = found.commit
         if path not in found.files:
             raise Problem(
@@ -445,9 +604,7 @@ class ResolveView(HubView):
                 f"The checkpoint has no file {path!r}.",
                 headers={"X-Repo-Commit": found.commit},
             )
-        grant = queries.hub_grant(partner, found.checkpoint) or self._first_use(
-            partner, found.checkpoint
-        )
+        grant = access.grant(found.checkpoint) or self._first_use(partner, found.checkpoint)
         grant, artifact = queries.download_target(partner, grant.pk, path)
         assert artifact is not None  # noqa: S101 (the revision lists it)
         response = send_file(request, grant, artifact, via="hub")
@@ -464,34 +621,8 @@ class ResolveView(HubView):
         return self.get(request, org, repo, revision, path)
 
     def _first_use(self, partner: Partner, checkpoint: Checkpoint) -> Grant:
-        """A grant for a partner that never had one for the checkpoint, as ``POST
-        /api/v1/grants/`` gives it: issued at once after the public time; before it, a
-        refusal naming the request to file (or the one that waits)."""
-        readable(partner, checkpoint)  # an open window, a checkpoint still offered
-        how = (
-            f"file one with `accessctl grants request {checkpoint}` or POST /api/v1/grants/ "
-            f'{{"checkpoint": {checkpoint.pk}}}'
-        )
-        if rules.is_early_access(timezone.now(), checkpoint.release.public_release_at):
-            if queries.pending_request_exists(partner, checkpoint):
-                raise Problem(
-                    403,
-                    "grant_request_pending",
-                    f"Your grant request for {checkpoint} waits for the lab's approval; "
-                    "downloads work once it is approved.",
-                )
-            raise Problem(
-                403,
-                "grant_request_needed",
-                f"Before the public release, {checkpoint} needs an approved grant request: {how}.",
-            )
-        if "grants:request" not in presented_token(self.request).scopes:
-            raise Problem(
-                403,
-                "grant_request_needed",
-                f"You hold no grant for {checkpoint} and this token cannot ask for one "
-                f"(it lacks the scope 'grants:request'): {how}.",
-            )
+        """A grant for a partner that never had one for the checkpoint (``Access`` found
+        that the first use issues one), as ``POST /api/v1/grants/`` gives it."""
         try:
             grant_request = actions.request_grant(
                 actor=acting_user(self.request), partner=partner, checkpoint=checkpoint

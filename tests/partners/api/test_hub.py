@@ -11,7 +11,10 @@ the middle of a file, as a dropped link would, so the client resumes with Range.
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -30,7 +33,7 @@ from rest_framework.test import APIClient
 from accessctl.audit.models import AuditEvent
 from partners import actions
 from partners.manifests import commit_id, manifest
-from partners.models import Grant, Release
+from partners.models import AccessToken, Grant, Release
 from tests import factories as f
 from tests.servers import free_port, nginx
 
@@ -740,3 +743,186 @@ def test_transformers_loads_a_config_and_tokenizer_through_the_endpoint(local_en
     # Each file it read was authorized and charged once, under the grant issued on first use.
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
         assert charged(name) == [len(_tiny_model()[name])]
+
+
+# -- main: the newest checkpoint the partner may download ----------------------------------
+
+
+@LIVE
+def test_main_stays_on_the_newest_checkpoint_the_partner_may_download(local_endpoint, tmp_path):
+    """The lab registers a newer checkpoint the partner holds no grant for (before the
+    public time it needs a request): an unpinned download keeps working on the one it
+    may download, and nothing names the new one."""
+    world = World(public_in=10 * DAY)
+    f.grant(world.checkpoint, world.partner, quota_bytes=10 * SHARD)
+    newer = f.stored_checkpoint(world.release, {"config.json": b"{}"}, tag="step-200")
+    api = HfApi(endpoint=local_endpoint, token=world.token)
+    info = api.model_info(world.repo)
+    assert info.sha == world.commit
+    assert sorted(s.rfilename for s in info.siblings) == sorted(FILES)
+    assert api.list_repo_files(world.repo) == sorted(FILES)
+    api.auth_check(world.repo)  # granted: main is downloadable
+    path = hf_hub_download(
+        world.repo, "config.json", endpoint=local_endpoint, token=world.token, cache_dir=tmp_path
+    )
+    assert Path(path).read_bytes() == FILES["config.json"]
+    assert Path(path).parent.name == world.commit
+    # Asked for by name, the newer one is refused, saying how to ask for it.
+    with pytest.raises(hf_errors.GatedRepoError) as caught:
+        hf_hub_download(
+            world.repo,
+            "config.json",
+            revision="step-200",
+            endpoint=local_endpoint,
+            token=world.token,
+            cache_dir=tmp_path / "new",
+        )
+    assert "grant_request_needed" in str(caught.value)
+    assert commit_id(manifest(newer)) not in str(caught.value.response.headers)
+
+
+@LIVE
+def test_auth_check_answers_as_the_download_of_main_would(local_endpoint):
+    world = World(public_in=10 * DAY)
+    api = HfApi(endpoint=local_endpoint, token=world.token)
+    with pytest.raises(hf_errors.GatedRepoError) as caught:
+        api.auth_check(world.repo)
+    assert "grant_request_needed" in str(caught.value)
+    actions.request_grant(actor=world.user, partner=world.partner, checkpoint=world.checkpoint)
+    with pytest.raises(hf_errors.GatedRepoError) as caught:
+        api.auth_check(world.repo)
+    assert "grant_request_pending" in str(caught.value)
+    # Nothing was issued or charged by asking.
+    assert world.grant() is None
+    assert not events("download.authorized")
+
+
+@LIVE
+def test_a_pull_request_revision_is_revision_not_found_by_its_whole_name(local_endpoint, tmp_path):
+    world = World()
+    with pytest.raises(hf_errors.RevisionNotFoundError) as caught:
+        hf_hub_download(
+            world.repo,
+            "config.json",
+            revision="refs/pr/1",
+            endpoint=local_endpoint,
+            token=world.token,
+            cache_dir=tmp_path,
+        )
+    assert "'refs/pr/1'" in str(caught.value)
+    with pytest.raises(hf_errors.RevisionNotFoundError) as caught:
+        HfApi(endpoint=local_endpoint, token=world.token).model_info(
+            world.repo, revision="refs/pr/1"
+        )
+    assert "'refs/pr/1'" in str(caught.value)
+
+
+@LIVE
+@pytest.mark.parametrize("which", ["revoked", "malformed", "expired"])
+def test_a_refused_token_says_why_and_what_to_do(local_endpoint, tmp_path, which, caplog):
+    """X-Error-Message stays the exact text the client compares (else it would call a 401
+    on a repository URL RepositoryNotFoundError); the reason and the advice reach the user
+    in X-HF-Warning, which the client prints (a HEAD has no body)."""
+    world = World()
+    token = AccessToken.objects.get(user=world.user)
+    if which == "revoked":
+        actions.revoke_token(actor=f.staff("Security officer"), token=token, reason="lost")
+        code, advice = "token_revoked", "Ask your lab contact for a new token."
+    elif which == "expired":
+        # Behind the actions' back: no action moves a token's expiry into the past.
+        AccessToken.objects.filter(pk=token.pk).update(
+            created_at=timezone.now() - 2 * DAY, expires_at=timezone.now() - DAY
+        )
+        code, advice = "token_expired", "Ask your lab contact for a new token."
+    else:
+        world.token = "acx_" + "!" * 10
+        code, advice = "token_malformed", "not a huggingface.co token"
+    hub_logger = logging.getLogger("huggingface_hub")  # it does not propagate
+    hub_logger.addHandler(caplog.handler)
+    try:
+        error = _refused(world, local_endpoint, tmp_path)
+    finally:
+        hub_logger.removeHandler(caplog.handler)
+    assert isinstance(error, hf_errors.HfHubHTTPError)
+    assert not isinstance(error, hf_errors.RepositoryNotFoundError)
+    assert error.response.status_code == 401
+    assert (
+        error.response.headers["X-Error-Message"] == "Invalid credentials in Authorization header"
+    )
+    printed = caplog.text
+    assert f"{code}: " in printed and advice in printed
+
+
+# -- docs/hub.md: its commands, run as written ---------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "hub.md"
+
+
+def _doc_blocks(language: str) -> list[str]:
+    text = DOCS.read_text()
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
+
+
+@LIVE
+def test_the_commands_in_docs_hub_md_run_as_written(local_endpoint, tmp_path):
+    """Every ``hf`` line and every Python example of docs/hub.md, against a live server
+    holding ``lab/v4`` at ``step-12000``. Not run: ``vllm serve`` (vLLM is not installed
+    here) and, without torch, the ``AutoModelForCausalLM`` line (docs/hub.md says so)."""
+    files = {
+        **_tiny_model(),
+        "model-00001-of-00002.safetensors": os.urandom(1000),
+        "model-00002-of-00002.safetensors": os.urandom(1000),
+        "tokenizer/vocab.txt": b"hello\nworld\n",
+        "README.md": b"# not asked for\n",
+    }
+    partner = f.partner()
+    release = f.release("v4", public_in=-DAY)
+    f.stored_checkpoint(release, files, tag="step-12000")
+    f.window(release, partner)
+    token = f.token(f.partner_user(partner))
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": local_endpoint,
+        "HF_TOKEN": token,
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "TRANSFORMERS_VERBOSITY": "error",
+    }
+    commands = [
+        line for block in _doc_blocks("sh") for line in block.splitlines() if line.startswith("hf ")
+    ]
+    assert len(commands) >= 2
+    for command in commands:
+        done = subprocess.run(
+            shlex.split(command), cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=180, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, (command, done.stderr)
+    local = tmp_path / "v4"
+    got = sorted(str(p.relative_to(local)) for p in local.rglob("*") if p.is_file())
+    got = [name for name in got if not name.startswith(".cache")]
+    assert got == ["config.json", *sorted(n for n in files if n.endswith(".safetensors"))]
+    try:
+        import torch  # noqa: F401
+
+        has_torch = True
+    except ImportError:
+        has_torch = False
+    examples = [
+        block
+        for block in _doc_blocks("python")
+        if "from_pretrained" in block or "hf_hub_download" in block
+    ]
+    assert len(examples) >= 2
+    for example in examples:
+        if not has_torch:
+            example = "\n".join(
+                line
+                for line in example.splitlines()
+                if "AutoModelForCausalLM.from_pretrained" not in line
+            )
+        done = subprocess.run(
+            [sys.executable, "-c", example], cwd=tmp_path, env=env, capture_output=True,
+            text=True, timeout=180, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, (example, done.stderr)
