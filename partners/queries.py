@@ -16,6 +16,7 @@ from django_celery_beat.models import PeriodicTask
 from accessctl.audit.events import AuditAction
 from accessctl.audit.models import AuditEvent, Outcome
 from accessctl_wire import formats
+from partners import rules
 from partners.models import (
     AccessToken,
     Artifact,
@@ -38,6 +39,7 @@ __all__ = [
     "EndedAccess",
     "access_ended_by_move",
     "allowed_releases",
+    "approval_refusal",
     "current_window",
     "disabled_schedules",
     "display_window",
@@ -685,3 +687,14 @@ def member_candidates(partner: Partner | None) -> QuerySet[User]:
     if partner is not None and partner.pk is not None:
         eligible |= Q(partner_membership__partner=partner)
     return users.filter(eligible).order_by("username")
+
+
+def approval_refusal(*, actor: User, request: GrantRequest) -> rules.Result:
+    """``rules.may_approve`` for ``actor`` on ``request`` (four eyes: not the requester,
+    not twice): what ``approve_grant_request`` decides under the request's row lock, and
+    what the request's page reads to say so before anyone presses Approve. A read, so it
+    consults no authority (the caller's right to decide is the action's to check)."""
+    return rules.may_approve(
+        is_requester=request.requested_by_id == actor.pk,
+        approved_before=request.approvals.filter(approver=actor).exists(),
+    )

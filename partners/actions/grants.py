@@ -21,7 +21,7 @@ from partners.models import (
     Partner,
     Revocation,
 )
-from partners.queries import current_window
+from partners.queries import approval_refusal, current_window
 from partners.rules import MAX_QUOTA_BYTES
 
 from ._common import (
@@ -35,7 +35,6 @@ from .revocations import start_revocation
 
 __all__ = [
     "MAX_QUOTA_BYTES",
-    "approval_refusal",
     "approve_grant_request",
     "check_grant",
     "default_expiry",
@@ -361,16 +360,6 @@ def _lock_pending(request: GrantRequest) -> GrantRequest:
     if request.status != GrantRequest.Status.PENDING:
         raise ActionError("request_decided", f"Request #{request.pk} was already {request.status}.")
     return request
-
-
-def approval_refusal(*, actor: User, request: GrantRequest) -> rules.Result:
-    """``rules.may_approve`` for ``actor`` on ``request`` (four eyes: not the requester,
-    not twice), as ``approve_grant_request`` decides it; the request's page asks this to
-    say so before anyone presses Approve."""
-    return rules.may_approve(
-        is_requester=request.requested_by_id == actor.pk,
-        approved_before=request.approvals.filter(approver=actor).exists(),
-    )
 
 
 @transaction.atomic

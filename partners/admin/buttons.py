@@ -28,7 +28,7 @@ from django.utils.html import format_html
 from django.utils.translation import ngettext
 
 from partners import rules, states
-from partners.actions.grants import approval_refusal, default_expiry
+from partners.actions.grants import default_expiry
 from partners.actions.partners import reinstate_refusal
 from partners.authority import Operation, may
 from partners.errors import ActionError
@@ -43,7 +43,7 @@ from partners.models import (
     Release,
     Revocation,
 )
-from partners.queries import current_window
+from partners.queries import approval_refusal, current_window
 from partners.refusals import settle
 
 from .pages import ROWS
