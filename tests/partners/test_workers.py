@@ -96,7 +96,7 @@ def test_worker_fans_out_a_suspension_and_emails_partner_and_staff(broker, worke
     assert to_partner.is_multipart()  # text and HTML
     assert {p.get_content_type() for p in to_partner.walk()} >= {"text/plain", "text/html"}
     (to_staff,) = inbox.to(officer.email)
-    assert to_staff["Subject"] == f"Revocation #{revocation.pk} done: Partner aurora"
+    assert to_staff["Subject"] == f"Revocation #{revocation.pk} done: partner aurora"
 
 
 def test_worker_runs_the_time_driven_transitions(broker, worker_env, inbox):
