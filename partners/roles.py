@@ -26,6 +26,9 @@ _VIEW_ALL = [
         "tokeninvitation",
         "revocation",
         "notification",
+        "artifactvariant",
+        "fingerprintkey",
+        "detection",
     )
 ] + [
     ("audit", "view_auditevent"),
@@ -76,6 +79,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         ("partners", "pull_checkpoint"),
         ("partners", "revoke_accesstoken"),
         ("partners", "withdraw_release"),
+        # Leak attribution: submit a suspect file set (docs/fingerprints.md).
+        ("partners", "run_detection"),
         ("audit", "export_auditevent"),
         # The lifecycle schedules (how often windows, grants and NDAs are checked).
         ("django_celery_beat", "change_periodictask"),

@@ -1,3 +1,4 @@
+from .fingerprints import ArtifactVariant, Detection, FingerprintKey, FingerprintSecret
 from .grants import DownloadLease, Grant, GrantApproval, GrantRequest
 from .notifications import Notification
 from .partners import Membership, Partner, PartnerContact
@@ -9,9 +10,13 @@ from .windows import EmbargoWindow
 __all__ = [
     "AccessToken",
     "Artifact",
+    "ArtifactVariant",
     "Checkpoint",
+    "Detection",
     "DownloadLease",
     "EmbargoWindow",
+    "FingerprintKey",
+    "FingerprintSecret",
     "Grant",
     "GrantApproval",
     "GrantRequest",

@@ -7,7 +7,12 @@ from django_countries.fields import CountryField
 
 from partners.rules.visibility import jurisdiction_allowed
 
-__all__ = ["Artifact", "Checkpoint", "Release"]
+__all__ = ["Artifact", "Checkpoint", "Release", "default_fingerprint_patterns"]
+
+
+def default_fingerprint_patterns() -> list[str]:
+    """Every weight matrix (the 2-D tensors named ``*.weight``: linear and embedding)."""
+    return ["*.weight"]
 
 
 class Release(models.Model):
@@ -37,6 +42,24 @@ class Release(models.Model):
     )
     withdrawn_at = models.DateTimeField(null=True, blank=True)
     withdrawn_reason = models.CharField(max_length=300, blank=True)
+    # Leak attribution (docs/fingerprints.md): each partner gets its own marked copy of
+    # every safetensors file whose tensors match the patterns.
+    fingerprint = models.BooleanField(
+        default=False,
+        help_text="Give each partner its own traceable copy of the weights (docs/fingerprints.md).",
+    )
+    fingerprint_patterns = models.JSONField(
+        default=default_fingerprint_patterns,
+        blank=True,
+        help_text="Glob patterns of the tensor names to mark (2-D weights only), "
+        'e.g. ["*.weight"].',
+    )
+    fingerprint_alpha = models.FloatField(
+        default=1e-3,
+        validators=[MinValueValidator(1e-5), MaxValueValidator(1e-2)],
+        help_text="Mark strength, as a fraction of each tensor's standard deviation "
+        "(1e-3: invisible in outputs, survives 4-bit quantization).",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -48,6 +71,10 @@ class Release(models.Model):
             models.CheckConstraint(
                 condition=models.Q(quota_factor__gte=1, quota_factor__lte=1000),
                 name="release_quota_factor_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(fingerprint_alpha__gte=1e-5, fingerprint_alpha__lte=1e-2),
+                name="release_fingerprint_alpha_range",
             ),
             models.CheckConstraint(
                 condition=models.Q(status="withdrawn", withdrawn_at__isnull=False)
