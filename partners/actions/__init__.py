@@ -23,6 +23,7 @@ from .checkpoints import (
     update_release,
 )
 from .downloads import authorize_download
+from .fingerprints import write_variants
 from .grants import (
     approve_grant_request,
     check_grant,
@@ -113,6 +114,7 @@ __all__ = [
     "update_partner",
     "update_release",
     "withdraw_release",
+    "write_variants",
 ]
 
 # Every public action, with the event its refusals are recorded as. Each is wrapped so
@@ -167,6 +169,7 @@ REFUSAL_EVENTS = {
     "update_partner": AuditAction.PARTNER_REFUSED,
     "update_release": AuditAction.RELEASE_REFUSED,
     "withdraw_release": AuditAction.RELEASE_REFUSED,
+    "write_variants": AuditAction.CHECKPOINT_REFUSED,
 }
 
 
