@@ -10,10 +10,8 @@ transaction it commits to the partner's key (``FingerprintKey`` and its
 then writes each partner's marked copy into artifact storage and makes it ready.
 """
 
-import json
 import logging
 import os
-import struct
 import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -61,7 +59,6 @@ log = logging.getLogger(__name__)
 VARIANTS_PREFIX = "accessctl.variants"
 MARKED_SUFFIX = ".safetensors"
 WRITE_VARIANTS_TASK = "partners.tasks.write_variants"
-_HEADER_MAX = 100 * 1024 * 1024  # the safetensors format's own limit on its JSON header
 # Grants that still serve (or may again): a new file or fingerprinting turned on reaches
 # their partners.
 _LIVE = (Grant.Status.ACTIVE, Grant.Status.EXHAUSTED)
@@ -217,22 +214,6 @@ def _seal_commitment(key: FingerprintKey) -> None:
     key.sealed_at = checkpoint.sealed_at
 
 
-def _header(handle: IO[bytes]) -> dict[str, Any]:
-    """The safetensors header of ``handle`` (its JSON, parsed), or ``not_safetensors``."""
-    try:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        if length > _HEADER_MAX:
-            raise ValueError("header too long")
-        header = json.loads(handle.read(length))
-        if not isinstance(header, dict):
-            raise ValueError("header is not an object")
-    except (struct.error, ValueError) as exc:
-        raise VariantError("not_safetensors", "The file is not a safetensors file.") from exc
-    finally:
-        handle.seek(0)
-    return header
-
-
 def _save(key: str, source: IO[bytes]) -> None:
     """Store ``source`` under exactly ``key``, replacing what an interrupted run left
     there (the bytes are deterministic: any earlier copy is the same or incomplete)."""
@@ -251,7 +232,8 @@ def _write(variant: ArtifactVariant) -> dict[str, Any]:
     storage = artifact_storage()
     with storage.open(artifact.storage_key, "rb") as original:
         source = cast(BinaryIO, original)
-        header = _header(source)
+        header = fp.read_header(source)  # FingerprintError("not_safetensors")
+        source.seek(0)
         if not fp.matched_tensors(header, variant.patterns):
             # Nothing to mark: the partner gets the shared file, as unmarked ones are.
             return {
@@ -301,7 +283,9 @@ def _write_one(variant: ArtifactVariant) -> str:
         _seal_commitment(key)
         done = _write(variant)
     except Exception as exc:  # storage, format or core failure: recorded, retried later
-        error = f"{exc.code}: {exc}" if isinstance(exc, VariantError) else _short(exc)
+        code = getattr(exc, "code", "")
+        known = isinstance(exc, VariantError | fp.FingerprintError) and isinstance(code, str)
+        error = f"{code}: {exc}" if known else _short(exc)
         log.warning("variant %s could not be written: %s", variant.pk, error)
         with transaction.atomic():
             changed = ArtifactVariant.objects.filter(
@@ -315,7 +299,7 @@ def _write_one(variant: ArtifactVariant) -> str:
                     target=variant,
                     partner_id=variant.partner_id,
                     outcome=Outcome.FAILURE,
-                    reason=getattr(exc, "code", "variant_failed"),
+                    reason=code if known else "variant_failed",
                     changes={**_label(variant), "error": error[:300]},
                 )
         return ArtifactVariant.Status.FAILED
