@@ -279,8 +279,8 @@ def _detect(
                     best, match = c, other
         if match is None:
             continue
-        s = cache.pop(match, None) if match in cache else load(match)
-        cache.pop(match, None)
+        s = load(match)
+        cache.pop(match, None)  # each suspect tensor is compared once: free it
         if s is None:
             continue
         aligned = _aligned(o, s)

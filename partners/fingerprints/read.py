@@ -43,6 +43,9 @@ class TensorFile(Mapping[str, np.ndarray]):
             raise KeyError(name)
         return self._loader(name)
 
+    def __contains__(self, name: object) -> bool:  # without reading the tensor
+        return name in self._names
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
 
