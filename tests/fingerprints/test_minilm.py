@@ -208,3 +208,7 @@ def test_a_gguf_suspect_with_llama_cpp_names_is_handled(tmp_path, leaked, origin
     assert all(abs(z) < 4 for p, z in scores.items() if p != LEAKER), scores
     assert all(renamed[t["suspect"]] == t["original"] for t in report["tensors"])
     assert len(report["tensors"]) == 40
+    # An upload or an S3 object (no path on disk) is copied to a temporary file first.
+    uploaded = read_tensors(io.BytesIO(path.read_bytes()))
+    name = next(iter(uploaded))
+    assert np.array_equal(uploaded[name], suspect[name])
