@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,9 +49,11 @@ CLEAR_Z = 4.0  # every other partner is below this, else the verdict is inconclu
 ALIGN_CORRELATION = 0.9  # a suspect tensor in this layout correlates at least this much
 MATCH_CORRELATION = 0.5  # a differently named suspect tensor is taken above this
 _SCORE_CHUNK = 8 * BLOCK
-_PROJECTION = 128
+_PROJECTION = 256
+_FULL_COLUMNS = 2048
 _ROW_BLOCK = 1024
 _MAX_PERMUTED_ROWS = 65536
+_PERMUTED_CANDIDATES = 3
 
 
 @dataclass(frozen=True)
@@ -104,15 +106,16 @@ def _unit_rows(x: np.ndarray, projection: np.ndarray | None) -> np.ndarray:
 def _match_rows(suspect: np.ndarray, original: np.ndarray) -> np.ndarray | None:
     """Index ``pi`` with ``suspect[pi]`` row-aligned to ``original``, or None.
 
-    Each original row takes the suspect row of highest cosine (rows centred, projected
-    on at most 128 random directions, which preserve cosines to ~1/sqrt(128)); rows
-    claimed twice are settled greedily in full dimension among the unclaimed rows.
+    Each original row takes the suspect row of highest cosine (rows centred; rows
+    longer than 2048 are first projected on 256 fixed random directions, which keep
+    cosines to about 1/16). Rows claimed twice are then settled greedily, best cosine
+    first, among the rows nobody claimed. None for fewer than 2 or more than 65536 rows.
     """
     rows, cols = original.shape
     if rows > _MAX_PERMUTED_ROWS or rows < 2:
         return None
     projection = None
-    if cols > _PROJECTION:
+    if cols > _FULL_COLUMNS:
         rng = np.random.default_rng(0x5EED)  # fixed: the alignment must not depend on keys
         projection = (rng.standard_normal((cols, _PROJECTION)) / math.sqrt(_PROJECTION)).astype(
             np.float32
@@ -120,49 +123,117 @@ def _match_rows(suspect: np.ndarray, original: np.ndarray) -> np.ndarray | None:
     o = _unit_rows(original, projection)
     s = _unit_rows(suspect, projection)
     best = np.empty(rows, dtype=np.int64)
+    score = np.empty(rows, dtype=np.float32)
     for first in range(0, rows, _ROW_BLOCK):
-        best[first : first + _ROW_BLOCK] = np.argmax(o[first : first + _ROW_BLOCK] @ s.T, axis=1)
-    counts = np.bincount(best, minlength=rows)
-    if counts.max() > 1:
-        taken = counts == 1
-        clash = np.flatnonzero(counts[best] > 1)
-        free = list(np.flatnonzero(counts == 0)) + list(np.unique(best[clash]))
-        o_full, s_full = _unit_rows(original, None), _unit_rows(suspect, None)
-        for i in clash:
-            candidates = np.array([j for j in free if not taken[j]], dtype=np.int64)
-            j = int(candidates[np.argmax(s_full[candidates] @ o_full[i])])
-            best[i] = j
-            taken[j] = True
+        sims = o[first : first + _ROW_BLOCK] @ s.T
+        best[first : first + _ROW_BLOCK] = np.argmax(sims, axis=1)
+        score[first : first + _ROW_BLOCK] = sims.max(axis=1)
+    taken = np.zeros(rows, dtype=bool)
+    keep = np.zeros(rows, dtype=bool)
+    # The highest-scoring claim on each suspect row keeps it; the others are re-matched.
+    for i in np.argsort(-score, kind="stable"):
+        if not taken[best[i]]:
+            taken[best[i]] = keep[i] = True
+    if (~keep).sum() > max(8, rows // 20):
+        return None  # not a permutation of the original's rows: no point in forcing one
+    for i in np.flatnonzero(~keep)[np.argsort(-score[~keep], kind="stable")]:
+        free = np.flatnonzero(~taken)
+        j = int(free[np.argmax(s[free] @ o[i])])
+        best[i] = j
+        taken[j] = True
     return best
 
 
-def _aligned(
-    original: np.ndarray, suspect: np.ndarray
-) -> tuple[np.ndarray, float, bool, bool] | None:
-    """The suspect in the original's layout: (array, correlation, transposed, permuted)."""
+def _aligned(original: np.ndarray, suspect: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
+    """The suspect in the original's layout: (array, correlation, transposed, permuted).
+
+    ``suspect`` has the original's shape or its transpose (the caller checks). The
+    layout in order if it correlates at least 0.9, else the best of the row and column
+    permutations found, else the best seen.
+    """
     layouts: list[tuple[np.ndarray, bool]] = []
     if suspect.shape == original.shape:
         layouts.append((suspect, False))
-    if suspect.T.shape == original.shape:
+    if suspect.T.shape == original.shape:  # a square matrix is tried both ways
         layouts.append((suspect.T, True))
-    best: tuple[np.ndarray, float, bool, bool] | None = None
+    if not layouts:
+        raise ValueError("the suspect tensor has neither the shape nor its transpose")
+    best = (layouts[0][0], -2.0, layouts[0][1], False)
     for x, transposed in layouts:
         c = _corr(x, original)
-        if best is None or c > best[1]:
+        if c > best[1]:
             best = (x, c, transposed, False)
         if c >= ALIGN_CORRELATION:
             return best
     for x, transposed in layouts:
+        # Hidden-neuron permutations permute the rows of one matrix or its columns.
         rows = _match_rows(x, original)
-        y = x if rows is None else x[rows]
-        cols = _match_rows(y.T, original.T)
-        for z in (y, y if cols is None else y[:, cols]):
+        cols = _match_rows(x.T, original.T)
+        tries = []
+        if rows is not None:
+            tries.append(x[rows])
+        if cols is not None:
+            tries.append(x[:, cols])
+        for z in tries:
             c = _corr(z, original)
-            if best is None or c > best[1]:
+            if c > best[1]:
                 best = (z, c, transposed, True)
             if c >= ALIGN_CORRELATION:
                 return best
     return best
+
+
+def _profile(x: np.ndarray, original: np.ndarray) -> float:
+    """How well row or column norms agree in order: one of them survives a permutation of
+    the other axis exactly (a cheap ranking of candidates for the permutation search)."""
+    return max(
+        _corr(np.linalg.norm(x, axis=0), np.linalg.norm(original, axis=0)),
+        _corr(np.linalg.norm(x, axis=1), np.linalg.norm(original, axis=1)),
+    )
+
+
+def _counterpart(
+    name: str,
+    o: np.ndarray,
+    suspect: Mapping[str, np.ndarray],
+    used: set[str],
+    load: Callable[[str], np.ndarray | None],
+) -> tuple[str, tuple[np.ndarray, float, bool, bool]] | None:
+    """The suspect tensor standing for original tensor ``name``, aligned, or None.
+
+    Same name (same or transposed shape) first; else the unused tensor of that shape with
+    the highest correlation in order, above 0.5; else, for a renamed tensor whose neurons
+    were also permuted, the permutation search on the 3 tensors of that shape whose row
+    or column norms agree best, kept if it reaches 0.9.
+    """
+    shapes = {o.shape, o.shape[::-1]}
+    if name in suspect and name not in used and _shape(suspect, name) in shapes:
+        s = load(name)
+        return None if s is None else (name, _aligned(o, s))
+    best, match = MATCH_CORRELATION, None
+    profiles: list[tuple[float, str]] = []
+    for other in suspect:
+        if other in used or _shape(suspect, other) not in shapes:
+            continue
+        s = load(other)
+        if s is None:
+            continue
+        layouts = [x for x in (s, s.T) if x.shape == o.shape]
+        c = max(_corr(x, o) for x in layouts)
+        if c > best:
+            best, match = c, other
+        profiles.append((max(_profile(x, o) for x in layouts), other))
+    if match is not None:
+        s = load(match)
+        return None if s is None else (match, _aligned(o, s))
+    for _, other in sorted(profiles, reverse=True)[:_PERMUTED_CANDIDATES]:
+        s = load(other)
+        if s is None:
+            continue
+        aligned = _aligned(o, s)
+        if aligned[1] >= ALIGN_CORRELATION:
+            return other, aligned
+    return None
 
 
 def _original_marked(original: Mapping[str, np.ndarray], patterns: Sequence[str]) -> list[str]:
@@ -206,7 +277,10 @@ def detect(
     shape is the same or transposed, else the unused suspect tensor of that shape (or
     transposed) with the highest correlation above 0.5; then, if the correlation in
     that layout is below 0.9, rows and columns are matched to the original's (hidden-
-    neuron permutations). Original tensors without a counterpart are left out.
+    neuron permutations); a tensor both renamed and permuted is looked for among the 3
+    of its shape whose row or column norms agree best. Original tensors without a
+    counterpart are left out. Memory: one original tensor, plus the suspect tensors read
+    while looking for renamed ones (up to the whole suspect, as float32).
 
     Returns ``{"scheme", "alpha", "patterns", "tensors": [{"original", "suspect",
     "weights", "correlation", "permuted", "transposed"}], "weights", "partners":
@@ -219,7 +293,19 @@ def detect(
     if len(set(labels)) != len(labels):
         raise FingerprintError("bad_argument", "Candidate labels must be unique.")
     keys = [_check_key(c.key) for c in candidates]
-    sums = np.zeros(len(candidates), dtype=np.float64)
+    with np.errstate(all="ignore"):  # a suspect's non-finite values are zeroed in d
+        return _detect(original, suspect, labels, keys, alpha, patterns)
+
+
+def _detect(
+    original: Mapping[str, np.ndarray],
+    suspect: Mapping[str, np.ndarray],
+    labels: list[str],
+    keys: list[bytes],
+    alpha: float,
+    patterns: Sequence[str],
+) -> dict[str, Any]:
+    sums = np.zeros(len(keys), dtype=np.float64)
     energy = 0.0
     compared: list[dict[str, Any]] = []
     used: set[str] = set()
@@ -238,30 +324,11 @@ def detect(
         o = np.asarray(original[name], dtype=np.float32)
         if o.ndim != 2 or o.size == 0:
             continue
-        shapes = {o.shape, o.shape[::-1]}
-        match: str | None = None
-        if name in suspect and name not in used and _shape(suspect, name) in shapes:
-            match = name
-        else:
-            best = MATCH_CORRELATION
-            for other in suspect:
-                if other in used or _shape(suspect, other) not in shapes:
-                    continue
-                s = load(other)
-                if s is None:
-                    continue
-                c = max(_corr(s, o), _corr(s.T, o) if s.T.shape == o.shape else -1.0)
-                if c > best:
-                    best, match = c, other
-        if match is None:
+        found = _counterpart(name, o, suspect, used, load)
+        if found is None:
             continue
-        s = cache.pop(match, None) if match in cache else load(match)
-        cache.pop(match, None)
-        if s is None:
-            continue
-        aligned = _aligned(o, s)
-        if aligned is None:
-            continue
+        match, aligned = found
+        cache.pop(match, None)  # each suspect tensor is compared once: free it
         used.add(match)
         x, correlation, transposed, permuted = aligned
         d = (x - o).ravel()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -43,6 +45,9 @@ class TensorFile(Mapping[str, np.ndarray]):
             raise KeyError(name)
         return self._loader(name)
 
+    def __contains__(self, name: object) -> bool:  # without reading the tensor
+        return name in self._names
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
 
@@ -69,7 +74,8 @@ def read_tensors(
     """The floating-point tensors of a safetensors or GGUF file, as float32 on access.
 
     ``source``: a path, or a seekable binary file kept open while the result is used
-    (a GGUF file object needs a ``name`` that is its path: GGUF is memory-mapped).
+    (GGUF is memory-mapped: a file object that is not a file on disk is first copied to
+    a temporary file, unlinked at once, its space freed with the result).
     ``format``: ``"safetensors"``, ``"gguf"`` or None (sniffed: GGUF files start with
     ``GGUF``). Safetensors: F32, F16, BF16 and F64 tensors, with their shapes; integer
     and 8-bit tensors are left out. GGUF: every tensor the installed ``gguf`` package
@@ -85,25 +91,39 @@ def read_tensors(
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         try:
-            handle: BinaryIO = path.open("rb")
+            with path.open("rb") as handle:
+                fmt = format or _sniff(handle)
+                if fmt == "gguf":
+                    return _read_gguf(path)
+                header = read_header(handle)
         except OSError as exc:
             raise FingerprintError("unknown_format", "The file cannot be opened.") from exc
-    else:
-        handle = source
-    fmt = format or _sniff(handle)
+
+        def opener() -> BinaryIO:
+            return path.open("rb")
+
+        return _read_safetensors(header, opener, close=True)
+    fmt = format or _sniff(source)
     if fmt == "gguf":
-        return _read_gguf(handle)
-    return _read_safetensors(handle)
+        name = getattr(source, "name", None)
+        if isinstance(name, str | os.PathLike) and Path(name).is_file():
+            return _read_gguf(Path(name))
+        return _read_gguf_copy(source)
+    return _read_safetensors(read_header(source), lambda: source, close=False)
 
 
-def _read_safetensors(handle: BinaryIO) -> TensorFile:
-    header = read_header(handle)
+def _read_safetensors(header: Header, opener: Callable[[], BinaryIO], *, close: bool) -> TensorFile:
     infos = {t.name: t for t in header.tensors if t.dtype in _FLOAT_DTYPES}
 
     def load(name: str) -> np.ndarray:
         info = infos[name]
-        handle.seek(info.begin)
-        raw = handle.read(info.end - info.begin)
+        handle = opener()
+        try:
+            handle.seek(info.begin)
+            raw = handle.read(info.end - info.begin)
+        finally:
+            if close:
+                handle.close()
         if len(raw) != info.end - info.begin:
             raise FingerprintError(
                 "not_safetensors", "Not a safetensors file: the data is truncated."
@@ -118,13 +138,26 @@ def _read_safetensors(handle: BinaryIO) -> TensorFile:
     return TensorFile({n: (t.shape, t.dtype) for n, t in infos.items()}, load, header)
 
 
-def _read_gguf(handle: BinaryIO) -> TensorFile:
+def _read_gguf_copy(source: BinaryIO) -> TensorFile:
+    """GGUF is memory-mapped: copy a file object that is not a file on disk (an S3 object,
+    an upload) to a temporary file, map it, and unlink it (the mapping keeps the data)."""
+    with tempfile.NamedTemporaryFile(prefix="suspect-", suffix=".gguf", delete=False) as copy:
+        try:
+            source.seek(0)
+            shutil.copyfileobj(source, copy, 8 * 1024 * 1024)
+        except BaseException:
+            os.unlink(copy.name)
+            raise
+    try:
+        return _read_gguf(Path(copy.name))
+    finally:
+        os.unlink(copy.name)
+
+
+def _read_gguf(path: Path) -> TensorFile:
     from gguf import GGUFReader
     from gguf.quants import dequantize
 
-    path = getattr(handle, "name", None)
-    if not isinstance(path, str | os.PathLike) or not Path(path).is_file():
-        raise FingerprintError("not_gguf", "A GGUF suspect must be a file on disk.")
     try:
         reader = GGUFReader(path)
         tensors = {t.name: t for t in reader.tensors if t.tensor_type.name not in _GGUF_SKIPPED}
