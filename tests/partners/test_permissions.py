@@ -201,6 +201,7 @@ def test_every_action_is_in_the_matrix():
         "announce_deadlines",
         "queue_staff_digest",
         "cascade_revocation",
+        "write_variants",  # partners' marked copies, written by the slow-queue task
         # Self-service credentials: for oneself only, tested in test_credentials.py.
         "create_staff_token",
         "claim_token",
