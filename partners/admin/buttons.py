@@ -29,7 +29,6 @@ from django.utils.translation import ngettext
 
 from partners import rules, states
 from partners.actions.grants import default_expiry
-from partners.actions.partners import reinstate_refusal
 from partners.authority import Operation, may
 from partners.errors import ActionError
 from partners.models import (
@@ -43,7 +42,7 @@ from partners.models import (
     Release,
     Revocation,
 )
-from partners.queries import approval_refusal, current_window
+from partners.queries import approval_refusal, current_window, reinstate_refusal
 from partners.refusals import settle
 
 from .pages import ROWS
