@@ -433,6 +433,16 @@ class ObjectButtons:
         model = self.model  # type: ignore[attr-defined]
         return [b for b in BUTTONS if b.model is model]
 
+    def bulk_refusal(self, action: str, obj: Model, user: Any) -> dict[str, str] | None:
+        """What the list action ``action`` would refuse for ``obj`` and ``user``, said on
+        its confirmation page before anyone confirms (``reason_action``): the button's own
+        refusal (``Button.refusal``, as ``{"code", "message"}``), ``None`` when it would
+        go ahead."""
+        for button in self._buttons():
+            if button.name == action:
+                return _said(button.refusal(obj, user))
+        return None
+
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view  # type: ignore[attr-defined]
         own = [
