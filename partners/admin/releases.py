@@ -157,8 +157,6 @@ class ReleaseAdmin(ObjectButtons, AuditHistory, ActionErrorsAsMessages, admin.Mo
     list_filter = ["status", "policy"]
     search_fields = ["slug", "name"]
     readonly_fields = ["created_at", "withdrawn_at", "withdrawn_reason"]
-    # Fingerprinting is set on its own, once its serving path exists (issue 17).
-    exclude = ["fingerprint", "fingerprint_patterns", "fingerprint_alpha"]
     # Its checkpoints, with their state, files and size: the read-only panel above the form.
     inlines = [WindowInline]
     actions = ["withdraw"]
