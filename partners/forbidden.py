@@ -35,6 +35,7 @@ DOMAINS: dict[str, AuditAction] = {
     "partners.accesstoken": AuditAction.TOKEN_REFUSED,
     "partners.tokeninvitation": AuditAction.TOKEN_REFUSED,
     "partners.revocation": AuditAction.REVOCATION_REFUSED,
+    "partners.detection": AuditAction.DETECTION_REFUSED,
     "audit.auditevent": AuditAction.AUDIT_REFUSED,
     "audit.auditcheckpoint": AuditAction.AUDIT_REFUSED,
     "audit.auditexport": AuditAction.AUDIT_REFUSED,

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import shared_task, signals
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
 
@@ -29,6 +30,7 @@ __all__ = [
     "open_windows",
     "remind_pending_requests",
     "resume_revocations",
+    "run_detection",
     "send_notifications",
     "send_staff_digest",
 ]
@@ -124,6 +126,20 @@ def send_staff_digest() -> int:
     queued = actions.queue_staff_digest()
     send(send_notifications)
     return queued
+
+
+# Below the broker's visibility timeout (900 s), so a running detection's message is not
+# handed to a second worker meanwhile (running twice would be safe, only wasted).
+@shared_task(**RETRY, soft_time_limit=780, time_limit=840)
+def run_detection(detection_id: int) -> str | None:
+    """Run one leak-attribution detection (queue ``slow``): its verdict (or ``failed``), or
+    ``None`` when it was finished already (a redelivered message)."""
+    try:
+        detection = actions.run_detection(detection_id)
+    except SoftTimeLimitExceeded:
+        actions.fail_detection(detection_id, "The detection took longer than 13 minutes.")
+        return "failed"
+    return None if detection is None else detection.verdict or detection.status
 
 
 @signals.worker_ready.connect

@@ -83,6 +83,10 @@ class AuditAction(StrEnum):
     ACCOUNT_PASSWORD_SET = "account.password_set"
     SECOND_FACTOR_ENROLLED = "second_factor.enrolled"
     SECOND_FACTOR_REMOVED = "second_factor.removed"
+    DETECTION_REQUESTED = "detection.requested"
+    DETECTION_FINISHED = "detection.finished"
+    DETECTION_FAILED = "detection.failed"
+    DETECTION_REFUSED = "detection.refused"
 
 
 def _actor_label(actor: Actor) -> str:

@@ -1,0 +1,460 @@
+"""Leak attribution: submit a suspect file set, and run the detection (docs/fingerprints.md).
+
+``request_detection`` checks the suspect files (1 to 16 safetensors or GGUF files, by
+their first bytes; at most ``ACCESSCTL_DETECTION_MAX_BYTES`` together), stores them under
+``detections/<id>/<n>`` in artifact storage and queues the ``slow`` task. ``run_detection``
+(the task's one call) aligns the suspect with the release's originals, computes every
+partner's z with their key and writes the signed report.
+"""
+
+import hashlib
+import json
+import struct
+import tempfile
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, cast
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import Storage
+from django.db import transaction
+from django.utils import timezone
+
+from accessctl.actors import Actor
+from accessctl.audit.events import AuditAction, record
+from accessctl.audit.models import AuditCheckpoint, AuditEvent, AuditLeaf, Outcome
+from accessctl.codes import Code
+from accessctl.signing.keys import sign_detached
+from accessctl_wire import canonical_json
+from partners.authority import Operation, authorize
+from partners.dispatch import after_commit
+from partners.errors import ActionError
+from partners.models import Artifact, Detection, FingerprintKey, Release
+from partners.storage import CHUNK, artifact_storage
+
+__all__ = [
+    "MAX_FILES",
+    "fail_detection",
+    "request_detection",
+    "run_detection",
+    "suspect_format",
+]
+
+MAX_FILES = 16
+NAME_MAX = 200
+# A safetensors header longer than this is no model file we will read (the format's own
+# reader refuses headers over 100 MB).
+_HEADER_MAX = 100 * 1024 * 1024
+
+
+def suspect_format(head: bytes, size: int) -> str | None:
+    """``"safetensors"``, ``"gguf"`` or ``None`` from a file's first 9 bytes (or more) and
+    its size: GGUF starts with ``b"GGUF"``; safetensors with the little-endian u64 length of
+    a JSON header that fits in the file and starts with ``{``."""
+    if head[:4] == b"GGUF":
+        return "gguf"
+    if len(head) >= 9:
+        (length,) = struct.unpack("<Q", head[:8])
+        if 2 <= length <= min(_HEADER_MAX, size - 8) and head[8:9] == b"{":
+            return "safetensors"
+    return None
+
+
+def _clean_name(name: str, n: int) -> str:
+    """The uploaded file's own name (no folder), without control characters, shortened."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if unicodedata.category(ch) not in {"Cc", "Cs", "Cf"})
+    return base.strip()[:NAME_MAX] or f"suspect-{n}"
+
+
+def _checked(files: Sequence[File]) -> list[tuple[File, str, int]]:
+    """``(file, format, size)`` of each file, or the refusal."""
+    if not 1 <= len(files) <= MAX_FILES:
+        raise ActionError(
+            Code.SUSPECT_FILES_COUNT,
+            f"Send between 1 and {MAX_FILES} suspect files ({len(files)} sent).",
+        )
+    limit = settings.ACCESSCTL_DETECTION_MAX_BYTES
+    total = sum(int(f.size or 0) for f in files)
+    if total > limit:
+        raise ActionError(
+            Code.SUSPECT_TOO_LARGE,
+            f"The suspect files hold {total} bytes; this server accepts at most {limit} "
+            "(ACCESSCTL_DETECTION_MAX_BYTES).",
+        )
+    checked = []
+    for n, upload in enumerate(files):
+        size = int(upload.size or 0)
+        upload.seek(0)
+        head = upload.read(16)
+        upload.seek(0)
+        kind = suspect_format(head, size) if size else None
+        if kind is None:
+            what = "is empty" if not size else "is neither a safetensors nor a GGUF file"
+            raise ActionError(
+                Code.SUSPECT_FILE_INVALID,
+                f"File {n + 1} ({_clean_name(upload.name or '', n)!r}) {what}.",
+            )
+        checked.append((upload, kind, size))
+    return checked
+
+
+def _store(detection: Detection, checked: list[tuple[File, str, int]]) -> list[dict[str, Any]]:
+    storage = artifact_storage()
+    stored = []
+    for n, (upload, kind, size) in enumerate(checked):
+        digest = hashlib.sha256()
+        upload.seek(0)
+        while chunk := upload.read(CHUNK):
+            digest.update(chunk)
+        upload.seek(0)
+        key = f"detections/{detection.pk}/{n}"
+        if storage.exists(key):  # a rolled-back earlier attempt's leftover of this id
+            storage.delete(key)
+        saved = storage.save(key, File(cast(IO[bytes], upload), name=str(n)))
+        stored.append(
+            {
+                "name": _clean_name(upload.name or "", n),
+                "size": size,
+                "sha256": digest.hexdigest(),
+                "format": kind,
+                "storage_key": saved,
+            }
+        )
+    return stored
+
+
+@transaction.atomic
+def request_detection(
+    *, actor: Actor, release: Release, files: Sequence[File], reason: str
+) -> Detection:
+    """Submit ``files`` (a leaked copy of ``release``'s weights, as found) for attribution.
+
+    Returns the pending ``Detection``; the ``slow`` task ``partners.tasks.run_detection``
+    runs it after the commit. Refuses (``ActionError``): ``forbidden`` without
+    ``partners.run_detection``; ``reason_required``; ``suspect_files_count`` (not 1-16
+    files); ``suspect_too_large`` (more than ``ACCESSCTL_DETECTION_MAX_BYTES`` bytes
+    together); ``suspect_file_invalid`` (empty, or neither safetensors nor GGUF by its
+    first bytes); ``fingerprint_off``; ``no_fingerprint_keys``. Audited
+    ``detection.requested`` with the reason and the files' names, sizes and SHA-256s.
+    """
+    authorize(actor, Operation.DETECTION_RUN, release)
+    if not reason.strip():
+        raise ActionError(Code.REASON_REQUIRED, "Say why: the reason is kept in the audit trail.")
+    release = Release.objects.get(pk=release.pk)
+    if not release.fingerprint:
+        raise ActionError(
+            Code.FINGERPRINT_OFF,
+            f"Release {release.slug} does not fingerprint its partners' copies: there is "
+            "nothing to attribute a leak to.",
+        )
+    if not FingerprintKey.objects.filter(release=release).exists():
+        raise ActionError(
+            Code.NO_FINGERPRINT_KEYS,
+            f"No partner has received a marked copy of release {release.slug} yet.",
+        )
+    checked = _checked(files)
+    detection = Detection.objects.create(
+        release=release, requested_by=actor, reason=reason.strip()[:300]
+    )
+    try:
+        detection.suspect_files = _store(detection, checked)
+    except BaseException:
+        _delete_files(detection)
+        raise
+    detection.save(update_fields=["suspect_files"])
+    record(
+        AuditAction.DETECTION_REQUESTED,
+        actor=actor,
+        target=detection,
+        changes={
+            "release": release.slug,
+            "reason": detection.reason,
+            "files": [
+                {k: f[k] for k in ("name", "size", "sha256", "format")}
+                for f in detection.suspect_files
+            ],
+        },
+    )
+    after_commit("partners.tasks.run_detection", detection.pk)
+    return detection
+
+
+def _delete_files(detection: Detection) -> None:
+    storage = artifact_storage()
+    for n in range(MAX_FILES):
+        key = f"detections/{detection.pk}/{n}"
+        if storage.exists(key):
+            storage.delete(key)
+
+
+# -- running it -----------------------------------------------------------------------------
+
+_DTYPES = {"F32": ("<f4", 4), "F16": ("<f2", 2), "BF16": (None, 2)}
+
+
+def _read_header(handle: IO[bytes]) -> tuple[dict[str, Any], int]:
+    handle.seek(0)
+    (length,) = struct.unpack("<Q", handle.read(8))
+    if length > _HEADER_MAX:
+        raise ValueError("safetensors header too long")
+    return json.loads(handle.read(length)), 8 + length
+
+
+class _Originals(Mapping[str, Any]):
+    """The release's original tensors that carry a mark, read from artifact storage one at
+    a time when asked for (float32 numpy arrays): a checkpoint larger than memory works.
+    Names are the tensor names; where two files hold the same name, the first wins."""
+
+    def __init__(self, storage: Storage, artifacts: Sequence[Artifact], patterns: Sequence[str]):
+        from partners.fingerprints import matched_tensors
+
+        self._storage = storage
+        self._where: dict[str, tuple[str, int, dict[str, Any]]] = {}
+        for artifact in artifacts:
+            with storage.open(artifact.storage_key, "rb") as handle:
+                header, base = _read_header(cast(IO[bytes], handle))
+            for name in matched_tensors(header, list(patterns)):
+                self._where.setdefault(name, (artifact.storage_key, base, header[name]))
+
+    def __getitem__(self, name: str) -> Any:
+        import numpy as np
+
+        key, base, info = self._where[name]
+        start, end = info["data_offsets"]
+        with self._storage.open(key, "rb") as handle:
+            handle.seek(base + start)
+            raw = handle.read(end - start)
+        dtype, _ = _DTYPES[info["dtype"]]
+        if dtype is None:  # bf16: the high half of a float32
+            halves = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+            array = halves.view(np.float32)
+        else:
+            array = np.frombuffer(raw, dtype=dtype).astype(np.float32)
+        return array.reshape(info["shape"])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+
+@contextmanager
+def _local_path(storage: Storage, key: str) -> Iterator[Path]:
+    """A path on this machine holding the object ``key``: the file itself for local
+    storage, else a temporary copy (removed after)."""
+    try:
+        yield Path(storage.path(key))
+        return
+    except NotImplementedError:
+        pass
+    with tempfile.NamedTemporaryFile(prefix="accessctl-suspect-") as copy:
+        with storage.open(key, "rb") as source:
+            while chunk := source.read(CHUNK):
+                copy.write(chunk)
+        copy.flush()
+        yield Path(copy.name)
+
+
+def _suspect(storage: Storage, files: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    from partners.fingerprints import read_tensors
+
+    tensors: dict[str, Any] = {}
+    for n, meta in enumerate(files):
+        with _local_path(storage, meta["storage_key"]) as path:
+            found = read_tensors(path, format=meta.get("format"))
+        for name, array in found.items():
+            tensors[name if name not in tensors else f"{name}#{n}"] = array
+    return tensors
+
+
+def _sealed(event: AuditEvent | None) -> dict[str, Any] | None:
+    """Where ``event`` is sealed in the Merkle log: its leaf index and the first signed
+    checkpoint that covers it (``None`` when not sealed yet)."""
+    if event is None:
+        return None
+    leaf = AuditLeaf.objects.filter(event_id=event.pk).values_list("index", flat=True).first()
+    if leaf is None:
+        return None
+    checkpoint = AuditCheckpoint.objects.filter(tree_size__gt=leaf).order_by("tree_size").first()
+    if checkpoint is None:
+        return None
+    return {
+        "leaf_index": leaf,
+        "tree_size": checkpoint.tree_size,
+        "sealed_at": checkpoint.sealed_at.isoformat(),
+    }
+
+
+def _commitments(keys: Sequence[FingerprintKey]) -> list[dict[str, Any]]:
+    found = []
+    for key in keys:
+        event = (
+            AuditEvent.objects.filter(
+                action="fingerprint.committed",
+                partner_id=key.partner_id,
+                changes__commitment=key.commitment,
+            )
+            .order_by("pk")
+            .first()
+        )
+        found.append(
+            {
+                "partner": key.partner.slug,
+                "commitment": key.commitment,
+                "committed_at": key.committed_at.isoformat(),
+                "audit_event": event.pk if event else None,
+                "sealed_in_checkpoint": _sealed(event),
+            }
+        )
+    return found
+
+
+def _key_for(release: Release, partner: Any) -> bytes:
+    # The serving side's derivation (partners.fingerprints_store), one import to switch.
+    from partners.fingerprints_store import key_for
+
+    return bytes(key_for(release, partner))
+
+
+def _fail(detection: Detection, message: str) -> Detection:
+    detection.status = Detection.Status.FAILED
+    detection.error = message[:300]
+    detection.finished_at = timezone.now()
+    detection.save(update_fields=["status", "error", "finished_at"])
+    record(
+        AuditAction.DETECTION_FAILED,
+        actor=None,
+        target=detection,
+        outcome=Outcome.FAILURE,
+        reason=str(Code.DETECTION_FAILED),
+        changes={"release": detection.release.slug, "error": detection.error},
+    )
+    return detection
+
+
+def fail_detection(detection_id: int, message: str) -> Detection | None:
+    """End a detection that is not finished as ``failed`` with ``message`` (the task's time
+    limit); ``None`` when it was finished already."""
+    with transaction.atomic():
+        detection = (
+            Detection.objects.select_for_update().select_related("release").get(pk=detection_id)
+        )
+        if detection.status in (Detection.Status.DONE, Detection.Status.FAILED):
+            return None
+        return _fail(detection, message)
+
+
+def _claim(detection_id: int) -> Detection | None:
+    """Mark the detection running; ``None`` when it is finished (a redelivered message)."""
+    with transaction.atomic():
+        detection = (
+            Detection.objects.select_for_update().select_related("release").get(pk=detection_id)
+        )
+        if detection.status in (Detection.Status.DONE, Detection.Status.FAILED):
+            return None
+        detection.status = Detection.Status.RUNNING
+        detection.save(update_fields=["status"])
+        return detection
+
+
+def run_detection(detection_id: int) -> Detection | None:
+    """Run one detection (the ``slow`` task's one call). Idempotent: a finished detection
+    is left as it is (``None``); a running one (its worker was killed) runs again.
+
+    Per checkpoint of the release (its ``.safetensors`` files), ``detect`` compares the
+    suspect with the originals for every partner holding a key; the checkpoint whose
+    tensors align best (most weights compared) is reported. The report, signed with the
+    lab's key over its canonical JSON, is ``detect``'s body plus ``detection``,
+    ``release``, ``checkpoint``, ``suspect_files`` (name, size, sha256), ``commitments``
+    (per partner: commitment, committed_at, its audit event's id and the sealed audit
+    checkpoint covering it) and ``created_at``. A suspect that does not parse, or nothing
+    aligned, ends ``failed`` with the error (audited ``detection.failed``).
+    """
+    from partners.fingerprints import Candidate, FingerprintError, detect
+
+    detection = _claim(detection_id)
+    if detection is None:
+        return None
+    release = detection.release
+    storage = artifact_storage()
+    keys = list(FingerprintKey.objects.filter(release=release).select_related("partner"))
+    candidates = [Candidate(label=k.partner.slug, key=_key_for(release, k.partner)) for k in keys]
+    try:
+        suspect = _suspect(storage, detection.suspect_files)
+    except FingerprintError as exc:
+        return _fail(detection, f"A suspect file could not be read ({exc.code}): {exc}")
+    except (OSError, ValueError, KeyError) as exc:
+        return _fail(detection, f"A suspect file could not be read: {exc}")
+    best: tuple[int, str, dict[str, Any]] | None = None
+    for checkpoint in release.checkpoints.order_by("registered_at", "pk"):
+        artifacts = list(
+            checkpoint.artifacts.filter(path__endswith=".safetensors").order_by("path")
+        )
+        if not artifacts:
+            continue
+        originals = _Originals(storage, artifacts, release.fingerprint_patterns)
+        if not originals:
+            continue
+        try:
+            body = detect(
+                originals,
+                suspect,
+                candidates,
+                alpha=release.fingerprint_alpha,
+                patterns=list(release.fingerprint_patterns),
+            )
+        except FingerprintError:
+            continue  # nothing of this checkpoint aligned
+        if body.get("weights", 0) and (best is None or body["weights"] > best[0]):
+            best = (int(body["weights"]), checkpoint.tag, body)
+    if best is None:
+        return _fail(
+            detection,
+            "No tensor of the suspect aligned with a marked tensor of any checkpoint of "
+            f"release {release.slug}: it is not derived from these weights, or too far "
+            "from them to compare.",
+        )
+    _, tag, body = best
+    report = {
+        **body,
+        "detection": detection.pk,
+        "release": release.slug,
+        "checkpoint": tag,
+        "suspect_files": [
+            {"name": f["name"], "size": f["size"], "sha256": f["sha256"]}
+            for f in detection.suspect_files
+        ],
+        "commitments": _commitments(keys),
+        "created_at": timezone.now().isoformat(),
+    }
+    # Plain JSON (no numpy scalars, no NaN): what canonical_json signs is what is stored.
+    report = json.loads(json.dumps(report, allow_nan=False, default=float))
+    with transaction.atomic():
+        detection = Detection.objects.select_for_update().get(pk=detection.pk)
+        if detection.status != Detection.Status.RUNNING:
+            return None
+        detection.report = report
+        detection.signature = sign_detached(canonical_json(report))
+        detection.verdict = str(report["verdict"])
+        detection.named = list(report["named"])
+        detection.status = Detection.Status.DONE
+        detection.finished_at = timezone.now()
+        detection.save()
+        record(
+            AuditAction.DETECTION_FINISHED,
+            actor=None,
+            target=detection,
+            reason=detection.verdict,
+            changes={
+                "release": release.slug,
+                "verdict": detection.verdict,
+                "named": detection.named,
+                "z": {p["partner"]: round(float(p["z"]), 2) for p in report["partners"]},
+            },
+        )
+    return detection
