@@ -94,6 +94,7 @@ PORTAL_OPERATIONS: dict[tuple[str, str], Operation] = {
     ("django_celery_beat.intervalschedule", "add"): Operation.SCHEDULE_CREATE_INTERVAL,
     ("django_celery_beat.crontabschedule", "add"): Operation.SCHEDULE_CREATE_CRONTAB,
     ("audit.auditexport", "add"): Operation.AUDIT_EXPORT,
+    ("partners.detection", "add"): Operation.DETECTION_RUN,
     ("auth.user", "add"): Operation.ACCOUNT_CREATE,
     ("auth.user", "change"): Operation.ACCOUNT_CHANGE,
     ("auth.user", "url:auth_user_password_change"): Operation.ACCOUNT_SET_PASSWORD,

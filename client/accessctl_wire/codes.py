@@ -999,15 +999,6 @@ class Code(StrEnum):
         "a detection for a release no partner has a fingerprint key for (no grant issued "
         "since fingerprinting was turned on)",
     )
-    DETECTION_FAILED = (
-        "detection_failed",
-        None,
-        Exit.REFUSED,
-        Area.ACTION,
-        "The detection could not be run on these files.",
-        "the detection task's failure (never an API answer: the detection's `error` says "
-        "why): a suspect file that does not parse, no tensor aligned with the original",
-    )
 
     # The portal's own forms (never an API answer).
     INVALID_LOGIN = (

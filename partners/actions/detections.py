@@ -331,7 +331,6 @@ def _fail(detection: Detection, message: str) -> Detection:
         actor=None,
         target=detection,
         outcome=Outcome.FAILURE,
-        reason=str(Code.DETECTION_FAILED),
         changes={"release": detection.release.slug, "error": detection.error},
     )
     return detection
@@ -397,7 +396,10 @@ def run_detection(detection_id: int) -> Detection | None:
         )
         if not artifacts:
             continue
-        originals = _Originals(storage, artifacts, release.fingerprint_patterns)
+        try:
+            originals = _Originals(storage, artifacts, release.fingerprint_patterns)
+        except (OSError, ValueError, KeyError, struct.error):
+            continue  # a file of the checkpoint that is no safetensors file we can read
         if not originals:
             continue
         try:

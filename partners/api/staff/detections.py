@@ -79,9 +79,12 @@ class DetectionOut(serializers.ModelSerializer):
         ]
 
 
-def _may_view(request: Request) -> None:
+def _may_view(request: Request, *, listing: bool = False) -> None:
     if not request.user.has_perm(VIEW_PERMISSION):
-        raise PermissionDenied
+        refused = PermissionDenied()
+        if listing:  # the URL names no detection: the refusal's evidence names the list
+            refused.decided_target = ("partners.detection", "", "detections")  # type: ignore[attr-defined]
+        raise refused
 
 
 class DetectionCreateApi(StaffView):
@@ -127,7 +130,7 @@ class DetectionListApi(StaffView, generics.ListAPIView):
     pagination_class = Cursor
 
     def get_queryset(self) -> QuerySet[Detection]:
-        _may_view(self.request)
+        _may_view(self.request, listing=True)
         found = Detection.objects.select_related("release", "requested_by")
         release = self.request.query_params.get("release")
         if release:
