@@ -356,6 +356,7 @@ CELERY_TASK_ROUTES = {
     "partners.tasks.resume_revocations": {"queue": "urgent"},
     "partners.tasks.send_notifications": {"queue": "slow"},
     "partners.tasks.send_staff_digest": {"queue": "slow"},
+    "partners.tasks.write_variants": {"queue": "slow"},
     "accessctl.audit.tasks.write_audit_export": {"queue": "slow"},
     "partners.tasks.run_detection": {"queue": "slow"},
 }
@@ -514,6 +515,9 @@ ACCESSCTL_DOWNLOAD_LEASE_SECONDS = env.int("ACCESSCTL_DOWNLOAD_LEASE_SECONDS", d
 ACCESSCTL_DOWNLOAD_LEASE_REAUTHORIZATIONS = env.int(
     "ACCESSCTL_DOWNLOAD_LEASE_REAUTHORIZATIONS", default=100
 )
+# Leak attribution (docs/fingerprints.md): the Retry-After of a download refused because
+# the partner's marked copy is still being written (503 variant_not_ready).
+ACCESSCTL_VARIANT_RETRY_SECONDS = env.int("ACCESSCTL_VARIANT_RETRY_SECONDS", default=30)
 ACCESSCTL_NGINX_INTERNAL_PREFIX = env.str("ACCESSCTL_NGINX_INTERNAL_PREFIX", default="/_artifacts/")
 ACCESSCTL_API_RATE = env.str("ACCESSCTL_API_RATE", default="1200/min")
 # The Hugging Face Hub-compatible download endpoint (docs/hub.md): a release is the model

@@ -3,7 +3,7 @@
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
@@ -20,6 +20,7 @@ from partners import rules
 from partners.models import (
     AccessToken,
     Artifact,
+    ArtifactVariant,
     Checkpoint,
     EmbargoWindow,
     Grant,
@@ -51,6 +52,7 @@ __all__ = [
     "hub_release",
     "member_candidates",
     "partner_checkpoint",
+    "partner_files",
     "partner_grant",
     "partner_grant_request",
     "partner_grants",
@@ -65,6 +67,7 @@ __all__ = [
     "span",
     "timeline_windows",
     "token_by_digests",
+    "unready_variants",
     "visible_releases",
     "visible_releases_with_windows",
     "window_for_display",
@@ -497,12 +500,14 @@ _DOWNLOAD_TARGET = """
     SELECT g.id, g.status, g.expires_at, g.quota_bytes, g.bytes_used, g.checkpoint_id,
            g.window_id, w.opens_at, w.closes_at, c.status, c.release_id, c.registered_at,
            r.policy,
-           r.policy_jurisdictions, r.status, a.id, a.path, a.size, a.sha256, a.storage_key
+           r.policy_jurisdictions, r.status, a.id, a.path, a.size, a.sha256, a.storage_key,
+           v.status, v.size, v.sha256, v.storage_key
     FROM partners_grant g
     JOIN partners_embargowindow w ON w.id = g.window_id
     JOIN partners_checkpoint c ON c.id = g.checkpoint_id
     JOIN partners_release r ON r.id = c.release_id
     LEFT JOIN partners_artifact a ON a.checkpoint_id = g.checkpoint_id AND a.path = %s
+    LEFT JOIN partners_artifactvariant v ON v.artifact_id = a.id AND v.partner_id = g.partner_id
     WHERE g.id = %s AND g.partner_id = %s
 """
 
@@ -516,6 +521,11 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
     Another partner's grant is not found (404). A grant of a release whose export policy
     blocks the partner is returned, so the caller can record the denied attempt; it must
     then answer 404 like ``partner_grant`` (``FileView`` does).
+
+    A file of a fingerprinted release is the partner's own copy (docs/fingerprints.md):
+    when its variant is ready, the artifact's ``storage_key``, ``size`` and ``sha256`` are
+    the variant's; ``artifact.variant_status`` says which (``None``: the shared file;
+    ``pending`` or ``failed``: not servable yet, ``send_file`` refuses it).
     """
     with connection.cursor() as cursor:
         cursor.execute(_DOWNLOAD_TARGET, [path, grant_id, partner.pk])
@@ -543,6 +553,10 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
         size,
         sha256,
         key,
+        variant_status,
+        variant_size,
+        variant_sha256,
+        variant_key,
     ) = row
     release = _partial(
         Release,
@@ -583,6 +597,10 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
             sha256=sha256,
             storage_key=key,
         )
+        artifact.variant_status = variant_status
+        if variant_status == ArtifactVariant.Status.READY:
+            artifact.size, artifact.sha256 = variant_size, variant_sha256
+            artifact.storage_key = variant_key
     return grant, artifact
 
 
@@ -668,6 +686,39 @@ def token_by_digests(digests: list[str]) -> AccessToken | None:
             nda_expires_at=nda_expires_at,
         )
     return token
+
+
+def unready_variants(variant_ids: list[int] | None) -> list[int]:
+    """Of ``variant_ids`` (every variant when ``None``), those not ready yet."""
+    found = ArtifactVariant.objects.exclude(status=ArtifactVariant.Status.READY)
+    if variant_ids is not None:
+        found = found.filter(pk__in=variant_ids)
+    return list(found.order_by("pk").values_list("pk", flat=True))
+
+
+def partner_files(partner: Partner, checkpoint: Checkpoint) -> list[Artifact]:
+    """The checkpoint's files as ``partner`` gets them, by path: each with the size,
+    SHA-256 and storage key of the partner's ready variant where it has one
+    (docs/fingerprints.md), and ``variant_status`` as ``download_target`` sets it. Reads
+    the checkpoint's prefetched ``artifacts`` when there are. A release without
+    fingerprinting never had variants (``update_release`` keeps it so): no query."""
+    if not checkpoint.release.fingerprint:
+        return sorted(checkpoint.artifacts.all(), key=lambda a: a.path)
+    variants = {
+        v.artifact_id: v
+        for v in ArtifactVariant.objects.filter(
+            partner=partner, artifact__checkpoint_id=checkpoint.pk
+        ).only("artifact_id", "status", "size", "sha256", "storage_key")
+    }
+    files = []
+    for artifact in sorted(checkpoint.artifacts.all(), key=lambda a: a.path):
+        variant = variants.get(artifact.pk)
+        artifact.variant_status = variant.status if variant is not None else None
+        if variant is not None and variant.status == ArtifactVariant.Status.READY:
+            artifact.size, artifact.sha256 = cast(int, variant.size), variant.sha256
+            artifact.storage_key = variant.storage_key
+        files.append(artifact)
+    return files
 
 
 def unfinished_revocations(*, older_than: datetime) -> list[int]:

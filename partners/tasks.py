@@ -33,6 +33,7 @@ __all__ = [
     "run_detection",
     "send_notifications",
     "send_staff_digest",
+    "write_variants",
 ]
 
 
@@ -140,6 +141,18 @@ def run_detection(detection_id: int) -> str | None:
         actions.fail_detection(detection_id, "The detection took longer than 13 minutes.")
         return "failed"
     return None if detection is None else detection.verdict or detection.status
+@shared_task(bind=True, **RETRY, soft_time_limit=3600, time_limit=3900)
+def write_variants(self: Any, variant_ids: list[int] | None = None) -> dict[str, int]:
+    """Write partners' marked copies (queue ``slow``): the variants ``variant_ids``, or
+    every pending one. A failed variant is tried again with exponential backoff (30 s,
+    doubling, at most ``RETRY``'s retries); downloads of it answer ``variant_not_ready``
+    meanwhile."""
+    done = actions.write_variants(variant_ids)
+    if done["failed"]:
+        failed = queries.unready_variants(variant_ids)
+        if failed and self.request.retries < RETRY["max_retries"]:
+            raise self.retry(args=(failed,), countdown=min(30 * 2**self.request.retries, 1800))
+    return done
 
 
 @signals.worker_ready.connect
@@ -149,3 +162,5 @@ def _resume_on_start(sender: Any = None, **kwargs: Any) -> None:
     come back after the broker's visibility timeout (15 min), and the periodic sweeper
     runs every few seconds only where beat runs. Running a fan-out twice is safe."""
     send(resume_revocations, 0)
+    # Variants whose message was lost (the broker was down when the grant committed).
+    send(write_variants)

@@ -87,6 +87,11 @@ class AuditAction(StrEnum):
     DETECTION_FINISHED = "detection.finished"
     DETECTION_FAILED = "detection.failed"
     DETECTION_REFUSED = "detection.refused"
+    # Leak attribution (docs/fingerprints.md): a partner's key commitment (never the key),
+    # and its marked copy of a file written, or failed.
+    FINGERPRINT_COMMITTED = "fingerprint.committed"
+    VARIANT_READY = "variant.ready"
+    VARIANT_FAILED = "variant.failed"
 
 
 def _actor_label(actor: Actor) -> str:

@@ -375,6 +375,17 @@ class Code(StrEnum):
         '`If-Match` names no ETag of the file (`"<sha256>"`), or `If-Unmodified-Since` is '
         "before the checkpoint's registration: nothing debited",
     )
+    VARIANT_NOT_READY = (
+        "variant_not_ready",
+        503,
+        Exit.NETWORK,
+        Area.REQUEST,
+        "Your copy of this file is still being written; try again after Retry-After seconds.",
+        "a file of a fingerprinted release whose copy for this partner is not written yet "
+        "(or failed and is being retried): `Retry-After` says when to ask again; the "
+        "manifest and the Hub endpoint answer it too while any of the checkpoint's copies "
+        "is not ready (docs/fingerprints.md)",
+    )
     INVALID = (
         "invalid",
         400,
@@ -657,6 +668,25 @@ class Code(StrEnum):
         Area.ACTION,
         "A release's public time never moves earlier.",
         "a release's public time never moves earlier once set (see *The two-person rule* below)",
+    )
+    FINGERPRINT_PATTERNS_INVALID = (
+        "fingerprint_patterns_invalid",
+        400,
+        Exit.REFUSED,
+        Area.ACTION,
+        "Fingerprint patterns are a list of 1 to 32 non-empty glob patterns of tensor names.",
+        "a release's fingerprint patterns are not a list of 1 to 32 non-empty strings of at "
+        "most 200 characters (glob patterns of tensor names, e.g. `*.weight`)",
+    )
+    FINGERPRINT_FIXED = (
+        "fingerprint_fixed",
+        409,
+        Exit.REFUSED,
+        Area.ACTION,
+        "Partners' marked copies of this release exist: its fingerprint settings are fixed.",
+        "changing a release's fingerprinting (on/off, patterns, alpha) once partners' marked "
+        "copies of it exist: their keys are committed and their copies may be out; make a "
+        "new release instead (docs/fingerprints.md)",
     )
     EARLY_ACCESS_UNAPPROVED = (
         "early_access_unapproved",

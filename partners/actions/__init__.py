@@ -24,6 +24,7 @@ from .checkpoints import (
 )
 from .detections import fail_detection, request_detection, run_detection
 from .downloads import authorize_download
+from .fingerprints import write_variants
 from .grants import (
     approve_grant_request,
     check_grant,
@@ -117,6 +118,7 @@ __all__ = [
     "update_partner",
     "update_release",
     "withdraw_release",
+    "write_variants",
 ]
 
 # Every public action, with the event its refusals are recorded as. Each is wrapped so
@@ -174,6 +176,7 @@ REFUSAL_EVENTS = {
     "request_detection": AuditAction.DETECTION_REFUSED,
     "run_detection": AuditAction.DETECTION_REFUSED,
     "fail_detection": AuditAction.DETECTION_REFUSED,
+    "write_variants": AuditAction.CHECKPOINT_REFUSED,
 }
 
 

@@ -10,7 +10,7 @@ from accessctl.actors import acting_user
 from accessctl.audit.admin import AuditHistory
 from accessctl.formats import size
 from partners import actions, states
-from partners.actions.checkpoints import RELEASE_EDITABLE_FIELDS
+from partners.actions.checkpoints import RELEASE_EDITABLE_FIELDS, check_patterns
 from partners.errors import ActionError
 from partners.models import Artifact, Checkpoint, EmbargoWindow, Release
 
@@ -111,9 +111,24 @@ class WindowInline(admin.TabularInline):
         return formset
 
 
+class ReleaseForm(ModelForm):
+    """The release's fields; the fingerprint patterns checked by the action's own rule
+    (``check_patterns``), so the error shows on the field. The admin supplies the model
+    and fields (``ModelAdmin.get_form``)."""
+
+    def clean_fingerprint_patterns(self) -> Any:
+        patterns = self.cleaned_data.get("fingerprint_patterns")
+        try:
+            check_patterns(patterns)
+        except ActionError as exc:
+            raise action_error_to_validation(exc) from exc
+        return patterns
+
+
 @admin.register(Release)
 class ReleaseAdmin(ObjectButtons, AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
     story = staticmethod(pages.release_story)
+    form = ReleaseForm
     list_display = ["slug", "name", "public_release_at", "status", "policy", "jurisdictions"]
     list_filter = ["status", "policy"]
     search_fields = ["slug", "name"]
@@ -173,6 +188,9 @@ class ReleaseAdmin(ObjectButtons, AuditHistory, ActionErrorsAsMessages, admin.Mo
             policy=data["policy"],
             policy_jurisdictions=[str(c) for c in data["policy_jurisdictions"]],
             quota_factor=data["quota_factor"],
+            fingerprint=data.get("fingerprint", False),
+            fingerprint_patterns=data.get("fingerprint_patterns") or None,
+            fingerprint_alpha=data.get("fingerprint_alpha"),
         )
         obj.pk = created.pk
         obj.refresh_from_db()

@@ -134,6 +134,10 @@ class Artifact(models.Model):
         max_length=64, validators=[RegexValidator(r"^[0-9a-f]{64}$", "A lower-case hex SHA-256.")]
     )
     storage_key = models.CharField(max_length=700)
+    # Not a column: set by the reads that give a partner its own copy of a fingerprinted
+    # release's file (``queries.download_target``, ``queries.partner_files``): the status
+    # of that partner's variant, or None for the shared file.
+    variant_status: str | None = None
 
     class Meta:
         ordering = ["checkpoint", "path"]

@@ -65,7 +65,9 @@ def test_a_security_officer_submits_a_suspect_and_it_is_stored_audited_and_queue
         ("leak.gguf", "gguf"),
     ]
     storage = artifact_storage()
-    for n, (meta, content) in enumerate(zip(detection.suspect_files, [safetensors_bytes(), GGUF])):
+    for n, (meta, content) in enumerate(
+        zip(detection.suspect_files, [safetensors_bytes(), GGUF], strict=True)
+    ):
         assert meta["storage_key"] == f"detections/{detection.pk}/{n}"
         with storage.open(meta["storage_key"]) as stored:
             assert stored.read() == content
