@@ -13,7 +13,7 @@ import struct
 import tempfile
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -193,65 +193,19 @@ def _delete_files(detection: Detection) -> None:
 
 # -- running it -----------------------------------------------------------------------------
 
-_DTYPES = {"F32": ("<f4", 4), "F16": ("<f2", 2), "BF16": (None, 2)}
-
-
-def _read_header(handle: IO[bytes]) -> tuple[dict[str, Any], int]:
-    handle.seek(0)
-    (length,) = struct.unpack("<Q", handle.read(8))
-    if length > _HEADER_MAX:
-        raise ValueError("safetensors header too long")
-    return json.loads(handle.read(length)), 8 + length
-
-
-class _Originals(Mapping[str, Any]):
-    """The release's original tensors that carry a mark, read from artifact storage one at
-    a time when asked for (float32 numpy arrays): a checkpoint larger than memory works.
-    Names are the tensor names; where two files hold the same name, the first wins."""
-
-    def __init__(self, storage: Storage, artifacts: Sequence[Artifact], patterns: Sequence[str]):
-        from partners.fingerprints import matched_tensors
-
-        self._storage = storage
-        self._where: dict[str, tuple[str, int, dict[str, Any]]] = {}
-        for artifact in artifacts:
-            with storage.open(artifact.storage_key, "rb") as handle:
-                header, base = _read_header(cast(IO[bytes], handle))
-            for name in matched_tensors(header, list(patterns)):
-                self._where.setdefault(name, (artifact.storage_key, base, header[name]))
-
-    def __getitem__(self, name: str) -> Any:
-        import numpy as np
-
-        key, base, info = self._where[name]
-        start, end = info["data_offsets"]
-        with self._storage.open(key, "rb") as handle:
-            handle.seek(base + start)
-            raw = handle.read(end - start)
-        dtype, _ = _DTYPES[info["dtype"]]
-        if dtype is None:  # bf16: the high half of a float32
-            halves = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-            array = halves.view(np.float32)
-        else:
-            array = np.frombuffer(raw, dtype=dtype).astype(np.float32)
-        return array.reshape(info["shape"])
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._where)
-
-    def __len__(self) -> int:
-        return len(self._where)
-
 
 @contextmanager
 def _local_path(storage: Storage, key: str) -> Iterator[Path]:
     """A path on this machine holding the object ``key``: the file itself for local
-    storage, else a temporary copy (removed after)."""
+    storage, else a temporary copy (removed after). GGUF is read memory-mapped, so a
+    suspect must be a file on disk."""
     try:
-        yield Path(storage.path(key))
-        return
+        local = Path(storage.path(key))
     except NotImplementedError:
-        pass
+        local = None
+    if local is not None:
+        yield local
+        return
     with tempfile.NamedTemporaryFile(prefix="accessctl-suspect-") as copy:
         with storage.open(key, "rb") as source:
             while chunk := source.read(CHUNK):
@@ -260,16 +214,51 @@ def _local_path(storage: Storage, key: str) -> Iterator[Path]:
         yield Path(copy.name)
 
 
-def _suspect(storage: Storage, files: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def _combined(parts: Sequence[tuple[Any, Sequence[str] | None]]) -> Any:
+    """One lazy mapping (``TensorFile``) over several files' tensors: ``(tensor file,
+    names to keep or None for all)`` each. A name seen twice keeps the first file's
+    tensor under its own name and the later one as ``name#n`` (n: the file's index)."""
+    from partners.fingerprints import TensorFile
+
+    names: dict[str, tuple[tuple[int, ...], str]] = {}
+    where: dict[str, tuple[Any, str]] = {}
+    for n, (tensors, keep) in enumerate(parts):
+        for name in keep if keep is not None else list(tensors):
+            shown = name if name not in names else f"{name}#{n}"
+            names[shown] = (tensors.shape(name), tensors.dtype(name))
+            where[shown] = (tensors, name)
+
+    def load(shown: str) -> Any:
+        tensors, name = where[shown]
+        return tensors[name]
+
+    return TensorFile(names, load)
+
+
+def _suspect(stack: ExitStack, storage: Storage, files: Sequence[dict[str, Any]]) -> Any:
     from partners.fingerprints import read_tensors
 
-    tensors: dict[str, Any] = {}
-    for n, meta in enumerate(files):
-        with _local_path(storage, meta["storage_key"]) as path:
-            found = read_tensors(path, format=meta.get("format"))
-        for name, array in found.items():
-            tensors[name if name not in tensors else f"{name}#{n}"] = array
-    return tensors
+    parts = []
+    for meta in files:
+        path = stack.enter_context(_local_path(storage, meta["storage_key"]))
+        handle = stack.enter_context(path.open("rb"))
+        parts.append((read_tensors(handle, format=meta.get("format")), None))
+    return _combined(parts)
+
+
+def _originals(
+    stack: ExitStack, storage: Storage, artifacts: Sequence[Artifact], patterns: Sequence[str]
+) -> Any:
+    """The marked tensors of a checkpoint's safetensors files, read from artifact storage
+    one tensor at a time when asked for (a checkpoint larger than memory works)."""
+    from partners.fingerprints import matched_tensors, read_tensors
+
+    parts = []
+    for artifact in artifacts:
+        handle = stack.enter_context(storage.open(artifact.storage_key, "rb"))
+        tensors = read_tensors(cast(IO[bytes], handle), format="safetensors")
+        parts.append((tensors, matched_tensors(tensors.header, list(patterns))))
+    return _combined(parts)
 
 
 def _sealed(event: AuditEvent | None) -> dict[str, Any] | None:
@@ -383,37 +372,34 @@ def run_detection(detection_id: int) -> Detection | None:
     storage = artifact_storage()
     keys = list(FingerprintKey.objects.filter(release=release).select_related("partner"))
     candidates = [Candidate(label=k.partner.slug, key=_key_for(release, k.partner)) for k in keys]
-    try:
-        suspect = _suspect(storage, detection.suspect_files)
-    except FingerprintError as exc:
-        return _fail(detection, f"A suspect file could not be read ({exc.code}): {exc}")
-    except (OSError, ValueError, KeyError) as exc:
-        return _fail(detection, f"A suspect file could not be read: {exc}")
+    patterns = list(release.fingerprint_patterns)
     best: tuple[int, str, dict[str, Any]] | None = None
-    for checkpoint in release.checkpoints.order_by("registered_at", "pk"):
-        artifacts = list(
-            checkpoint.artifacts.filter(path__endswith=".safetensors").order_by("path")
-        )
-        if not artifacts:
-            continue
+    with ExitStack() as stack:
         try:
-            originals = _Originals(storage, artifacts, release.fingerprint_patterns)
-        except (OSError, ValueError, KeyError, struct.error):
-            continue  # a file of the checkpoint that is no safetensors file we can read
-        if not originals:
-            continue
-        try:
+            suspect = _suspect(stack, storage, detection.suspect_files)
+        except FingerprintError as exc:
+            return _fail(detection, f"A suspect file could not be read ({exc.code}): {exc}")
+        except OSError as exc:
+            return _fail(detection, f"A suspect file could not be read: {exc}")
+        for checkpoint in release.checkpoints.order_by("registered_at", "pk"):
+            artifacts = list(
+                checkpoint.artifacts.filter(path__endswith=".safetensors").order_by("path")
+            )
+            try:
+                originals = _originals(stack, storage, artifacts, patterns)
+            except (FingerprintError, OSError):
+                continue  # a file of the checkpoint that is no safetensors file we can read
+            if not originals:
+                continue
             body = detect(
                 originals,
                 suspect,
                 candidates,
                 alpha=release.fingerprint_alpha,
-                patterns=list(release.fingerprint_patterns),
+                patterns=patterns,
             )
-        except FingerprintError:
-            continue  # nothing of this checkpoint aligned
-        if body.get("weights", 0) and (best is None or body["weights"] > best[0]):
-            best = (int(body["weights"]), checkpoint.tag, body)
+            if body["weights"] and (best is None or body["weights"] > best[0]):
+                best = (int(body["weights"]), checkpoint.tag, body)
     if best is None:
         return _fail(
             detection,

@@ -1,27 +1,23 @@
 """A small fingerprinted release for the detection tests: two partners holding keys, a
 synthetic checkpoint (two weight matrices and a bias), and their marked copies.
 
-The keys and marked copies come through the serving side when it is there (a grant on a
-fingerprinted release commits a key: ``partners.fingerprints_store``); until then the
-test commits keys itself from a test secret and writes the copies with the core's
-``mark_safetensors``, the same function the serving task calls.
+The keys and marked copies come through the serving side: a grant on a fingerprinted
+release commits the partner's key, and ``write_variants`` writes their copy.
 """
 
-import hashlib
-import io
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 import numpy as np
 from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 
-from partners.models import FingerprintKey, FingerprintSecret, Partner, Release
+from partners import actions
+from partners.models import ArtifactVariant, FingerprintKey, Partner, Release
+from partners.storage import artifact_storage
 from tests import factories as f
 
 DAY = timedelta(days=1)
-SECRET = hashlib.sha256(b"accessctl detection tests").digest()
 SHAPES = {"layers.0.mlp.weight": (512, 256), "layers.1.mlp.weight": (256, 512)}
 
 
@@ -34,20 +30,6 @@ def original_bytes(seed: int = 7) -> bytes:
     return save_safetensors(tensors)
 
 
-def _key_for_test(release: Release, partner: Partner) -> bytes:
-    from partners.fingerprints import derive_key
-
-    return derive_key(SECRET, release.slug, partner.slug)
-
-
-def _serving_side() -> bool:
-    try:
-        import partners.fingerprints_store  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @dataclass
 class MarkedWorld:
     release: Release
@@ -55,48 +37,28 @@ class MarkedWorld:
     original: bytes
     copies: dict[str, bytes] = field(default_factory=dict)
 
-    def key(self, slug: str) -> bytes:
-        from partners.actions.detections import _key_for
 
-        return _key_for(self.release, self.partners[slug])
-
-
-def marked_world(
-    monkeypatch: Any, *, slugs: tuple[str, ...] = ("aurora", "borealis")
-) -> MarkedWorld:
-    from partners.fingerprints import commitment, mark_safetensors
-
-    release = f.release("v5", public_in=-DAY)
-    Release.objects.filter(pk=release.pk).update(fingerprint=True)
-    release.refresh_from_db()
+def marked_world(*, slugs: tuple[str, ...] = ("aurora", "borealis")) -> MarkedWorld:
+    """A fingerprinted release with one checkpoint; each partner is granted it, which
+    commits their key, and the serving task writes their marked copies (read back here
+    from artifact storage: the bytes each partner downloads)."""
+    release = f.release("v5", public_in=-DAY, fingerprint=True)
     original = original_bytes()
     checkpoint = f.stored_checkpoint(release, {"model.safetensors": original})
     partners = {slug: f.partner(slug) for slug in slugs}
     for partner in partners.values():
         f.window(release, partner)
         f.grant(checkpoint, partner)
-    if not FingerprintKey.objects.filter(release=release).exists():
-        assert not _serving_side(), "the serving side commits a key per grant"
-        monkeypatch.setattr("partners.actions.detections._key_for", _key_for_test)
-        secret = FingerprintSecret.objects.create(secret_encrypted=b"test")
-        for partner in partners.values():
-            FingerprintKey.objects.create(
-                release=release,
-                partner=partner,
-                secret=secret,
-                commitment=commitment(_key_for_test(release, partner), release.slug, partner.slug),
-            )
+    assert FingerprintKey.objects.filter(release=release).count() == len(slugs)
+    actions.write_variants(None)
     world = MarkedWorld(release, partners, original)
-    for slug in partners:
-        target = io.BytesIO()
-        mark_safetensors(
-            io.BytesIO(original),
-            target,
-            key=world.key(slug),
-            alpha=release.fingerprint_alpha,
-            patterns=list(release.fingerprint_patterns),
-        )
-        world.copies[slug] = target.getvalue()
+    storage = artifact_storage()
+    for slug, partner in partners.items():
+        variant = ArtifactVariant.objects.get(partner=partner, artifact__checkpoint=checkpoint)
+        assert variant.status == ArtifactVariant.Status.READY, variant.error
+        with storage.open(variant.storage_key, "rb") as handle:
+            world.copies[slug] = handle.read()
+        assert world.copies[slug] != original
     return world
 
 
