@@ -141,6 +141,8 @@ def run_detection(detection_id: int) -> str | None:
         actions.fail_detection(detection_id, "The detection took longer than 13 minutes.")
         return "failed"
     return None if detection is None else detection.verdict or detection.status
+
+
 @shared_task(bind=True, **RETRY, soft_time_limit=3600, time_limit=3900)
 def write_variants(self: Any, variant_ids: list[int] | None = None) -> dict[str, int]:
     """Write partners' marked copies (queue ``slow``): the variants ``variant_ids``, or

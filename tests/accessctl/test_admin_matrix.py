@@ -192,23 +192,17 @@ def _sign_in(user: Any) -> Client:
 
 
 def _a_finished_detection(officer: Any) -> tuple[Any, Any]:
-    """A fingerprinted release whose partner holds a key (rows as the serving side writes
-    them), and a finished detection of it with a signed report (as the task writes it)."""
+    """A fingerprinted release whose partner holds a key, and a finished detection of it
+    with a signed report (as the task writes it)."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from accessctl.signing.keys import sign_detached
     from accessctl_wire import canonical_json
-    from partners.models import Detection, FingerprintKey, FingerprintSecret, Release
+    from partners.models import Detection
+    from tests.partners.detection_world import keyed_release
     from tests.partners.test_detections import safetensors_bytes
 
-    marked = f.release("v5", public_in=-DAY)
-    Release.objects.filter(pk=marked.pk).update(fingerprint=True)
-    FingerprintKey.objects.create(
-        release=marked,
-        partner=f.partner("keyed"),
-        secret=FingerprintSecret.objects.create(secret_encrypted=b"matrix"),
-        commitment="ab" * 32,
-    )
+    marked = keyed_release("v5", f.partner("keyed"))
     detection = actions.request_detection(
         actor=officer,
         release=marked,

@@ -30,6 +30,17 @@ def original_bytes(seed: int = 7) -> bytes:
     return save_safetensors(tensors)
 
 
+def keyed_release(slug: str, partner: Partner) -> Release:
+    """A launched, fingerprinted release that ``partner`` was granted (so holds a
+    committed key, through the serving side's action); its one file is a placeholder."""
+    release = f.release(slug, public_in=-DAY, fingerprint=True)
+    checkpoint = f.stored_checkpoint(release, {"model.safetensors": b"placeholder"})
+    f.window(release, partner)
+    f.grant(checkpoint, partner)
+    assert FingerprintKey.objects.filter(release=release, partner=partner).exists()
+    return release
+
+
 @dataclass
 class MarkedWorld:
     release: Release

@@ -74,26 +74,23 @@ def a_token(w):
     return AccessToken.objects.get(prefix=f.token(f.partner_user(w["partner"]))[:12])
 
 
+def a_keyed_release(w):
+    from tests.partners.detection_world import keyed_release
+
+    if "keyed" not in w:
+        w["keyed"] = keyed_release("v7", w["partner"])
+    return w["keyed"]
+
+
 def a_detection(w):
-    """A suspect file set for ``launched``, fingerprinted, its partner holding a key (rows
-    as the serving side writes them)."""
+    """A suspect file set for a fingerprinted release whose partner holds a key."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from partners.models import FingerprintKey, FingerprintSecret, Release
     from tests.partners.test_detections import safetensors_bytes
 
-    release = w["launched"]
-    Release.objects.filter(pk=release.pk).update(fingerprint=True)
-    if not FingerprintKey.objects.filter(release=release).exists():
-        FingerprintKey.objects.create(
-            release=release,
-            partner=w["partner"],
-            secret=FingerprintSecret.objects.create(secret_encrypted=b"test"),
-            commitment="ab" * 32,
-        )
     return actions.request_detection(
         actor=w["officer"],
-        release=release,
+        release=a_keyed_release(w),
         files=[SimpleUploadedFile("leak.safetensors", safetensors_bytes())],
         reason="r",
     )
@@ -256,7 +253,7 @@ ACTIONS = {
         {"grant.revoked": 1, "revocation.completed": 1},
     ),
     "request_detection": (
-        lambda w: lambda: a_detection(w),
+        lambda w: (a_keyed_release(w), lambda: a_detection(w))[-1],
         {"detection.requested": 1},
     ),
     # Nothing of the suspect aligns with the release's (placeholder) files: it fails.

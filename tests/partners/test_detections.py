@@ -13,10 +13,11 @@ from rest_framework.test import APIClient
 from accessctl.audit.models import AuditEvent
 from partners import actions
 from partners.errors import ActionError, ActionForbidden
-from partners.models import Detection, FingerprintKey, FingerprintSecret, Release
+from partners.models import Detection, Release
 from partners.roles import ROLES
 from partners.storage import artifact_storage
 from tests import factories as f
+from tests.partners.detection_world import keyed_release
 
 pytestmark = pytest.mark.django_db
 DAY = timedelta(days=1)
@@ -36,16 +37,8 @@ def upload(name: str = "leak.safetensors", content: bytes | None = None) -> Simp
 
 @pytest.fixture
 def release():
-    """A fingerprinted release whose partner holds a committed key (rows as the serving
-    side writes them; the key itself plays no part in submitting)."""
-    release = f.release("v5", public_in=-DAY)
-    Release.objects.filter(pk=release.pk).update(fingerprint=True)
-    release.refresh_from_db()
-    secret = FingerprintSecret.objects.create(secret_encrypted=b"test")
-    FingerprintKey.objects.create(
-        release=release, partner=f.partner("aurora"), secret=secret, commitment="ab" * 32
-    )
-    return release
+    """A fingerprinted release whose partner holds a committed key."""
+    return keyed_release("v5", f.partner("aurora"))
 
 
 def officer():

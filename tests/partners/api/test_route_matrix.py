@@ -245,22 +245,16 @@ def _role_may(role: str, permission: str) -> bool:
     return (app_label, codename) in ROLES[role]
 
 
-def _a_detection(release: Any) -> Any:
-    """A detection of ``release``, fingerprinted for it with a committed key (rows as the
-    serving side writes them)."""
+def _a_detection() -> Any:
+    """A detection of a fingerprinted release whose partner holds a key."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from partners.models import FingerprintKey, FingerprintSecret, Release
+    from tests.partners.detection_world import keyed_release
     from tests.partners.test_detections import safetensors_bytes
 
-    Release.objects.filter(pk=release.pk).update(fingerprint=True)
-    secret = FingerprintSecret.objects.create(secret_encrypted=b"matrix")
-    FingerprintKey.objects.create(
-        release=release, partner=f.partner("keyed-npu"), secret=secret, commitment="ab" * 32
-    )
     return actions.request_detection(
         actor=f.superuser(),
-        release=release,
+        release=keyed_release("v5", f.partner("keyed-npu")),
         files=[SimpleUploadedFile("leak.safetensors", safetensors_bytes())],
         reason="matrix",
     )
@@ -290,7 +284,7 @@ def world(settings):
     from accessctl.audit.exports import request_export
 
     export = request_export(actor=f.staff("Compliance"), filters={})
-    detection = _a_detection(release)
+    detection = _a_detection()
     spec = f.artifact_spec("w.bin", b"weights")
     return {
         "partner": partner,
