@@ -13,6 +13,7 @@ from partners import actions, states
 from partners.actions.checkpoints import RELEASE_EDITABLE_FIELDS, check_patterns
 from partners.errors import ActionError
 from partners.models import Artifact, Checkpoint, EmbargoWindow, Release
+from partners.models.releases import default_fingerprint_patterns
 
 from . import pages
 from ._helpers import (
@@ -116,8 +117,21 @@ class ReleaseForm(ModelForm):
     (``check_patterns``), so the error shows on the field. The admin supplies the model
     and fields (``ModelAdmin.get_form``)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("fingerprint_patterns", "fingerprint_alpha"):
+            if field := self.fields.get(name):  # absent on read-only views
+                field.required = False
+
+    def clean_fingerprint_alpha(self) -> Any:
+        alpha = self.cleaned_data.get("fingerprint_alpha")
+        # Left empty: the release's (a new one's: the default, 1e-3).
+        return self.instance.fingerprint_alpha if alpha is None else alpha
+
     def clean_fingerprint_patterns(self) -> Any:
         patterns = self.cleaned_data.get("fingerprint_patterns")
+        if patterns in (None, "", []):  # left empty: the release's (a new one's: "*.weight")
+            return self.instance.fingerprint_patterns or default_fingerprint_patterns()
         try:
             check_patterns(patterns)
         except ActionError as exc:
