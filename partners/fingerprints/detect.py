@@ -49,7 +49,8 @@ CLEAR_Z = 4.0  # every other partner is below this, else the verdict is inconclu
 ALIGN_CORRELATION = 0.9  # a suspect tensor in this layout correlates at least this much
 MATCH_CORRELATION = 0.5  # a differently named suspect tensor is taken above this
 _SCORE_CHUNK = 8 * BLOCK
-_PROJECTION = 128
+_PROJECTION = 256
+_FULL_COLUMNS = 2048
 _ROW_BLOCK = 1024
 _MAX_PERMUTED_ROWS = 65536
 
@@ -104,15 +105,16 @@ def _unit_rows(x: np.ndarray, projection: np.ndarray | None) -> np.ndarray:
 def _match_rows(suspect: np.ndarray, original: np.ndarray) -> np.ndarray | None:
     """Index ``pi`` with ``suspect[pi]`` row-aligned to ``original``, or None.
 
-    Each original row takes the suspect row of highest cosine (rows centred, projected
-    on at most 128 random directions, which preserve cosines to ~1/sqrt(128)); rows
-    claimed twice are settled greedily in full dimension among the unclaimed rows.
+    Each original row takes the suspect row of highest cosine (rows centred; rows
+    longer than 2048 are first projected on 256 fixed random directions, which keep
+    cosines to about 1/16). Rows claimed twice are then settled greedily, best cosine
+    first, among the rows nobody claimed. None for fewer than 2 or more than 65536 rows.
     """
     rows, cols = original.shape
     if rows > _MAX_PERMUTED_ROWS or rows < 2:
         return None
     projection = None
-    if cols > _PROJECTION:
+    if cols > _FULL_COLUMNS:
         rng = np.random.default_rng(0x5EED)  # fixed: the alignment must not depend on keys
         projection = (rng.standard_normal((cols, _PROJECTION)) / math.sqrt(_PROJECTION)).astype(
             np.float32
@@ -120,19 +122,24 @@ def _match_rows(suspect: np.ndarray, original: np.ndarray) -> np.ndarray | None:
     o = _unit_rows(original, projection)
     s = _unit_rows(suspect, projection)
     best = np.empty(rows, dtype=np.int64)
+    score = np.empty(rows, dtype=np.float32)
     for first in range(0, rows, _ROW_BLOCK):
-        best[first : first + _ROW_BLOCK] = np.argmax(o[first : first + _ROW_BLOCK] @ s.T, axis=1)
-    counts = np.bincount(best, minlength=rows)
-    if counts.max() > 1:
-        taken = counts == 1
-        clash = np.flatnonzero(counts[best] > 1)
-        free = list(np.flatnonzero(counts == 0)) + list(np.unique(best[clash]))
-        o_full, s_full = _unit_rows(original, None), _unit_rows(suspect, None)
-        for i in clash:
-            candidates = np.array([j for j in free if not taken[j]], dtype=np.int64)
-            j = int(candidates[np.argmax(s_full[candidates] @ o_full[i])])
-            best[i] = j
-            taken[j] = True
+        sims = o[first : first + _ROW_BLOCK] @ s.T
+        best[first : first + _ROW_BLOCK] = np.argmax(sims, axis=1)
+        score[first : first + _ROW_BLOCK] = sims.max(axis=1)
+    taken = np.zeros(rows, dtype=bool)
+    keep = np.zeros(rows, dtype=bool)
+    # The highest-scoring claim on each suspect row keeps it; the others are re-matched.
+    for i in np.argsort(-score, kind="stable"):
+        if not taken[best[i]]:
+            taken[best[i]] = keep[i] = True
+    if (~keep).sum() > max(8, rows // 20):
+        return None  # not a permutation of the original's rows: no point in forcing one
+    for i in np.flatnonzero(~keep)[np.argsort(-score[~keep], kind="stable")]:
+        free = np.flatnonzero(~taken)
+        j = int(free[np.argmax(s[free] @ o[i])])
+        best[i] = j
+        taken[j] = True
     return best
 
 
@@ -153,10 +160,15 @@ def _aligned(
         if c >= ALIGN_CORRELATION:
             return best
     for x, transposed in layouts:
+        # Hidden-neuron permutations permute the rows of one matrix or its columns.
         rows = _match_rows(x, original)
-        y = x if rows is None else x[rows]
-        cols = _match_rows(y.T, original.T)
-        for z in (y, y if cols is None else y[:, cols]):
+        cols = _match_rows(x.T, original.T)
+        tries = []
+        if rows is not None:
+            tries.append(x[rows])
+        if cols is not None:
+            tries.append(x[:, cols])
+        for z in tries:
             c = _corr(z, original)
             if best is None or c > best[1]:
                 best = (z, c, transposed, True)

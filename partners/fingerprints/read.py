@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -85,25 +85,39 @@ def read_tensors(
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         try:
-            handle: BinaryIO = path.open("rb")
+            with path.open("rb") as handle:
+                fmt = format or _sniff(handle)
+                if fmt == "gguf":
+                    return _read_gguf(path)
+                header = read_header(handle)
         except OSError as exc:
             raise FingerprintError("unknown_format", "The file cannot be opened.") from exc
-    else:
-        handle = source
-    fmt = format or _sniff(handle)
+
+        def opener() -> BinaryIO:
+            return path.open("rb")
+
+        return _read_safetensors(header, opener, close=True)
+    fmt = format or _sniff(source)
     if fmt == "gguf":
-        return _read_gguf(handle)
-    return _read_safetensors(handle)
+        name = getattr(source, "name", None)
+        if not isinstance(name, str | os.PathLike) or not Path(name).is_file():
+            raise FingerprintError("not_gguf", "A GGUF suspect must be a file on disk.")
+        return _read_gguf(Path(name))
+    return _read_safetensors(read_header(source), lambda: source, close=False)
 
 
-def _read_safetensors(handle: BinaryIO) -> TensorFile:
-    header = read_header(handle)
+def _read_safetensors(header: Header, opener: Callable[[], BinaryIO], *, close: bool) -> TensorFile:
     infos = {t.name: t for t in header.tensors if t.dtype in _FLOAT_DTYPES}
 
     def load(name: str) -> np.ndarray:
         info = infos[name]
-        handle.seek(info.begin)
-        raw = handle.read(info.end - info.begin)
+        handle = opener()
+        try:
+            handle.seek(info.begin)
+            raw = handle.read(info.end - info.begin)
+        finally:
+            if close:
+                handle.close()
         if len(raw) != info.end - info.begin:
             raise FingerprintError(
                 "not_safetensors", "Not a safetensors file: the data is truncated."
@@ -118,13 +132,10 @@ def _read_safetensors(handle: BinaryIO) -> TensorFile:
     return TensorFile({n: (t.shape, t.dtype) for n, t in infos.items()}, load, header)
 
 
-def _read_gguf(handle: BinaryIO) -> TensorFile:
+def _read_gguf(path: Path) -> TensorFile:
     from gguf import GGUFReader
     from gguf.quants import dequantize
 
-    path = getattr(handle, "name", None)
-    if not isinstance(path, str | os.PathLike) or not Path(path).is_file():
-        raise FingerprintError("not_gguf", "A GGUF suspect must be a file on disk.")
     try:
         reader = GGUFReader(path)
         tensors = {t.name: t for t in reader.tensors if t.tensor_type.name not in _GGUF_SKIPPED}
