@@ -2,7 +2,7 @@
 
 ``request_detection`` checks the suspect files (1 to 16 safetensors or GGUF files, by
 their first bytes; at most ``ACCESSCTL_DETECTION_MAX_BYTES`` together), stores them under
-``detections/<id>/<n>`` in artifact storage and queues the ``slow`` task. ``run_detection``
+``accessctl.detections/<id>/<n>`` in artifact storage and queues the ``slow`` task. ``run_detection``
 (the task's one call) aligns the suspect with the release's originals, computes every
 partner's z with their key and writes the signed report.
 """
@@ -37,13 +37,20 @@ from partners.storage import CHUNK, artifact_storage
 
 __all__ = [
     "MAX_FILES",
+    "SUSPECT_PREFIX",
     "fail_detection",
     "request_detection",
     "run_detection",
     "suspect_format",
+    "suspect_key",
 ]
 
 MAX_FILES = 16
+# Where suspect files live in artifact storage: ``<prefix>/<detection id>/<n>``. The
+# prefix holds a ".", which no release slug ([-a-zA-Z0-9_]+) can spell, so no artifact
+# key ("<release>/<tag>/<path>") can ever name a suspect's bytes, nor a suspect an
+# artifact's (as the serving side's ``accessctl.variants/``).
+SUSPECT_PREFIX = "accessctl.detections"
 NAME_MAX = 200
 # A safetensors header longer than this is no model file we will read (the format's own
 # reader refuses headers over 100 MB).
@@ -61,6 +68,11 @@ def suspect_format(head: bytes, size: int) -> str | None:
         if 2 <= length <= min(_HEADER_MAX, size - 8) and head[8:9] == b"{":
             return "safetensors"
     return None
+
+
+def suspect_key(detection_id: int, n: int) -> str:
+    """The storage key of suspect file ``n`` (from 0) of detection ``detection_id``."""
+    return f"{SUSPECT_PREFIX}/{detection_id}/{n}"
 
 
 def _clean_name(name: str, n: int) -> str:
@@ -111,9 +123,7 @@ def _store(detection: Detection, checked: list[tuple[File, str, int]]) -> list[d
         while chunk := upload.read(CHUNK):
             digest.update(chunk)
         upload.seek(0)
-        key = f"detections/{detection.pk}/{n}"
-        if storage.exists(key):  # a rolled-back earlier attempt's leftover of this id
-            storage.delete(key)
+        key = suspect_key(detection.pk, n)
         saved = storage.save(key, File(cast(IO[bytes], upload), name=str(n)))
         stored.append(
             {
@@ -186,7 +196,7 @@ def request_detection(
 def _delete_files(detection: Detection) -> None:
     storage = artifact_storage()
     for n in range(MAX_FILES):
-        key = f"detections/{detection.pk}/{n}"
+        key = suspect_key(detection.pk, n)
         if storage.exists(key):
             storage.delete(key)
 

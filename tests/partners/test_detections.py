@@ -61,7 +61,7 @@ def test_a_security_officer_submits_a_suspect_and_it_is_stored_audited_and_queue
     for n, (meta, content) in enumerate(
         zip(detection.suspect_files, [safetensors_bytes(), GGUF], strict=True)
     ):
-        assert meta["storage_key"] == f"detections/{detection.pk}/{n}"
+        assert meta["storage_key"] == f"accessctl.detections/{detection.pk}/{n}"
         with storage.open(meta["storage_key"]) as stored:
             assert stored.read() == content
         assert meta["sha256"] == hashlib.sha256(content).hexdigest()
