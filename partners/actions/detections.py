@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, BinaryIO, cast
 
 from django.conf import settings
 from django.core.files import File
@@ -31,7 +31,7 @@ from accessctl.signing.keys import sign_detached
 from accessctl_wire import canonical_json
 from partners.authority import Operation, authorize
 from partners.dispatch import after_commit
-from partners.errors import ActionError
+from partners.errors import ActionError, ActionForbidden
 from partners.models import Artifact, Detection, FingerprintKey, Release
 from partners.storage import CHUNK, artifact_storage
 
@@ -152,6 +152,8 @@ def request_detection(
     ``detection.requested`` with the reason and the files' names, sizes and SHA-256s.
     """
     authorize(actor, Operation.DETECTION_RUN, release)
+    if actor is None:  # the system never asks: a detection is someone's decision
+        raise ActionForbidden(str(Operation.DETECTION_RUN), "a person must request it")
     if not reason.strip():
         raise ActionError(Code.REASON_REQUIRED, "Say why: the reason is kept in the audit trail.")
     release = Release.objects.get(pk=release.pk)
@@ -266,8 +268,9 @@ def _originals(
     parts = []
     for artifact in artifacts:
         handle = stack.enter_context(storage.open(artifact.storage_key, "rb"))
-        tensors = read_tensors(cast(IO[bytes], handle), format="safetensors")
-        parts.append((tensors, matched_tensors(tensors.header, list(patterns))))
+        tensors = read_tensors(cast(BinaryIO, handle), format="safetensors")
+        marked = matched_tensors(tensors.header, list(patterns)) if tensors.header else []
+        parts.append((tensors, marked))
     return _combined(parts)
 
 

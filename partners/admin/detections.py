@@ -48,9 +48,10 @@ class SuspectFilesField(forms.FileField):
 
 
 class DetectionForm(forms.ModelForm):
-    files = SuspectFilesField(
+    suspects = SuspectFilesField(
+        label="Suspect files",
         help_text=f"The suspect files as found (1 to {MAX_FILES}): safetensors or GGUF, "
-        "quantized or not."
+        "quantized or not.",
     )
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
@@ -60,7 +61,7 @@ class DetectionForm(forms.ModelForm):
 
     class Meta:
         model = Detection
-        fields = ["release", "files", "reason"]
+        fields = ["release", "suspects", "reason"]
 
     def _post_clean(self) -> None:
         pass  # the action decides (fingerprinting on, keys, files), with its evidence
@@ -72,7 +73,7 @@ class DetectionAdmin(
 ):
     story = staticmethod(pages.detection_story)
     add_form = DetectionForm
-    add_fields = ("release", "files", "reason")
+    add_fields = ("release", "suspects", "reason")
     list_display = ["__str__", "created_at", "release", "requested_by", "status", "verdict_shown"]
     list_filter = ["status", "verdict", "release"]
     list_select_related = ["release", "requested_by"]
@@ -115,7 +116,7 @@ class DetectionAdmin(
         detection = actions.request_detection(
             actor=acting_user(request),
             release=data["release"],
-            files=data["files"],
+            files=data["suspects"],
             reason=data["reason"],
         )
         obj.pk = detection.pk

@@ -497,7 +497,7 @@ ADD: dict[str, Data] = {
     "partners.detection": lambda w, d: {
         "release": w.marked.pk,
         "reason": "matrix",
-        "files": _suspect_upload(),
+        "suspects": _suspect_upload(),
     },
     "django_celery_results.taskresult": lambda w, d: {
         "task_id": "matrix-new",

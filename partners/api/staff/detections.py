@@ -98,8 +98,9 @@ class DetectionCreateApi(StaffView):
     )
     def post(self, request: Request, slug: str) -> Response:
         release = get_object_or_404(Release, slug=slug)
+        fields = request.data if isinstance(request.data, dict) else {}
         data = DetectionIn(
-            data={"files": request.FILES.getlist("files"), "reason": request.data.get("reason")}
+            data={"files": request.FILES.getlist("files"), "reason": fields.get("reason")}
         )
         data.is_valid(raise_exception=True)
         detection = actions.request_detection(
