@@ -182,16 +182,34 @@ def grant_story(grant: Grant, at: datetime) -> dict[str, Any]:
     }
 
 
+def _moment(text: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+
+
 def detection_story(detection: Detection, at: datetime) -> dict[str, Any]:
     """The detection page's panels (no query: everything is in its report): the verdict,
     each partner's z and false-positive probability (highest first), the tensors compared,
     the commitments with a link to each one's audit event, and the signed report's file."""
     report = detection.report or {}
     named = set(detection.named or [])
-    partners = [{**row, "named": row.get("partner") in named} for row in report.get("partners", [])]
+    partners = [
+        {
+            **row,
+            "named": row.get("partner") in named,
+            # Below what a double holds (z above ~38): say so rather than "0".
+            "p_shown": (
+                f"{row['p_false_positive']:.3g}" if row.get("p_false_positive") else "< 1e-300"
+            ),
+        }
+        for row in report.get("partners", [])
+    ]
     commitments = [
         {
             **c,
+            "committed": _moment(c.get("committed_at")),
             "event_url": (
                 reverse("admin:audit_auditevent_change", args=[c["audit_event"]])
                 if c.get("audit_event")
