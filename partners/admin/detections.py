@@ -18,7 +18,7 @@ from accessctl.audit.admin import AuditHistory
 from partners import actions
 from partners.actions.detections import MAX_FILES
 from partners.authority import Operation, may
-from partners.models import Detection
+from partners.models import Detection, Release
 
 from . import pages
 from ._helpers import ActionErrorsAsMessages, AddThenReadOnly
@@ -62,6 +62,11 @@ class DetectionForm(forms.ModelForm):
     class Meta:
         model = Detection
         fields = ["release", "suspects", "reason"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if field := self.fields.get("release"):  # offered: the releases that fingerprint
+            field.queryset = Release.objects.filter(fingerprint=True)  # type: ignore[attr-defined]
 
     def _post_clean(self) -> None:
         pass  # the action decides (fingerprinting on, keys, files), with its evidence
