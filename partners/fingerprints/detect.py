@@ -231,7 +231,19 @@ def detect(
     if len(set(labels)) != len(labels):
         raise FingerprintError("bad_argument", "Candidate labels must be unique.")
     keys = [_check_key(c.key) for c in candidates]
-    sums = np.zeros(len(candidates), dtype=np.float64)
+    with np.errstate(all="ignore"):  # a suspect's non-finite values are zeroed in d
+        return _detect(original, suspect, labels, keys, alpha, patterns)
+
+
+def _detect(
+    original: Mapping[str, np.ndarray],
+    suspect: Mapping[str, np.ndarray],
+    labels: list[str],
+    keys: list[bytes],
+    alpha: float,
+    patterns: Sequence[str],
+) -> dict[str, Any]:
+    sums = np.zeros(len(keys), dtype=np.float64)
     energy = 0.0
     compared: list[dict[str, Any]] = []
     used: set[str] = set()

@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import FingerprintError
 from .keys import _check_key, rounding_bits, signs
-from .st_format import TensorInfo, matched_tensors, read_header
+from .st_format import Header, TensorInfo, matched_tensors, read_header
 
 __all__ = ["DEFAULT_CHUNK_BYTES", "MarkResult", "mark_safetensors"]
 
@@ -71,7 +71,7 @@ def _copy(source: BinaryIO, sink: _Sink, start: int, stop: int) -> None:
 
 def _to_float32(raw: bytes, dtype: str) -> np.ndarray:
     if dtype == "F32":
-        return np.frombuffer(raw, dtype="<f4").astype(np.float32)
+        return np.frombuffer(raw, dtype="<f4")  # read-only view: never written to
     if dtype == "F16":
         return np.frombuffer(raw, dtype="<f2").astype(np.float32)
     # BF16 is the upper half of an IEEE float32.
@@ -99,10 +99,29 @@ def _round_bf16(y: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return np.where((up & 0x7F80) == 0x7F80, down, up)
 
 
-def _marked_bytes(raw: bytes, info: TensorInfo, key: bytes, scale: float, start: int) -> bytes:
+def _marked_bytes(
+    raw: bytes, info: TensorInfo, key: bytes, scale: float, start: int
+) -> bytes | memoryview:
     x = _to_float32(raw, info.dtype)
     stop = start + x.size
-    y = x + np.float32(scale) * signs(key, info.name, info.shape, start, stop)
+    y = signs(key, info.name, info.shape, start, stop)
+    np.multiply(y, np.float32(scale), out=y)
+    np.add(y, x, out=y)
+    # Fast paths when every value is finite (a float64 sum of float32 values cannot
+    # overflow, so it is finite exactly when they all are).
+    if np.isfinite(y.sum(dtype=np.float64)):
+        if info.dtype == "F32":
+            return y.astype("<f4", copy=False).data.cast("B")
+        if info.dtype == "BF16":
+            bits = y.view(np.uint32)
+            np.add(bits, rounding_bits(key, info.name, info.shape, start, stop), out=bits)
+            np.right_shift(bits, 16, out=bits)
+            rounded = bits.astype("<u2")
+            if not np.any((rounded & 0x7F80) == 0x7F80):  # no finite weight became infinite
+                return rounded.data.cast("B")
+            y = signs(key, info.name, info.shape, start, stop)
+            np.multiply(y, np.float32(scale), out=y)
+            np.add(y, x, out=y)
     finite = np.isfinite(x) & np.isfinite(y)
     if info.dtype == "F32":
         out = np.where(finite, y, x).astype("<f4")
@@ -121,11 +140,21 @@ def _marked_bytes(raw: bytes, info: TensorInfo, key: bytes, scale: float, start:
 
 
 def _row_sums(x: np.ndarray) -> tuple[list[float], list[float], int]:
-    """Per-row sum and sum of squares (float64) of the finite weights, and their count."""
-    x64 = x.astype(np.float64)
-    finite = np.isfinite(x64)
-    x64[~finite] = 0.0
-    return x64.sum(axis=1).tolist(), np.einsum("ij,ij->i", x64, x64).tolist(), int(finite.sum())
+    """Per-row sum and sum of squares (float64) of the finite weights, and their count.
+
+    Squares are rounded to float32 (IEEE, so the same on every machine) and rows summed
+    in float64 by NumPy's pairwise summation: the result depends only on the row.
+    """
+    sums = x.sum(axis=1, dtype=np.float64)
+    squares = np.square(x).sum(axis=1, dtype=np.float64)
+    count = x.size
+    if not (np.isfinite(sums).all() and np.isfinite(squares).all()):
+        finite = np.isfinite(x)
+        clean = np.where(finite, x, np.float32(0))
+        sums = clean.sum(axis=1, dtype=np.float64)
+        squares = np.square(clean).sum(axis=1, dtype=np.float64)
+        count = int(finite.sum())
+    return sums.tolist(), squares.tolist(), count
 
 
 def _mark_tensor(
@@ -199,6 +228,19 @@ def mark_safetensors(
         raise FingerprintError("bad_argument", "chunk_bytes must be positive.")
     header = read_header(source)
     marked = set(matched_tensors(header, patterns))
+    with np.errstate(all="ignore"):  # non-finite weights are handled explicitly
+        return _mark_file(source, target, header, marked, key, float(alpha), chunk_bytes)
+
+
+def _mark_file(
+    source: BinaryIO,
+    target: BinaryIO,
+    header: Header,
+    marked: set[str],
+    key: bytes,
+    alpha: float,
+    chunk_bytes: int,
+) -> MarkResult:
     sink = _Sink(target)
     sink.write(header.raw)
     position = header.data_start
@@ -206,7 +248,7 @@ def mark_safetensors(
         if info.name not in marked:
             continue
         _copy(source, sink, position, info.begin)
-        _mark_tensor(source, sink, info, key, float(alpha), chunk_bytes)
+        _mark_tensor(source, sink, info, key, alpha, chunk_bytes)
         position = info.end
     _copy(source, sink, position, header.file_size)
     return MarkResult(

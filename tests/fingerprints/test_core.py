@@ -405,3 +405,28 @@ _entries = st.fixed_dictionaries(
 def test_random_headers_raise_only_fingerprint_errors(header, data, skew):
     text = json.dumps(header).encode()
     _check_garbage(struct.pack("<Q", max(0, len(text) + skew)) + text + data)
+
+
+@pytest.mark.parametrize("dtype", ["F32", "F16", "BF16"])
+def test_non_finite_weights_are_copied_unchanged(tmp_path, dtype, candidates):
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal((256, 512), dtype=np.float32) * 0.02
+    w[0, :3] = [np.inf, -np.inf, np.nan]
+    if dtype == "BF16":
+        raw = to_bf16_bits(w).tobytes()
+    else:
+        raw = w.astype("<f2" if dtype == "F16" else "<f4").tobytes()
+    path, target = tmp_path / "m.safetensors", tmp_path / "v.safetensors"
+    write_safetensors(path, {"a.weight": (dtype, w.shape, raw)})
+    with path.open("rb") as source, target.open("wb") as out:
+        assert mark_safetensors(
+            source, out, key=candidates[1].key, alpha=ALPHA, patterns=PATTERNS
+        ).tensors == ["a.weight"]
+    original, marked = read_tensors(path)["a.weight"], read_tensors(target)["a.weight"]
+    assert np.array_equal(original[0, :3], marked[0, :3], equal_nan=True)
+    assert np.isfinite(marked[1:]).all() and not np.array_equal(original[1:], marked[1:])
+    s = signs(candidates[1].key, "a.weight", w.shape).reshape(w.shape)
+    finite = np.isfinite(original)
+    sigma = float(np.std(original[finite]))
+    gain = float(np.mean((marked[finite] - original[finite]) * s[finite])) / (ALPHA * sigma)
+    assert gain == pytest.approx(1.0, abs=0.1)
