@@ -144,9 +144,9 @@ class DetectionAdmin(
         detection = Detection.objects.filter(pk=detection_id, status=Detection.Status.DONE).first()
         if detection is None or detection.report is None:
             raise Http404
-        body = json.dumps(
-            {"report": detection.report, "signature": detection.signature}, indent=2, sort_keys=True
-        )
+        # Indented for a reader: the signature covers the report's canonical JSON, which
+        # the verifier recomputes, not these bytes.
+        body = json.dumps({"report": detection.report, "signature": detection.signature}, indent=2)
         response = HttpResponse(body, content_type="application/json")
         response["Content-Disposition"] = (
             f'attachment; filename="detection-{detection.pk}-report.json"'
