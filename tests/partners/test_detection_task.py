@@ -178,3 +178,24 @@ def _portal(user):
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()
     return client
+
+
+def test_an_unexpected_failure_ends_the_detection_failed_not_running(world, monkeypatch):
+    from partners import tasks
+
+    detection = actions.request_detection(
+        actor=f.staff("Security officer"),
+        release=world.release,
+        files=[SimpleUploadedFile("leak.safetensors", world.copies["aurora"])],
+        reason="r",
+    )
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("storage said no at s3://bucket/secret-path")
+
+    monkeypatch.setattr("partners.fingerprints.detect", broken)
+    assert tasks.run_detection.run(detection.pk) == "failed"
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.FAILED
+    assert "unexpectedly" in detection.error and "secret-path" not in detection.error
+    assert AuditEvent.objects.filter(action="detection.failed").count() == 1
