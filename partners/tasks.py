@@ -157,7 +157,9 @@ def run_detection(detection_id: int) -> str | None:
     return None if detection is None else detection.verdict or detection.status
 
 
-@shared_task(bind=True, **RETRY, soft_time_limit=3600, time_limit=3900)
+# Below the broker's visibility timeout (900 s), so a message is never handed to a second
+# worker while the first still writes; one message is one shard (``prepare_variants``).
+@shared_task(bind=True, **RETRY, soft_time_limit=840, time_limit=870)
 def write_variants(self: Any, variant_ids: list[int] | None = None) -> dict[str, int]:
     """Write partners' marked copies (queue ``slow``): the variants ``variant_ids``, or
     every pending one. A failed variant is tried again with exponential backoff (30 s,

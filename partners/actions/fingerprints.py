@@ -149,7 +149,10 @@ def prepare_variants(
                 partner=partner, artifact__in=artifacts, status=ArtifactVariant.Status.PENDING
             ).values_list("pk", flat=True)
         )
-    after_commit(WRITE_VARIANTS_TASK, ids)
+    # One message per copy: each task writes one shard, well within the broker's
+    # visibility timeout, and the copies are written in parallel by several workers.
+    for variant_id in ids:
+        after_commit(WRITE_VARIANTS_TASK, [variant_id])
     return ids
 
 
@@ -276,6 +279,11 @@ def _short(exc: BaseException) -> str:
 
 def _write_one(variant: ArtifactVariant) -> str:
     """Write ``variant`` and record the outcome; its new status."""
+    current = ArtifactVariant.objects.filter(pk=variant.pk).values_list("status", flat=True)
+    if current.first() == ArtifactVariant.Status.READY:
+        # Another run (a redelivered message) finished it: its stored copy is served now
+        # and must not be replaced under a download.
+        return ArtifactVariant.Status.READY
     try:
         key = FingerprintKey.objects.get(
             release=variant.artifact.checkpoint.release, partner=variant.partner

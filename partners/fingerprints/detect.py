@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,7 @@ _PROJECTION = 256
 _FULL_COLUMNS = 2048
 _ROW_BLOCK = 1024
 _MAX_PERMUTED_ROWS = 65536
+_PERMUTED_CANDIDATES = 3
 
 
 @dataclass(frozen=True)
@@ -143,19 +144,24 @@ def _match_rows(suspect: np.ndarray, original: np.ndarray) -> np.ndarray | None:
     return best
 
 
-def _aligned(
-    original: np.ndarray, suspect: np.ndarray
-) -> tuple[np.ndarray, float, bool, bool] | None:
-    """The suspect in the original's layout: (array, correlation, transposed, permuted)."""
+def _aligned(original: np.ndarray, suspect: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
+    """The suspect in the original's layout: (array, correlation, transposed, permuted).
+
+    ``suspect`` has the original's shape or its transpose (the caller checks). The
+    layout in order if it correlates at least 0.9, else the best of the row and column
+    permutations found, else the best seen.
+    """
     layouts: list[tuple[np.ndarray, bool]] = []
     if suspect.shape == original.shape:
         layouts.append((suspect, False))
-    if suspect.T.shape == original.shape:
+    if suspect.T.shape == original.shape:  # a square matrix is tried both ways
         layouts.append((suspect.T, True))
-    best: tuple[np.ndarray, float, bool, bool] | None = None
+    if not layouts:
+        raise ValueError("the suspect tensor has neither the shape nor its transpose")
+    best = (layouts[0][0], -2.0, layouts[0][1], False)
     for x, transposed in layouts:
         c = _corr(x, original)
-        if best is None or c > best[1]:
+        if c > best[1]:
             best = (x, c, transposed, False)
         if c >= ALIGN_CORRELATION:
             return best
@@ -170,11 +176,64 @@ def _aligned(
             tries.append(x[:, cols])
         for z in tries:
             c = _corr(z, original)
-            if best is None or c > best[1]:
+            if c > best[1]:
                 best = (z, c, transposed, True)
             if c >= ALIGN_CORRELATION:
                 return best
     return best
+
+
+def _profile(x: np.ndarray, original: np.ndarray) -> float:
+    """How well row or column norms agree in order: one of them survives a permutation of
+    the other axis exactly (a cheap ranking of candidates for the permutation search)."""
+    return max(
+        _corr(np.linalg.norm(x, axis=0), np.linalg.norm(original, axis=0)),
+        _corr(np.linalg.norm(x, axis=1), np.linalg.norm(original, axis=1)),
+    )
+
+
+def _counterpart(
+    name: str,
+    o: np.ndarray,
+    suspect: Mapping[str, np.ndarray],
+    used: set[str],
+    load: Callable[[str], np.ndarray | None],
+) -> tuple[str, tuple[np.ndarray, float, bool, bool]] | None:
+    """The suspect tensor standing for original tensor ``name``, aligned, or None.
+
+    Same name (same or transposed shape) first; else the unused tensor of that shape with
+    the highest correlation in order, above 0.5; else, for a renamed tensor whose neurons
+    were also permuted, the permutation search on the 3 tensors of that shape whose row
+    or column norms agree best, kept if it reaches 0.9.
+    """
+    shapes = {o.shape, o.shape[::-1]}
+    if name in suspect and name not in used and _shape(suspect, name) in shapes:
+        s = load(name)
+        return None if s is None else (name, _aligned(o, s))
+    best, match = MATCH_CORRELATION, None
+    profiles: list[tuple[float, str]] = []
+    for other in suspect:
+        if other in used or _shape(suspect, other) not in shapes:
+            continue
+        s = load(other)
+        if s is None:
+            continue
+        layouts = [x for x in (s, s.T) if x.shape == o.shape]
+        c = max(_corr(x, o) for x in layouts)
+        if c > best:
+            best, match = c, other
+        profiles.append((max(_profile(x, o) for x in layouts), other))
+    if match is not None:
+        s = load(match)
+        return None if s is None else (match, _aligned(o, s))
+    for _, other in sorted(profiles, reverse=True)[:_PERMUTED_CANDIDATES]:
+        s = load(other)
+        if s is None:
+            continue
+        aligned = _aligned(o, s)
+        if aligned[1] >= ALIGN_CORRELATION:
+            return other, aligned
+    return None
 
 
 def _original_marked(original: Mapping[str, np.ndarray], patterns: Sequence[str]) -> list[str]:
@@ -218,7 +277,10 @@ def detect(
     shape is the same or transposed, else the unused suspect tensor of that shape (or
     transposed) with the highest correlation above 0.5; then, if the correlation in
     that layout is below 0.9, rows and columns are matched to the original's (hidden-
-    neuron permutations). Original tensors without a counterpart are left out.
+    neuron permutations); a tensor both renamed and permuted is looked for among the 3
+    of its shape whose row or column norms agree best. Original tensors without a
+    counterpart are left out. Memory: one original tensor, plus the suspect tensors read
+    while looking for renamed ones (up to the whole suspect, as float32).
 
     Returns ``{"scheme", "alpha", "patterns", "tensors": [{"original", "suspect",
     "weights", "correlation", "permuted", "transposed"}], "weights", "partners":
@@ -262,30 +324,11 @@ def _detect(
         o = np.asarray(original[name], dtype=np.float32)
         if o.ndim != 2 or o.size == 0:
             continue
-        shapes = {o.shape, o.shape[::-1]}
-        match: str | None = None
-        if name in suspect and name not in used and _shape(suspect, name) in shapes:
-            match = name
-        else:
-            best = MATCH_CORRELATION
-            for other in suspect:
-                if other in used or _shape(suspect, other) not in shapes:
-                    continue
-                s = load(other)
-                if s is None:
-                    continue
-                c = max(_corr(s, o), _corr(s.T, o) if s.T.shape == o.shape else -1.0)
-                if c > best:
-                    best, match = c, other
-        if match is None:
+        found = _counterpart(name, o, suspect, used, load)
+        if found is None:
             continue
-        s = cache.pop(match, None) if match in cache else load(match)
-        cache.pop(match, None)
-        if s is None:
-            continue
-        aligned = _aligned(o, s)
-        if aligned is None:
-            continue
+        match, aligned = found
+        cache.pop(match, None)  # each suspect tensor is compared once: free it
         used.add(match)
         x, correlation, transposed, permuted = aligned
         d = (x - o).ravel()

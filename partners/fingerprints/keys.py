@@ -131,14 +131,20 @@ _PLUS_MINUS = np.array([-1.0, 1.0], dtype=np.float32)
 
 
 def signs(
-    key: bytes, name: str, shape: Sequence[int], start: int = 0, stop: int | None = None
+    key: bytes,
+    name: str,
+    shape: Sequence[int],
+    start: int = 0,
+    stop: int | None = None,
+    *,
+    scale: float = 1.0,
 ) -> np.ndarray:
     """The keyed +-1 pattern ``s`` of elements [start, stop) of a tensor, float32, 1-D.
 
     Element ``i`` (row-major index) is +1 when bit ``i mod BLOCK`` (little-endian) of its
     block's PCG64 stream is 1, else -1: independent fair signs under the key. Errors:
     ``FingerprintError("bad_argument")`` for a key that is not 32 bytes or a range
-    outside the tensor.
+    outside the tensor. ``scale``: return ``float32(scale) * s`` instead (in one pass).
     """
     total = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
     stop = total if stop is None else stop
@@ -148,7 +154,8 @@ def signs(
     # BLOCK is a multiple of 64: blocks concatenate without padding (but the last).
     bits = np.unpackbits(words.view(np.uint8), bitorder="little")
     offset = start - (start // BLOCK) * BLOCK
-    return _PLUS_MINUS[bits[offset : offset + (stop - start)]]
+    table = _PLUS_MINUS if scale == 1.0 else np.array([-scale, scale], dtype=np.float32)
+    return table[bits[offset : offset + (stop - start)]]
 
 
 def rounding_bits(

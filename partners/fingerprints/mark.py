@@ -104,8 +104,7 @@ def _marked_bytes(
 ) -> bytes | memoryview:
     x = _to_float32(raw, info.dtype)
     stop = start + x.size
-    y = signs(key, info.name, info.shape, start, stop)
-    np.multiply(y, np.float32(scale), out=y)
+    y = signs(key, info.name, info.shape, start, stop, scale=scale)
     np.add(y, x, out=y)
     # Fast paths when every value is finite (a float64 sum of float32 values cannot
     # overflow, so it is finite exactly when they all are).
@@ -119,8 +118,7 @@ def _marked_bytes(
             rounded = bits.astype("<u2")
             if not np.any((rounded & 0x7F80) == 0x7F80):  # no finite weight became infinite
                 return rounded.data.cast("B")
-            y = signs(key, info.name, info.shape, start, stop)
-            np.multiply(y, np.float32(scale), out=y)
+            y = signs(key, info.name, info.shape, start, stop, scale=scale)
             np.add(y, x, out=y)
     finite = np.isfinite(x) & np.isfinite(y)
     if info.dtype == "F32":

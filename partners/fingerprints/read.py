@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -43,6 +45,9 @@ class TensorFile(Mapping[str, np.ndarray]):
             raise KeyError(name)
         return self._loader(name)
 
+    def __contains__(self, name: object) -> bool:  # without reading the tensor
+        return name in self._names
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
 
@@ -69,7 +74,8 @@ def read_tensors(
     """The floating-point tensors of a safetensors or GGUF file, as float32 on access.
 
     ``source``: a path, or a seekable binary file kept open while the result is used
-    (a GGUF file object needs a ``name`` that is its path: GGUF is memory-mapped).
+    (GGUF is memory-mapped: a file object that is not a file on disk is first copied to
+    a temporary file, unlinked at once, its space freed with the result).
     ``format``: ``"safetensors"``, ``"gguf"`` or None (sniffed: GGUF files start with
     ``GGUF``). Safetensors: F32, F16, BF16 and F64 tensors, with their shapes; integer
     and 8-bit tensors are left out. GGUF: every tensor the installed ``gguf`` package
@@ -100,9 +106,9 @@ def read_tensors(
     fmt = format or _sniff(source)
     if fmt == "gguf":
         name = getattr(source, "name", None)
-        if not isinstance(name, str | os.PathLike) or not Path(name).is_file():
-            raise FingerprintError("not_gguf", "A GGUF suspect must be a file on disk.")
-        return _read_gguf(Path(name))
+        if isinstance(name, str | os.PathLike) and Path(name).is_file():
+            return _read_gguf(Path(name))
+        return _read_gguf_copy(source)
     return _read_safetensors(read_header(source), lambda: source, close=False)
 
 
@@ -130,6 +136,22 @@ def _read_safetensors(header: Header, opener: Callable[[], BinaryIO], *, close: 
         return flat.reshape(info.shape)
 
     return TensorFile({n: (t.shape, t.dtype) for n, t in infos.items()}, load, header)
+
+
+def _read_gguf_copy(source: BinaryIO) -> TensorFile:
+    """GGUF is memory-mapped: copy a file object that is not a file on disk (an S3 object,
+    an upload) to a temporary file, map it, and unlink it (the mapping keeps the data)."""
+    with tempfile.NamedTemporaryFile(prefix="suspect-", suffix=".gguf", delete=False) as copy:
+        try:
+            source.seek(0)
+            shutil.copyfileobj(source, copy, 8 * 1024 * 1024)
+        except BaseException:
+            os.unlink(copy.name)
+            raise
+    try:
+        return _read_gguf(Path(copy.name))
+    finally:
+        os.unlink(copy.name)
 
 
 def _read_gguf(path: Path) -> TensorFile:

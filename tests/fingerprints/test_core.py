@@ -253,7 +253,7 @@ def test_a_tensor_larger_than_a_chunk_is_streamed_with_the_same_result(tmp_path,
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 40 << 20, f"peak {peak / 2**20:.1f} MiB for a 64 MiB tensor"
+    assert peak < 24 << 20, f"peak {peak / 2**20:.1f} MiB for a 64 MiB tensor"
     with path.open("rb") as source, whole.open("wb") as out:
         mark_safetensors(source, out, key=key, alpha=ALPHA, patterns=PATTERNS, chunk_bytes=1 << 30)
     assert chunked.read_bytes() == whole.read_bytes()
@@ -430,3 +430,51 @@ def test_non_finite_weights_are_copied_unchanged(tmp_path, dtype, candidates):
     sigma = float(np.std(original[finite]))
     gain = float(np.mean((marked[finite] - original[finite]) * s[finite])) / (ALPHA * sigma)
     assert gain == pytest.approx(1.0, abs=0.1)
+
+
+def test_a_garbage_suspect_is_inconclusive_not_an_error(bf16_checkpoint, candidates):
+    """Non-finite values, wrong shapes, unrelated weights, permuted rows of noise: the
+    detector answers (inconclusive), it does not raise."""
+    path, _ = bf16_checkpoint
+    original = read_tensors(path)
+    rng = np.random.default_rng(4)
+    suspect = {
+        "layers.0.mlp.weight": np.full((512, 1024), np.nan, dtype=np.float32),
+        "layers.1.mlp.weight": np.full((1024, 512), np.inf, dtype=np.float32),
+        "layers.2.mlp.weight": rng.standard_normal((512, 1024)).astype(np.float32),
+        "layers.3.mlp.weight": np.zeros((3, 3), dtype=np.float32),
+        "renamed": rng.standard_normal((512, 1024)).astype(np.float16),
+        "scalar": np.float32(1.0),
+    }
+    report = detect(original, suspect, candidates, alpha=ALPHA, patterns=PATTERNS)
+    assert report["verdict"] == "inconclusive"
+    assert all(abs(p["z"]) < 4 for p in report["partners"])
+    json.dumps(report, allow_nan=False)
+    empty = detect(original, {}, candidates, alpha=ALPHA, patterns=PATTERNS)
+    assert empty["weights"] == 0 and empty["verdict"] == "inconclusive"
+
+
+def test_a_variant_s_bytes_are_pinned(tmp_path):
+    """Rewriting a variant (after a storage loss, on another worker) must give the bytes
+    whose SHA-256 the partner's signed manifest already lists: F32, F16 and BF16 marks,
+    sigma and the stochastic rounding are pinned here."""
+    rng = np.random.default_rng(2024)
+    w = rng.standard_normal((64, 128), dtype=np.float32) * 0.05
+    path = tmp_path / "golden.safetensors"
+    write_safetensors(
+        path,
+        {
+            "a.weight": ("F32", (64, 128), w.tobytes()),
+            "b.weight": ("F16", (64, 128), w.astype("<f2").tobytes()),
+            "c.weight": ("BF16", (64, 128), to_bf16_bits(w).tobytes()),
+            "c.bias": ("F32", (64,), w[0, :64].tobytes()),
+        },
+        metadata={"format": "pt"},
+    )
+    key = derive_key(SECRET, "falcon-2", "aurora")
+    with path.open("rb") as source:
+        result = mark_safetensors(source, io.BytesIO(), key=key, alpha=ALPHA, patterns=PATTERNS)
+    assert (result.size, result.sha256) == (
+        66152,
+        "0697ac375fa8b440e7f7ddddc6198de6d17604936998df43c10e1e89fe251372",
+    )

@@ -125,9 +125,13 @@ def test_the_leaker_is_named_after_a_quantization_round_trip(
     assert report["weights"] == 22_682_112 and len(report["tensors"]) == 40
 
 
-def test_the_leaker_is_named_after_the_hidden_neurons_are_permuted(original, leaked, candidates):
+@pytest.mark.parametrize("renamed", [False, True])
+def test_the_leaker_is_named_after_the_hidden_neurons_are_permuted(
+    renamed, original, leaked, candidates
+):
     """Permuting an MLP's hidden neurons (rows of the first linear, its bias, columns of
-    the second) leaves the model's function unchanged and the mark out of place."""
+    the second) leaves the model's function unchanged and the mark out of place; with
+    every tensor renamed too, the permuted ones are found by their row/column norms."""
     rng = np.random.default_rng(7)
     suspect = dict(leaked)
     for layer in range(6):
@@ -137,10 +141,16 @@ def test_the_leaker_is_named_after_the_hidden_neurons_are_permuted(original, lea
             suspect[prefix + name] = leaked[prefix + name][order]
         suspect[prefix + "output.dense.weight"] = leaked[prefix + "output.dense.weight"][:, order]
     suspect = _quantized(suspect, int8_per_channel)
+    if renamed:
+        suspect = {f"t{i}": t for i, t in enumerate(suspect.values())}
     report = _detect(original, suspect, candidates)
     scores = _scores(report)
     assert report["verdict"] == "named" and report["named"] == [LEAKER], scores
     assert all(abs(z) < 4 for p, z in scores.items() if p != LEAKER), scores
+    assert len(report["tensors"]) == 40
+    if renamed:
+        names = list(leaked)
+        assert all(names[int(t["suspect"][1:])] == t["original"] for t in report["tensors"])
     permuted = {t["original"] for t in report["tensors"] if t["permuted"]}
     assert permuted == {
         f"encoder.layer.{i}.{part}.dense.weight"
@@ -198,3 +208,7 @@ def test_a_gguf_suspect_with_llama_cpp_names_is_handled(tmp_path, leaked, origin
     assert all(abs(z) < 4 for p, z in scores.items() if p != LEAKER), scores
     assert all(renamed[t["suspect"]] == t["original"] for t in report["tensors"])
     assert len(report["tensors"]) == 40
+    # An upload or an S3 object (no path on disk) is copied to a temporary file first.
+    uploaded = read_tensors(io.BytesIO(path.read_bytes()))
+    name = next(iter(uploaded))
+    assert np.array_equal(uploaded[name], suspect[name])

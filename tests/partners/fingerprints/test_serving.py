@@ -16,6 +16,7 @@ from partners import fingerprints as fp
 from partners.actions.fingerprints import VARIANTS_PREFIX
 from partners.errors import ActionError
 from partners.fingerprints_store import current_secret, key_for, secret_of
+from partners.manifests import commit_id, manifest
 from partners.models import ArtifactVariant, FingerprintKey, FingerprintSecret, Grant
 from tests import factories as f
 
@@ -317,3 +318,28 @@ def test_files_added_to_a_held_checkpoint_get_copies_too():
     actions.register_checkpoint(actor=None, release=world.release, tag="step-1", artifacts=specs)
     assert ArtifactVariant.objects.filter(partner=partner).count() == 3
     assert FingerprintKey.objects.filter(partner=partner).count() == 1
+
+
+def test_the_hub_names_the_partner_commit_and_waits_for_its_copies(settings):
+    world = World()
+    partner, other = world.partners
+    world.grant(partner)
+    repo = f"/api/models/lab/{world.release.slug}/revision/main"
+    waiting = world.api(partner).get(repo)
+    assert waiting.status_code == 503 and waiting.json()["code"] == "variant_not_ready"
+    assert waiting["Retry-After"] == str(settings.ACCESSCTL_VARIANT_RETRY_SECONDS)
+    resolve = world.api(partner).head(f"/lab/{world.release.slug}/resolve/main/{MARKED}")
+    assert resolve.status_code == 503
+
+    actions.write_variants()
+    world.grant(other)
+    actions.write_variants()
+    infos = {p.pk: world.api(p).get(repo).json() for p in world.partners}
+    assert infos[partner.pk]["sha"] != infos[other.pk]["sha"]
+    for p in world.partners:
+        own = {e["path"]: e["sha256"] for e in manifest(world.checkpoint, p)["files"]}
+        assert infos[p.pk]["sha"] == commit_id(manifest(world.checkpoint, p))
+        assert {s["rfilename"]: s["lfs"]["sha256"] for s in infos[p.pk]["siblings"]} == own
+        head = world.api(p).head(f"/lab/{world.release.slug}/resolve/main/{MARKED}")
+        assert head.status_code == 200 and head["X-Linked-Etag"] == f'"{own[MARKED]}"'
+        assert head["X-Repo-Commit"] == infos[p.pk]["sha"]

@@ -1,7 +1,7 @@
 """Leak attribution end to end with real services: a real ``celery worker`` writes the
 partners' copies, then two partners download the same release with the ``accessctl``
 CLI and the Hugging Face Hub client (``huggingface_hub``) against a live server, in
-local mode and in s3 mode (SeaweedFS), and each verifies against its own signed
+local mode and in s3 mode (SeaweedFS; nginx mode too, by the API), and each verifies against its own signed
 manifest."""
 
 import hashlib
@@ -19,6 +19,7 @@ from accessctl.audit.models import AuditCheckpoint, AuditEvent, AuditLeaf
 from partners import actions
 from partners.manifests import commit_id, manifest
 from partners.models import ArtifactVariant, FingerprintKey, Grant
+from tests.servers import nginx
 from tests.workers import use_broker, wait_for, workers
 
 from .world import FILES, MARKED, UNMARKED, World, loaded
@@ -175,3 +176,31 @@ def test_s3_mode_serves_each_partner_its_copy(live_server, s3_mode, settings, tm
         folder = hub_download(world, partner, live_server.url, tmp_path / f"hub-{partner.slug}")
         for path in FILES:
             assert (folder / path).read_bytes() == (folders[partner.pk] / path).read_bytes()
+
+
+def test_nginx_mode_sends_each_partner_its_copy(live_server, settings, tmp_path, _artifact_root):
+    settings.ACCESSCTL_DOWNLOAD_MODE = "nginx"
+    world = World()
+    grants = {p.pk: world.grant(p) for p in world.partners}
+    actions.write_variants()
+    with nginx(
+        tmp_path / "nginx",
+        upstream=live_server.url,
+        artifact_root=_artifact_root,
+        internal_prefix=settings.ACCESSCTL_NGINX_INTERNAL_PREFIX,
+    ) as base:
+        for partner in world.partners:
+            grant = grants[partner.pk]
+            variant = ArtifactVariant.objects.get(partner=partner, artifact__path=MARKED)
+            headers = {
+                "Authorization": f"Bearer {world.secrets[partner.pk]}",
+                "X-Grant-Token": world.grant_token(partner, grant),
+            }
+            url = f"{base}/api/v1/grants/{grant.pk}/files/{MARKED}"
+            whole = httpx.get(url, headers=headers)
+            assert whole.status_code == 200
+            assert hashlib.sha256(whole.content).hexdigest() == variant.sha256
+            assert whole.headers["ETag"] == f'"{variant.sha256}"'
+            assert whole.headers["X-Content-SHA256"] == variant.sha256
+            ranged = httpx.get(url, headers={**headers, "Range": "bytes=10-19"})
+            assert ranged.status_code == 206 and ranged.content == whole.content[10:20]
