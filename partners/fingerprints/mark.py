@@ -79,16 +79,28 @@ def _to_float32(raw: bytes, dtype: str) -> np.ndarray:
 
 
 def _round_f16(y: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    lo = y.astype(np.float16)
-    above = lo.astype(np.float32) > y
-    lo[above] = np.nextafter(lo[above], np.float16(-np.inf))
-    hi = np.nextafter(lo, np.float16(np.inf))
-    lo32, hi32 = lo.astype(np.float32), hi.astype(np.float32)
-    with np.errstate(invalid="ignore", over="ignore"):
-        frac = (y - lo32) / (hi32 - lo32)
-    up = (noise.astype(np.float32) + 0.5) / 65536.0 < frac
-    up &= np.isfinite(hi32)
-    return np.where(up, hi, lo)
+    """Stochastic rounding of finite float32 ``y`` to float16, never to infinity.
+
+    In float16's normal range a float32 carries 13 bits below float16's precision:
+    adding 13 random bits to the magnitude and truncating them rounds away from zero
+    with probability equal to the fraction they held (as for BF16). Below it (|y| <
+    2^-14, steps of 2^-24), ``y`` in units of 2^-24 goes up from its floor when
+    ``(noise + 1/2) / 2^16`` is below its fractional part. Powers of two scale exactly.
+    """
+    bits = y.view(np.uint32)
+    rounded = (bits + (noise >> 3).astype(np.uint32)) & np.uint32(0xFFFFE000)
+    with np.errstate(over="ignore"):
+        out = rounded.view(np.float32).astype(np.float16)
+    over = np.isinf(out)
+    if over.any():  # rounded up past 65504: truncate instead
+        out[over] = (bits[over] & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float16)
+    tiny = np.abs(y) < np.float32(2.0**-14)
+    if tiny.any():
+        q = y[tiny] * np.float32(2.0**24)
+        floor = np.floor(q)
+        u = (noise[tiny].astype(np.float32) + np.float32(0.5)) * np.float32(2.0**-16)
+        out[tiny] = ((floor + (u < q - floor)) * np.float32(2.0**-24)).astype(np.float16)
+    return out
 
 
 def _round_bf16(y: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -111,6 +123,9 @@ def _marked_bytes(
     if np.isfinite(y.sum(dtype=np.float64)):
         if info.dtype == "F32":
             return y.astype("<f4", copy=False).data.cast("B")
+        if info.dtype == "F16":
+            noise = rounding_bits(key, info.name, info.shape, start, stop)
+            return _round_f16(y, noise).astype("<f2", copy=False).data.cast("B")
         if info.dtype == "BF16":
             bits = y.view(np.uint32)
             np.add(bits, rounding_bits(key, info.name, info.shape, start, stop), out=bits)

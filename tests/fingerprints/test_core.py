@@ -29,6 +29,7 @@ from partners.fingerprints import (
     signs,
 )
 from partners.fingerprints.keys import BLOCK, rounding_bits
+from partners.fingerprints.mark import _round_bf16, _round_f16
 from tests.fingerprints.roundtrips import (
     ROUND_TRIPS,
     from_bf16_bits,
@@ -476,5 +477,46 @@ def test_a_variant_s_bytes_are_pinned(tmp_path):
         result = mark_safetensors(source, io.BytesIO(), key=key, alpha=ALPHA, patterns=PATTERNS)
     assert (result.size, result.sha256) == (
         66152,
-        "0697ac375fa8b440e7f7ddddc6198de6d17604936998df43c10e1e89fe251372",
+        "8fd484791ff7d715c726bc6dc8c4e9e7242795a350bf90a96a269aa2d8c0b741",
     )
+
+
+def _f16_neighbours(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The float16 values just below and just above float32 ``y`` (the slow, plain way)."""
+    lo = y.astype(np.float16)
+    above = lo.astype(np.float32) > y
+    lo[above] = np.nextafter(lo[above], np.float16(-np.inf))
+    return lo, np.nextafter(lo, np.float16(np.inf))
+
+
+@pytest.mark.parametrize("dtype", ["F16", "BF16"])
+def test_stochastic_rounding_lands_on_a_neighbour_unbiased(dtype):
+    rng = np.random.default_rng(12)
+    magnitudes = np.exp(rng.uniform(np.log(1e-9), np.log(65000), 200_000))
+    y = (magnitudes * rng.choice([-1, 1], magnitudes.size)).astype(np.float32)
+    y[:4] = [65519.0, -65519.0, 0.0, 2.0**-14]
+    noise = rng.integers(0, 65536, y.size).astype(np.uint16)
+    with np.errstate(over="ignore"):
+        if dtype == "F16":
+            out = _round_f16(y.copy(), noise).astype(np.float32)
+            lo, hi = (v.astype(np.float32) for v in _f16_neighbours(y))
+            hi = np.where(np.isinf(hi), lo, hi)
+        else:
+            out = from_bf16_bits(_round_bf16(y.copy(), noise))
+            down = (y.view(np.uint32) >> 16).astype(np.uint16)
+            lo, hi = (
+                np.minimum(*(ab := (from_bf16_bits(down), from_bf16_bits(down + 1)))),
+                np.maximum(*ab),
+            )
+    assert np.isfinite(out).all()
+    assert np.all((out == lo) | (out == hi) | (out == y))
+    # Unbiased: the mean of many roundings of one value is that value.
+    one = np.full(400_000, 1.0003, dtype=np.float32)
+    draws = rng.integers(0, 65536, one.size).astype(np.uint16)
+    rounded = (
+        _round_f16(one.copy(), draws).astype(np.float64)
+        if dtype == "F16"
+        else from_bf16_bits(_round_bf16(one.copy(), draws)).astype(np.float64)
+    )
+    step = 2.0**-10 if dtype == "F16" else 2.0**-7
+    assert abs(rounded.mean() - float(one[0])) < 5 * step / 2 / np.sqrt(one.size)
