@@ -100,3 +100,23 @@ def four_bit_per_group(data: bytes, group: int = 32) -> bytes:
             array = (np.clip(np.round(grouped / scale), -8, 7) * scale).reshape(rows, cols)
         out[name] = array.astype(np.float32)
     return save_safetensors(out)
+
+
+def gguf_q8(data: bytes, path) -> bytes:
+    """The safetensors ``data`` re-exported as GGUF with the ``gguf`` package: 2-D tensors
+    quantized to Q8_0 and renamed as llama.cpp names them (``blk.<i>.tensor``)."""
+    import gguf
+    from gguf.quants import quantize
+
+    writer = gguf.GGUFWriter(path, "llama")
+    for i, tensor in enumerate(load_safetensors(data).values()):
+        if tensor.ndim == 2:
+            q8 = gguf.GGMLQuantizationType.Q8_0
+            writer.add_tensor(f"blk.{i}.tensor", quantize(tensor, q8), raw_dtype=q8)
+        else:
+            writer.add_tensor(f"blk.{i}.tensor", tensor)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path.read_bytes()

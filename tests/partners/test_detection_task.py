@@ -18,7 +18,12 @@ from accessctl_cli.main import main as cli
 from partners import actions
 from partners.models import Detection
 from tests import factories as f
-from tests.partners.detection_world import four_bit_per_group, int8_per_channel, marked_world
+from tests.partners.detection_world import (
+    four_bit_per_group,
+    gguf_q8,
+    int8_per_channel,
+    marked_world,
+)
 
 pytestmark = pytest.mark.django_db
 DAY = timedelta(days=1)
@@ -74,6 +79,16 @@ def test_a_leak_quantized_from_borealis_copy_names_borealis(world):
     (finished,) = AuditEvent.objects.filter(action="detection.finished")
     assert finished.changes["verdict"] == "named" and finished.changes["named"] == ["borealis"]
     assert finished.target_id == str(detection.pk)
+
+
+def test_a_gguf_q8_re_export_with_other_names_names_the_leaker(world, tmp_path):
+    """Uploaded as GGUF (Q8_0, llama.cpp's tensor names): the task reads it from storage,
+    aligns the renamed tensors by shape and correlation, and names aurora."""
+    leak = gguf_q8(world.copies["aurora"], tmp_path / "leak.gguf")
+    detection = submit(world, {"model-q8_0.gguf": leak})
+    assert detection.suspect_files[0]["format"] == "gguf"
+    assert (detection.verdict, detection.named) == ("named", ["aurora"]), detection.report
+    assert {t["suspect"] for t in detection.report["tensors"]} == {"blk.0.tensor", "blk.1.tensor"}
 
 
 def test_four_bit_leak_of_aurora_copy_is_at_least_not_pinned_on_borealis(world):
