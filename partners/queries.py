@@ -51,6 +51,7 @@ __all__ = [
     "hub_grants",
     "hub_release",
     "member_candidates",
+    "partner_cascade_pending",
     "partner_checkpoint",
     "partner_files",
     "partner_grant",
@@ -62,6 +63,7 @@ __all__ = [
     "pending_requests",
     "prefetched_windows",
     "recent_denials",
+    "reinstate_refusal",
     "schedule_period",
     "schedule_warnings",
     "span",
@@ -749,3 +751,21 @@ def approval_refusal(*, actor: User, request: GrantRequest) -> rules.Result:
         is_requester=request.requested_by_id == actor.pk,
         approved_before=request.approvals.filter(approver=actor).exists(),
     )
+
+
+def partner_cascade_pending(partner: Partner) -> bool:
+    """Whether a suspension's fan-out is still running for ``partner``."""
+    return Revocation.objects.filter(
+        scope=Revocation.Scope.PARTNER, partner=partner, status=Revocation.Status.PENDING
+    ).exists()
+
+
+def reinstate_refusal(partner: Partner) -> rules.Result:
+    """Why ``reinstate_partner`` would refuse ``partner`` now: its suspension's fan-out
+    is still running (``revocation_in_progress``). The partner's page asks this too."""
+    if partner_cascade_pending(partner):
+        return rules.Failure(
+            "revocation_in_progress",
+            f"Partner {partner.slug}'s grants are still being revoked; try again in a minute.",
+        )
+    return rules.SUCCESS

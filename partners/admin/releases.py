@@ -8,12 +8,14 @@ from django.utils import timezone
 
 from accessctl.actors import acting_user
 from accessctl.audit.admin import AuditHistory
+from accessctl.audit.events import AuditAction
 from accessctl.formats import size
 from partners import actions, states
 from partners.actions.checkpoints import RELEASE_EDITABLE_FIELDS, check_patterns
 from partners.errors import ActionError
 from partners.models import Artifact, Checkpoint, EmbargoWindow, Release
 from partners.models.releases import default_fingerprint_patterns
+from partners.refusals import evidence_of
 
 from . import pages
 from ._helpers import (
@@ -135,6 +137,14 @@ class ReleaseForm(ModelForm):
         try:
             check_patterns(patterns)
         except ActionError as exc:
+            # The refusal the action would record, written with the form's answer.
+            saved = self.instance if self.instance.pk else None
+            exc.evidence = evidence_of(
+                AuditAction.RELEASE_REFUSED,
+                "update_release" if saved else "create_release",
+                exc,
+                {"release": saved} if saved else {},
+            )
             raise action_error_to_validation(exc) from exc
         return patterns
 
@@ -147,6 +157,8 @@ class ReleaseAdmin(ObjectButtons, AuditHistory, ActionErrorsAsMessages, admin.Mo
     list_filter = ["status", "policy"]
     search_fields = ["slug", "name"]
     readonly_fields = ["created_at", "withdrawn_at", "withdrawn_reason"]
+    # Fingerprinting is set on its own, once its serving path exists (issue 17).
+    exclude = ["fingerprint", "fingerprint_patterns", "fingerprint_alpha"]
     # Its checkpoints, with their state, files and size: the read-only panel above the form.
     inlines = [WindowInline]
     actions = ["withdraw"]
