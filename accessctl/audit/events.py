@@ -83,6 +83,10 @@ class AuditAction(StrEnum):
     ACCOUNT_PASSWORD_SET = "account.password_set"
     SECOND_FACTOR_ENROLLED = "second_factor.enrolled"
     SECOND_FACTOR_REMOVED = "second_factor.removed"
+    DETECTION_REQUESTED = "detection.requested"
+    DETECTION_FINISHED = "detection.finished"
+    DETECTION_FAILED = "detection.failed"
+    DETECTION_REFUSED = "detection.refused"
     # Leak attribution (docs/fingerprints.md): a partner's key commitment (never the key),
     # and its marked copy of a file written, or failed.
     FINGERPRINT_COMMITTED = "fingerprint.committed"

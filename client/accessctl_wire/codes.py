@@ -987,6 +987,49 @@ class Code(StrEnum):
         "reinstating a partner whose suspension is still being fanned out (retry in a minute)",
     )
 
+    # Leak attribution: submitting a suspect file set (partners.actions.detections).
+    SUSPECT_FILES_COUNT = (
+        "suspect_files_count",
+        400,
+        Exit.REFUSED,
+        Area.ACTION,
+        "Send between 1 and 16 suspect files.",
+        "a detection needs 1 to 16 suspect files",
+    )
+    SUSPECT_FILE_INVALID = (
+        "suspect_file_invalid",
+        400,
+        Exit.REFUSED,
+        Area.ACTION,
+        "A suspect file must be a safetensors or GGUF file.",
+        "a suspect file is empty, or its first bytes are not a safetensors header or GGUF's magic",
+    )
+    SUSPECT_TOO_LARGE = (
+        "suspect_too_large",
+        413,
+        Exit.REFUSED,
+        Area.ACTION,
+        "The suspect files are larger than this server accepts.",
+        "the suspect files together pass `ACCESSCTL_DETECTION_MAX_BYTES` (default 20 GiB)",
+    )
+    FINGERPRINT_OFF = (
+        "fingerprint_off",
+        409,
+        Exit.REFUSED,
+        Area.ACTION,
+        "This release does not fingerprint its partners' copies.",
+        "a detection for a release with fingerprinting off",
+    )
+    NO_FINGERPRINT_KEYS = (
+        "no_fingerprint_keys",
+        409,
+        Exit.REFUSED,
+        Area.ACTION,
+        "No partner has received a marked copy of this release yet.",
+        "a detection for a release no partner has a fingerprint key for (no grant issued "
+        "since fingerprinting was turned on)",
+    )
+
     # The portal's own forms (never an API answer).
     INVALID_LOGIN = (
         "invalid_login",

@@ -22,6 +22,7 @@ from .checkpoints import (
     register_checkpoint,
     update_release,
 )
+from .detections import fail_detection, request_detection, run_detection
 from .downloads import authorize_download
 from .fingerprints import write_variants
 from .grants import (
@@ -89,6 +90,7 @@ __all__ = [
     "enroll_totp",
     "expire_grants",
     "expire_ndas",
+    "fail_detection",
     "generate_backup_codes",
     "invite_member_token",
     "issue_grant",
@@ -103,10 +105,12 @@ __all__ = [
     "remove_contact",
     "remove_member",
     "remove_second_factor",
+    "request_detection",
     "request_grant",
     "revoke_grant",
     "revoke_token",
     "rotate_token",
+    "run_detection",
     "set_password",
     "set_window",
     "suspend_partner",
@@ -169,6 +173,9 @@ REFUSAL_EVENTS = {
     "update_partner": AuditAction.PARTNER_REFUSED,
     "update_release": AuditAction.RELEASE_REFUSED,
     "withdraw_release": AuditAction.RELEASE_REFUSED,
+    "request_detection": AuditAction.DETECTION_REFUSED,
+    "run_detection": AuditAction.DETECTION_REFUSED,
+    "fail_detection": AuditAction.DETECTION_REFUSED,
     "write_variants": AuditAction.CHECKPOINT_REFUSED,
 }
 

@@ -74,6 +74,28 @@ def a_token(w):
     return AccessToken.objects.get(prefix=f.token(f.partner_user(w["partner"]))[:12])
 
 
+def a_keyed_release(w):
+    from tests.partners.detection_world import keyed_release
+
+    if "keyed" not in w:
+        w["keyed"] = keyed_release("v7", w["partner"])
+    return w["keyed"]
+
+
+def a_detection(w):
+    """A suspect file set for a fingerprinted release whose partner holds a key."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.partners.test_detections import safetensors_bytes
+
+    return actions.request_detection(
+        actor=w["officer"],
+        release=a_keyed_release(w),
+        files=[SimpleUploadedFile("leak.safetensors", safetensors_bytes())],
+        reason="r",
+    )
+
+
 def a_staff_member_with_a_token():
     user = f.staff("Compliance")
     f.token(user)
@@ -229,6 +251,19 @@ ACTIONS = {
             lambda: actions.cascade_revocation(Revocation.objects.get().pk),
         )[-1],
         {"grant.revoked": 1, "revocation.completed": 1},
+    ),
+    "request_detection": (
+        lambda w: (a_keyed_release(w), lambda: a_detection(w))[-1],
+        {"detection.requested": 1},
+    ),
+    # Nothing of the suspect aligns with the release's (placeholder) files: it fails.
+    "run_detection": (
+        lambda w: (lambda d: lambda: actions.run_detection(d.pk))(a_detection(w)),
+        {"detection.failed": 1},
+    ),
+    "fail_detection": (
+        lambda w: (lambda d: lambda: actions.fail_detection(d.pk, "too long"))(a_detection(w)),
+        {"detection.failed": 1},
     ),
     "expire_grants": (lambda w: (due_grant(w), actions.expire_grants)[-1], {"grant.expired": 1}),
     "open_windows": (lambda w: actions.open_windows, {"window.opened": 2}),
