@@ -5,15 +5,10 @@ local mode and in s3 mode (SeaweedFS; nginx mode too, by the API), and each veri
 manifest."""
 
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
-from huggingface_hub import snapshot_download
 
 from accessctl.audit.models import AuditCheckpoint, AuditEvent, AuditLeaf
 from partners import actions
@@ -22,64 +17,9 @@ from partners.models import ArtifactVariant, FingerprintKey, Grant
 from tests.servers import nginx
 from tests.workers import use_broker, wait_for, workers
 
-from .world import FILES, MARKED, UNMARKED, World, loaded
+from .world import FILES, MARKED, World, check_copies, cli_download, hub_download
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-
-CLI = str(Path(sys.executable).with_name("accessctl"))
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def cli_download(server: str, secret: str, release: str, into: Path, tmp_path: Path):
-    args = ["download", f"{release}:step-1", "--dir", str(into), "--quiet"]
-    return subprocess.run(
-        [CLI, "--server", server, "--token", secret, *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")},
-        timeout=180,
-        check=False,
-    )
-
-
-def hub_download(world: World, partner, endpoint: str, cache: Path) -> Path:
-    return Path(
-        snapshot_download(
-            f"lab/{world.release.slug}",
-            endpoint=endpoint,
-            token=world.secrets[partner.pk],
-            cache_dir=cache,
-        )
-    )
-
-
-def check_copies(world: World, folders: dict[int, Path]) -> None:
-    """Each partner's folder holds its own signed bytes; only the marked shard differs
-    between partners; the copies load with the same names, shapes and dtypes."""
-    first, second = (folders[p.pk] for p in world.partners)
-    for partner in world.partners:
-        own = {e["path"]: e["sha256"] for e in manifest(world.checkpoint, partner)["files"]}
-        for path in FILES:
-            assert sha256(folders[partner.pk] / path) == own[path]
-    assert (first / MARKED).read_bytes() != (second / MARKED).read_bytes()
-    for path in (UNMARKED, "config.json"):
-        assert (first / path).read_bytes() == (second / path).read_bytes() == FILES[path]
-    original = loaded(FILES[MARKED])
-    for folder in (first, second):
-        copy = loaded((folder / MARKED).read_bytes())
-        assert {n: (a.shape, a.dtype) for n, a in copy.items()} == {
-            n: (a.shape, a.dtype) for n, a in original.items()
-        }
-
-
-@pytest.fixture
-def broker():
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    return REDIS_URL
 
 
 def test_a_worker_writes_the_copies_and_two_partners_download_their_own(
