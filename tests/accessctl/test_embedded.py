@@ -75,8 +75,26 @@ def test_demo_has_partners_windows_in_past_present_future_and_shards(demo):
     out = manage(data_dir, "shell", "-c", script).stdout.splitlines()
     assert out[0] == "['DE', 'JP', 'US']"
     assert out[1] == "['closed', 'open', 'upcoming']"
-    assert out[2] == "True 1"
+    assert out[2] == "True 2"
     assert list((data_dir / "artifacts").rglob("*.safetensors"))
+
+
+def test_demo_has_a_fingerprinted_release_whose_copy_the_worker_writes(demo):
+    data_dir, out = demo
+    assert "download v5:step-2000 --dir ./v5" in out
+    script = (
+        "from partners import actions\n"
+        "from partners.models import *\n"
+        "key = FingerprintKey.objects.get(release__slug='v5')\n"
+        "print(key.partner.slug, Grant.objects.filter(checkpoint__release__slug='v5').count())\n"
+        "print(actions.write_variants())\n"  # the demo's worker does this at its start
+        "v = ArtifactVariant.objects.get()\n"
+        "print(v.artifact.path, v.status, len(v.tensors), v.sha256 != v.artifact.sha256)\n"
+    )
+    lines = manage(data_dir, "shell", "-c", script).stdout.splitlines()
+    assert lines[0] == "aurora-gpu 1"
+    assert lines[1] == "{'ready': 1, 'failed': 0}"
+    assert lines[2] == "model.safetensors ready 4 True"
 
 
 def test_demo_totp_prints_a_code_that_verifies(demo):
@@ -126,18 +144,18 @@ def test_each_demo_staff_member_has_their_own_totp_key(demo):
             "CHECK constraint failed: window_opens_before_closes",
         ),
         (
-            "g = Grant.objects.get(status='active');"
+            "g = Grant.objects.get(status='active', checkpoint__release__slug='v4');"
             "Grant.objects.filter(pk=g.pk).update(expires_at=g.window.closes_at + timedelta(days=1))",
             "grant_outlives_window",
         ),
         (
-            "g = Grant.objects.get(status='active');"
+            "g = Grant.objects.get(status='active', checkpoint__release__slug='v4');"
             "w = EmbargoWindow.objects.get(partner__slug='tessel-accel');"
             "Grant.objects.filter(pk=g.pk).update(window=w)",
             "grant_window_mismatch",
         ),
         (
-            "g = Grant.objects.get(status='active');"
+            "g = Grant.objects.get(status='active', checkpoint__release__slug='v4');"
             "EmbargoWindow.objects.filter(pk=g.window_id).update(closes_at=g.expires_at - timedelta(hours=1))",
             "grant_outlives_window",
         ),

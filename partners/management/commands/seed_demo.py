@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, User
@@ -21,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.test.utils import override_settings
 from django.utils import timezone
+from safetensors.numpy import save_file
 
 from partners import actions
 from partners.actions.accounts import new_totp_key
@@ -28,6 +30,10 @@ from partners.models import Artifact, Checkpoint, Partner, Release
 
 DAY = timedelta(days=1)
 SHARD_BYTES = 2 * 1024 * 1024
+# v5's checkpoint is fingerprinted (docs/fingerprints.md): real weight matrices, so that
+# each partner's copy carries its mark (4 x 512 x 512 float32, 4 MiB, and their biases).
+FINGERPRINT_LAYERS = 4
+FINGERPRINT_WIDTH = 512
 
 STAFF = [
     # username, role (None: superuser)
@@ -95,6 +101,9 @@ class Command(BaseCommand):
                     f"  try:       curl -H 'Authorization: Bearer {partner_token}' {options['url'].rstrip('/')}/api/v1/grants/",
                     f"  or the CLI: .venv/bin/accessctl --server {options['url'].rstrip('/')} --token {partner_token} "
                     "download v4:step-120000 --dir ./v4",
+                    "  leak attribution: v5 is fingerprinted; aurora-gpu's copy of its weights is its own:",
+                    f"              .venv/bin/accessctl --server {options['url'].rstrip('/')} --token {partner_token} "
+                    "download v5:step-2000 --dir ./v5",
                     f"  API docs:   {options['url'].rstrip('/')}/api/docs/",
                     "",
                 ]
@@ -255,6 +264,8 @@ class Command(BaseCommand):
         )
         actions.approve_grant_request(actor=alice, request=pending)
 
+        self._fingerprinted(admin=admin, approvers=(alice, bob), partner=aurora, engineer=engineer)
+
         # Some download decisions, allowed and denied, for the dashboard and audit trail.
         shards = list(Artifact.objects.filter(checkpoint=v4_ckpt))
         for shard in shards:
@@ -287,6 +298,60 @@ class Command(BaseCommand):
             scopes=["read", "grants:request", "download"],
         )
         return engineer
+
+    def _fingerprinted(
+        self, *, admin: User, approvers: tuple[User, User], partner: Partner, engineer: User
+    ) -> None:
+        """v5, a fingerprinted release with a small real checkpoint, and the engineer's
+        grant of it (requested, approved by two managers): the grant commits the partner's
+        key and the worker writes its marked copy (docs/fingerprints.md)."""
+        now = timezone.now()
+        v5 = actions.create_release(
+            actor=admin,
+            slug="v5",
+            name="Model v5 (fingerprinted)",
+            public_release_at=now + 45 * DAY,
+            policy=Release.Policy.DENY_LIST,
+            policy_jurisdictions=["CN", "RU", "KP", "IR", "BY"],
+            fingerprint=True,
+        )
+        directory = Path(settings.DATA_DIR) / "demo-shards" / "v5" / "step-2000"
+        directory.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(5)  # the same bytes at every seed
+        tensors: dict[str, np.ndarray] = {}
+        for layer in range(FINGERPRINT_LAYERS):
+            shape = (FINGERPRINT_WIDTH, FINGERPRINT_WIDTH)
+            tensors[f"layers.{layer}.mlp.weight"] = rng.normal(0, 0.02, shape).astype(np.float32)
+            tensors[f"layers.{layer}.mlp.bias"] = np.zeros(FINGERPRINT_WIDTH, dtype=np.float32)
+        save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "np"})
+        (directory / "config.json").write_text('{"architecture": "demo", "layers": 4}\n')
+        call_command(
+            "register_checkpoint",
+            "v5",
+            "step-2000",
+            "--from",
+            str(directory),
+            "--training-step",
+            "2000",
+            "--no-progress",
+            stdout=io.StringIO(),
+        )
+        actions.set_window(
+            actor=admin,
+            release=v5,
+            partner=partner,
+            opens_at=now - DAY,
+            closes_at=now + 45 * DAY,
+            tier="tier-1",
+        )
+        request = actions.request_grant(
+            actor=engineer,
+            partner=partner,
+            checkpoint=Checkpoint.objects.get(release=v5, tag="step-2000"),
+            note="Leak attribution demo: our own marked copy",
+        )
+        for approver in approvers:
+            actions.approve_grant_request(actor=approver, request=request)
 
     def _claim(self, engineer: User) -> str:
         """Open the invitation link as the engineer would, and keep the token it shows."""
