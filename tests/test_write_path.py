@@ -54,6 +54,10 @@ EXCEPTIONS = {
     ("partners/notify.py", "_claim"): "the mail outbox's lease (delivery bookkeeping)",
     ("partners/notify.py", "send_due"): "the mail outbox's delivery status",
     ("partners/roles.py", "sync_roles"): "the role groups, run by a data migration only",
+    ("partners/fingerprints_store.py", "current_secret"): (
+        "the lab's fingerprint secret, made once on first use inside the action that needs it "
+        "(the grant that commits a key), as the first signing key is"
+    ),
     ("partners/my_account.py", "_qr_data_uri"): "an SVG image written to memory, not a model",
     ("partners/management/commands/seed_demo.py", "Command._staff"): (
         "demo staff accounts and their TOTP device, for a local demo database only"
