@@ -502,7 +502,7 @@ _DOWNLOAD_TARGET = """
     SELECT g.id, g.status, g.expires_at, g.quota_bytes, g.bytes_used, g.checkpoint_id,
            g.window_id, w.opens_at, w.closes_at, c.status, c.release_id, c.registered_at,
            r.policy,
-           r.policy_jurisdictions, r.status, a.id, a.path, a.size, a.sha256, a.storage_key,
+           r.policy_jurisdictions, r.status, r.fingerprint, a.id, a.path, a.size, a.sha256, a.storage_key,
            v.status, v.size, v.sha256, v.storage_key
     FROM partners_grant g
     JOIN partners_embargowindow w ON w.id = g.window_id
@@ -526,8 +526,11 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
 
     A file of a fingerprinted release is the partner's own copy (docs/fingerprints.md):
     when its variant is ready, the artifact's ``storage_key``, ``size`` and ``sha256`` are
-    the variant's; ``artifact.variant_status`` says which (``None``: the shared file;
-    ``pending`` or ``failed``: not servable yet, ``send_file`` refuses it).
+    the variant's; ``artifact.variant_status`` says which (``None``: a release without
+    fingerprinting, the shared file; ``pending``, ``failed`` or ``missing``: not servable
+    yet, ``send_file`` refuses it). Every file of a fingerprinted release has a variant
+    (configuration files too, made ready once the partner's commitment is sealed), so no
+    byte of it is served before the seal.
     """
     with connection.cursor() as cursor:
         cursor.execute(_DOWNLOAD_TARGET, [path, grant_id, partner.pk])
@@ -550,6 +553,7 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
         policy,
         jurisdictions,
         release_status,
+        fingerprinted,
         aid,
         apath,
         size,
@@ -566,6 +570,7 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
         policy=policy,
         policy_jurisdictions=jurisdictions,
         status=release_status,
+        fingerprint=fingerprinted,
     )
     checkpoint = _partial(
         Checkpoint,
@@ -599,11 +604,26 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
             sha256=sha256,
             storage_key=key,
         )
-        artifact.variant_status = variant_status
+        artifact.variant_status = _variant_status(fingerprinted, variant_status)
         if variant_status == ArtifactVariant.Status.READY:
             artifact.size, artifact.sha256 = variant_size, variant_sha256
             artifact.storage_key = variant_key
     return grant, artifact
+
+
+# A file of a fingerprinted release that has no variant for the partner (none was
+# prepared: no grant path leaves one out, this is the rule's backstop) is not served: its
+# partner's commitment may not be sealed yet (docs/fingerprints.md, *Serving*).
+VARIANT_MISSING = "missing"
+
+
+def _variant_status(fingerprinted: bool, status: str | None) -> str | None:
+    """What ``variant_status`` a file carries: its variant's status, ``None`` for a
+    release without fingerprinting (the shared file), ``VARIANT_MISSING`` for a
+    fingerprinted release's file without a variant."""
+    if status is None and fingerprinted:
+        return VARIANT_MISSING
+    return status
 
 
 _ACCESS_SQL = """

@@ -381,8 +381,9 @@ class Code(StrEnum):
         Exit.NETWORK,
         Area.REQUEST,
         "Your copy of this file is still being written; try again after Retry-After seconds.",
-        "a file of a fingerprinted release whose copy for this partner is not written yet "
-        "(or failed and is being retried): `Retry-After` says when to ask again; the "
+        "a file of a fingerprinted release whose copy for this partner is not ready yet "
+        "(every file, marked or not, waits until the partner's key commitment is sealed; "
+        "a failed copy is being retried): `Retry-After` says when to ask again; the "
         "manifest and the Hub endpoint answer it too while any of the checkpoint's copies "
         "is not ready (docs/fingerprints.md)",
     )

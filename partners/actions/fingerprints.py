@@ -5,9 +5,12 @@ commitment and its own marked copy of every safetensors file of a fingerprinted 
 grant, turning fingerprinting on, adding files to a checkpoint with grants): in their
 transaction it commits to the partner's key (``FingerprintKey`` and its
 ``fingerprint.committed`` event) and adds one pending ``ArtifactVariant`` per
-``.safetensors`` file, then queues ``partners.tasks.write_variants`` once they commit.
+file of the checkpoints, then queues ``partners.tasks.write_variants`` once they commit.
 ``write_variants`` (the task's action) seals the commitment into the audit log first,
-then writes each partner's marked copy into artifact storage and makes it ready.
+then writes each partner's marked copy into artifact storage and makes it ready (a file
+that is not safetensors, or in which nothing matches, is made ready pointing at the
+shared file). A file is served only once its variant is ready, so no byte of a
+fingerprinted release reaches a partner before its commitment is sealed.
 """
 
 import logging
@@ -114,15 +117,15 @@ def prepare_variants(
 ) -> list[int]:
     """Inside the caller's transaction (an action that authorized its own operation): for
     a fingerprinted ``release``, ``partner``'s key commitment if missing and one pending
-    variant per ``.safetensors`` file of ``checkpoints`` that has none; the task that
-    writes them is queued when the transaction commits. Returns the new variants' ids
-    ([] for a release without fingerprinting)."""
+    variant per file of ``checkpoints`` that has none (every file, marked or not: a file
+    without a ready variant is not served, so no byte of the release reaches the partner
+    before its commitment is sealed); the task that writes them is queued when the
+    transaction commits. Returns the new variants' ids ([] for a release without
+    fingerprinting)."""
     if not release.fingerprint:
         return []
     artifacts = list(
-        Artifact.objects.filter(
-            checkpoint__in=[c.pk for c in checkpoints], path__endswith=MARKED_SUFFIX
-        )
+        Artifact.objects.filter(checkpoint__in=[c.pk for c in checkpoints])
         .exclude(variants__partner=partner)
         .order_by("pk")
     )
@@ -142,18 +145,24 @@ def prepare_variants(
         ],
         ignore_conflicts=True,  # a concurrent preparation made some: theirs stand
     )
-    ids = [v.pk for v in made if v.pk is not None]
-    if not ids:  # ignore_conflicts gives no ids on some backends: read them
-        ids = list(
+    new = [(v.pk, v.artifact_id) for v in made if v.pk is not None]
+    if not new:  # ignore_conflicts gives no ids on some backends: read them
+        new = list(
             ArtifactVariant.objects.filter(
                 partner=partner, artifact__in=artifacts, status=ArtifactVariant.Status.PENDING
-            ).values_list("pk", flat=True)
+            ).values_list("pk", "artifact_id")
         )
-    # One message per copy: each task writes one shard, well within the broker's
-    # visibility timeout, and the copies are written in parallel by several workers.
-    for variant_id in ids:
+    paths = {a.pk: a.path for a in artifacts}
+    marked = [pk for pk, artifact in new if paths[artifact].endswith(MARKED_SUFFIX)]
+    shared = [pk for pk, artifact in new if not paths[artifact].endswith(MARKED_SUFFIX)]
+    # One message per safetensors copy: each task writes one shard, well within the
+    # broker's visibility timeout, and the copies are written in parallel by several
+    # workers. The other files need only the seal: one message for all of them.
+    for variant_id in marked:
         after_commit(WRITE_VARIANTS_TASK, [variant_id])
-    return ids
+    if shared:
+        after_commit(WRITE_VARIANTS_TASK, shared)
+    return [pk for pk, _ in new]
 
 
 def prepare_release_variants(*, actor: Actor, release: Release, at: datetime) -> list[int]:
@@ -232,6 +241,15 @@ def _write(variant: ArtifactVariant) -> dict[str, Any]:
     """Mark and store one variant; the fields that make it ready."""
     artifact, partner = variant.artifact, variant.partner
     release = artifact.checkpoint.release
+    shared = {
+        "storage_key": artifact.storage_key,
+        "size": artifact.size,
+        "sha256": artifact.sha256,
+        "tensors": [],
+    }
+    if not artifact.path.endswith(MARKED_SUFFIX):
+        # Never marked (configuration, tokenizer, GGUF): the shared file, once sealed.
+        return shared
     storage = artifact_storage()
     with storage.open(artifact.storage_key, "rb") as original:
         source = cast(BinaryIO, original)
@@ -239,12 +257,7 @@ def _write(variant: ArtifactVariant) -> dict[str, Any]:
         source.seek(0)
         if not fp.matched_tensors(header, variant.patterns):
             # Nothing to mark: the partner gets the shared file, as unmarked ones are.
-            return {
-                "storage_key": artifact.storage_key,
-                "size": artifact.size,
-                "sha256": artifact.sha256,
-                "tensors": [],
-            }
+            return shared
         key = key_for(release, partner)
         fd, name = tempfile.mkstemp(prefix="accessctl-variant-", suffix=MARKED_SUFFIX)
         try:

@@ -389,8 +389,9 @@ def variant_refusal(
     return Problem(
         503,
         Code.VARIANT_NOT_READY,
-        f"Your copy of {artifact.path} is still being written (it is marked for your "
-        f"organisation); try again in {seconds} seconds.",
+        f"Your copy of {artifact.path} is still being prepared (this release is marked "
+        f"for your organisation, and none of its files is served before your copy's key "
+        f"is sealed); try again in {seconds} seconds.",
         headers={"Retry-After": str(seconds)},
         recorded=True,
     )

@@ -88,13 +88,16 @@ def test_demo_has_a_fingerprinted_release_whose_copy_the_worker_writes(demo):
         "key = FingerprintKey.objects.get(release__slug='v5')\n"
         "print(key.partner.slug, Grant.objects.filter(checkpoint__release__slug='v5').count())\n"
         "print(actions.write_variants())\n"  # the demo's worker does this at its start
-        "v = ArtifactVariant.objects.get()\n"
+        "v = ArtifactVariant.objects.get(artifact__path='model.safetensors')\n"
+        "c = ArtifactVariant.objects.get(artifact__path='config.json')\n"
+        "print(c.status, c.sha256 == c.artifact.sha256)\n"
         "print(v.artifact.path, v.status, len(v.tensors), v.sha256 != v.artifact.sha256)\n"
     )
     lines = manage(data_dir, "shell", "-c", script).stdout.splitlines()
     assert lines[0] == "aurora-gpu 1"
-    assert lines[1] == "{'ready': 1, 'failed': 0}"
-    assert lines[2] == "model.safetensors ready 4 True"
+    assert lines[1] == "{'ready': 2, 'failed': 0}"  # config.json: the shared file
+    assert lines[2] == "ready True"
+    assert lines[3] == "model.safetensors ready 4 True"
 
 
 def test_demo_totp_prints_a_code_that_verifies(demo):

@@ -90,7 +90,7 @@ def test_two_partners_download_their_copies_and_a_leak_of_b_names_b(
         for partner in world.partners:
             world.grant(partner)  # commits the partner's key; on commit, write_variants
         wait_for(
-            lambda: ArtifactVariant.objects.filter(status="ready").count() == 4,
+            lambda: ArtifactVariant.objects.filter(status="ready").count() == 2 * len(FILES),
             what="the worker to write both partners' copies",
             timeout=120,
         )

@@ -3,6 +3,7 @@ release commits to the partner's key and queues its own copies; nothing marked i
 before the commitment is sealed; every download path serves the partner's copy, and the
 partner's signed manifest names its own bytes."""
 
+import importlib
 import json
 
 import pytest
@@ -10,6 +11,7 @@ from cryptography.exceptions import InvalidTag
 from django.core.files.storage import storages
 
 from accessctl.audit.models import AuditCheckpoint, AuditEvent, AuditLeaf
+from accessctl.audit.sealing import seal
 from accessctl_cli.verify import load_keys, verify_manifest
 from partners import actions
 from partners import fingerprints as fp
@@ -75,10 +77,10 @@ def test_a_grant_commits_to_the_partner_key_and_queues_its_copies():
     text = json.dumps(event.changes)
     for secret in (derived, current_secret()[1]):
         assert secret.hex() not in text and secret.hex().upper() not in text
-    # One pending copy per safetensors file, with the release's settings; none for
-    # config.json; the committed grant's event comes before.
+    # One pending variant per file, config.json too (served only once the commitment is
+    # sealed), with the release's settings; the committed grant's event comes before.
     variants = ArtifactVariant.objects.filter(partner=partner).select_related("artifact")
-    assert sorted(v.artifact.path for v in variants) == [MARKED, UNMARKED]
+    assert sorted(v.artifact.path for v in variants) == sorted(FILES)
     assert {v.status for v in variants} == {"pending"}
     assert {(v.alpha, tuple(v.patterns)) for v in variants} == {(1e-3, ("*.weight",))}
     issued = AuditEvent.objects.get(action="grant.issued")
@@ -100,7 +102,7 @@ def test_a_second_grant_of_the_partner_reuses_its_commitment(settings):
     world.grant(partner)
     assert FingerprintKey.objects.filter(partner=partner).count() == 1
     assert AuditEvent.objects.filter(action="fingerprint.committed").count() == 1
-    assert ArtifactVariant.objects.filter(partner=partner).count() == 2
+    assert ArtifactVariant.objects.filter(partner=partner).count() == len(FILES)
 
 
 # -- before the copy is written -----------------------------------------------------------
@@ -123,14 +125,90 @@ def test_a_download_before_the_copy_is_written_is_refused_retryably(settings):
     assert denied.changes["artifact"] == MARKED and denied.changes["variant"] == "pending"
     grant.refresh_from_db()
     assert grant.bytes_used == 0
-    # A file no copy is made of is served at once.
-    served = download(world, partner, grant, "config.json")
-    assert served.status_code == 200 and body(served) == FILES["config.json"]
+    # A file no copy is made of waits too: no byte before the commitment is sealed.
+    waits = download(world, partner, grant, "config.json")
+    assert waits.status_code == 503 and waits.json()["code"] == "variant_not_ready"
+    assert not AuditEvent.objects.filter(action="download.authorized").exists()
     # The manifest cannot name the partner's bytes yet: the same refusal.
     manifest = world.api(partner).get(f"/api/v1/checkpoints/{world.checkpoint.pk}/manifest")
     assert manifest.status_code == 503 and manifest.json()["code"] == "variant_not_ready"
     assert manifest["Retry-After"] == "17"
     assert AuditEvent.objects.filter(action="api.denied", reason="variant_not_ready").count() == 1
+
+
+@pytest.mark.parametrize("mode", ["local", "nginx", "s3"])
+def test_no_byte_of_the_release_is_authorized_before_the_commitment_is_sealed(settings, mode):
+    """Issue 17: the commitment is sealed into the log before the partner's first byte.
+    Every file waits, marked or not, on every path (API GET and HEAD, the manifest, the
+    Hub's resolve, a first use through the Hub), in every mode."""
+    settings.ACCESSCTL_DOWNLOAD_MODE = mode
+    world = World()
+    granted, first_use = world.partners
+    grant = world.grant(granted)
+    slug = world.release.slug
+    for path in FILES:
+        for method in ("get", "head"):
+            token = world.grant_token(granted, grant)
+            refused = getattr(world.api(granted), method)(
+                f"/api/v1/grants/{grant.pk}/files/{path}", HTTP_X_GRANT_TOKEN=token
+            )
+            assert refused.status_code == 503, (path, method)
+            assert refused["Retry-After"]
+        for partner in (granted, first_use):  # the second: the Hub's first use grants
+            for method in ("get", "head"):
+                hub = getattr(world.api(partner), method)(f"/lab/{slug}/resolve/main/{path}")
+                assert hub.status_code == 503, (path, method, partner.slug)
+                assert hub["Retry-After"]
+    assert Grant.objects.filter(partner=first_use).exists()
+    signed = world.api(granted).get(f"/api/v1/checkpoints/{world.checkpoint.pk}/manifest")
+    assert signed.status_code == 503 and signed.json()["code"] == "variant_not_ready"
+    assert not AuditEvent.objects.filter(action="download.authorized").exists()
+    assert not FingerprintKey.objects.filter(sealed_at__isnull=False).exists()
+
+    actions.write_variants()
+    settings.ACCESSCTL_DOWNLOAD_MODE = "local"  # the bytes now (s3 needs a bucket)
+    for partner in world.partners:
+        hub = world.api(partner).get(f"/lab/{slug}/resolve/main/config.json")
+        assert hub.status_code == 200 and body(hub) == FILES["config.json"]
+    served = download(world, granted, grant, "config.json")
+    assert served.status_code == 200 and body(served) == FILES["config.json"]
+
+    # What a neutral party checks from an export: the commitment's first covering
+    # checkpoint is older than the partner's first download.authorized, which the
+    # checkpoint does not cover.
+    seal()
+    for partner in world.partners:
+        key = FingerprintKey.objects.get(partner=partner)
+        committed = AuditEvent.objects.get(action="fingerprint.committed", partner_id=partner.pk)
+        covering = (
+            AuditCheckpoint.objects.filter(
+                tree_size__gt=AuditLeaf.objects.get(event_id=committed.pk).index
+            )
+            .order_by("tree_size")
+            .first()
+        )
+        assert covering is not None and covering.sealed_at == key.sealed_at
+        first = (
+            AuditEvent.objects.filter(action="download.authorized", partner_id=partner.pk)
+            .order_by("pk")
+            .first()
+        )
+        assert first is not None and first.occurred_at > covering.sealed_at
+        assert AuditLeaf.objects.get(event_id=first.pk).index >= covering.tree_size
+
+
+def test_a_file_of_a_fingerprinted_release_without_a_variant_is_not_served():
+    """The backstop: a file no variant was prepared for (no path leaves one out) waits
+    rather than being served before the commitment is sealed."""
+    world = World()
+    partner = world.partners[0]
+    grant = world.grant(partner)
+    actions.write_variants()
+    ArtifactVariant.objects.filter(partner=partner, artifact__path="config.json").delete()
+    refused = download(world, partner, grant, "config.json")
+    assert refused.status_code == 503 and refused.json()["code"] == "variant_not_ready"
+    denied = AuditEvent.objects.filter(action="download.denied").latest("pk")
+    assert denied.changes["variant"] == "missing"
 
 
 def test_a_revoked_grant_is_told_so_not_to_wait():
@@ -154,7 +232,7 @@ def test_the_commitment_is_sealed_before_any_copy_is_ready():
     world.grant(partner)
     assert not AuditCheckpoint.objects.exists()
 
-    assert actions.write_variants() == {"ready": 2, "failed": 0}
+    assert actions.write_variants() == {"ready": 3, "failed": 0}
 
     key = FingerprintKey.objects.get(partner=partner)
     committed = AuditEvent.objects.get(action="fingerprint.committed")
@@ -164,7 +242,7 @@ def test_the_commitment_is_sealed_before_any_copy_is_ready():
     for variant in ArtifactVariant.objects.filter(partner=partner):
         assert variant.status == "ready" and variant.ready_at >= key.sealed_at
     ready = AuditEvent.objects.filter(action="variant.ready").order_by("pk")
-    assert [e.changes["artifact"] for e in ready] == [MARKED, UNMARKED]
+    assert sorted(e.changes["artifact"] for e in ready) == sorted(FILES)
     assert all(e.pk > committed.pk for e in ready)
     # Idempotent: nothing left to write, nothing recorded again.
     assert actions.write_variants() == {"ready": 0, "failed": 0}
@@ -172,7 +250,7 @@ def test_the_commitment_is_sealed_before_any_copy_is_ready():
         "ready": 0,
         "failed": 0,
     }
-    assert AuditEvent.objects.filter(action="variant.ready").count() == 2
+    assert AuditEvent.objects.filter(action="variant.ready").count() == 3
 
 
 def test_a_marked_copy_is_stored_under_the_partner_prefix_and_an_unmatched_file_is_shared():
@@ -196,8 +274,8 @@ def test_a_file_that_is_not_safetensors_fails_with_a_short_error_and_is_audited(
     world = World(files={MARKED: b"not a safetensors file at all", "config.json": b"{}"})
     partner = world.partners[0]
     grant = world.grant(partner)
-    assert actions.write_variants() == {"ready": 0, "failed": 1}
-    variant = ArtifactVariant.objects.get()
+    assert actions.write_variants() == {"ready": 1, "failed": 1}  # config.json: shared
+    variant = ArtifactVariant.objects.get(artifact__path=MARKED)
     assert variant.status == "failed"
     assert variant.error.startswith("not_safetensors") and "Traceback" not in variant.error
     (failed,) = AuditEvent.objects.filter(action="variant.failed")
@@ -304,7 +382,7 @@ def test_turning_fingerprinting_on_prepares_copies_for_grants_already_issued():
     actions.update_release(actor=f.superuser(), release=world.release, fingerprint=True)
     assert FingerprintKey.objects.filter(partner=holder).count() == 1
     assert not FingerprintKey.objects.filter(partner=other).exists()
-    assert ArtifactVariant.objects.filter(partner=holder, status="pending").count() == 2
+    assert ArtifactVariant.objects.filter(partner=holder, status="pending").count() == len(FILES)
     (committed,) = AuditEvent.objects.filter(action="fingerprint.committed")
     assert committed.actor is not None  # the staff member who turned it on
 
@@ -316,7 +394,7 @@ def test_files_added_to_a_held_checkpoint_get_copies_too():
     extra = {"model-extra.safetensors": FILES[MARKED]}
     specs = [f.stored_spec(world.release, "step-1", p, c) for p, c in extra.items()]
     actions.register_checkpoint(actor=None, release=world.release, tag="step-1", artifacts=specs)
-    assert ArtifactVariant.objects.filter(partner=partner).count() == 3
+    assert ArtifactVariant.objects.filter(partner=partner).count() == len(FILES) + 1
     assert FingerprintKey.objects.filter(partner=partner).count() == 1
 
 
@@ -343,3 +421,27 @@ def test_the_hub_names_the_partner_commit_and_waits_for_its_copies(settings):
         head = world.api(p).head(f"/lab/{world.release.slug}/resolve/main/{MARKED}")
         assert head.status_code == 200 and head["X-Linked-Etag"] == f'"{own[MARKED]}"'
         assert head["X-Repo-Commit"] == infos[p.pk]["sha"]
+
+
+def test_the_migration_gives_every_file_a_variant_ready_only_once_sealed():
+    """0016: files written before every file had a variant get one: ready (the shared
+    file) for a sealed commitment, pending for one not sealed yet."""
+    from django.apps import apps
+
+    backfill = importlib.import_module("partners.migrations.0016_variants_for_every_file").backfill
+    world = World()
+    sealed, unsealed = world.partners
+    world.grant(sealed)
+    actions.write_variants()
+    world.grant(unsealed)
+    ArtifactVariant.objects.filter(artifact__path="config.json").delete()
+
+    backfill(apps, None)
+
+    mine = ArtifactVariant.objects.get(partner=sealed, artifact__path="config.json")
+    assert mine.status == "ready" and mine.sha256 == sha256(FILES["config.json"])
+    assert mine.storage_key == mine.artifact.storage_key and mine.tensors == []
+    theirs = ArtifactVariant.objects.get(partner=unsealed, artifact__path="config.json")
+    assert theirs.status == "pending"
+    backfill(apps, None)  # idempotent
+    assert ArtifactVariant.objects.filter(artifact__path="config.json").count() == 2

@@ -36,7 +36,7 @@ def test_a_worker_writes_the_copies_and_two_partners_download_their_own(
         for partner in world.partners:
             world.grant(partner)  # its on_commit sends partners.tasks.write_variants
         wait_for(
-            lambda: ArtifactVariant.objects.filter(status="ready").count() == 4,
+            lambda: ArtifactVariant.objects.filter(status="ready").count() == 2 * len(FILES),
             what="the worker to write both partners' copies",
             timeout=120,
         )
