@@ -1,5 +1,6 @@
 """Reads, scoped by partner where a partner can reach them."""
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -733,7 +734,10 @@ def partner_files(partner: Partner, checkpoint: Checkpoint) -> list[Artifact]:
         ).only("artifact_id", "status", "size", "sha256", "storage_key")
     }
     files = []
-    for artifact in sorted(checkpoint.artifacts.all(), key=lambda a: a.path):
+    for shared in sorted(checkpoint.artifacts.all(), key=lambda a: a.path):
+        # A copy: the checkpoint's (prefetched) artifacts stay the shared files, which
+        # the Hub's shared commit id is computed from (``hub._commit_ids``).
+        artifact = copy.copy(shared)
         variant = variants.get(artifact.pk)
         artifact.variant_status = variant.status if variant is not None else None
         if variant is not None and variant.status == ArtifactVariant.Status.READY:

@@ -30,6 +30,8 @@ never names one: ``Access``). These routes are not in the OpenAPI schema:
 their shapes are the Hub's, not DRF's.
 """
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable
@@ -254,19 +256,31 @@ def _release(partner: Partner, org: str, repo: str) -> Release:
     return release
 
 
+def _commit_ids(checkpoint: Checkpoint, partner: Partner) -> set[str]:
+    """The commit ids that name ``checkpoint`` for ``partner``: the partner's own (once its
+    copies of a fingerprinted release are written) and the shared one (the lab's files,
+    what the partner was shown before its grant): the same checkpoint either way."""
+    ids = {commit_id(manifest(checkpoint, files=partner_artifacts(checkpoint, None)))}
+    if checkpoint.release.fingerprint:
+        # Its own id does not exist while a copy is being written: the shared one names it.
+        with contextlib.suppress(VariantsNotReady):
+            ids.add(_revision(checkpoint, partner).commit)
+    return ids
+
+
 def _find(checkpoints: list[Checkpoint], revision: str, partner: Partner) -> Checkpoint | None:
-    """The checkpoint ``revision`` names by tag or commit id (not ``main``); a checkpoint
-    whose copies for the partner are being written has no commit id yet."""
+    """The checkpoint ``revision`` names by tag or commit id (not ``main``): the partner's
+    own commit id or, for a fingerprinted release, the shared one (``_commit_ids``), so a
+    client that read the shared id before its first use issued the grant (model info
+    answers it then) keeps naming the checkpoint while the copies are written (503
+    ``variant_not_ready``) and after."""
     for checkpoint in checkpoints:
         if checkpoint.tag == revision:
             return checkpoint
     if len(revision) == 40:
         for checkpoint in checkpoints:
-            try:
-                if _revision(checkpoint, partner).commit == revision:
-                    return checkpoint
-            except VariantsNotReady:
-                continue
+            if revision in _commit_ids(checkpoint, partner):
+                return checkpoint
     return None
 
 
@@ -334,7 +348,12 @@ class Access:
             return self._files(self.main())
         found = _find(self.checkpoints, revision, self.partner)
         if found is not None and self.refusal(found) is None:
-            return self._files(found)
+            files = self._files(found)
+            if len(revision) == 40 and revision != found.tag:
+                # Named by a commit id: answered under that id (X-Repo-Commit, sha), so a
+                # client that pinned the shared id keeps its files in that snapshot.
+                return dataclasses.replace(files, commit=revision)
+            return files
         self.main()  # refused whatever the name, when nothing may be downloaded
         if found is not None:
             raise cast(Problem, self.refusal(found))

@@ -445,3 +445,38 @@ def test_the_migration_gives_every_file_a_variant_ready_only_once_sealed():
     assert theirs.status == "pending"
     backfill(apps, None)  # idempotent
     assert ArtifactVariant.objects.filter(artifact__path="config.json").count() == 2
+
+
+def test_the_shared_commit_id_names_the_checkpoint_for_a_partner_before_and_after(settings):
+    """Model info before the grant answers the shared commit id; a client pinned to it is
+    told to wait (503, not RevisionNotFound) while the copies are written, then gets its
+    own files under that id; its own id names the checkpoint too."""
+    world = World()
+    partner = world.partners[0]
+    slug = world.release.slug
+    shared = commit_id(manifest(world.checkpoint))
+    before = world.api(partner).get(f"/api/models/lab/{slug}/revision/main")
+    assert before.status_code == 200 and before.json()["sha"] == shared
+    world.grant(partner)
+    for url in (
+        f"/api/models/lab/{slug}/revision/{shared}",
+        f"/lab/{slug}/resolve/{shared}/config.json",
+    ):
+        waiting = world.api(partner).get(url)
+        assert waiting.status_code == 503 and waiting.json()["code"] == "variant_not_ready"
+        assert waiting["Retry-After"] == str(settings.ACCESSCTL_VARIANT_RETRY_SECONDS)
+
+    actions.write_variants()
+    own = commit_id(manifest(world.checkpoint, partner))
+    assert own != shared
+    mine = {e["path"]: e["sha256"] for e in manifest(world.checkpoint, partner)["files"]}
+    for name in (shared, own):
+        info = world.api(partner).get(f"/api/models/lab/{slug}/revision/{name}")
+        assert info.status_code == 200 and info.json()["sha"] == name
+        assert {s["rfilename"]: s["lfs"]["sha256"] for s in info.json()["siblings"]} == mine
+        head = world.api(partner).head(f"/lab/{slug}/resolve/{name}/{MARKED}")
+        assert head.status_code == 200 and head["X-Repo-Commit"] == name
+        assert head["X-Linked-Etag"] == f'"{mine[MARKED]}"'
+    assert world.api(partner).get(f"/api/models/lab/{slug}/revision/main").json()["sha"] == own
+    unknown = world.api(partner).get(f"/api/models/lab/{slug}/revision/{'0' * 40}")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "revision_not_found"

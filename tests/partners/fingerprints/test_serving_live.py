@@ -5,10 +5,15 @@ local mode and in s3 mode (SeaweedFS; nginx mode too, by the API), and each veri
 manifest."""
 
 import hashlib
+import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
+from django.db import connection
+from huggingface_hub import HfApi, snapshot_download
+from huggingface_hub import errors as hf_errors
 
 from accessctl.audit.models import AuditCheckpoint, AuditEvent, AuditLeaf
 from partners import actions
@@ -81,7 +86,7 @@ def test_s3_mode_serves_each_partner_its_copy(live_server, s3_mode, settings, tm
     world = World()
     for partner in world.partners:
         world.grant(partner)
-    assert actions.write_variants() == {"ready": 4, "failed": 0}
+    assert actions.write_variants() == {"ready": 2 * len(FILES), "failed": 0}
     marked = ArtifactVariant.objects.filter(artifact__path=MARKED)
     stored = {o["Key"] for o in s3_mode.client().list_objects_v2(Bucket=s3_mode.bucket)["Contents"]}
     assert {v.storage_key for v in marked} <= stored
@@ -144,3 +149,89 @@ def test_nginx_mode_sends_each_partner_its_copy(live_server, settings, tmp_path,
             assert whole.headers["X-Content-SHA256"] == variant.sha256
             ranged = httpx.get(url, headers={**headers, "Range": "bytes=10-19"})
             assert ranged.status_code == 206 and ranged.content == whole.content[10:20]
+
+
+def test_the_hub_client_s_first_use_waits_for_the_copies_then_downloads(
+    live_server, settings, tmp_path
+):
+    """The Hub's first use (docs/fingerprints.md, *What a partner gets*): model info,
+    before the grant, names the shared commit id; the first resolve issues the grant; the
+    copies are not written yet, so the client is told 503 ``variant_not_ready`` with
+    ``Retry-After`` (retryable, not ``RevisionNotFound``) and succeeds once they are,
+    pinned to that shared id or following ``main``."""
+    settings.ACCESSCTL_DOWNLOAD_MODE = "local"
+    settings.ACCESSCTL_VARIANT_RETRY_SECONDS = 1
+    world = World()
+    pinned, following = world.partners
+    repo = f"lab/{world.release.slug}"
+    shared = commit_id(manifest(world.checkpoint))
+
+    # Pinned to the shared id it was shown; the copies are written while the client
+    # retries (as a worker would, once the first resolve issued the grant).
+    api = HfApi(endpoint=live_server.url, token=world.secrets[pinned.pk])
+    assert api.model_info(repo, revision="step-1").sha == shared
+
+    def writer() -> None:
+        try:
+            wait_for(lambda: Grant.objects.filter(partner=pinned).exists(), what="the grant")
+            time.sleep(1)  # at least one refusal first
+            actions.write_variants()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    folder = Path(
+        snapshot_download(
+            repo,
+            revision=shared,
+            endpoint=live_server.url,
+            token=world.secrets[pinned.pk],
+            cache_dir=tmp_path / "pinned",
+        )
+    )
+    thread.join()
+    assert folder.name == shared  # the snapshot the client pinned holds the files
+    own = {e["path"]: e["sha256"] for e in manifest(world.checkpoint, pinned)["files"]}
+    for path in FILES:
+        assert hashlib.sha256((folder / path).read_bytes()).hexdigest() == own[path]
+    assert own[MARKED] != hashlib.sha256(FILES[MARKED]).hexdigest()
+    waited = AuditEvent.objects.filter(
+        action="download.denied", partner_id=pinned.pk, reason="variant_not_ready"
+    )
+    assert waited.exists() and all(e.changes.get("via") == "hub" for e in waited)
+
+    # Following main: the first use fails retryably (the copies are not written while the
+    # client retries), and the next use, after they are, gets the partner's own commit.
+    with pytest.raises(Exception) as first:
+        snapshot_download(
+            repo,
+            endpoint=live_server.url,
+            token=world.secrets[following.pk],
+            cache_dir=tmp_path / "main",
+        )
+    # The client reports it as "cannot find the file" (LocalEntryNotFoundError), caused by
+    # the server's 503 variant_not_ready, after honouring Retry-After 5 times.
+    chain, error = [], first.value
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    assert not any(isinstance(e, hf_errors.RevisionNotFoundError) for e in chain), chain
+    answers = [e.response for e in chain if isinstance(e, hf_errors.HfHubHTTPError)]
+    assert answers and answers[0].status_code == 503, chain
+    assert answers[0].headers["X-Error-Message"].startswith("variant_not_ready")
+    assert answers[0].headers["Retry-After"] == "1"
+    assert Grant.objects.filter(partner=following).exists()
+    actions.write_variants()
+    folder = Path(
+        snapshot_download(
+            repo,
+            endpoint=live_server.url,
+            token=world.secrets[following.pk],
+            cache_dir=tmp_path / "main",
+        )
+    )
+    assert folder.name == commit_id(manifest(world.checkpoint, following)) != shared
+    own = {e["path"]: e["sha256"] for e in manifest(world.checkpoint, following)["files"]}
+    for path in FILES:
+        assert hashlib.sha256((folder / path).read_bytes()).hexdigest() == own[path]
