@@ -78,7 +78,14 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from accessctl_wire.client import CliError, Retry, file_path, problem, with_retries
+from accessctl_wire.client import (
+    CliError,
+    Retry,
+    file_path,
+    problem,
+    server_failure,
+    with_retries,
+)
 
 from .direct import Storage
 from .storage import Answer, explain
@@ -327,7 +334,8 @@ class Download:
         for ask_again in (True, False):  # storage refusing a URL: one new authorization
             with api.stream("GET", url, headers=headers) as response:
                 if response.status_code >= 500:
-                    raise Retry(f"HTTP {response.status_code}")
+                    response.read()
+                    raise server_failure(response)
                 if response.status_code >= 400:
                     response.read()
                     raise problem(response)
@@ -392,7 +400,8 @@ class Download:
                 path = file_path(self.grant["id"], part.entry["path"])
                 with api.stream("GET", path) as response:
                     if response.status_code >= 500:
-                        raise Retry(f"HTTP {response.status_code}")
+                        response.read()
+                        raise server_failure(response)
                     if response.status_code >= 400:
                         response.read()
                         raise problem(response)

@@ -3,6 +3,8 @@ refusals (RFC 9457 problems) as ``CliError`` with the CLI's exit status."""
 
 from __future__ import annotations
 
+import email.utils
+import os
 import random
 import time
 from collections.abc import Callable
@@ -13,7 +15,19 @@ import httpx
 
 from .codes import Code, Exit
 
-__all__ = ["EXIT", "Api", "CliError", "file_path", "segment", "with_retries"]
+__all__ = [
+    "EXIT",
+    "RETRY_AFTER_MAX",
+    "RETRY_AFTER_TOTAL",
+    "Api",
+    "CliError",
+    "Retry",
+    "file_path",
+    "retry_after",
+    "segment",
+    "server_failure",
+    "with_retries",
+]
 
 T = TypeVar("T")
 
@@ -51,24 +65,122 @@ class CliError(Exception):
         return EXIT.get(self.code, Exit.REFUSED)
 
 
+# What the CLI does with a server's ``Retry-After`` (docs/cli.md, *Retries*): it waits as
+# told, at most RETRY_AFTER_MAX seconds a time, and keeps asking while the server says
+# when to, for at most RETRY_AFTER_TOTAL seconds of such waits in one request (the
+# environment's ACCESSCTL_RETRY_TOTAL, in seconds, when set).
+RETRY_AFTER_MAX = 60.0
+RETRY_AFTER_TOTAL = 600.0
+RETRY_AFTER_MIN = 1.0  # a "Retry-After: 0" is not a reason to ask in a tight loop
+
+
 class Retry(Exception):
-    """A failure worth trying again (network, 5xx, an expired presigned URL)."""
+    """A failure worth trying again (network, 5xx, an expired presigned URL).
+
+    ``after``: the seconds the server asked to wait (its ``Retry-After``, already capped),
+    or ``None``; ``failure``: the server's problem, what is reported when giving up."""
+
+    def __init__(
+        self, message: str, *, after: float | None = None, failure: CliError | None = None
+    ) -> None:
+        super().__init__(message)
+        self.after, self.failure = after, failure
+
+
+def retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """The seconds a ``Retry-After`` header asks to wait (RFC 9110 section 10.2.3: a
+    number of seconds, or an HTTP date), between 0 and ``RETRY_AFTER_MAX``; ``None``
+    when there is none or it does not parse.
+
+    >>> retry_after("30"), retry_after("600"), retry_after("soon")
+    (30.0, 60.0, None)
+    >>> retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now=784111767.0)
+    10.0
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(int(value))
+    else:
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment is None or moment.tzinfo is None:
+            return None
+        seconds = moment.timestamp() - (time.time() if now is None else now)
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX)
+
+
+def server_failure(response: httpx.Response) -> Retry:
+    """A 5xx answer (its body read) as a ``Retry``: the ``Retry-After`` it asks for, and
+    its problem (code and detail), which is what the user is told if it does not pass."""
+    failure = None
+    if response.headers.get("content-type", "").startswith("application/problem+json"):
+        failure = problem(response)
+    return Retry(
+        f"HTTP {response.status_code} from {response.request.url.path}",
+        after=retry_after(response.headers.get("retry-after")),
+        failure=failure,
+    )
 
 
 def with_retries(
-    attempt: Callable[[], T], *, tries: int = 6, base: float = 0.5, cap: float = 15.0
+    attempt: Callable[[], T],
+    *,
+    tries: int = 6,
+    base: float = 0.5,
+    cap: float = 15.0,
+    told_total: float | None = None,
 ) -> T:
-    """Run ``attempt`` until it succeeds, backing off exponentially (with jitter) on
-    ``Retry`` and network errors; the last failure becomes a ``CliError('network')``."""
-    for n in range(tries - 1):
+    """Run ``attempt`` until it succeeds. On ``Retry`` and network errors it waits and
+    tries again: as long as the server said (``Retry.after``, at least
+    ``RETRY_AFTER_MIN``) while those waits add up to at most ``told_total`` seconds
+    (default: ``ACCESSCTL_RETRY_TOTAL`` or ``RETRY_AFTER_TOTAL``),
+    else backing off exponentially (with jitter) for up to ``tries`` attempts. Giving up
+    raises the server's problem when there was one (its code, so its exit status; the
+    message says how long it was tried), else ``CliError('network')``."""
+    if told_total is None:
+        told_total = _told_total()
+    started, attempts, untold, told = time.monotonic(), 0, 0, 0.0
+    while True:
+        attempts += 1
         try:
             return attempt()
-        except (Retry, httpx.TransportError):
-            time.sleep(min(cap, base * 2**n) * (0.5 + random.random() / 2))  # noqa: S311
+        except (Retry, httpx.TransportError) as exc:
+            after = exc.after if isinstance(exc, Retry) else None
+            if after is not None:
+                wait = max(after, RETRY_AFTER_MIN)
+                give_up = told + wait > told_total
+                told += wait
+            else:
+                untold += 1
+                wait = min(cap, base * 2 ** (untold - 1)) * (0.5 + random.random() / 2)  # noqa: S311
+                give_up = untold >= tries
+            if give_up:
+                raise _given_up(exc, attempts, time.monotonic() - started) from exc
+            time.sleep(wait)
+
+
+def _told_total() -> float:
+    """``ACCESSCTL_RETRY_TOTAL`` (seconds, 0 or more), else ``RETRY_AFTER_TOTAL``."""
     try:
-        return attempt()
-    except (Retry, httpx.TransportError) as exc:
-        raise CliError("network", f"giving up after {tries} attempts: {exc}") from exc
+        return max(0.0, float(os.environ["ACCESSCTL_RETRY_TOTAL"]))
+    except (KeyError, ValueError):
+        return RETRY_AFTER_TOTAL
+
+
+def _given_up(exc: Exception, attempts: int, seconds: float) -> CliError:
+    tried = f"still so after {attempts} attempts over {seconds:.0f} s"
+    failure = exc.failure if isinstance(exc, Retry) else None
+    if failure is None:
+        return CliError("network", f"giving up after {attempts} attempts: {exc}")
+    # "<what happened> (<code>, HTTP <status>)", the attempts before the parenthesis.
+    what, _, said = failure.message.rpartition(" (")
+    if not what:
+        return failure
+    return CliError(failure.code, f"{what.rstrip('.')}; {tried} ({said}")
 
 
 def problem(response: httpx.Response) -> CliError:
@@ -114,7 +226,7 @@ class Api:
         def attempt() -> Any:
             response = self.client.get(path, params=params or None)
             if response.status_code >= 500:
-                raise Retry(f"HTTP {response.status_code} from {path}")
+                raise server_failure(response)
             if response.status_code >= 400:
                 raise problem(response)
             return _json(response)

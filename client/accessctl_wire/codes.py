@@ -1072,7 +1072,8 @@ class Code(StrEnum):
         Area.CLI,
         "The server could not be reached.",
         "the server or storage could not be reached, or kept failing (5xx, a cut connection) "
-        "over 6 attempts with backoff; or an answer is not the API's JSON (a proxy's page)",
+        "over 6 attempts with backoff (a 5xx that is a problem gives up with its own code); "
+        "or an answer is not the API's JSON (a proxy's page)",
     )
     STORAGE_REFUSED = (
         "storage_refused",
