@@ -1,6 +1,7 @@
 """Errors as RFC 9457 problem details, each with a stable ``code``."""
 
 import json
+import logging
 from typing import Any
 
 from django.http import Http404, HttpResponse
@@ -36,6 +37,9 @@ DRF_CODES: dict[type[exceptions.APIException], Code] = {
 
 
 _GENERIC = {Code.ERROR, Code.INVALID}
+# 5xx answers that are part of the protocol (with Retry-After), not failures to alert on.
+_EXPECTED_5XX = {Code.VARIANT_NOT_READY}
+log = logging.getLogger(__name__)
 
 
 def problem_response(
@@ -81,7 +85,18 @@ def problems_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpR
     response = _problem(exc, context)
     if response is not None:
         note(exc, context)
+        if isinstance(exc, Problem) and exc.problem_code in _EXPECTED_5XX:
+            # An answer by design that tells the client when to ask again, not a server
+            # error: Django's request log would write it at ERROR (alert noise). Its
+            # evidence is the audit event; the log has it at INFO.
+            response._has_been_logged = True  # type: ignore[attr-defined]
+            log.info("%s %s: %s", response.status_code, exc.problem_code, context_path(context))
     return response
+
+
+def context_path(context: dict[str, Any]) -> str:
+    request = context.get("request")
+    return str(getattr(request, "path", ""))[:300]
 
 
 def _problem(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:

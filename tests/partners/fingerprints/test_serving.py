@@ -5,6 +5,7 @@ partner's signed manifest names its own bytes."""
 
 import importlib
 import json
+import logging
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -480,3 +481,16 @@ def test_the_shared_commit_id_names_the_checkpoint_for_a_partner_before_and_afte
     assert world.api(partner).get(f"/api/models/lab/{slug}/revision/main").json()["sha"] == own
     unknown = world.api(partner).get(f"/api/models/lab/{slug}/revision/{'0' * 40}")
     assert unknown.status_code == 404 and unknown.json()["code"] == "revision_not_found"
+
+
+def test_a_variant_not_ready_answer_is_not_logged_as_a_server_error(caplog):
+    """A 503 that tells the client when to ask again is the protocol, not an alert."""
+    world = World()
+    partner = world.partners[0]
+    grant = world.grant(partner)
+    with caplog.at_level(logging.INFO):
+        refused = download(world, partner, grant, MARKED)
+        hub = world.api(partner).head(f"/lab/{world.release.slug}/resolve/main/{MARKED}")
+    assert refused.status_code == hub.status_code == 503
+    assert not [r for r in caplog.records if r.name == "django.request"], caplog.text
+    assert [r for r in caplog.records if r.name == "partners.api.problems"]
