@@ -129,6 +129,17 @@ def prepare_variants(
         .exclude(variants__partner=partner)
         .order_by("pk")
     )
+    # Copies left unwritten while nobody could download them (``write_variants``), or
+    # failed: this grant wants them again.
+    waiting = list(
+        ArtifactVariant.objects.filter(
+            partner=partner, artifact__checkpoint__in=[c.pk for c in checkpoints]
+        )
+        .exclude(status=ArtifactVariant.Status.READY)
+        .values_list("pk", flat=True)
+    )
+    if waiting:
+        after_commit(WRITE_VARIANTS_TASK, waiting)
     if not artifacts:
         return []
     _commit_key(actor=actor, release=release, partner=partner, at=at)
@@ -290,6 +301,22 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
+SKIPPED = "skipped"
+
+
+def _wanted(variant: ArtifactVariant) -> bool:
+    """Whether the variant's partner is active and holds a live grant (active or
+    exhausted) of its checkpoint: someone may download the copy."""
+    return (
+        variant.partner.status == Partner.Status.ACTIVE
+        and Grant.objects.filter(
+            partner_id=variant.partner_id,
+            checkpoint_id=variant.artifact.checkpoint_id,
+            status__in=_LIVE,
+        ).exists()
+    )
+
+
 def _write_one(variant: ArtifactVariant) -> str:
     """Write ``variant`` and record the outcome; its new status."""
     current = ArtifactVariant.objects.filter(pk=variant.pk).values_list("status", flat=True)
@@ -297,6 +324,10 @@ def _write_one(variant: ArtifactVariant) -> str:
         # Another run (a redelivered message) finished it: its stored copy is served now
         # and must not be replaced under a download.
         return ArtifactVariant.Status.READY
+    if not _wanted(variant):
+        # Nobody could download it (grant revoked or expired, partner suspended): no
+        # copy is stored for nobody. It stays as it is; a new grant sends it again.
+        return SKIPPED
     try:
         key = FingerprintKey.objects.get(
             release=variant.artifact.checkpoint.release, partner=variant.partner
@@ -353,7 +384,9 @@ def write_variants(variant_ids: Sequence[int] | None = None) -> dict[str, int]:
     ``None``): the commitment sealed first, then the marked copy stored under
     ``variant_key`` (or the shared file when no tensor matches) and the row made ready
     (``variant.ready``); a failure leaves it ``failed`` with a short error
-    (``variant.failed``) for a later run. Idempotent: a ready variant is left alone, and
+    (``variant.failed``) for a later run. A variant nobody may download now (its
+    partner suspended, or holding no live grant of the checkpoint) is left as it is and
+    not counted: the next grant sends it again (``prepare_variants``). Idempotent: a ready variant is left alone, and
     a copy is the same bytes however often it is written. Returns
     ``{"ready": n, "failed": n}``."""
     wanted = Q(status=ArtifactVariant.Status.PENDING)
@@ -366,5 +399,6 @@ def write_variants(variant_ids: Sequence[int] | None = None) -> dict[str, int]:
         .order_by("pk")
     ):
         status = _write_one(variant)
-        counts["ready" if status == ArtifactVariant.Status.READY else "failed"] += 1
+        if status != SKIPPED:
+            counts["ready" if status == ArtifactVariant.Status.READY else "failed"] += 1
     return counts

@@ -494,3 +494,25 @@ def test_a_variant_not_ready_answer_is_not_logged_as_a_server_error(caplog):
     assert refused.status_code == hub.status_code == 503
     assert not [r for r in caplog.records if r.name == "django.request"], caplog.text
     assert [r for r in caplog.records if r.name == "partners.api.problems"]
+
+
+def test_no_copy_is_written_for_a_partner_that_cannot_download_it():
+    """A grant revoked (or a partner suspended) before the worker got to its copies: they
+    are not stored for nobody; a new grant has them written."""
+    world = World()
+    revoked, suspended = world.partners
+    grant = world.grant(revoked)
+    world.grant(suspended)
+    actions.revoke_grant(actor=f.superuser(), grant=grant, reason="r")
+    suspended.status = "suspended"
+    suspended.save(update_fields=["status"])
+
+    assert actions.write_variants() == {"ready": 0, "failed": 0}
+    assert set(ArtifactVariant.objects.values_list("status", flat=True)) == {"pending"}
+    assert not storages["artifacts"].exists(f"{VARIANTS_PREFIX}/{revoked.slug}")
+    assert not AuditEvent.objects.filter(action="variant.ready").exists()
+
+    world.grant(revoked)  # sends the waiting copies again (on commit)
+    assert actions.write_variants() == {"ready": len(FILES), "failed": 0}
+    assert ArtifactVariant.objects.filter(partner=revoked, status="ready").count() == len(FILES)
+    assert ArtifactVariant.objects.filter(partner=suspended, status="pending").count() == len(FILES)
