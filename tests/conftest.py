@@ -1,8 +1,11 @@
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
+from pytest_django.plugin import validate_django_db
 
+from accessctl.celery import app
 from tests.servers import seaweedfs
 
 # ``tests/accessctl/test_embedded.py`` runs the database-rule tests again on SQLite (the
@@ -18,6 +21,71 @@ if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" an
 # Live-server threads must not keep connections open past a test, or the test database
 # cannot be dropped at the end.
 settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+# The Redis URLs the tests and the processes they start use (broker, cache, their flushdb).
+REDIS_VARIABLES = ("TEST_REDIS_URL", "REDIS_URL", "CELERY_BROKER_URL")
+
+
+def worker_redis_url(url: str, index: int) -> str:
+    """``url`` on its database number plus ``index`` (modulo Redis's 16 databases): each
+    pytest-xdist worker's own database, so one worker's FLUSHDB, queues and counters never
+    meet another's. ``index`` 0 keeps the URL as it is."""
+    parts = urlsplit(url)
+    if index == 0 or parts.scheme not in {"redis", "rediss"}:
+        return url
+    number = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(number + index) % 16}"))
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``-n``), give this worker its own Redis database. pytest-django
+    gives it its own test database already (``test_<name>_gw<index>``), which the
+    processes the tests start receive through ``tests.workers.database_url()``; ports are
+    free ones, files the tests' own temporary directories."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return
+    index = int(workerinput["workerid"].removeprefix("gw"))
+    for name in REDIS_VARIABLES:
+        if name in os.environ:
+            os.environ[name] = worker_redis_url(os.environ[name], index)
+    settings.CELERY_BROKER_URL = worker_redis_url(settings.CELERY_BROKER_URL, index)
+    # What ``transaction.on_commit`` sends through in this process (tests.workers.use_broker).
+    app.conf.broker_url = app.conf.broker_write_url = app.conf.broker_read_url = (
+        settings.CELERY_BROKER_URL
+    )
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+def _database_use(item: pytest.Item) -> int:
+    """pytest-django's order for ``item`` (it runs them in this order): 0 database in a
+    transaction rolled back, 1 transactional (the database is flushed after it, rows the
+    migrations made included), 2 no database."""
+    marker = item.get_closest_marker("django_db")
+    transactional = marker is not None and any(validate_django_db(marker)[:2])
+    fixtures = getattr(item, "fixturenames", ())
+    if transactional or "transactional_db" in fixtures or "live_server" in fixtures:
+        return 1
+    return 0 if marker is not None or "db" in fixtures else 2
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (scripts/test: ``-n 2 --dist loadgroup --no-loadscope-reorder``):
+    a file's tests of one kind (``_database_use``) form one group, run by one worker (its
+    module-wide servers start once); the groups are handed out in pytest-django's order,
+    so no worker runs a test needing the migrations' rows (groups, schedules) after a
+    transactional one flushed them; within a kind, the largest groups first."""
+    if getattr(config.option, "dist", "no") != "loadgroup":
+        return
+    groups = {item: f"{item.nodeid.split('::')[0]}:{_database_use(item)}" for item in items}
+    sizes: dict[str, int] = {}
+    for group in groups.values():
+        sizes[group] = sizes.get(group, 0) + 1
+    for item, group in groups.items():
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: (_database_use(item), -sizes[groups[item]], groups[item]))
 
 
 @pytest.fixture(autouse=True)
