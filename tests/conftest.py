@@ -3,7 +3,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
-from pytest_django.plugin import validate_django_db
 
 from accessctl.celery import app
 from tests.servers import seaweedfs
@@ -56,36 +55,6 @@ def pytest_configure(config):
     )
     app._pool = None
     app.amqp._producer_pool = None
-
-
-def _database_use(item: pytest.Item) -> int:
-    """pytest-django's order for ``item`` (it runs them in this order): 0 database in a
-    transaction rolled back, 1 transactional (the database is flushed after it, rows the
-    migrations made included), 2 no database."""
-    marker = item.get_closest_marker("django_db")
-    transactional = marker is not None and any(validate_django_db(marker)[:2])
-    fixtures = getattr(item, "fixturenames", ())
-    if transactional or "transactional_db" in fixtures or "live_server" in fixtures:
-        return 1
-    return 0 if marker is not None or "db" in fixtures else 2
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (scripts/test: ``-n 2 --dist loadgroup --no-loadscope-reorder``):
-    a file's tests of one kind (``_database_use``) form one group, run by one worker (its
-    module-wide servers start once); the groups are handed out in pytest-django's order,
-    so no worker runs a test needing the migrations' rows (groups, schedules) after a
-    transactional one flushed them; within a kind, the largest groups first."""
-    if getattr(config.option, "dist", "no") != "loadgroup":
-        return
-    groups = {item: f"{item.nodeid.split('::')[0]}:{_database_use(item)}" for item in items}
-    sizes: dict[str, int] = {}
-    for group in groups.values():
-        sizes[group] = sizes.get(group, 0) + 1
-    for item, group in groups.items():
-        item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: (_database_use(item), -sizes[groups[item]], groups[item]))
 
 
 @pytest.fixture(autouse=True)
