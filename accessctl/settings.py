@@ -41,10 +41,20 @@ def _embedded_secret(name: str, nbytes: int) -> str:
     path = DATA_DIR / name
     if not path.exists():
         DATA_DIR.mkdir(parents=True, exist_ok=True, mode=0o750)
-        # Created 0600: never readable by others, not even between write and chmod.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_urlsafe(nbytes))
+        # Written whole to a private file (0600: never readable by others), then published
+        # under its name with link(2), which never replaces: of processes starting at once
+        # (web, worker, beat), one secret wins and every process reads it complete.
+        draft = DATA_DIR / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_urlsafe(nbytes))
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                pass  # another process published first: its secret is the one
+        finally:
+            draft.unlink()
     return path.read_text().strip()
 
 
