@@ -5,6 +5,7 @@ needs no server. ``ACCESSCTL_ENV=production`` switches on every production guard
 refuses to start with a missing or weak secret, DEBUG, or no allowed hosts.
 """
 
+import contextlib
 import os
 import re
 import secrets
@@ -49,10 +50,9 @@ def _embedded_secret(name: str, nbytes: int) -> str:
         try:
             with os.fdopen(descriptor, "w") as handle:
                 handle.write(secrets.token_urlsafe(nbytes))
-            try:
+            # Another process may have published first: its secret is the one.
+            with contextlib.suppress(FileExistsError):
                 os.link(draft, path)
-            except FileExistsError:
-                pass  # another process published first: its secret is the one
         finally:
             draft.unlink()
     return path.read_text().strip()

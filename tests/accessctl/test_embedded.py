@@ -390,7 +390,7 @@ def test_processes_starting_at_once_make_one_set_of_secrets(tmp_path):
     answers = [process.communicate(timeout=120) for process in starts]
     assert all(process.returncode == 0 for process in starts), [err for _, err in answers]
     assert len({out for out, _ in answers}) == 1, answers
-    digest, length = answers[0][0].split()
+    _digest, length = answers[0][0].split()
     assert int(length) >= 50
     assert sorted(p.name for p in data_dir.iterdir() if p.name.startswith(".")) == []
     for name in ("secret_key", "key_encryption_key", "token_pepper"):
