@@ -370,7 +370,9 @@ def test_processes_starting_at_once_make_one_set_of_secrets(tmp_path):
         for key, value in os.environ.items()
         if not key.startswith(("DATABASE_URL", "DJANGO_", "ACCESSCTL_", "CELERY_", "CACHE_URL"))
     }
-    env.update({"ACCESSCTL_DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "accessctl.settings"})
+    env.update(
+        {"ACCESSCTL_DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "accessctl.settings"}
+    )
     code = (
         "import hashlib; from django.conf import settings as s; "
         "print(hashlib.sha256((s.SECRET_KEY + '|' + s.ACCESSCTL_KEY_ENCRYPTION_KEY + '|' "
