@@ -43,6 +43,7 @@ __all__ = [
     "current_window",
     "disabled_schedules",
     "display_window",
+    "download_files",
     "download_target",
     "expiring_grants",
     "hub_checkpoints",
@@ -584,6 +585,16 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
             storage_key=key,
         )
     return grant, artifact
+
+
+def download_files(grant: Grant, paths: list[str]) -> dict[str, Artifact]:
+    """The files of ``grant``'s checkpoint named in ``paths``, by path (a path the
+    checkpoint lacks is absent), holding what a download reads; one statement. ``grant``
+    is the partner's, from ``download_target``."""
+    rows = Artifact.objects.filter(checkpoint_id=grant.checkpoint_id, path__in=paths).only(
+        "id", "checkpoint_id", "path", "size", "sha256", "storage_key"
+    )
+    return {a.path: a for a in rows}
 
 
 _ACCESS_SQL = """

@@ -22,7 +22,7 @@ from .checkpoints import (
     register_checkpoint,
     update_release,
 )
-from .downloads import authorize_download
+from .downloads import FileAnswer, FileAsk, authorize_download, authorize_downloads
 from .grants import (
     approve_grant_request,
     check_grant,
@@ -65,11 +65,14 @@ from .windows import check_window, set_window
 
 __all__ = [
     "ArtifactSpec",
+    "FileAnswer",
+    "FileAsk",
     "add_contact",
     "add_member",
     "announce_deadlines",
     "approve_grant_request",
     "authorize_download",
+    "authorize_downloads",
     "cascade_revocation",
     "change_account",
     "change_contact",
@@ -131,6 +134,7 @@ REFUSAL_EVENTS = {
     "announce_deadlines": AuditAction.WINDOW_REFUSED,
     "approve_grant_request": AuditAction.GRANT_REQUEST_REFUSED,
     "authorize_download": AuditAction.DOWNLOAD_DENIED,
+    "authorize_downloads": AuditAction.DOWNLOAD_DENIED,
     "cascade_revocation": AuditAction.REVOCATION_REFUSED,
     "change_contact": AuditAction.CONTACT_REFUSED,
     "change_schedule": AuditAction.SCHEDULE_REFUSED,

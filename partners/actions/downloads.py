@@ -1,4 +1,6 @@
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +18,7 @@ from partners.rules.leases import LeaseState, lease_charge
 
 from ._common import now
 
-__all__ = ["authorize_download"]
+__all__ = ["FileAnswer", "FileAsk", "authorize_download", "authorize_downloads"]
 
 # The debit, its audit event and the lease, as one statement (the hot path of every
 # download). One statement is atomic: the event and the lease change exist exactly when
@@ -164,6 +166,9 @@ def authorize_download(
         if decision.allowed:
             DECISIONS.labels("allowed", "").inc()
             DEBITED.inc(charged)
+            # What the quota rule reads next, when the caller asks again with this grant
+            # (``authorize_downloads``); the debit itself was exact in the database.
+            grant.bytes_used += charged
             return decision
     record(
         AuditAction.DOWNLOAD_DENIED,
@@ -301,3 +306,114 @@ def _charge_pipelined(
                 connection.connection.rollback()
             raise
     return _quota(grant, facts(result.charge), debited, result.charge)
+
+
+@dataclass(frozen=True, slots=True)
+class FileAsk:
+    """One file of a batch authorization: its ``path``, the ``artifact`` that path names
+    (``None``: the checkpoint has no such file), and the bytes ``start``..``end``
+    (inclusive, as in HTTP's Range; ``None``: from the first byte, to the last)."""
+
+    path: str
+    artifact: Artifact | None
+    start: int | None = None
+    end: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileAnswer:
+    """The decision for one ``FileAsk``: ``code`` is ``""`` when authorized (bytes
+    ``start``..``end``, inclusive; ``end < start`` for a 0-byte file), else the refusal's
+    stable code, with ``status`` and ``detail`` as the single-file GET answers it."""
+
+    ask: FileAsk
+    code: str = ""
+    status: int = 200
+    detail: str = ""
+    start: int = 0
+    end: int = -1
+
+    @property
+    def allowed(self) -> bool:
+        return not self.code
+
+
+def authorize_downloads(
+    *,
+    actor: Actor,
+    grant: Grant,
+    asks: Sequence[FileAsk],
+    client_address: str | None,
+    token_facts: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
+) -> list[FileAnswer]:
+    """Decide each file of ``asks`` as its own single-file download would be decided:
+    each is ``authorize_download`` (its decision, its debit under the file's lease, its
+    ``download.authorized`` or ``download.denied``), one after another, each committed on
+    its own; a file the checkpoint lacks (404 ``file_not_found``) or a range starting past
+    a file's end (416 ``range_not_satisfiable``) is refused with its ``download.denied``.
+
+    ``grant`` was read in this request with its partner, window, checkpoint and release
+    (``queries.download_target``), and its grant-level refusals were answered already;
+    every file's decision reads it again from that state, and the debit re-checks the
+    committed row, so a revocation or an exhausted quota committed meanwhile refuses the
+    files after it. Answers in the order of ``asks``.
+    """
+    from accessctl.codes import status_of  # the registry's status, as the GET answers
+
+    answers: list[FileAnswer] = []
+    for ask in asks:
+        refusal = _ask_refusal(ask)
+        if refusal is not None:
+            code, detail = refusal
+            record(
+                AuditAction.DOWNLOAD_DENIED,
+                actor=actor,
+                target=grant,
+                partner=grant.partner,
+                outcome=Outcome.DENIED,
+                reason=code,
+                changes={"artifact": ask.path, "bytes": 0, "range": _range(ask), **(details or {})},
+                at=now(),
+                client_address=client_address,
+            )
+            answers.append(FileAnswer(ask, code, status_of(code), detail))
+            continue
+        artifact = ask.artifact
+        assert artifact is not None  # noqa: S101 (``_ask_refusal`` refused a missing file)
+        start = ask.start or 0
+        end = artifact.size - 1 if ask.end is None else min(ask.end, artifact.size - 1)
+        decision = authorize_download(
+            actor=actor,
+            grant=grant,
+            artifact=artifact,
+            requested_bytes=end - start + 1,
+            offset=start,
+            client_address=client_address,
+            token_facts=token_facts,
+            fresh=True,
+            details={"range": _range(ask, end), **(details or {})},
+        )
+        if decision:
+            answers.append(FileAnswer(ask, start=start, end=end))
+        else:
+            reason = str(decision.reason)
+            answers.append(FileAnswer(ask, reason, status_of(reason), decision.detail))
+    return answers
+
+
+def _range(ask: FileAsk, end: int | None = None) -> str:
+    if ask.start is None and ask.end is None:
+        return ""
+    last = ask.end if end is None else end
+    return f"{ask.start or 0}-{'' if last is None else last}"
+
+
+def _ask_refusal(ask: FileAsk) -> tuple[str, str] | None:
+    """``(code, detail)`` refusing ``ask`` before any decision, as the GET refuses it."""
+    if ask.artifact is None:
+        return "file_not_found", f"The checkpoint has no file {ask.path!r}."
+    size = ask.artifact.size
+    if (ask.start is not None or ask.end is not None) and (ask.start or 0) >= size:
+        return "range_not_satisfiable", f"The file has {size} bytes."
+    return None
