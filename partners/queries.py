@@ -1,6 +1,7 @@
 """Reads, scoped by partner where a partner can reach them."""
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ from partners.models import (
     AccessToken,
     Artifact,
     Checkpoint,
+    DownloadLease,
     EmbargoWindow,
     Grant,
     GrantRequest,
@@ -31,6 +33,7 @@ from partners.models import (
     Revocation,
 )
 from partners.rules import approvals_needed_sql, export_policy_q
+from partners.rules.leases import LeaseRead, LeaseState
 
 M = TypeVar("M", bound=Model)
 
@@ -498,12 +501,14 @@ _DOWNLOAD_TARGET = """
     SELECT g.id, g.status, g.expires_at, g.quota_bytes, g.bytes_used, g.checkpoint_id,
            g.window_id, w.opens_at, w.closes_at, c.status, c.release_id, c.registered_at,
            r.policy,
-           r.policy_jurisdictions, r.status, a.id, a.path, a.size, a.sha256, a.storage_key
+           r.policy_jurisdictions, r.status, a.id, a.path, a.size, a.sha256, a.storage_key,
+           l.id, l.opened_at, l.expires_at, l.covered, l.reauthorizations
     FROM partners_grant g
     JOIN partners_embargowindow w ON w.id = g.window_id
     JOIN partners_checkpoint c ON c.id = g.checkpoint_id
     JOIN partners_release r ON r.id = c.release_id
     LEFT JOIN partners_artifact a ON a.checkpoint_id = g.checkpoint_id AND a.path = %s
+    LEFT JOIN partners_downloadlease l ON l.grant_id = g.id AND l.artifact_id = a.id
     WHERE g.id = %s AND g.partner_id = %s
 """
 
@@ -523,6 +528,7 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
         row = cursor.fetchone()
     if row is None:
         raise Http404
+    row, lease_row = row[:_LEASE_COLUMNS], row[_LEASE_COLUMNS:]
     (
         gid,
         status,
@@ -584,7 +590,29 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
             sha256=sha256,
             storage_key=key,
         )
+        artifact.lease_read = _lease_read(lease_row)
     return grant, artifact
+
+
+# The file's lease columns come last in ``_DOWNLOAD_TARGET``'s row.
+_LEASE_COLUMNS = 20
+
+
+def _lease_read(columns: tuple[Any, ...]) -> LeaseRead:
+    """The lease part of ``_DOWNLOAD_TARGET``'s row, as ``authorize_download`` takes it."""
+    lease_id, opened_at, expires_at, covered, reauthorizations = columns
+    if lease_id is None:
+        return LeaseRead(None, LeaseState(None, None, [], 0))
+    times = _partial(DownloadLease, id=lease_id, opened_at=opened_at, expires_at=expires_at)
+    if isinstance(covered, str):  # jsonb comes as text (Django's JSONField decodes it)
+        covered = json.loads(covered)
+    state = LeaseState(
+        opened_at=times.opened_at,
+        expires_at=times.expires_at,
+        covered=[(a, b) for a, b in covered],
+        reauthorizations=reauthorizations,
+    )
+    return LeaseRead(lease_id, state)
 
 
 def download_files(grant: Grant, paths: list[str]) -> dict[str, Artifact]:
