@@ -28,8 +28,9 @@ from accessctl.audit.events import AuditAction
 from partners import actions, queries
 from partners.decisions import Reason
 from partners.models import Artifact, Grant
-from partners.storage import artifact_storage, presigned_get
+from partners.storage import artifact_storage
 
+from . import downloads
 from .auth import PartnerCaller, caller_partner, presented_token, token_facts
 from .downloads import CACHE_CONTROL, CONTENT_TYPE, _grant_token, attachment, grant_refusal
 from .errors import Hidden, Problem
@@ -155,7 +156,7 @@ def _authorized(grant: Grant, answer: Any, mode: str) -> dict[str, Any]:
         if range_header:
             parameters["Range"] = range_header
         seconds = settings.ACCESSCTL_PRESIGN_SECONDS
-        out["url"] = presigned_get(
+        out["url"] = downloads.presigned_get(  # the signer FileView's redirect uses
             artifact_storage(), artifact.storage_key, expire=seconds, parameters=parameters
         )
         out["expires_at"] = timezone.now() + timedelta(seconds=seconds)
