@@ -27,6 +27,8 @@ SECRET_FIELDS: dict[str, frozenset[str]] = {
     "partners.accesstoken": frozenset({"digest"}),
     "partners.tokeninvitation": frozenset({"code_digest"}),
     "signing.signingkey": frozenset({"private_key_encrypted"}),
+    # Reachable from a partner's page through its fingerprint keys (docs/fingerprints.md).
+    "partners.fingerprintsecret": frozenset({"secret_encrypted"}),
     "auth.user": frozenset({"password"}),
     "otp_totp.totpdevice": frozenset({"key"}),
     "otp_static.statictoken": frozenset({"token"}),

@@ -356,7 +356,9 @@ CELERY_TASK_ROUTES = {
     "partners.tasks.resume_revocations": {"queue": "urgent"},
     "partners.tasks.send_notifications": {"queue": "slow"},
     "partners.tasks.send_staff_digest": {"queue": "slow"},
+    "partners.tasks.write_variants": {"queue": "slow"},
     "accessctl.audit.tasks.write_audit_export": {"queue": "slow"},
+    "partners.tasks.run_detection": {"queue": "slow"},
 }
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -513,6 +515,9 @@ ACCESSCTL_DOWNLOAD_LEASE_SECONDS = env.int("ACCESSCTL_DOWNLOAD_LEASE_SECONDS", d
 ACCESSCTL_DOWNLOAD_LEASE_REAUTHORIZATIONS = env.int(
     "ACCESSCTL_DOWNLOAD_LEASE_REAUTHORIZATIONS", default=100
 )
+# Leak attribution (docs/fingerprints.md): the Retry-After of a download refused because
+# the partner's marked copy is still being written (503 variant_not_ready).
+ACCESSCTL_VARIANT_RETRY_SECONDS = env.int("ACCESSCTL_VARIANT_RETRY_SECONDS", default=30)
 ACCESSCTL_NGINX_INTERNAL_PREFIX = env.str("ACCESSCTL_NGINX_INTERNAL_PREFIX", default="/_artifacts/")
 ACCESSCTL_API_RATE = env.str("ACCESSCTL_API_RATE", default="1200/min")
 # The Hugging Face Hub-compatible download endpoint (docs/hub.md): a release is the model
@@ -538,6 +543,8 @@ ACCESSCTL_STRICT_CODES = env.bool("ACCESSCTL_STRICT_CODES", default=DEBUG)
 # fan-out not finished after this many seconds (a lost message, a broker that was down).
 ACCESSCTL_REQUEST_REMINDER_HOURS = env.int("ACCESSCTL_REQUEST_REMINDER_HOURS", default=24)
 ACCESSCTL_DEADLINE_NOTICE_HOURS = env.int("ACCESSCTL_DEADLINE_NOTICE_HOURS", default=72)
+# Leak attribution: the most bytes one detection's suspect files may hold together.
+ACCESSCTL_DETECTION_MAX_BYTES = env.int("ACCESSCTL_DETECTION_MAX_BYTES", default=20 * 1024**3)
 ACCESSCTL_REVOCATION_RESUME_SECONDS = env.int("ACCESSCTL_REVOCATION_RESUME_SECONDS", default=20)
 # Emails link here and sign with this name.
 ACCESSCTL_PUBLIC_URL = env.str("ACCESSCTL_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")

@@ -76,6 +76,7 @@ class Operation(StrEnum):
     SECOND_FACTOR_ENROLL = "second_factor.enroll"
     SECOND_FACTOR_REMOVE = "second_factor.remove"
     STAFF_CLEAR_LOCKOUT = "staff.clear_lockout"
+    DETECTION_RUN = "detection.run"
 
 
 class Subject(StrEnum):
@@ -208,6 +209,12 @@ RULES: dict[Operation, Rule] = {
     ),
     Operation.STAFF_CLEAR_LOCKOUT: Rule(
         "axes.delete_accessattempt", note="the sign-in attempts of one username and address"
+    ),
+    Operation.DETECTION_RUN: Rule(
+        "partners.run_detection",
+        note="reason required; 1 to 16 safetensors or GGUF files, at most "
+        "ACCESSCTL_DETECTION_MAX_BYTES together; the release fingerprints and some partner "
+        "holds a key for it",
     ),
 }
 

@@ -16,6 +16,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseBase
 
+from partners.api.edge import is_api_path
 from partners.forbidden import PORTAL_OPERATIONS, domain_of, forbidden_event
 
 __all__ = ["PortalRefusalMiddleware"]
@@ -91,7 +92,11 @@ class PortalRefusalMiddleware:
     ) -> None:
         """An action posted that the person is not offered: refused (Django shows the list
         again with "No action selected"), recorded here."""
-        if request.method != "POST" or "action" not in request.POST:
+        # Never under /api/: reading ``request.POST`` there would parse an API body (a
+        # detection's multipart upload: gigabytes) before the view and its own parser.
+        if request.method != "POST" or is_api_path(request.path_info):
+            return None
+        if "action" not in request.POST:
             return None
         page = _page(request)
         if page is None or page[1] != "changelist":

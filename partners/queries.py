@@ -4,7 +4,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
@@ -21,6 +21,7 @@ from partners import rules
 from partners.models import (
     AccessToken,
     Artifact,
+    ArtifactVariant,
     Checkpoint,
     DownloadLease,
     EmbargoWindow,
@@ -54,7 +55,9 @@ __all__ = [
     "hub_grants",
     "hub_release",
     "member_candidates",
+    "partner_cascade_pending",
     "partner_checkpoint",
+    "partner_files",
     "partner_grant",
     "partner_grant_request",
     "partner_grants",
@@ -64,11 +67,13 @@ __all__ = [
     "pending_requests",
     "prefetched_windows",
     "recent_denials",
+    "reinstate_refusal",
     "schedule_period",
     "schedule_warnings",
     "span",
     "timeline_windows",
     "token_by_digests",
+    "unready_variants",
     "visible_releases",
     "visible_releases_with_windows",
     "window_for_display",
@@ -502,12 +507,14 @@ _DOWNLOAD_TARGET = """
            g.window_id, w.opens_at, w.closes_at, c.status, c.release_id, c.registered_at,
            r.policy,
            r.policy_jurisdictions, r.status, a.id, a.path, a.size, a.sha256, a.storage_key,
+           v.status, v.size, v.sha256, v.storage_key,
            l.id, l.opened_at, l.expires_at, l.covered, l.reauthorizations
     FROM partners_grant g
     JOIN partners_embargowindow w ON w.id = g.window_id
     JOIN partners_checkpoint c ON c.id = g.checkpoint_id
     JOIN partners_release r ON r.id = c.release_id
     LEFT JOIN partners_artifact a ON a.checkpoint_id = g.checkpoint_id AND a.path = %s
+    LEFT JOIN partners_artifactvariant v ON v.artifact_id = a.id AND v.partner_id = g.partner_id
     LEFT JOIN partners_downloadlease l ON l.grant_id = g.id AND l.artifact_id = a.id
     WHERE g.id = %s AND g.partner_id = %s
 """
@@ -522,6 +529,11 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
     Another partner's grant is not found (404). A grant of a release whose export policy
     blocks the partner is returned, so the caller can record the denied attempt; it must
     then answer 404 like ``partner_grant`` (``FileView`` does).
+
+    A file of a fingerprinted release is the partner's own copy (docs/fingerprints.md):
+    when its variant is ready, the artifact's ``storage_key``, ``size`` and ``sha256`` are
+    the variant's; ``artifact.variant_status`` says which (``None``: the shared file;
+    ``pending`` or ``failed``: not servable yet, ``send_file`` refuses it).
     """
     with connection.cursor() as cursor:
         cursor.execute(_DOWNLOAD_TARGET, [path, grant_id, partner.pk])
@@ -550,6 +562,10 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
         size,
         sha256,
         key,
+        variant_status,
+        variant_size,
+        variant_sha256,
+        variant_key,
     ) = row
     release = _partial(
         Release,
@@ -590,12 +606,16 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
             sha256=sha256,
             storage_key=key,
         )
+        artifact.variant_status = variant_status
+        if variant_status == ArtifactVariant.Status.READY:
+            artifact.size, artifact.sha256 = variant_size, variant_sha256
+            artifact.storage_key = variant_key
         artifact.lease_read = _lease_read(lease_row)
     return grant, artifact
 
 
 # The file's lease columns come last in ``_DOWNLOAD_TARGET``'s row.
-_LEASE_COLUMNS = 20
+_LEASE_COLUMNS = 24
 
 
 def _lease_read(columns: tuple[Any, ...]) -> LeaseRead:
@@ -617,11 +637,28 @@ def _lease_read(columns: tuple[Any, ...]) -> LeaseRead:
 
 def download_files(grant: Grant, paths: list[str]) -> dict[str, Artifact]:
     """The files of ``grant``'s checkpoint named in ``paths``, by path (a path the
-    checkpoint lacks is absent), holding what a download reads; one statement. ``grant``
-    is the partner's, from ``download_target``."""
-    rows = Artifact.objects.filter(checkpoint_id=grant.checkpoint_id, path__in=paths).only(
-        "id", "checkpoint_id", "path", "size", "sha256", "storage_key"
+    checkpoint lacks is absent), holding what a download reads, each the partner's own
+    copy where the release is fingerprinted (with ``variant_status``); two statements.
+    ``grant`` is the partner's, from ``download_target``."""
+    rows = list(
+        Artifact.objects.filter(checkpoint_id=grant.checkpoint_id, path__in=paths).only(
+            "id", "checkpoint_id", "path", "size", "sha256", "storage_key"
+        )
     )
+    # A fingerprinted release's files are the partner's own copies, as ``download_target``
+    # and ``partner_files`` give them (docs/fingerprints.md).
+    variants = {
+        v.artifact_id: v
+        for v in ArtifactVariant.objects.filter(
+            partner_id=grant.partner_id, artifact_id__in=[a.pk for a in rows]
+        ).only("artifact_id", "status", "size", "sha256", "storage_key")
+    }
+    for artifact in rows:
+        variant = variants.get(artifact.pk)
+        artifact.variant_status = variant.status if variant is not None else None
+        if variant is not None and variant.status == ArtifactVariant.Status.READY:
+            artifact.size, artifact.sha256 = cast(int, variant.size), variant.sha256
+            artifact.storage_key = variant.storage_key
     return {a.path: a for a in rows}
 
 
@@ -709,6 +746,39 @@ def token_by_digests(digests: list[str]) -> AccessToken | None:
     return token
 
 
+def unready_variants(variant_ids: list[int] | None) -> list[int]:
+    """Of ``variant_ids`` (every variant when ``None``), those not ready yet."""
+    found = ArtifactVariant.objects.exclude(status=ArtifactVariant.Status.READY)
+    if variant_ids is not None:
+        found = found.filter(pk__in=variant_ids)
+    return list(found.order_by("pk").values_list("pk", flat=True))
+
+
+def partner_files(partner: Partner, checkpoint: Checkpoint) -> list[Artifact]:
+    """The checkpoint's files as ``partner`` gets them, by path: each with the size,
+    SHA-256 and storage key of the partner's ready variant where it has one
+    (docs/fingerprints.md), and ``variant_status`` as ``download_target`` sets it. Reads
+    the checkpoint's prefetched ``artifacts`` when there are. A release without
+    fingerprinting never had variants (``update_release`` keeps it so): no query."""
+    if not checkpoint.release.fingerprint:
+        return sorted(checkpoint.artifacts.all(), key=lambda a: a.path)
+    variants = {
+        v.artifact_id: v
+        for v in ArtifactVariant.objects.filter(
+            partner=partner, artifact__checkpoint_id=checkpoint.pk
+        ).only("artifact_id", "status", "size", "sha256", "storage_key")
+    }
+    files = []
+    for artifact in sorted(checkpoint.artifacts.all(), key=lambda a: a.path):
+        variant = variants.get(artifact.pk)
+        artifact.variant_status = variant.status if variant is not None else None
+        if variant is not None and variant.status == ArtifactVariant.Status.READY:
+            artifact.size, artifact.sha256 = cast(int, variant.size), variant.sha256
+            artifact.storage_key = variant.storage_key
+        files.append(artifact)
+    return files
+
+
 def unfinished_revocations(*, older_than: datetime) -> list[int]:
     """Revocations whose fan-out has not finished, that took effect before ``older_than``."""
     return list(
@@ -737,3 +807,21 @@ def approval_refusal(*, actor: User, request: GrantRequest) -> rules.Result:
         is_requester=request.requested_by_id == actor.pk,
         approved_before=request.approvals.filter(approver=actor).exists(),
     )
+
+
+def partner_cascade_pending(partner: Partner) -> bool:
+    """Whether a suspension's fan-out is still running for ``partner``."""
+    return Revocation.objects.filter(
+        scope=Revocation.Scope.PARTNER, partner=partner, status=Revocation.Status.PENDING
+    ).exists()
+
+
+def reinstate_refusal(partner: Partner) -> rules.Result:
+    """Why ``reinstate_partner`` would refuse ``partner`` now: its suspension's fan-out
+    is still running (``revocation_in_progress``). The partner's page asks this too."""
+    if partner_cascade_pending(partner):
+        return rules.Failure(
+            "revocation_in_progress",
+            f"Partner {partner.slug}'s grants are still being revoked; try again in a minute.",
+        )
+    return rules.SUCCESS

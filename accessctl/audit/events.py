@@ -83,6 +83,15 @@ class AuditAction(StrEnum):
     ACCOUNT_PASSWORD_SET = "account.password_set"
     SECOND_FACTOR_ENROLLED = "second_factor.enrolled"
     SECOND_FACTOR_REMOVED = "second_factor.removed"
+    DETECTION_REQUESTED = "detection.requested"
+    DETECTION_FINISHED = "detection.finished"
+    DETECTION_FAILED = "detection.failed"
+    DETECTION_REFUSED = "detection.refused"
+    # Leak attribution (docs/fingerprints.md): a partner's key commitment (never the key),
+    # and its marked copy of a file written, or failed.
+    FINGERPRINT_COMMITTED = "fingerprint.committed"
+    VARIANT_READY = "variant.ready"
+    VARIANT_FAILED = "variant.failed"
 
 
 def _actor_label(actor: Actor) -> str:

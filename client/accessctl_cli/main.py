@@ -346,6 +346,29 @@ def cmd_verify(options: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_report(options: argparse.Namespace) -> int:
+    """Verify a signed leak-attribution report offline, with the lab's public key only."""
+    from .verify import verify_report
+
+    _, keys, source = keys_for(None, options.public_key)
+    try:
+        signed = json.loads(Path(options.file).read_text())
+    except ValueError as exc:
+        raise CliError("verification_failed", f"{options.file} is not JSON: {exc}") from exc
+    if not isinstance(signed, dict):
+        raise CliError("verification_failed", f"{options.file} holds no signed report")
+    verify_report(signed, keys, source)
+    report = signed["report"]
+    named = ", ".join(report.get("named") or []) or "nobody"
+    out.print(
+        f"OK report of detection {report.get('detection')} for release "
+        f"{report.get('release')} is signed by the lab: verdict {report.get('verdict')}, "
+        f"named {named}",
+        markup=False,
+    )
+    return 0
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, with its errors as one line like every other error (exit 2, ``usage``)."""
 
@@ -394,6 +417,11 @@ def parser() -> argparse.ArgumentParser:
     verify = command("verify", help="check a downloaded directory against its manifest")
     verify.add_argument("dir")
     verify.add_argument("--public-key", help="a JWKS or PEM file (default: the saved keys)")
+    report = command("verify-report", help="check a signed leak-attribution report offline")
+    report.add_argument("file", help="the report JSON (GET /api/v1/staff/detections/{id})")
+    report.add_argument(
+        "--public-key", "--jwks", required=True, help="the lab's keys: a JWKS or PEM file"
+    )
     return root
 
 
@@ -404,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_login(options)
         if options.command == "verify":
             return cmd_verify(options)
+        if options.command == "verify-report":
+            return cmd_verify_report(options)
         api = Api(*settings(options))
         try:
             command = {

@@ -10,7 +10,7 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from accessctl_wire import canonical_json, key_for, parse_public_keys, unb64
+from accessctl_wire import canonical_json, key_for, parse_public_keys, signature_problem, unb64
 from accessctl_wire.client import CliError
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "sha256_of",
     "verify_dir",
     "verify_manifest",
+    "verify_report",
     "write_atomically",
 ]
 
@@ -51,6 +52,21 @@ def verify_manifest(signed: dict[str, Any], keys: dict[str | None, Any], source:
             "verification_failed",
             f"the manifest's signature does not verify against {source}: refusing it",
         ) from exc
+
+
+def verify_report(signed: dict[str, Any], keys: dict[str | None, Any], source: str) -> None:
+    """Check a leak-attribution report (``GET /api/v1/staff/detections/{id}``'s answer, or
+    any JSON object holding its ``report`` and ``signature``) against the lab's keys: the
+    detached Ed25519 signature over the report's canonical JSON. ``CliError``
+    (``verification_failed``) when it does not verify or names a key ``source`` lacks."""
+    report, signature = signed.get("report"), signed.get("signature")
+    if not isinstance(report, dict) or not isinstance(signature, dict):
+        raise CliError("verification_failed", "the file holds no signed report")
+    problem = signature_problem(keys, canonical_json(report), signature)
+    if problem:
+        raise CliError(
+            "verification_failed", f"the report's {problem} (keys: {source}): refusing it"
+        )
 
 
 def sha256_of(path: Path) -> str:

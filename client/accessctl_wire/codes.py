@@ -384,6 +384,17 @@ class Code(StrEnum):
         '`If-Match` names no ETag of the file (`"<sha256>"`), or `If-Unmodified-Since` is '
         "before the checkpoint's registration: nothing debited",
     )
+    VARIANT_NOT_READY = (
+        "variant_not_ready",
+        503,
+        Exit.NETWORK,
+        Area.REQUEST,
+        "Your copy of this file is still being written; try again after Retry-After seconds.",
+        "a file of a fingerprinted release whose copy for this partner is not written yet "
+        "(or failed and is being retried): `Retry-After` says when to ask again; the "
+        "manifest and the Hub endpoint answer it too while any of the checkpoint's copies "
+        "is not ready (docs/fingerprints.md)",
+    )
     INVALID = (
         "invalid",
         400,
@@ -666,6 +677,25 @@ class Code(StrEnum):
         Area.ACTION,
         "A release's public time never moves earlier.",
         "a release's public time never moves earlier once set (see *The two-person rule* below)",
+    )
+    FINGERPRINT_PATTERNS_INVALID = (
+        "fingerprint_patterns_invalid",
+        400,
+        Exit.REFUSED,
+        Area.ACTION,
+        "Fingerprint patterns are a list of 1 to 32 non-empty glob patterns of tensor names.",
+        "a release's fingerprint patterns are not a list of 1 to 32 non-empty strings of at "
+        "most 200 characters (glob patterns of tensor names, e.g. `*.weight`)",
+    )
+    FINGERPRINT_FIXED = (
+        "fingerprint_fixed",
+        409,
+        Exit.REFUSED,
+        Area.ACTION,
+        "Partners' marked copies of this release exist: its fingerprint settings are fixed.",
+        "changing a release's fingerprinting (on/off, patterns, alpha) once partners' marked "
+        "copies of it exist: their keys are committed and their copies may be out; make a "
+        "new release instead (docs/fingerprints.md)",
     )
     EARLY_ACCESS_UNAPPROVED = (
         "early_access_unapproved",
@@ -964,6 +994,49 @@ class Code(StrEnum):
         Area.ACTION,
         "The partner's suspension is still being fanned out; retry in a minute.",
         "reinstating a partner whose suspension is still being fanned out (retry in a minute)",
+    )
+
+    # Leak attribution: submitting a suspect file set (partners.actions.detections).
+    SUSPECT_FILES_COUNT = (
+        "suspect_files_count",
+        400,
+        Exit.REFUSED,
+        Area.ACTION,
+        "Send between 1 and 16 suspect files.",
+        "a detection needs 1 to 16 suspect files",
+    )
+    SUSPECT_FILE_INVALID = (
+        "suspect_file_invalid",
+        400,
+        Exit.REFUSED,
+        Area.ACTION,
+        "A suspect file must be a safetensors or GGUF file.",
+        "a suspect file is empty, or its first bytes are not a safetensors header or GGUF's magic",
+    )
+    SUSPECT_TOO_LARGE = (
+        "suspect_too_large",
+        413,
+        Exit.REFUSED,
+        Area.ACTION,
+        "The suspect files are larger than this server accepts.",
+        "the suspect files together pass `ACCESSCTL_DETECTION_MAX_BYTES` (default 20 GiB)",
+    )
+    FINGERPRINT_OFF = (
+        "fingerprint_off",
+        409,
+        Exit.REFUSED,
+        Area.ACTION,
+        "This release does not fingerprint its partners' copies.",
+        "a detection for a release with fingerprinting off",
+    )
+    NO_FINGERPRINT_KEYS = (
+        "no_fingerprint_keys",
+        409,
+        Exit.REFUSED,
+        Area.ACTION,
+        "No partner has received a marked copy of this release yet.",
+        "a detection for a release no partner has a fingerprint key for (no grant issued "
+        "since fingerprinting was turned on)",
     )
 
     # The portal's own forms (never an API answer).

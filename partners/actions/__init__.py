@@ -22,7 +22,9 @@ from .checkpoints import (
     register_checkpoint,
     update_release,
 )
+from .detections import fail_detection, request_detection, run_detection
 from .downloads import FileAnswer, FileAsk, authorize_download, authorize_downloads
+from .fingerprints import write_variants
 from .grants import (
     approve_grant_request,
     check_grant,
@@ -91,6 +93,7 @@ __all__ = [
     "enroll_totp",
     "expire_grants",
     "expire_ndas",
+    "fail_detection",
     "generate_backup_codes",
     "invite_member_token",
     "issue_grant",
@@ -105,10 +108,12 @@ __all__ = [
     "remove_contact",
     "remove_member",
     "remove_second_factor",
+    "request_detection",
     "request_grant",
     "revoke_grant",
     "revoke_token",
     "rotate_token",
+    "run_detection",
     "set_password",
     "set_window",
     "suspend_partner",
@@ -116,6 +121,7 @@ __all__ = [
     "update_partner",
     "update_release",
     "withdraw_release",
+    "write_variants",
 ]
 
 # Every public action, with the event its refusals are recorded as. Each is wrapped so
@@ -171,6 +177,10 @@ REFUSAL_EVENTS = {
     "update_partner": AuditAction.PARTNER_REFUSED,
     "update_release": AuditAction.RELEASE_REFUSED,
     "withdraw_release": AuditAction.RELEASE_REFUSED,
+    "request_detection": AuditAction.DETECTION_REFUSED,
+    "run_detection": AuditAction.DETECTION_REFUSED,
+    "fail_detection": AuditAction.DETECTION_REFUSED,
+    "write_variants": AuditAction.CHECKPOINT_REFUSED,
 }
 
 

@@ -11,7 +11,7 @@ from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, record
 from partners.authority import Operation, authorize
 from partners.errors import ActionError
-from partners.models import Artifact, Checkpoint, Grant, Release, Revocation
+from partners.models import Artifact, ArtifactVariant, Checkpoint, Grant, Release, Revocation
 from partners.storage import KEY_MAX_BYTES, artifact_key, path_problem, verify_stored
 
 from ._common import (
@@ -22,17 +22,31 @@ from ._common import (
     unapproved_grants,
     validate,
 )
+from .fingerprints import prepare_release_variants
 from .revocations import start_revocation
 
 __all__ = [
+    "FINGERPRINT_FIELDS",
+    "MAX_PATTERNS",
     "ArtifactSpec",
+    "check_patterns",
     "create_release",
     "pull_checkpoint",
     "register_checkpoint",
     "update_release",
 ]
 
-RELEASE_EDITABLE_FIELDS = ("name", "public_release_at", "status", "quota_factor")
+RELEASE_EDITABLE_FIELDS = (
+    "name",
+    "public_release_at",
+    "status",
+    "quota_factor",
+    "fingerprint",
+    "fingerprint_patterns",
+    "fingerprint_alpha",
+)
+FINGERPRINT_FIELDS = ("fingerprint", "fingerprint_patterns", "fingerprint_alpha")
+MAX_PATTERNS = 32
 
 
 @transaction.atomic
@@ -45,8 +59,16 @@ def create_release(
     policy: str = Release.Policy.DENY_LIST,
     policy_jurisdictions: Sequence[str] = (),
     quota_factor: int = 4,
+    fingerprint: bool = False,
+    fingerprint_patterns: Sequence[str] | None = None,
+    fingerprint_alpha: float | None = None,
 ) -> Release:
+    """A new release; ``fingerprint`` gives each partner its own marked copy of its
+    safetensors files (docs/fingerprints.md), with the tensor-name ``fingerprint_patterns``
+    (default ``["*.weight"]``) and strength ``fingerprint_alpha`` (default 1e-3)."""
     authorize(actor, Operation.RELEASE_CREATE)
+    if fingerprint_patterns is not None:
+        check_patterns(fingerprint_patterns)
     if Release.objects.filter(slug=slug).exists():
         raise ActionError("release_exists", f"A release with the slug {slug!r} already exists.")
     # django-countries' multiple field takes a list; its stubs say str.
@@ -57,6 +79,9 @@ def create_release(
         policy=policy,
         policy_jurisdictions=list(policy_jurisdictions),
         quota_factor=quota_factor,
+        fingerprint=fingerprint,
+        **({"fingerprint_patterns": list(fingerprint_patterns)} if fingerprint_patterns else {}),
+        **({"fingerprint_alpha": fingerprint_alpha} if fingerprint_alpha is not None else {}),
     )
     validate(release)
     with integrity_as_action_error():
@@ -70,6 +95,15 @@ def create_release(
             "policy": [None, policy],
             "policy_jurisdictions": [None, sorted(str(c) for c in release.policy_jurisdictions)],
             "quota_factor": [None, quota_factor],
+            **(
+                {
+                    "fingerprint": [None, True],
+                    "fingerprint_patterns": [None, release.fingerprint_patterns],
+                    "fingerprint_alpha": [None, release.fingerprint_alpha],
+                }
+                if fingerprint
+                else {}
+            ),
         },
     )
     return release
@@ -89,10 +123,42 @@ def update_release(*, actor: Actor, release: Release, **values: Any) -> Release:
         )
     if "public_release_at" in values:
         _check_public_time(release, values["public_release_at"])
+    if "fingerprint_patterns" in values:
+        check_patterns(values["fingerprint_patterns"])
     release, changes = save_changes(Release, release.pk, values, RELEASE_EDITABLE_FIELDS)
+    # The row is locked (save_changes): no grant is issued meanwhile (``_issue`` locks it
+    # too), so no variant appears between this check and the commit.
+    if (
+        set(changes) & set(FINGERPRINT_FIELDS)
+        and ArtifactVariant.objects.filter(artifact__checkpoint__release=release).exists()
+    ):
+        raise ActionError(
+            "fingerprint_fixed",
+            f"Partners' marked copies of release {release.slug} exist already: its "
+            "fingerprint settings are fixed (their keys are committed and their copies "
+            "may be out). Make a new release to change them.",
+        )
     if changes:
         record(AuditAction.RELEASE_UPDATED, actor=actor, target=release, changes=changes)
+    if "fingerprint" in changes and release.fingerprint:
+        # Turned on: every partner holding a live grant gets its commitment and copies.
+        prepare_release_variants(actor=actor, release=release, at=now())
     return release
+
+
+def check_patterns(patterns: Any) -> None:
+    """Refuse (``fingerprint_patterns_invalid``) anything but a list of 1 to
+    ``MAX_PATTERNS`` non-empty glob patterns of at most 200 characters."""
+    if (
+        not isinstance(patterns, list | tuple)
+        or not 1 <= len(patterns) <= MAX_PATTERNS
+        or not all(isinstance(p, str) and p.strip() and len(p) <= 200 for p in patterns)
+    ):
+        raise ActionError(
+            "fingerprint_patterns_invalid",
+            f"Fingerprint patterns are a list of 1 to {MAX_PATTERNS} non-empty glob patterns "
+            'of tensor names, each at most 200 characters (e.g. ["*.weight"]).',
+        )
 
 
 def _check_public_time(release: Release, public_release_at: datetime | None) -> None:
@@ -274,6 +340,9 @@ def register_checkpoint(
     for row in rows:
         validate(row, exclude=["checkpoint"])
     Artifact.objects.bulk_create(rows)
+    if new and not created:
+        # Files added to a checkpoint partners already hold grants for: their copies too.
+        prepare_release_variants(actor=actor, release=release, at=now())
     if new:
         record(
             AuditAction.CHECKPOINT_REGISTERED,

@@ -431,7 +431,8 @@ def authorize_downloads(
     """Decide each file of ``asks`` as its own single-file download would be decided:
     each is ``authorize_download`` (its decision, its debit under the file's lease, its
     ``download.authorized`` or ``download.denied``), one after another, each committed on
-    its own; a file the checkpoint lacks (404 ``file_not_found``) or a range starting past
+    its own; a file the checkpoint lacks (404 ``file_not_found``), a partner's copy of a
+    fingerprinted file not written yet (503 ``variant_not_ready``) or a range starting past
     a file's end (416 ``range_not_satisfiable``) is refused with its ``download.denied``.
 
     ``grant`` was read in this request with its partner, window, checkpoint and release
@@ -494,6 +495,11 @@ def _ask_refusal(ask: FileAsk) -> tuple[str, str] | None:
     """``(code, detail)`` refusing ``ask`` before any decision, as the GET refuses it."""
     if ask.artifact is None:
         return "file_not_found", f"The checkpoint has no file {ask.path!r}."
+    if ask.artifact.variant_status not in (None, "ready"):
+        return "variant_not_ready", (
+            f"Your copy of {ask.path} is still being written (it is marked for your "
+            "organisation); ask for it again later."
+        )
     size = ask.artifact.size
     if (ask.start is not None or ask.end is not None) and (ask.start or 0) >= size:
         return "range_not_satisfiable", f"The file has {size} bytes."

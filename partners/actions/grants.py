@@ -31,6 +31,7 @@ from ._common import (
     integrity_as_action_error,
     now,
 )
+from .fingerprints import prepare_variants
 from .revocations import start_revocation
 
 __all__ = [
@@ -230,6 +231,11 @@ def _issue(
             "request": request.pk if request else None,
         },
         at=at,
+    )
+    # A fingerprinted release: the partner's key commitment and its pending copies, in
+    # this transaction (docs/fingerprints.md); the task writes them once it commits.
+    prepare_variants(
+        actor=actor, release=checkpoint.release, partner=partner, checkpoints=[checkpoint], at=at
     )
     approved = request is not None and request.approvals_required > 0
     notify.queue(

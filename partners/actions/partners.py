@@ -16,12 +16,11 @@ from partners.models import EmbargoWindow, Grant, Notification, Partner, Revocat
 
 from ._common import country_name, integrity_as_action_error, now, save_changes, validate
 from .grants import end_grant
-from .revocations import partner_cascade_pending, start_revocation
+from .revocations import start_revocation
 
 __all__ = [
     "create_partner",
     "reinstate_partner",
-    "reinstate_refusal",
     "suspend_partner",
     "terminate_partner",
     "update_partner",
@@ -245,17 +244,6 @@ def suspend_partner(
     return partner
 
 
-def reinstate_refusal(partner: Partner) -> rules.Result:
-    """Why ``reinstate_partner`` would refuse ``partner`` now: its suspension's fan-out
-    is still running (``revocation_in_progress``). The partner's page asks this too."""
-    if partner_cascade_pending(partner):
-        return rules.Failure(
-            "revocation_in_progress",
-            f"Partner {partner.slug}'s grants are still being revoked; try again in a minute.",
-        )
-    return rules.SUCCESS
-
-
 @transaction.atomic
 def reinstate_partner(*, actor: Actor, partner: Partner, reason: str) -> Partner:
     """Let a suspended partner back in. Revoked grants stay revoked: issue new ones.
@@ -271,7 +259,7 @@ def reinstate_partner(*, actor: Actor, partner: Partner, reason: str) -> Partner
         allowed_from={Partner.Status.SUSPENDED},
         reason=reason,
     )
-    refused = reinstate_refusal(partner)
+    refused = queries.reinstate_refusal(partner)
     if isinstance(refused, rules.Failure):  # raising rolls the status change back
         raise refused.error()
     record(

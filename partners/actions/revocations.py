@@ -47,7 +47,6 @@ from ._common import now
 
 __all__ = [
     "cascade_revocation",
-    "partner_cascade_pending",
     "start_revocation",
     "withdraw_release",
 ]
@@ -354,10 +353,3 @@ def cascade_revocation(revocation_id: int, *, batch: int = BATCH) -> Revocation 
                 },
             )
     return revocation
-
-
-def partner_cascade_pending(partner: Partner) -> bool:
-    """Whether a suspension's fan-out is still running for ``partner``."""
-    return Revocation.objects.filter(
-        scope=Revocation.Scope.PARTNER, partner=partner, status=Revocation.Status.PENDING
-    ).exists()

@@ -5,6 +5,7 @@ from django.contrib import admin
 
 from . import (  # noqa: F401  (registers admins)
     accounts,
+    detections,
     grants,
     lifecycle,
     partners,

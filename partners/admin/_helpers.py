@@ -48,6 +48,14 @@ def reason_action(
         ) -> HttpResponse | None:
             form = ReasonForm(request.POST if request.POST.get("confirm") else None)
             if not form.is_valid():
+                # Each selected row with what the action would refuse for it, said before
+                # anyone confirms (by the rule its object page's button asks).
+                said = getattr(modeladmin, "bulk_refusal", None)
+                rows = [
+                    (obj, said(apply.__name__, obj, request.user) if said else None)
+                    for obj in queryset
+                ]
+                refused = sum(1 for _, refusal in rows if refusal)
                 return TemplateResponse(
                     request,
                     "admin/accessctl/reason_form.html",
@@ -56,6 +64,9 @@ def reason_action(
                         "title": description,
                         "intro": f"{description}: say why.",
                         "queryset": queryset,
+                        "rows": rows,
+                        "refused": refused,
+                        "changes": len(rows) - refused,
                         "form": form,
                         "action": apply.__name__,
                         "submit_label": submit_label,

@@ -29,7 +29,6 @@ from django.utils.translation import ngettext
 
 from partners import rules, states
 from partners.actions.grants import default_expiry
-from partners.actions.partners import reinstate_refusal
 from partners.authority import Operation, may
 from partners.errors import ActionError
 from partners.models import (
@@ -43,7 +42,7 @@ from partners.models import (
     Release,
     Revocation,
 )
-from partners.queries import approval_refusal, current_window
+from partners.queries import approval_refusal, current_window, reinstate_refusal
 from partners.refusals import settle
 
 from .pages import ROWS
@@ -433,6 +432,16 @@ class ObjectButtons:
     def _buttons(self) -> list[Button]:
         model = self.model  # type: ignore[attr-defined]
         return [b for b in BUTTONS if b.model is model]
+
+    def bulk_refusal(self, action: str, obj: Model, user: Any) -> dict[str, str] | None:
+        """What the list action ``action`` would refuse for ``obj`` and ``user``, said on
+        its confirmation page before anyone confirms (``reason_action``): the button's own
+        refusal (``Button.refusal``, as ``{"code", "message"}``), ``None`` when it would
+        go ahead."""
+        for button in self._buttons():
+            if button.name == action:
+                return _said(button.refusal(obj, user))
+        return None
 
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view  # type: ignore[attr-defined]

@@ -1,3 +1,5 @@
+import re
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -10,6 +12,7 @@ from django.utils import timezone
 from accessctl.actors import acting_user
 from accessctl.audit.admin import AuditHistory
 from accessctl.formats import size
+from accessctl_wire.formats import SIZE_UNITS
 from partners import actions, rules
 from partners.errors import ActionError
 from partners.models import Grant, GrantApproval, GrantRequest
@@ -27,25 +30,62 @@ from .buttons import ObjectButtons
 __all__ = ["GrantAdmin", "GrantRequestAdmin"]
 
 
+_UNITS = {unit.lower(): 1024**power for power, unit in enumerate(SIZE_UNITS)}
+_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*")
+QUOTA_HELP = "Bytes, or a size in binary units (512 MiB, 8 GiB, 1.5 TiB): at least 1, below 2**63."
+
+
+def parse_size(text: str) -> int | None:
+    """Bytes from what staff type: ``"8589934592"``, ``"8 GiB"``, ``"1.5 tib"`` (binary
+    units, IEC 80000-13, any case); ``None`` for anything else, a decimal unit (``GB``,
+    ambiguous) or a fraction of a byte included."""
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        return None
+    number, unit = match.groups()
+    multiplier = _UNITS.get(unit.lower() or "b")
+    if multiplier is None:
+        return None
+    value = Decimal(number) * multiplier
+    return int(value) if value == value.to_integral_value() else None
+
+
+class ByteSizeInput(forms.TextInput):
+    """A size input with its value, formatted for people, beside it (``accessctl.formats
+    .size``); portal.js keeps it current as staff type."""
+
+    template_name = "partners/widgets/byte_size.html"
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        parsed = parse_size(str(value)) if value not in (None, "") else None
+        context["widget"]["size"] = size(parsed) if parsed else ""
+        return context
+
+
 class QuotaFormField(forms.CharField):
-    """A byte quota as typed: its range is the action's to check (``quota_invalid``, with
-    its ``grant.refused`` event, as on the API); text that is no integer reaches it as 0,
-    refused alike."""
+    """A byte quota as typed (bytes, or a size in binary units: ``parse_size``): its range
+    is the action's to check (``quota_invalid``, with its ``grant.refused`` event, as on
+    the API); text that is no size reaches it as 0, refused alike."""
+
+    widget = ByteSizeInput
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("help_text", QUOTA_HELP)
+        super().__init__(**kwargs)
 
     def to_python(self, value: Any) -> int | None:  # type: ignore[override]
         text = super().to_python(value)
         if not text:
             return None
-        try:
-            return int(text)
-        except ValueError:
-            return 0
+        parsed = parse_size(text)
+        return 0 if parsed is None else parsed
 
 
 class GrantIssueForm(forms.ModelForm):
     """Issuing a grant directly (after the public release): checked by the action's rules."""
 
-    quota_bytes = QuotaFormField(help_text="Bytes: at least 1, below 2**63.")
+    quota_bytes = QuotaFormField()
 
     expires_at = forms.DateTimeField(
         required=False, help_text="Empty: the default grant length, clipped to the window."
@@ -157,7 +197,7 @@ class ApprovalInline(admin.TabularInline):
 
 
 class GrantRequestForm(forms.ModelForm):
-    quota_bytes = QuotaFormField(help_text="Bytes: at least 1, below 2**63.")
+    quota_bytes = QuotaFormField()
 
     def _get_validation_exclusions(self) -> set[str]:
         # The quota's range is the action's (``quota_invalid``, recorded), not the column's.

@@ -21,6 +21,7 @@ from partners import states
 from partners.models import (
     AccessToken,
     Checkpoint,
+    Detection,
     EmbargoWindow,
     Grant,
     GrantRequest,
@@ -29,7 +30,14 @@ from partners.models import (
     Release,
 )
 
-__all__ = ["ROWS", "grant_story", "partner_story", "release_story", "usage"]
+__all__ = [
+    "ROWS",
+    "detection_story",
+    "grant_story",
+    "partner_story",
+    "release_story",
+    "usage",
+]
 
 ROWS = 50  # rows per panel; the rest is one click away in the filtered list
 DOWNLOADS = (AuditAction.DOWNLOAD_AUTHORIZED, AuditAction.DOWNLOAD_DENIED)
@@ -171,4 +179,61 @@ def grant_story(grant: Grant, at: datetime) -> dict[str, Any]:
         "usage": usage(grant),
         "downloads": _recent_downloads(events),
         "token": {"not_before": opens, "expires": expires, "state": lifetime},
+    }
+
+
+def _moment(text: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+
+
+def detection_story(detection: Detection, at: datetime) -> dict[str, Any]:
+    """The detection page's panels (no query: everything is in its report): the verdict,
+    each partner's z and false-positive probability (highest first), the tensors compared,
+    the commitments with a link to each one's audit event, and the signed report's file."""
+    report = detection.report or {}
+    named = set(detection.named or [])
+    partners = [
+        {
+            **row,
+            "named": row.get("partner") in named,
+            # Below what a double holds (z above ~38): say so rather than "0".
+            "p_shown": (
+                f"{row['p_false_positive']:.3g}" if row.get("p_false_positive") else "< 1e-300"
+            ),
+        }
+        for row in report.get("partners", [])
+    ]
+    commitments = [
+        {
+            **c,
+            "committed": _moment(c.get("committed_at")),
+            "event_url": (
+                reverse("admin:audit_auditevent_change", args=[c["audit_event"]])
+                if c.get("audit_event")
+                else ""
+            ),
+        }
+        for c in report.get("commitments", [])
+    ]
+    tensors = report.get("tensors", [])
+    return {
+        "kind": "detection",
+        "detection": detection,
+        "verdict": detection.get_verdict_display() if detection.verdict else "",
+        "named": sorted(named),
+        "partners": partners,
+        "tensors": tensors[:ROWS],
+        "tensors_more": max(len(tensors) - ROWS, 0),
+        "weights": report.get("weights"),
+        "alpha": report.get("alpha"),
+        "checkpoint": report.get("checkpoint"),
+        "commitments": commitments,
+        "report_url": (
+            reverse("admin:partners_detection_report", args=[detection.pk])
+            if detection.report is not None
+            else ""
+        ),
     }

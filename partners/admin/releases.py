@@ -8,11 +8,14 @@ from django.utils import timezone
 
 from accessctl.actors import acting_user
 from accessctl.audit.admin import AuditHistory
+from accessctl.audit.events import AuditAction
 from accessctl.formats import size
 from partners import actions, states
-from partners.actions.checkpoints import RELEASE_EDITABLE_FIELDS
+from partners.actions.checkpoints import RELEASE_EDITABLE_FIELDS, check_patterns
 from partners.errors import ActionError
 from partners.models import Artifact, Checkpoint, EmbargoWindow, Release
+from partners.models.releases import default_fingerprint_patterns
+from partners.refusals import evidence_of
 
 from . import pages
 from ._helpers import (
@@ -111,9 +114,45 @@ class WindowInline(admin.TabularInline):
         return formset
 
 
+class ReleaseForm(ModelForm):
+    """The release's fields; the fingerprint patterns checked by the action's own rule
+    (``check_patterns``), so the error shows on the field. The admin supplies the model
+    and fields (``ModelAdmin.get_form``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("fingerprint_patterns", "fingerprint_alpha"):
+            if field := self.fields.get(name):  # absent on read-only views
+                field.required = False
+
+    def clean_fingerprint_alpha(self) -> Any:
+        alpha = self.cleaned_data.get("fingerprint_alpha")
+        # Left empty: the release's (a new one's: the default, 1e-3).
+        return self.instance.fingerprint_alpha if alpha is None else alpha
+
+    def clean_fingerprint_patterns(self) -> Any:
+        patterns = self.cleaned_data.get("fingerprint_patterns")
+        if patterns in (None, "", []):  # left empty: the release's (a new one's: "*.weight")
+            return self.instance.fingerprint_patterns or default_fingerprint_patterns()
+        try:
+            check_patterns(patterns)
+        except ActionError as exc:
+            # The refusal the action would record, written with the form's answer.
+            saved = self.instance if self.instance.pk else None
+            exc.evidence = evidence_of(
+                AuditAction.RELEASE_REFUSED,
+                "update_release" if saved else "create_release",
+                exc,
+                {"release": saved} if saved else {},
+            )
+            raise action_error_to_validation(exc) from exc
+        return patterns
+
+
 @admin.register(Release)
 class ReleaseAdmin(ObjectButtons, AuditHistory, ActionErrorsAsMessages, admin.ModelAdmin):
     story = staticmethod(pages.release_story)
+    form = ReleaseForm
     list_display = ["slug", "name", "public_release_at", "status", "policy", "jurisdictions"]
     list_filter = ["status", "policy"]
     search_fields = ["slug", "name"]
@@ -173,6 +212,9 @@ class ReleaseAdmin(ObjectButtons, AuditHistory, ActionErrorsAsMessages, admin.Mo
             policy=data["policy"],
             policy_jurisdictions=[str(c) for c in data["policy_jurisdictions"]],
             quota_factor=data["quota_factor"],
+            fingerprint=data.get("fingerprint", False),
+            fingerprint_patterns=data.get("fingerprint_patterns") or None,
+            fingerprint_alpha=data.get("fingerprint_alpha"),
         )
         obj.pk = created.pk
         obj.refresh_from_db()

@@ -25,12 +25,13 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from accessctl.actors import acting_user
-from accessctl.audit.events import AuditAction
-from accessctl.codes import status_of
+from accessctl.audit.events import AuditAction, record
+from accessctl.audit.models import Outcome
+from accessctl.codes import Code, status_of
 from accessctl.signing.keys import BadSignature, TokenFailure, verify_token
 from partners import actions, queries, rules
 from partners.decisions import Reason
-from partners.models import Artifact, Grant
+from partners.models import Artifact, ArtifactVariant, Grant
 from partners.storage import artifact_storage, presigned_get
 
 from .auth import PartnerCaller, caller_partner, presented_token, token_facts
@@ -45,6 +46,7 @@ __all__ = [
     "precondition",
     "send_file",
     "signed_range",
+    "variant_refusal",
 ]
 
 _SPEC = re.compile(r"([0-9]*)-([0-9]*)")
@@ -358,6 +360,42 @@ def _s3(artifact: Artifact, byte_range: ByteRange | None, range_header: str) -> 
     return response
 
 
+def variant_refusal(
+    request: Request, grant: Grant, artifact: Artifact, *, via: str = ""
+) -> Problem:
+    """The refusal of a file whose copy for the grant's partner is not written yet: the
+    grant's own refusal when it has one (a revoked grant is told so, not to wait), else
+    503 ``variant_not_ready`` with ``Retry-After``, its ``download.denied`` written here
+    (the refusal evidence rule writes 4xx answers only): nothing is debited."""
+    if refused := grant_refusal(request, grant):
+        return refused
+    seconds = settings.ACCESSCTL_VARIANT_RETRY_SECONDS
+    record(
+        AuditAction.DOWNLOAD_DENIED,
+        actor=acting_user(request),
+        target=grant,
+        partner_id=grant.partner_id,
+        outcome=Outcome.DENIED,
+        reason=Code.VARIANT_NOT_READY.value,
+        changes={
+            "artifact": artifact.path,
+            "bytes": 0,
+            "variant": artifact.variant_status,
+            "method": request.method,
+            **({"via": via} if via else {}),
+        },
+        client_address=request.META.get("REMOTE_ADDR"),
+    )
+    return Problem(
+        503,
+        Code.VARIANT_NOT_READY,
+        f"Your copy of {artifact.path} is still being written (it is marked for your "
+        f"organisation); try again in {seconds} seconds.",
+        headers={"Retry-After": str(seconds)},
+        recorded=True,
+    )
+
+
 def send_file(
     request: Request, grant: Grant, artifact: Artifact, *, via: str = ""
 ) -> HttpResponseBase:
@@ -371,7 +409,14 @@ def send_file(
     ``download.denied`` written already, ``recorded``). Shared by ``FileView`` (API v1)
     and the Hub-compatible resolve route (``partners.api.hub``); ``via`` names the route
     in the audit event's ``changes`` when it is not API v1.
+
+    A file of a fingerprinted release is the partner's own copy (``download_target`` put
+    its key, size and SHA-256 on ``artifact``): the ETag and X-Content-SHA256 are its own
+    in every mode. While it is not written yet: 503 ``variant_not_ready`` with
+    ``Retry-After`` (``variant_refusal``), after the grant's own decision.
     """
+    if artifact.variant_status not in (None, ArtifactVariant.Status.READY):
+        raise variant_refusal(request, grant, artifact, via=via)
     etag = f'"{artifact.sha256}"'
     # Preconditions before the range and the charge (RFC 9110 section 13.2.2): a
     # failed one is refused (one download.denied, nothing debited); a 304 is

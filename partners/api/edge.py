@@ -58,6 +58,10 @@ URL_PATH_MAX = 2048  # characters, decoded
 QUERY_STRING_MAX = 4096  # characters, as sent
 HEADER_VALUE_MAX = 8192  # bytes, one header
 HEADERS_TOTAL_MAX = 32768  # bytes, every header together
+# The one route whose body may be large: a detection's suspect files (multipart), up to
+# ACCESSCTL_DETECTION_MAX_BYTES plus the form's own bytes.
+_DETECTION_UPLOAD = re.compile(r"^/api/v1/staff/releases/[^/]+/detections/?$")
+_MULTIPART_OVERHEAD = 1024 * 1024
 JSON_MAX_DEPTH = 32  # a checkpoint registration nests 3 deep
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -278,6 +282,8 @@ def _refusal(request: HttpRequest) -> HttpResponse | None:
     except ValueError:
         return problem(Code.BAD_REQUEST, "Content-Length is not a number.")
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if request.method == "POST" and _DETECTION_UPLOAD.match(request.path_info):
+        limit = settings.ACCESSCTL_DETECTION_MAX_BYTES + _MULTIPART_OVERHEAD
     if limit is not None and length > limit:
         return problem(Code.BODY_TOO_LARGE, f"The body is limited to {limit} bytes.")
     return None

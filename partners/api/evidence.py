@@ -73,6 +73,7 @@ _COLLECTIONS: dict[str, tuple[str, str, str]] = {
     "partners": ("partners.partner", "partner {}", "partner"),
     "revocations": ("partners.revocation", "revocation #{}", "revocation"),
     "audit-exports": ("audit.auditexport", "export #{}", "export"),
+    "detections": ("partners.detection", "detection #{}", "detection"),
     "files": ("partners.artifact", "file {}", "file"),
 }
 _BODY_FIELDS = {key: collection for collection, (_, _, key) in _COLLECTIONS.items()}

@@ -56,14 +56,14 @@ from accessctl_wire import formats
 from partners import actions, queries, rules, states
 from partners.decisions import Reason
 from partners.errors import ActionError
-from partners.manifests import commit_id, manifest
+from partners.manifests import VariantsNotReady, commit_id, manifest, partner_artifacts
 from partners.models import Artifact, Checkpoint, Grant, Partner, Release
 
 from .auth import PartnerCaller, caller_partner, presented_token
 from .downloads import grant_refusal, send_file
 from .edge import BoundedJSONParser
 from .errors import Hidden, Problem
-from .views import readable
+from .views import readable, variants_not_ready
 
 __all__ = [
     "Access",
@@ -234,10 +234,13 @@ def _hub_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _revision(checkpoint: Checkpoint) -> Revision:
-    files = {a.path: a for a in checkpoint.artifacts.all()}
-    body = manifest(checkpoint)  # reads the prefetched artifacts
-    return Revision(checkpoint, commit_id(body), files)
+def _revision(checkpoint: Checkpoint, partner: Partner) -> Revision:
+    """The checkpoint as ``partner`` sees it: a fingerprinted release's files are the
+    partner's own copies (their SHA-256s, so the commit id is the partner's too);
+    ``VariantsNotReady`` while one is being written."""
+    files = partner_artifacts(checkpoint, partner)  # reads the prefetched artifacts
+    body = manifest(checkpoint, files=files)
+    return Revision(checkpoint, commit_id(body), {a.path: a for a in files})
 
 
 def _release(partner: Partner, org: str, repo: str) -> Release:
@@ -251,15 +254,19 @@ def _release(partner: Partner, org: str, repo: str) -> Release:
     return release
 
 
-def _find(checkpoints: list[Checkpoint], revision: str) -> Checkpoint | None:
-    """The checkpoint ``revision`` names by tag or commit id (not ``main``)."""
+def _find(checkpoints: list[Checkpoint], revision: str, partner: Partner) -> Checkpoint | None:
+    """The checkpoint ``revision`` names by tag or commit id (not ``main``); a checkpoint
+    whose copies for the partner are being written has no commit id yet."""
     for checkpoint in checkpoints:
         if checkpoint.tag == revision:
             return checkpoint
     if len(revision) == 40:
         for checkpoint in checkpoints:
-            if _revision(checkpoint).commit == revision:
-                return checkpoint
+            try:
+                if _revision(checkpoint, partner).commit == revision:
+                    return checkpoint
+            except VariantsNotReady:
+                continue
     return None
 
 
@@ -324,10 +331,10 @@ class Access:
         partner may download it; else the refusal (the same for every name when the
         partner may download nothing), or 404 ``RevisionNotFound``."""
         if revision == MAIN:
-            return _revision(self.main())
-        found = _find(self.checkpoints, revision)
+            return self._files(self.main())
+        found = _find(self.checkpoints, revision, self.partner)
         if found is not None and self.refusal(found) is None:
-            return _revision(found)
+            return self._files(found)
         self.main()  # refused whatever the name, when nothing may be downloaded
         if found is not None:
             raise cast(Problem, self.refusal(found))
@@ -336,6 +343,12 @@ class Access:
             "revision_not_found",
             f"Release {self.release.slug} has no checkpoint {revision!r}.",
         )
+
+    def _files(self, checkpoint: Checkpoint) -> Revision:
+        try:
+            return _revision(checkpoint, self.partner)
+        except VariantsNotReady as waiting:
+            raise variants_not_ready(self.request, checkpoint, waiting) from None
 
     def grant(self, checkpoint: Checkpoint) -> Grant | None:
         return self.grants.get(checkpoint.pk)

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 from urllib import parse
 
+from django.conf import settings
 from django.core import signing
 from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
@@ -17,10 +18,13 @@ from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from accessctl.actors import acting_user
+from accessctl.audit.events import AuditAction, record
+from accessctl.audit.models import Outcome
+from accessctl.codes import Code
 from accessctl.signing.keys import sign_tokens
 from partners import actions, queries, rules, states
 from partners.errors import ActionError
-from partners.manifests import signed_manifest
+from partners.manifests import VariantsNotReady, signed_manifest
 from partners.models import Checkpoint, EmbargoWindow, Grant, GrantRequest, Partner, Release
 
 from . import serializers as s
@@ -35,6 +39,7 @@ __all__ = [
     "ManifestView",
     "MeView",
     "ReleaseListView",
+    "variants_not_ready",
 ]
 
 
@@ -130,6 +135,41 @@ def readable(partner: Partner, checkpoint: Checkpoint) -> EmbargoWindow:
     if states.checkpoint_state(checkpoint) == Checkpoint.Status.PULLED:
         raise Problem(403, "checkpoint_pulled", f"Checkpoint {checkpoint} was pulled.")
     return open_window(partner, checkpoint.release)
+
+
+def variants_not_ready(
+    request: Request, checkpoint: Checkpoint, waiting: VariantsNotReady
+) -> Problem:
+    """503 ``variant_not_ready`` (with ``Retry-After``) for a checkpoint of a fingerprinted
+    release whose files the partner's copies do not all exist of yet: its manifest (and
+    Hub revision) would name bytes the partner cannot have. Recorded here as
+    ``api.denied`` naming the checkpoint (the refusal evidence rule writes 4xx only)."""
+    seconds = settings.ACCESSCTL_VARIANT_RETRY_SECONDS
+    token = presented_token(request)
+    record(
+        AuditAction.API_DENIED,
+        actor=acting_user(request),
+        target=checkpoint,
+        partner_id=token.partner_id,
+        outcome=Outcome.DENIED,
+        reason=Code.VARIANT_NOT_READY.value,
+        changes={
+            "checkpoint": str(checkpoint.pk),
+            "files": waiting.paths[:20],
+            "path": request.path[:300],
+            "method": request.method,
+            "prefix": token.prefix,
+        },
+        client_address=request.META.get("REMOTE_ADDR"),
+    )
+    return Problem(
+        503,
+        Code.VARIANT_NOT_READY,
+        f"Your copy of {checkpoint} is still being written (its files are marked for your "
+        f"organisation); try again in {seconds} seconds.",
+        headers={"Retry-After": str(seconds)},
+        recorded=True,
+    )
 
 
 def grant_tokens(grants: list[Grant]) -> dict[int, str]:
@@ -230,7 +270,10 @@ class ManifestView(PartnerView, APIView):
     def get(self, request: Request, checkpoint_id: int) -> Response:
         checkpoint = queries.partner_checkpoint(self.partner, checkpoint_id)
         readable(self.partner, checkpoint)
-        return Response(signed_manifest(checkpoint))
+        try:
+            return Response(signed_manifest(checkpoint, self.partner))
+        except VariantsNotReady as waiting:
+            raise variants_not_ready(request, checkpoint, waiting) from None
 
 
 class GrantListView(NoStore, PartnerView, generics.ListAPIView):

@@ -116,7 +116,7 @@ class ArtifactVariant(models.Model):
 class Detection(models.Model):
     """A suspect file set checked against every partner that received a release.
 
-    The suspect files are stored under ``detections/<id>/`` in artifact storage; the
+    The suspect files are stored under ``accessctl.detections/<id>/`` in artifact storage; the
     ``slow``-queue task writes ``report`` (per-partner z, one-sided false-positive
     probability, verdict, compared tensors, commitments) and its detached Ed25519
     ``signature`` over the report's canonical JSON, verifiable offline with the lab's

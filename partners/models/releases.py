@@ -138,6 +138,10 @@ class Artifact(models.Model):
     # Not a column: the file's lease as ``queries.download_target`` read it with the
     # grant, so the debit needs no statement to read it (``actions.authorize_download``).
     lease_read: LeaseRead | None = None
+    # Not a column: set by the reads that give a partner its own copy of a fingerprinted
+    # release's file (``queries.download_target``, ``queries.partner_files``): the status
+    # of that partner's variant, or None for the shared file.
+    variant_status: str | None = None
 
     class Meta:
         ordering = ["checkpoint", "path"]

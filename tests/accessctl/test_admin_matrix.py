@@ -105,6 +105,8 @@ PORTAL: dict[str, dict[str, str | Operation]] = {
     # Registered by command or staff API; afterwards changed only by being pulled: the
     # page only reads, even for a role holding change_checkpoint.
     "partners.checkpoint": {"add": NEVER, "change": NEVER},
+    # A suspect file set is submitted (the Security officer); the detection is history.
+    "partners.detection": {**_ACTION_MADE, "add": Operation.DETECTION_RUN},
     # Schedules are controls: installed by migrations, never deleted; intervals and
     # crontabs are read-only once made.
     "django_celery_beat.periodictask": {"add": NEVER, "delete": NEVER},
@@ -189,6 +191,36 @@ def _sign_in(user: Any) -> Client:
     return client
 
 
+def _a_finished_detection(officer: Any) -> tuple[Any, Any]:
+    """A fingerprinted release whose partner holds a key, and a finished detection of it
+    with a signed report (as the task writes it)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from accessctl.signing.keys import sign_detached
+    from accessctl_wire import canonical_json
+    from partners.models import Detection
+    from tests.partners.detection_world import keyed_release
+    from tests.partners.test_detections import safetensors_bytes
+
+    marked = keyed_release("v5", f.partner("keyed"))
+    detection = actions.request_detection(
+        actor=officer,
+        release=marked,
+        files=[SimpleUploadedFile("leak.safetensors", safetensors_bytes())],
+        reason="matrix",
+    )
+    report = {"detection": detection.pk, "release": "v5", "verdict": "inconclusive", "named": []}
+    Detection.objects.filter(pk=detection.pk).update(
+        status="done",
+        verdict="inconclusive",
+        report=report,
+        signature=sign_detached(canonical_json(report)),
+        finished_at=timezone.now(),
+    )
+    detection.refresh_from_db()
+    return marked, detection
+
+
 def build_world() -> World:
     from django_celery_results.models import GroupResult, TaskResult
 
@@ -240,6 +272,7 @@ def build_world() -> World:
     o["sealing"] = PeriodicTask.objects.get(task="accessctl.audit.tasks.seal_audit_log")
     o["interval"] = o["sealing"].interval
     o["crontab"] = CrontabSchedule.objects.get(hour="7")
+    o["marked"], o["detection"] = _a_finished_detection(w.users[SUPERUSER])
     o["export"] = write_export(request_export(actor=w.users["Compliance"], filters={}).pk)
     seal()
     o["audit_checkpoint"] = AuditCheckpoint.objects.order_by("-pk").first()
@@ -366,6 +399,7 @@ OBJECT: dict[str, str] = {
     "partners.release": "launched",
     "partners.embargowindow": "window",
     "partners.checkpoint": "checkpoint",
+    "partners.detection": "detection",
     "partners.accesstoken": "token",
     "partners.tokeninvitation": "invitation",
     "django_celery_beat.periodictask": "sealing",
@@ -391,6 +425,14 @@ def _new_inline_row(prefix: str, data: dict[str, Any], values: dict[str, Any]) -
         f"{prefix}-TOTAL_FORMS": str(n + 1),
         **{f"{prefix}-{n}-{k}": v for k, v in values.items()},
     }
+
+
+def _suspect_upload() -> Any:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.partners.test_detections import safetensors_bytes
+
+    return SimpleUploadedFile("leak.safetensors", safetensors_bytes())
 
 
 ADD: dict[str, Data] = {
@@ -451,6 +493,11 @@ ADD: dict[str, Data] = {
         "name": "matrix",
         "scopes": ["read", "download"],
         "allowed_networks": "[]",
+    },
+    "partners.detection": lambda w, d: {
+        "release": w.marked.pk,
+        "reason": "matrix",
+        "suspects": _suspect_upload(),
     },
     "django_celery_results.taskresult": lambda w, d: {
         "task_id": "matrix-new",
@@ -553,6 +600,7 @@ CUSTOM: dict[str, UrlSpec] = {
         lambda w, d: {"partner": "aurora", "outcome": ""},
         "audit_auditexport",
     ),
+    "partners_detection_report": UrlSpec(lambda w: [w.detection.pk], "partners.detection:view"),
     "audit_auditexport_download": UrlSpec(
         lambda w: [w.export.pk, next(iter(w.export.files))], "audit.export_auditevent"
     ),

@@ -170,3 +170,22 @@ def test_home_headers_counts_and_timeline_header_read_cleanly(live_server, brows
             assert page.evaluate(MARKED_COUNTS) == [], name
             assert page.evaluate(DIAMOND_ON_TEXT) == [], name
     assert problems == [], problems
+
+
+def test_a_quota_input_shows_the_size_typed_as_it_is_typed(live_server, browser_page):
+    # The size beside a quota input follows what is typed, read as the server reads it
+    # (partners.admin.grants.parse_size), from the portal's own script under the CSP.
+    page, problems = browser_page
+    sign_in(page, live_server.url, "Release manager")
+    page.goto(f"{live_server.url}/admin/partners/grant/add/")
+    beside = page.locator("output[data-byte-size]")
+    for typed, shown in (
+        ("8 GiB", "8.0 GiB"),
+        ("1536 mib", "1.5 GiB"),
+        ("100", "100 B"),
+        ("3 GB", "not a size"),
+        ("", ""),
+    ):
+        page.fill("#id_quota_bytes", typed)
+        assert beside.inner_text() == shown, typed
+    assert problems == []

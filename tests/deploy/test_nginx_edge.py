@@ -1,6 +1,7 @@
 """What the shipped nginx answers itself under /api/ is problem+json with a registered code
 (its own limits, an app server that is down or slow), its limits are the app's, and
-neither of its logs writes a query string (issue #12). The nginx here is the real one,
+neither of its logs writes a query string (issue #12); the Hub-compatible download route
+(``/<org>/<repo>/resolve/...``) is held to the same limits. The nginx here is the real one,
 running the shipped site configuration (tests/deploy/test_deploy.py's ``shipped_nginx``)."""
 
 import json
@@ -85,6 +86,9 @@ def test_nginx_answers_its_own_refusals_as_problems_and_logs_no_query_string(tmp
                 assert json.loads(body)["code"] == "bad_request"
             silent.close()
             assert_nginx_problem(client.get(url), 502, "upstream_unavailable")
+            # The Hub-compatible download route answers the same way (and shares the limit).
+            hub = "/lab/v4/resolve/main/model.safetensors"
+            assert_nginx_problem(client.get(hub), 502, "upstream_unavailable")
             # nginx's per-address limit on /api/ (50 a second, bursts of 200).
             for _ in range(2000):
                 answer = client.get(url)
@@ -93,6 +97,7 @@ def test_nginx_answers_its_own_refusals_as_problems_and_logs_no_query_string(tmp
                 assert_nginx_problem(answer, 502, "upstream_unavailable")
             assert_nginx_problem(answer, 429, "throttled")
             assert answer.headers["retry-after"] == "1"
+            assert_nginx_problem(client.get(hub), 429, "throttled")
             # Outside /api/, nginx's own pages are left as they are.
             assert "problem" not in client.get("/admin/").headers["content-type"]
     finally:

@@ -74,6 +74,28 @@ def a_token(w):
     return AccessToken.objects.get(prefix=f.token(f.partner_user(w["partner"]))[:12])
 
 
+def a_keyed_release(w):
+    from tests.partners.detection_world import keyed_release
+
+    if "keyed" not in w:
+        w["keyed"] = keyed_release("v7", w["partner"])
+    return w["keyed"]
+
+
+def a_detection(w):
+    """A suspect file set for a fingerprinted release whose partner holds a key."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.partners.test_detections import safetensors_bytes
+
+    return actions.request_detection(
+        actor=w["officer"],
+        release=a_keyed_release(w),
+        files=[SimpleUploadedFile("leak.safetensors", safetensors_bytes())],
+        reason="r",
+    )
+
+
 def a_staff_member_with_a_token():
     user = f.staff("Compliance")
     f.token(user)
@@ -234,6 +256,19 @@ ACTIONS = {
         )[-1],
         {"grant.revoked": 1, "revocation.completed": 1},
     ),
+    "request_detection": (
+        lambda w: (a_keyed_release(w), lambda: a_detection(w))[-1],
+        {"detection.requested": 1},
+    ),
+    # Nothing of the suspect aligns with the release's (placeholder) files: it fails.
+    "run_detection": (
+        lambda w: (lambda d: lambda: actions.run_detection(d.pk))(a_detection(w)),
+        {"detection.failed": 1},
+    ),
+    "fail_detection": (
+        lambda w: (lambda d: lambda: actions.fail_detection(d.pk, "too long"))(a_detection(w)),
+        {"detection.failed": 1},
+    ),
     "expire_grants": (lambda w: (due_grant(w), actions.expire_grants)[-1], {"grant.expired": 1}),
     "open_windows": (lambda w: actions.open_windows, {"window.opened": 2}),
     "close_windows": (
@@ -327,6 +362,9 @@ ACTIONS = {
         )[-1],
         {"grant_request.reminded": 1},
     ),
+    # Nothing pending: nothing written (tests/partners/fingerprints/ checks what a
+    # variant's writing records: variant.ready or variant.failed).
+    "write_variants": (lambda w: actions.write_variants, {}),
 }
 
 # Checks and announcements change no state, so they record nothing.

@@ -31,6 +31,11 @@ NOT_OPERATIONS = {
     "end_grant",
     "revoke_member_credentials",
     "revoke_tokens",  # remove_member's and the account actions' shared step
+    # Leak attribution: a partner's key commitment and pending copies, made inside the
+    # actions that give it a checkpoint (issuing a grant, turning fingerprinting on,
+    # registering files), which authorized their own operation.
+    "prepare_variants",
+    "prepare_release_variants",
 }
 
 

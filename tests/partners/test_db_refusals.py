@@ -60,6 +60,11 @@ INTERNAL = {
     "partners_accesstoken.digest": "a digest of 256 random bits",
     "partners_tokeninvitation.code_digest": "a digest of 256 random bits",
     "lease_one_per_file": "the download action gets or creates the lease under its lock",
+    # Leak attribution (docs/fingerprints.md).
+    "fingerprint_key_one_per_partner": "made if missing under the release's row lock",
+    "variant_one_per_partner": "made for files without one; a racing twin is ignored",
+    "variant_ready_has_bytes": "write_variants sets status, key, size and digest together",
+    "release_fingerprint_alpha_range": "validated (invalid) by the field's validators first",
 }
 
 

@@ -131,6 +131,9 @@ CALLS = {
     "remove_second_factor": lambda a, w: actions.remove_second_factor(
         actor=a, device=StaticDevice.objects.get(user=(u := f.staff()), pk=_device_of(u))
     ),
+    "request_detection": lambda a, w: actions.request_detection(
+        actor=a, release=_keyed(w), files=[_suspect()], reason="leak"
+    ),
     "clear_lockout": lambda a, w: actions.clear_lockout(
         actor=a,
         attempt=AccessAttempt.objects.create(
@@ -138,6 +141,22 @@ CALLS = {
         ),
     ),
 }
+
+
+def _keyed(world):
+    from tests.partners.detection_world import keyed_release
+
+    if "keyed" not in world:
+        world["keyed"] = keyed_release("v7", world["partner"])
+    return world["keyed"]
+
+
+def _suspect():
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.partners.test_detections import safetensors_bytes
+
+    return SimpleUploadedFile("leak.safetensors", safetensors_bytes())
 
 
 def _device_of(user):
@@ -170,6 +189,7 @@ ALLOWED = {
         "remove_contact",
     },
     "Security officer": {
+        "request_detection",
         "suspend_partner",
         "pull_checkpoint",
         "revoke_grant",
@@ -202,6 +222,10 @@ def test_every_action_is_in_the_matrix():
         "announce_deadlines",
         "queue_staff_digest",
         "cascade_revocation",
+        # Leak attribution's tasks: writing partners' copies, running a detection.
+        "write_variants",
+        "run_detection",
+        "fail_detection",
         # Self-service credentials: for oneself only, tested in test_credentials.py.
         "create_staff_token",
         "claim_token",

@@ -8,6 +8,7 @@ revocations, audit exports.
 
 from .audit_exports import AuditExportApi, AuditExportCreateApi, AuditExportFileApi
 from .checkpoints import CheckpointPullApi, CheckpointRegisterApi
+from .detections import DetectionApi, DetectionCreateApi, DetectionListApi
 from .grants import GrantIssueApi, GrantRequestApproveApi, GrantRequestRejectApi, GrantRevokeApi
 from .partners import PartnerReinstateApi, PartnerSuspendApi
 from .releases import ReleaseWithdrawApi
@@ -20,6 +21,9 @@ __all__ = [
     "AuditExportFileApi",
     "CheckpointPullApi",
     "CheckpointRegisterApi",
+    "DetectionApi",
+    "DetectionCreateApi",
+    "DetectionListApi",
     "GrantIssueApi",
     "GrantRequestApproveApi",
     "GrantRequestRejectApi",

@@ -478,3 +478,74 @@ def test_reinstate_is_refused_to_a_role_without_the_right(world, client):
     assert (refused.actor, refused.reason) == (person, "forbidden")
     assert refused.changes["operation"] == "partner.reinstate"
     assert Partner.objects.get(pk=partner.pk).status == Partner.Status.SUSPENDED
+
+
+# The list's bulk actions say the same refusals before anyone confirms.
+
+
+@pytest.mark.parametrize(
+    ("model", "action", "kind", "undo", "state"),
+    [
+        ("grant", "revoke", "grant", "revoke", "revoked"),
+        ("checkpoint", "pull", "checkpoint", "pull", "pulled"),
+        ("release", "withdraw", "release", "withdraw", "withdrawn"),
+        ("grantrequest", "reject", "request", "reject", "rejected"),
+        ("partner", "suspend", "partner", "suspend", "suspended"),
+    ],
+)
+def test_every_bulk_confirmation_states_up_front_what_it_would_refuse(
+    world, client, model, action, kind, undo, state
+):
+    obj = world[kind]
+    do = {
+        "revoke": lambda: actions.revoke_grant(actor=None, grant=obj, reason="x"),
+        "pull": lambda: actions.pull_checkpoint(actor=None, checkpoint=obj, reason="x"),
+        "withdraw": lambda: actions.withdraw_release(actor=None, release=obj, reason="x"),
+        "reject": lambda: actions.reject_grant_request(actor=None, request=obj, reason="x"),
+        "suspend": lambda: actions.suspend_partner(actor=None, partner=obj, reason="x"),
+    }
+    c = _as(client, None)
+    url = reverse(f"admin:partners_{model}_changelist")
+    before = last_event_id()
+    fresh = c.post(url, {"action": action, "_selected_action": [obj.pk]}).content.decode()
+    assert "will be refused" not in fresh and "bulk-refusals" not in fresh
+    do[undo]()
+    page = c.post(url, {"action": action, "_selected_action": [obj.pk]}).content.decode()
+    assert "0 of 1 selected will change; 1 will be refused" in page, page
+    assert re.search(rf": will be refused \([a-z_]+\): [^<]* is already {state}: ", page), page
+    assert 'name="reason"' in page  # still asked: confirming reports each refusal again
+    # Asking changes nothing and writes nothing but what ``do`` wrote.
+    assert not AuditEvent.objects.filter(
+        pk__gt=before, action__endswith=".refused", actor__isnull=False
+    ).exists()
+
+
+def test_a_bulk_confirmation_counts_what_will_change_among_the_selected(world, client):
+    borealis = f.partner("borealis")
+    f.window(world["release"], borealis)
+    other = f.grant(world["checkpoint"], borealis, quota_bytes=4096)
+    actions.revoke_grant(actor=None, grant=world["grant"], reason="x")
+    page = (
+        _as(client, "Security officer")
+        .post(
+            reverse("admin:partners_grant_changelist"),
+            {"action": "revoke", "_selected_action": [world["grant"].pk, other.pk]},
+        )
+        .content.decode()
+    )
+    assert "1 of 2 selected will change; 1 will be refused" in page
+    assert page.count("will be refused (") == 1
+
+
+def test_a_bulk_reinstatement_says_a_running_suspension_refuses_it(world, client):
+    actions.suspend_partner(actor=None, partner=world["partner"], reason="x")
+    assert Revocation.objects.filter(status=Revocation.Status.PENDING).exists()
+    page = (
+        _as(client, None)
+        .post(
+            reverse("admin:partners_partner_changelist"),
+            {"action": "reinstate", "_selected_action": [world["partner"].pk]},
+        )
+        .content.decode()
+    )
+    assert "will be refused (revocation_in_progress)" in page

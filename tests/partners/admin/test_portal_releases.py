@@ -293,3 +293,39 @@ def test_the_release_form_offers_no_withdrawal_and_the_action_says_how(client):
     actions.withdraw_release(actor=None, release=release, reason="leak")
     html = c.get(url).content.decode()
     assert 'name="status"' not in html and "Withdrawn (kill switch)" in html
+
+
+def test_release_manager_turns_fingerprinting_on_and_bad_patterns_are_refused(client):
+    """The fingerprint settings (docs/fingerprints.md) in the release form: bad patterns
+    are an error on the field with the release's refusal event; good ones are saved."""
+    release = f.release("v7")
+    manager = f.staff("Release manager")
+    portal = portal_client(client, manager)
+    url = reverse("admin:partners_release_change", args=[release.pk])
+    data = {
+        "name": release.name,
+        **_when("public_release_at", _at_second(release.public_release_at) + DAY),
+        "status": "planned",
+        "quota_factor": str(release.quota_factor),
+        "fingerprint": "on",
+        "fingerprint_alpha": "0.002",
+        **_management(WINDOWS, 0, 0),
+        **_management(CHECKPOINTS, 0, 0),
+    }
+    refused = portal.post(url, {**data, "fingerprint_patterns": '["*.weight", ""]'})
+    assert refused.status_code == 200
+    assert "fingerprint_patterns" in refused.context["adminform"].form.errors
+    assert _audited(manager) == ["release.refused"]
+    refusal = AuditEvent.objects.get(actor=manager, action="release.refused")
+    assert refusal.reason == "fingerprint_patterns_invalid"
+    assert (refusal.target_type, refusal.target_id) == ("partners.release", str(release.pk))
+    release.refresh_from_db()
+    assert not release.fingerprint
+
+    saved = portal.post(url, {**data, "fingerprint_patterns": '["*.mlp.*.weight"]'})
+    assert saved.status_code == 302
+    release.refresh_from_db()
+    assert release.fingerprint and release.fingerprint_patterns == ["*.mlp.*.weight"]
+    assert release.fingerprint_alpha == 0.002
+    updated = AuditEvent.objects.filter(actor=manager, action="release.updated").get()
+    assert updated.changes["fingerprint"] == [False, True]

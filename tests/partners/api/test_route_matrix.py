@@ -144,6 +144,21 @@ STAFF_ROUTES: dict[str, Route] = {
         lambda w: None,
         "partners.view_revocation",
     ),
+    "api/v1/staff/releases/<slug:slug>/detections": Route(
+        "post",
+        "/api/v1/staff/releases/{release}/detections",
+        lambda w: {"reason": "matrix"},
+        _op(Operation.DETECTION_RUN),
+    ),
+    "api/v1/staff/detections/": Route(
+        "get", "/api/v1/staff/detections/", lambda w: None, "partners.view_detection"
+    ),
+    "api/v1/staff/detections/<id:detection_id>": Route(
+        "get",
+        "/api/v1/staff/detections/{detection}",
+        lambda w: None,
+        "partners.view_detection",
+    ),
     "api/v1/staff/audit-exports/": Route(
         "post", "/api/v1/staff/audit-exports/", lambda w: {}, _op(Operation.AUDIT_EXPORT)
     ),
@@ -231,6 +246,21 @@ def _role_may(role: str, permission: str) -> bool:
     return (app_label, codename) in ROLES[role]
 
 
+def _a_detection() -> Any:
+    """A detection of a fingerprinted release whose partner holds a key."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.partners.detection_world import keyed_release
+    from tests.partners.test_detections import safetensors_bytes
+
+    return actions.request_detection(
+        actor=f.superuser(),
+        release=keyed_release("v5", f.partner("keyed-npu")),
+        files=[SimpleUploadedFile("leak.safetensors", safetensors_bytes())],
+        reason="matrix",
+    )
+
+
 @pytest.fixture
 def world(settings):
     partner = f.partner("aurora-gpu")
@@ -255,6 +285,7 @@ def world(settings):
     from accessctl.audit.exports import request_export
 
     export = request_export(actor=f.staff("Compliance"), filters={})
+    detection = _a_detection()
     spec = f.artifact_spec("w.bin", b"weights")
     return {
         "partner": partner,
@@ -272,6 +303,7 @@ def world(settings):
             "suspended": suspended.slug,
             "revocation": revocation.revocation_id,
             "export": export.pk,
+            "detection": detection.pk,
         },
     }
 
@@ -356,7 +388,7 @@ def test_staff_routes_refuse_every_restricted_caller(world, route_name, kind):
         secret = f.token(f.partner_user(world["partner"]))
     else:
         secret, _ = _refused_staff_token(kind, world)
-    if kind == "role removed" and route.permission == "partners.view_revocation":
+    if kind == "role removed" and route.permission.startswith("partners.view_"):
         status, code = 403, "forbidden"
     before = _fingerprint()
     since = _last_event()
