@@ -12,8 +12,9 @@ server, runs gunicorn (2 sync workers) in s3 mode, then in interleaved rounds (t
 rotates each round), into an empty directory each time:
 
 - ``accessctl download`` (``--connections`` threads; each new file is authorized once by
-  the API and its chunks fetched from that presigned URL; every file's SHA-256 checked
-  against the signed manifest, as it always is);
+  the API, in batches of files (``POST /api/v1/grants/{id}/authorizations``), and its
+  chunks fetched from that presigned URL; every file's SHA-256 checked against the signed
+  manifest, as it always is);
 - ``curl --parallel`` on the same files' presigned URLs (asked of the API before the
   clock starts), then ``sha256sum -c`` (2 processes);
 - ``aws s3 cp --recursive`` (storage's own credentials: what a partner does not have),

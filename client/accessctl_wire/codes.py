@@ -366,6 +366,15 @@ class Code(StrEnum):
         "Send one range that starts inside the file.",
         "several ranges, a range past the end, or an empty suffix (`Content-Range: bytes */size`)",
     )
+    TOO_MANY_FILES = (
+        "too_many_files",
+        400,
+        Exit.REFUSED,
+        Area.REQUEST,
+        "Ask for at most 256 files per request.",
+        "a batch authorization (`POST /api/v1/grants/{id}/authorizations`) names more than "
+        "256 files: split it",
+    )
     PRECONDITION_FAILED = (
         "precondition_failed",
         412,

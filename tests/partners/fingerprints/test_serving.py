@@ -343,3 +343,44 @@ def test_the_hub_names_the_partner_commit_and_waits_for_its_copies(settings):
         head = world.api(p).head(f"/lab/{world.release.slug}/resolve/main/{MARKED}")
         assert head.status_code == 200 and head["X-Linked-Etag"] == f'"{own[MARKED]}"'
         assert head["X-Repo-Commit"] == infos[p.pk]["sha"]
+
+
+def test_a_batch_authorization_gives_each_partner_its_own_copy(settings):
+    """``POST /api/v1/grants/{id}/authorizations``: a copy not written yet is refused for
+    that file (503 ``variant_not_ready``, its ``download.denied``, nothing debited); once
+    written, each partner's answer names its own bytes, as the file's GET does."""
+    settings.ACCESSCTL_DOWNLOAD_MODE = "local"
+    world = World()
+    first, second = world.partners
+    grants = {p.pk: world.grant(p) for p in (first, second)}
+
+    def batch(partner):
+        grant = grants[partner.pk]
+        return (
+            world.api(partner)
+            .post(
+                f"/api/v1/grants/{grant.pk}/authorizations",
+                {"files": [{"path": MARKED}, {"path": UNMARKED}]},
+                format="json",
+                HTTP_X_GRANT_TOKEN=world.grant_token(partner, grant),
+            )
+            .json()["files"]
+        )
+
+    waiting = batch(first)
+    assert [(a["status"], a["code"]) for a in waiting] == [(503, "variant_not_ready")] * 2
+    denied = AuditEvent.objects.filter(action="download.denied", reason="variant_not_ready")
+    assert sorted(e.changes["artifact"] for e in denied) == sorted([MARKED, UNMARKED])
+    assert Grant.objects.get(pk=grants[first.pk].pk).bytes_used == 0
+
+    actions.write_variants()
+    answers = {p.pk: {a["path"]: a for a in batch(p)} for p in (first, second)}
+    for partner in (first, second):
+        mine = ArtifactVariant.objects.get(partner=partner, artifact__path=MARKED)
+        assert answers[partner.pk][MARKED]["sha256"] == mine.sha256
+        got = world.api(partner).get(
+            answers[partner.pk][MARKED]["href"],
+            HTTP_X_GRANT_TOKEN=world.grant_token(partner, grants[partner.pk]),
+        )
+        assert sha256(body(got)) == mine.sha256
+    assert answers[first.pk][MARKED]["sha256"] != answers[second.pk][MARKED]["sha256"]
