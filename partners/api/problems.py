@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from django.http import Http404, HttpResponse
+from django.utils.log import log_response
 from rest_framework import exceptions
 from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import exception_handler
@@ -81,7 +82,29 @@ def problems_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpR
     response = _problem(exc, context)
     if response is not None:
         note(exc, context)
+        if response.status_code >= 500 and "Retry-After" in response and _decided(exc):
+            # A decision to answer "not yet" (a partner's copy still being written), not a
+            # server error: logged as a warning, so polling clients do not page anyone.
+            # (Django's own log_response, at the level django.request gives 4xx.)
+            request = context["request"]
+            log_response(
+                "%s (%s): %s",
+                response.reason_phrase,
+                _code_of(exc),
+                request.path,
+                response=response,
+                request=getattr(request, "_request", request),
+                level="warning",
+            )
     return response
+
+
+def _decided(exc: Exception) -> bool:
+    return isinstance(exc, Problem | ActionError)
+
+
+def _code_of(exc: Exception) -> str:
+    return str(exc.problem_code if isinstance(exc, Problem) else getattr(exc, "code", ""))
 
 
 def _problem(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
