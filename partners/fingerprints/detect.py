@@ -35,6 +35,7 @@ from .st_format import MARKABLE_DTYPES, matched_tensors
 __all__ = [
     "ALIGN_CORRELATION",
     "CLEAR_Z",
+    "FIT_CORRELATION",
     "NAME_Z",
     "SCHEME",
     "Candidate",
@@ -48,6 +49,9 @@ NAME_Z = 8.0  # every named partner is above this: P(false) <= 6.2e-16 each
 CLEAR_Z = 4.0  # every other partner is below this, else the verdict is inconclusive
 ALIGN_CORRELATION = 0.9  # a suspect tensor in this layout correlates at least this much
 MATCH_CORRELATION = 0.5  # a differently named suspect tensor is taken above this
+FIT_CORRELATION = 0.5  # a compared tensor whose fitted original explains less is left out
+_FIT_MIN = 16
+_FIT_PASSES = 3
 _SCORE_CHUNK = 8 * BLOCK
 _PROJECTION = 256
 _FULL_COLUMNS = 2048
@@ -236,6 +240,69 @@ def _counterpart(
     return None
 
 
+def _residual(x: np.ndarray, o: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """``(d, fit, relative noise)`` of the suspect ``x`` against the original ``o``.
+
+    ``x`` is first fitted as ``diag(a) o diag(b)`` by least squares (``a`` per row when
+    rows have at least 16 elements, ``b`` per column when columns do; else one scalar;
+    3 alternating passes), so that a function-preserving rescaling of a tensor, of its
+    output channels or of its input columns (a query scaled up and its key down, a
+    LayerNorm folded into the next linear) costs nothing; ``d = x - diag(a) o diag(b)``
+    (flat float32, non-finite suspect values taken as 0). ``fit`` is the cosine between
+    ``x`` and the fitted original (1 for a scaled copy, about 0 for junk); ``relative``
+    is ``|d| / |fit|``, the noise per unit of weight. Neither looks at a key.
+    """
+    x = np.where(np.isfinite(x), x, np.float32(0)).astype(np.float32, copy=False)
+    rows, cols = o.shape
+    a = np.ones(rows, dtype=np.float64)
+    b = np.ones(cols, dtype=np.float64)
+    fit_rows, fit_cols = cols >= _FIT_MIN, rows >= _FIT_MIN
+    if not (fit_rows or fit_cols):
+        den = float(np.dot(o.ravel(), o.ravel()))
+        a[:] = float(np.dot(x.ravel(), o.ravel())) / den if den > 0 else 0.0
+    for _ in range(_FIT_PASSES if fit_rows and fit_cols else 1):
+        if fit_rows:
+            ob = o * b.astype(np.float32)
+            den = np.einsum("ij,ij->i", ob, ob, dtype=np.float64)
+            num = np.einsum("ij,ij->i", x, ob, dtype=np.float64)
+            a = np.divide(num, den, out=np.zeros(rows), where=den > 0)
+        if fit_cols:
+            oa = o * a.astype(np.float32)[:, None]
+            den = np.einsum("ij,ij->j", oa, oa, dtype=np.float64)
+            num = np.einsum("ij,ij->j", x, oa, dtype=np.float64)
+            b = np.divide(num, den, out=np.zeros(cols), where=den > 0)
+    m = o * a.astype(np.float32)[:, None] * b.astype(np.float32)[None, :]
+    d = (x - m).ravel()
+    d[~np.isfinite(d)] = 0.0
+    mm = float(np.dot(m.ravel(), m.ravel()))
+    xx = float(np.dot(x.ravel(), x.ravel()))
+    dd = float(np.dot(d, d))
+    if not (mm > 0 and xx > 0 and math.isfinite(mm) and math.isfinite(xx)):
+        return d, 0.0, math.inf
+    fit = float(np.dot(x.ravel(), m.ravel())) / math.sqrt(mm * xx)
+    return d, fit, math.sqrt(dd / mm)
+
+
+def _stouffer_weights(relative: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Stouffer weights ``w_t = sqrt(N_t) * min(1, r_med / r_t)``.
+
+    ``r_t`` is a tensor's relative noise and ``r_med`` its median over the tensors used,
+    weighted by size: a tensor as clean as most counts with ``sqrt(N_t)`` (the weight
+    that makes ``Z`` the pooled statistic when every tensor is equally noisy), a tensor
+    far noisier than the rest (replaced, heavily perturbed) in proportion to how much of
+    the mark it can still carry. The weights depend on ``d`` and the original only,
+    never on a key, so ``Z`` keeps its null law.
+    """
+    if relative.size == 0:
+        return np.zeros(0)
+    order = np.argsort(relative, kind="stable")
+    cumulative = np.cumsum(sizes[order])
+    median = float(relative[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(relative > median, median / relative, 1.0)
+    return np.sqrt(sizes) * np.nan_to_num(factor, nan=0.0, posinf=0.0)
+
+
 def _original_marked(original: Mapping[str, np.ndarray], patterns: Sequence[str]) -> list[str]:
     if isinstance(original, TensorFile) and original.header is not None:
         return matched_tensors(original.header, patterns)
@@ -305,8 +372,9 @@ def _detect(
     alpha: float,
     patterns: Sequence[str],
 ) -> dict[str, Any]:
-    sums = np.zeros(len(keys), dtype=np.float64)
-    energy = 0.0
+    sums: list[np.ndarray] = []  # per used tensor: sum(d * s_p) for every key, over |d|
+    noise: list[float] = []  # per used tensor: its relative noise r_t
+    sizes: list[int] = []
     compared: list[dict[str, Any]] = []
     used: set[str] = set()
     cache: dict[str, np.ndarray] = {}
@@ -331,25 +399,40 @@ def _detect(
         cache.pop(match, None)  # each suspect tensor is compared once: free it
         used.add(match)
         x, correlation, transposed, permuted = aligned
-        d = (x - o).ravel()
-        d[~np.isfinite(d)] = 0.0
+        d, fit, relative = _residual(x, o)
+        kept = fit >= FIT_CORRELATION and relative > 0
+        entry = {
+            "original": name,
+            "suspect": match,
+            "weights": int(d.size),
+            "correlation": round(correlation, 6),
+            "permuted": permuted,
+            "transposed": transposed,
+            "fit": round(fit, 6),
+            "relative_noise": float(f"{relative:.4g}"),
+            "used": bool(kept),
+        }
+        compared.append(entry)
+        if not kept:
+            continue
+        norm = math.sqrt(float(np.dot(d, d)))
+        row = np.zeros(len(keys), dtype=np.float64)
         for start in range(0, d.size, _SCORE_CHUNK):
             part = d[start : start + _SCORE_CHUNK]
-            energy += float(np.dot(part, part))
             for k, key in enumerate(keys):
-                sums[k] += float(np.dot(part, signs(key, name, o.shape, start, start + part.size)))
-        compared.append(
-            {
-                "original": name,
-                "suspect": match,
-                "weights": int(d.size),
-                "correlation": round(correlation, 6),
-                "permuted": permuted,
-                "transposed": transposed,
-            }
-        )
-    scale = math.sqrt(energy) if energy > 0 else 0.0
-    scores = {label: (float(sums[k]) / scale if scale else 0.0) for k, label in enumerate(labels)}
+                row[k] += float(np.dot(part, signs(key, name, o.shape, start, start + part.size)))
+        sums.append(row / norm)
+        noise.append(relative)
+        sizes.append(int(d.size))
+    weights = _stouffer_weights(np.array(noise), np.array(sizes, dtype=np.float64))
+    used_entries = [t for t in compared if t["used"]]
+    for t, w in zip(used_entries, weights, strict=True):
+        t["stouffer_weight"] = float(f"{w:.6g}")
+    if sums and float(np.dot(weights, weights)) > 0:
+        total = weights @ np.vstack(sums) / math.sqrt(float(np.dot(weights, weights)))
+    else:
+        total = np.zeros(len(keys))
+    scores = {label: float(total[k]) for k, label in enumerate(labels)}
     outcome, named = verdict(scores)
     partners = [
         {
@@ -365,7 +448,7 @@ def _detect(
         "alpha": alpha,
         "patterns": list(patterns),
         "tensors": compared,
-        "weights": sum(t["weights"] for t in compared),
+        "weights": sum(t["weights"] for t in compared if t["used"]),
         "partners": partners,
         "thresholds": {"name": NAME_Z, "clear": CLEAR_Z},
         "verdict": outcome,
