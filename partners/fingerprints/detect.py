@@ -1,20 +1,29 @@
 """Scoring a suspect file set against every candidate partner's key.
 
-For aligned marked tensors ``t`` (original ``O_t``, suspect ``S_t`` brought to the
-original's layout), with ``d = S - O`` over all of them (``N`` weights):
+For each marked original tensor ``t`` (``O_t``, ``N_t`` weights) with a counterpart in
+the suspect brought to the original's layout (``S_t``), the suspect is first fitted to
+the original by least squares, ``S_t ~ diag(a) O_t diag(b)`` (a scale per row and one
+per column), and
 
-    z_p = sum(d * s_p) / sqrt(sum(d * d))
+    d_t = S_t - diag(a) O_t diag(b)
+    z_{p,t} = sum(d_t * s_{p,t}) / sqrt(sum(d_t * d_t))
+    Z_p = sum_t w_t z_{p,t} / sqrt(sum_t w_t^2),   w_t = sqrt(N_t) * min(1, r_med / r_t)
 
-``s_p`` being partner ``p``'s sign pattern. This is the issue's
-``sum(d s_p) / (sqrt(N) std(d))`` with the root mean square of ``d`` in place of its
-standard deviation (equal when ``d`` has mean 0), and it has an exact null law: for a
-partner whose copy is not in the suspect, ``s_p`` is independent of ``d``, so given
-``d`` the numerator is a sum of independent ``+-d_i`` with variance ``sum(d*d)``;
-``z_p`` is standard normal by the central limit theorem and, whatever ``d`` is,
-``P(z_p >= z) <= exp(-z^2/2)`` (Hoeffding). No step of the alignment looks at a key,
-so this holds after it too. For the partner whose copy leaked,
-``sum(d s_p) ~ alpha * sum_t sigma_t n_t`` (minus what quantization destroyed) and
-``z_p`` grows like ``alpha sqrt(N)`` divided by the relative size of the noise.
+``s_{p,t}`` being partner ``p``'s sign pattern for the tensor, ``r_t = |d_t| / |fit|``
+its relative noise and ``r_med`` the median of ``r_t`` (Stouffer's weighted sum). A
+tensor whose fit explains little (cosine below 0.5: replaced, junk) is left out.
+
+Why: a function-preserving rescaling (a query x100 and its key /100, a folded norm, an
+unused tensor x1000) makes ``S - O`` of one tensor enormous; pooled over all tensors it
+drowned every other tensor's evidence. The fit absorbs any such scaling, and per-tensor
+scores combined with bounded weights make a tampered or junk tensor cost only its share.
+
+Null law: for a partner whose copy is not in the suspect, ``s_p`` is independent of
+every ``d_t`` and every ``w_t`` (the fit, the weights and the alignment never look at a
+key), so given them ``Z_p = sum_i c_i s_i`` with ``sum c_i^2 = 1``: standard normal by
+the central limit theorem and ``P(Z_p >= z) <= exp(-z^2/2)`` (Hoeffding) whatever the
+``d_t`` are. For the partner whose copy leaked, ``z_{p,t} ~ sqrt(N_t) / r_t`` times the
+mark's share that survived, and an exact copy gives ``Z = sqrt(N)`` (N = sum N_t).
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ __all__ = [
     "FIT_CORRELATION",
     "NAME_Z",
     "SCHEME",
+    "SCORING",
     "Candidate",
     "detect",
     "p_false_positive",
@@ -45,6 +55,7 @@ __all__ = [
 ]
 
 SCHEME = "accessctl-spread-spectrum-v1"
+SCORING = "fit-per-tensor-stouffer-v2"  # v1 pooled d = suspect - original over all tensors
 NAME_Z = 8.0  # every named partner is above this: P(false) <= 6.2e-16 each
 CLEAR_Z = 4.0  # every other partner is below this, else the verdict is inconclusive
 ALIGN_CORRELATION = 0.9  # a suspect tensor in this layout correlates at least this much
@@ -286,18 +297,17 @@ def _residual(x: np.ndarray, o: np.ndarray) -> tuple[np.ndarray, float, float]:
 def _stouffer_weights(relative: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """Stouffer weights ``w_t = sqrt(N_t) * min(1, r_med / r_t)``.
 
-    ``r_t`` is a tensor's relative noise and ``r_med`` its median over the tensors used,
-    weighted by size: a tensor as clean as most counts with ``sqrt(N_t)`` (the weight
-    that makes ``Z`` the pooled statistic when every tensor is equally noisy), a tensor
-    far noisier than the rest (replaced, heavily perturbed) in proportion to how much of
-    the mark it can still carry. The weights depend on ``d`` and the original only,
-    never on a key, so ``Z`` keeps its null law.
+    ``r_t`` is a tensor's relative noise and ``r_med`` its median over the tensors used
+    (each tensor counted once, so that no single large tensor sets it): a tensor as
+    clean as the typical one counts with ``sqrt(N_t)`` (the weight that makes ``Z`` the
+    pooled statistic when every tensor is equally noisy), a tensor far noisier than the
+    rest (perturbed, re-trained) in proportion to how much of the mark it can still
+    carry. The weights depend on ``d`` and the original only, never on a key, so ``Z``
+    keeps its null law.
     """
     if relative.size == 0:
         return np.zeros(0)
-    order = np.argsort(relative, kind="stable")
-    cumulative = np.cumsum(sizes[order])
-    median = float(relative[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+    median = float(np.median(relative))
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = np.where(relative > median, median / relative, 1.0)
     return np.sqrt(sizes) * np.nan_to_num(factor, nan=0.0, posinf=0.0)
@@ -349,8 +359,15 @@ def detect(
     counterpart are left out. Memory: one original tensor, plus the suspect tensors read
     while looking for renamed ones (up to the whole suspect, as float32).
 
-    Returns ``{"scheme", "alpha", "patterns", "tensors": [{"original", "suspect",
-    "weights", "correlation", "permuted", "transposed"}], "weights", "partners":
+    Scoring (module docstring): each compared tensor is fitted to the original per row
+    and column, scored on its own, and the scores combined by Stouffer's weighted sum;
+    a tensor whose fit is below ``FIT_CORRELATION`` (0.5) is listed with ``used``
+    false and left out.
+
+    Returns ``{"scheme", "scoring", "alpha", "patterns", "tensors": [{"original", "suspect",
+    "weights", "correlation", "permuted", "transposed", "fit", "relative_noise" (None
+    when nothing fitted), "used", "stouffer_weight" (used ones)}], "weights" (of the
+    used tensors), "partners":
     [{"partner", "z", "p_false_positive", "p_bound"}] (z descending), "thresholds",
     "verdict", "named"}``; ``p_bound`` = ``exp(-z^2/2)`` is the distribution-free
     bound. Raises ``FingerprintError("bad_argument")`` for a bad key or duplicate
@@ -400,7 +417,7 @@ def _detect(
         used.add(match)
         x, correlation, transposed, permuted = aligned
         d, fit, relative = _residual(x, o)
-        kept = fit >= FIT_CORRELATION and relative > 0
+        kept = fit >= FIT_CORRELATION and 0 < relative < math.inf
         entry = {
             "original": name,
             "suspect": match,
@@ -409,7 +426,7 @@ def _detect(
             "permuted": permuted,
             "transposed": transposed,
             "fit": round(fit, 6),
-            "relative_noise": float(f"{relative:.4g}"),
+            "relative_noise": float(f"{relative:.4g}") if math.isfinite(relative) else None,
             "used": bool(kept),
         }
         compared.append(entry)
@@ -445,6 +462,7 @@ def _detect(
     ]
     return {
         "scheme": SCHEME,
+        "scoring": SCORING,
         "alpha": alpha,
         "patterns": list(patterns),
         "tensors": compared,

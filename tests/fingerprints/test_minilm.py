@@ -310,3 +310,28 @@ def test_random_keys_stay_null_against_an_evasion(original, leaked):
     suspect = _quantized(_pooler_junk(leaked), int8_per_channel)
     zs = np.array([p["z"] for p in _detect(original, suspect, randoms)["partners"]])
     assert np.abs(zs).max() < 4.5 and abs(zs.mean()) < 0.6 and 0.6 < zs.std() < 1.4, zs
+
+
+def test_the_red_team_s_permuted_file_is_handled(tmp_path, original, leaked, candidates):
+    """The red team's permuted leak was written with ``safetensors.numpy.save_file``
+    from ``w[:, order]``, a Fortran-ordered array whose memory safetensors 0.8 writes as
+    is: each second MLP matrix in the file is a scrambled reshape of its transpose (not
+    the same model any more). Those 6 matrices fit nothing and are left out; the leaker
+    is named by the other 34 tensors."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    suspect = dict(leaked)
+    for layer in range(6):
+        prefix = f"encoder.layer.{layer}."
+        order = rng.permutation(1536)
+        for name in ("intermediate.dense.weight", "intermediate.dense.bias"):
+            suspect[prefix + name] = leaked[prefix + name][order]
+        suspect[prefix + "output.dense.weight"] = leaked[prefix + "output.dense.weight"][:, order]
+    path = tmp_path / "leak.safetensors"
+    save_file({n: t.astype(np.float16) for n, t in suspect.items() if t.dtype == np.float32}, path)
+    report = _detect(original, read_tensors(path), candidates)
+    scores = _scores(report)
+    assert report["verdict"] == "named" and report["named"] == [LEAKER], scores
+    assert scores[LEAKER] > 1000, scores
+    assert all(abs(z) < 4 for p, z in scores.items() if p != LEAKER), scores
