@@ -263,35 +263,38 @@ def _residual(x: np.ndarray, o: np.ndarray) -> tuple[np.ndarray, float, float]:
     ``x`` and the fitted original (1 for a scaled copy, about 0 for junk); ``relative``
     is ``|d| / |fit|``, the noise per unit of weight. Neither looks at a key.
     """
-    x = np.where(np.isfinite(x), x, np.float32(0)).astype(np.float32, copy=False)
+    x = np.asarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     rows, cols = o.shape
-    a = np.ones(rows, dtype=np.float64)
-    b = np.ones(cols, dtype=np.float64)
+    a = np.ones(rows, dtype=np.float32)
+    b = np.ones(cols, dtype=np.float32)
     fit_rows, fit_cols = cols >= _FIT_MIN, rows >= _FIT_MIN
+    # The normal equations are matrix-vector products of x*o and o*o; their two buffers
+    # are then reused for the fitted original and d (fresh memory is slow to touch).
+    xo, oo = np.multiply(x, o), np.multiply(o, o)
     if not (fit_rows or fit_cols):
-        den = float(np.dot(o.ravel(), o.ravel()))
-        a[:] = float(np.dot(x.ravel(), o.ravel())) / den if den > 0 else 0.0
+        den = float(oo.sum(dtype=np.float64))
+        a[:] = float(xo.sum(dtype=np.float64)) / den if den > 0 else 0.0
     for _ in range(_FIT_PASSES if fit_rows and fit_cols else 1):
         if fit_rows:
-            ob = o * b.astype(np.float32)
-            den = np.einsum("ij,ij->i", ob, ob, dtype=np.float64)
-            num = np.einsum("ij,ij->i", x, ob, dtype=np.float64)
-            a = np.divide(num, den, out=np.zeros(rows), where=den > 0)
+            num, den = xo @ b, oo @ (b * b)
+            a = np.divide(num, den, out=np.zeros(rows, dtype=np.float32), where=den > 0)
         if fit_cols:
-            oa = o * a.astype(np.float32)[:, None]
-            den = np.einsum("ij,ij->j", oa, oa, dtype=np.float64)
-            num = np.einsum("ij,ij->j", x, oa, dtype=np.float64)
-            b = np.divide(num, den, out=np.zeros(cols), where=den > 0)
-    m = o * a.astype(np.float32)[:, None] * b.astype(np.float32)[None, :]
-    d = (x - m).ravel()
-    d[~np.isfinite(d)] = 0.0
+            num, den = a @ xo, (a * a) @ oo
+            b = np.divide(num, den, out=np.zeros(cols, dtype=np.float32), where=den > 0)
+    m = np.multiply(o, a[:, None], out=oo)
+    m *= b[None, :]
     mm = float(np.dot(m.ravel(), m.ravel()))
+    xm = float(np.dot(x.ravel(), m.ravel()))
     xx = float(np.dot(x.ravel(), x.ravel()))
+    d = np.subtract(x, m, out=xo).ravel()
+    if not np.isfinite(d).all():
+        d[~np.isfinite(d)] = 0.0
     dd = float(np.dot(d, d))
     if not (mm > 0 and xx > 0 and math.isfinite(mm) and math.isfinite(xx)):
         return d, 0.0, math.inf
-    fit = float(np.dot(x.ravel(), m.ravel())) / math.sqrt(mm * xx)
-    return d, fit, math.sqrt(dd / mm)
+    return d, xm / math.sqrt(mm * xx), math.sqrt(dd / mm)
 
 
 def _stouffer_weights(relative: np.ndarray, sizes: np.ndarray) -> np.ndarray:
