@@ -449,6 +449,7 @@ def run_detection(detection_id: int) -> Detection | None:
     candidates = [Candidate(label=k.partner.slug, key=_key_for(release, k.partner)) for k in keys]
     patterns = list(release.fingerprint_patterns)
     best: tuple[int, str, dict[str, Any]] | None = None
+    marked_any = False
     with ExitStack() as stack:
         try:
             suspect = _suspect(stack, storage, detection.suspect_files)
@@ -466,6 +467,7 @@ def run_detection(detection_id: int) -> Detection | None:
                 continue  # a file of the checkpoint that is no safetensors file we can read
             if not originals:
                 continue
+            marked_any = True
             body = detect(
                 originals,
                 suspect,
@@ -475,6 +477,13 @@ def run_detection(detection_id: int) -> Detection | None:
             )
             if body["weights"] and (best is None or body["weights"] > best[0]):
                 best = (int(body["weights"]), checkpoint.tag, body)
+    if best is None and not marked_any:
+        return _fail(
+            detection,
+            f"No tensor of release {release.slug}'s checkpoints matches its fingerprint "
+            f"patterns {patterns!r}: nothing was marked in its partners' copies, so no copy "
+            "can be attributed (the patterns are wrong for these files).",
+        )
     if best is None:
         return _fail(
             detection,
