@@ -126,12 +126,6 @@ def update_release(*, actor: Actor, release: Release, **values: Any) -> Release:
     if "fingerprint_patterns" in values:
         check_patterns(values["fingerprint_patterns"])
     release, changes = save_changes(Release, release.pk, values, RELEASE_EDITABLE_FIELDS)
-    if release.fingerprint and {"fingerprint", "fingerprint_patterns"} & set(changes):
-        check_patterns_mark_something(
-            release,
-            release.fingerprint_patterns,
-            Artifact.objects.filter(checkpoint__release=release),
-        )
     # The row is locked (save_changes): no grant is issued meanwhile (``_issue`` locks it
     # too), so no variant appears between this check and the commit.
     if (
@@ -143,6 +137,12 @@ def update_release(*, actor: Actor, release: Release, **values: Any) -> Release:
             f"Partners' marked copies of release {release.slug} exist already: its "
             "fingerprint settings are fixed (their keys are committed and their copies "
             "may be out). Make a new release to change them.",
+        )
+    if release.fingerprint and {"fingerprint", "fingerprint_patterns"} & set(changes):
+        check_patterns_mark_something(
+            release,
+            release.fingerprint_patterns,
+            Artifact.objects.filter(checkpoint__release=release),
         )
     if changes:
         record(AuditAction.RELEASE_UPDATED, actor=actor, target=release, changes=changes)

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from accessctl.audit.models import AuditEvent
 from partners import actions
 from partners.errors import ActionError
 from partners.models import Detection, Release
@@ -29,6 +30,8 @@ def test_turning_fingerprinting_on_with_patterns_that_mark_nothing_is_refused(pa
     assert refused.value.code == CODE
     assert "mark no tensor" in str(refused.value)
     assert Release.objects.get(pk=release.pk).fingerprint is False
+    refusal = AuditEvent.objects.filter(action="release.refused").latest("pk")
+    assert (refusal.reason, refusal.target_id) == (CODE, str(release.pk))
     # Patterns that match are accepted, and then changing them to a typo is refused.
     actions.update_release(
         actor=f.superuser(), release=release, fingerprint=True, fingerprint_patterns=["*.weight"]
