@@ -131,7 +131,7 @@ def _commitment_line(keys: dict[str | None, Any], entry: dict[str, Any]) -> str:
             f"checkpoint {n} is not a prefix of checkpoint {latest} (consistency proof fails)"
         )
     index, event = _included(evidence.get("commitment"), n, root_n, "commitment")
-    changes = event.get("changes") if isinstance(event.get("changes"), dict) else {}
+    changes: dict[str, Any] = event["changes"] if isinstance(event.get("changes"), dict) else {}
     if (
         event.get("action") != "fingerprint.committed"
         or changes.get("commitment") != entry.get("commitment")

@@ -1,7 +1,7 @@
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from django.db import transaction
 from django.db.models import Q
@@ -175,7 +175,7 @@ def _marked_in(artifact: Artifact, patterns: Sequence[str]) -> int | None:
 
     try:
         with artifact_storage().open(artifact.storage_key, "rb") as handle:
-            return len(matched_tensors(read_header(handle), list(patterns)))
+            return len(matched_tensors(read_header(cast(BinaryIO, handle)), list(patterns)))
     except (FingerprintError, OSError, ValueError):
         return None
 

@@ -300,12 +300,14 @@ def _leaf(event: AuditEvent, checkpoint: AuditCheckpoint | None) -> dict[str, An
 
     values = AuditEvent.objects.filter(pk=event.pk).values(*FIELDS).get()
     index = AuditLeaf.objects.filter(event_id=event.pk).values_list("index", flat=True).first()
-    covered = index is not None and checkpoint is not None and index < checkpoint.tree_size
+    covered = None
+    if index is not None and checkpoint is not None and index < checkpoint.tree_size:
+        covered = checkpoint.tree_size
     return {
         "event": event_record(values),
         "leaf_index": index,
-        "checkpoint": checkpoint.tree_size if covered and checkpoint else None,
-        "proof": inclusion(index, checkpoint.tree_size) if covered and checkpoint else None,
+        "checkpoint": covered,
+        "proof": None if covered is None or index is None else inclusion(index, covered),
     }
 
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 
 from accessctl.audit.models import AuditEvent
 from partners import actions
@@ -76,3 +77,38 @@ def test_a_detection_against_a_release_where_nothing_is_marked_says_so():
     assert "matches its fingerprint patterns" in detection.error
     assert "nothing was marked" in detection.error
     assert "not derived from these weights" not in detection.error
+
+
+def test_the_release_form_shows_patterns_that_mark_nothing_on_their_field(client):
+    from tests.accessctl.test_portal import portal_client
+    from tests.partners.admin.test_portal_releases import (
+        CHECKPOINTS,
+        WINDOWS,
+        _at_second,
+        _management,
+        _when,
+    )
+
+    release = f.release("v11", public_in=DAY)
+    f.stored_checkpoint(release, {"model.safetensors": original_bytes()})
+    manager = f.staff("Release manager")
+    portal = portal_client(client, manager)
+    url = reverse("admin:partners_release_change", args=[release.pk])
+    data = {
+        "name": release.name,
+        **_when("public_release_at", _at_second(release.public_release_at)),
+        "status": "planned",
+        "quota_factor": str(release.quota_factor),
+        "fingerprint": "on",
+        "fingerprint_alpha": "0.001",
+        **_management(WINDOWS, 0, 0),
+        **_management(CHECKPOINTS, 0, 0),
+    }
+    refused = portal.post(url, {**data, "fingerprint_patterns": '["*.weights"]'})
+    assert refused.status_code == 200
+    errors = refused.context["adminform"].form.errors
+    assert "mark no tensor" in str(errors["fingerprint_patterns"])
+    refusal = AuditEvent.objects.get(actor=manager, action="release.refused")
+    assert refusal.reason == CODE
+    release.refresh_from_db()
+    assert not release.fingerprint
