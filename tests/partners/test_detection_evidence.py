@@ -168,11 +168,48 @@ def test_a_tampered_report_not_re_signed_fails_its_signature(signed, tmp_path, c
 
 
 def test_a_commitment_leaf_passed_off_as_the_first_download_fails(signed, tmp_path, capsys):
-    # The lab claims borealis's first download is the commitment leaf's neighbour inside
-    # the sealing checkpoint: the proof would have to verify, so use a real earlier leaf.
+    # A real leaf with a real proof, but in the sealing checkpoint, not the newest one the
+    # first download must be proved in.
     copy = json.loads(json.dumps(signed))
     e = evidence(copy, "borealis")
     e["first_download"] = json.loads(json.dumps(e["commitment"]))
     e["first_download"]["event"]["action"] = "fingerprint.committed"
     assert check(tmp_path, copy) == 1
     assert "inclusion proof does not lead" in capsys.readouterr().err
+
+
+def test_a_download_logged_before_the_commitment_was_sealed_fails_the_order(tmp_path, capsys):
+    """Red team's case: a byte served (download.authorized) before the sealer ran. The
+    report carries the truth and verify-report says the order is not proven."""
+    from datetime import timedelta
+
+    from tests.partners.detection_world import original_bytes
+
+    release = f.release("v6", public_in=-timedelta(days=1), fingerprint=True)
+    original = original_bytes()
+    checkpoint = f.stored_checkpoint(release, {"model.safetensors": original})
+    partner = f.partner("aurora")
+    f.window(release, partner)
+    grant = f.grant(checkpoint, partner)  # commits the key; the sealer has not run yet
+    record(
+        AuditAction.DOWNLOAD_AUTHORIZED,
+        actor=None,
+        target=grant,
+        partner=partner,
+        changes={"artifact": "model.safetensors", "bytes": 10},
+    )
+    actions.write_variants(None)  # seals: both events fall in the same checkpoint
+    detection = actions.request_detection(
+        actor=f.staff("Security officer"),
+        release=release,
+        files=[SimpleUploadedFile("leak.safetensors", original)],
+        reason="found online",
+    )
+    actions.run_detection(detection.pk)
+    detection = Detection.objects.get(pk=detection.pk)
+    assert detection.status == Detection.Status.DONE, detection.error
+    (tmp_path / "jwks.json").write_text(json.dumps(jwks()))
+    assert check(tmp_path, {"report": detection.report, "signature": detection.signature}) == 1
+    err = capsys.readouterr().err
+    assert "error: partner aurora: its first download (leaf" in err
+    assert "was logged before checkpoint" in err
