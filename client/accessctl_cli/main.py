@@ -359,8 +359,7 @@ def cmd_verify_report(options: argparse.Namespace) -> int:
         raise CliError("verification_failed", f"{options.file} holds no signed report")
     verify_report(signed, keys, source)
     report = signed["report"]
-    for line in verify_commitments(report, keys):
-        out.print(f"OK {line}", markup=False)
+    proven = verify_commitments(report, keys)  # every partner's, before any OK is printed
     named = ", ".join(report.get("named") or []) or "nobody"
     out.print(
         f"OK report of detection {report.get('detection')} for release "
@@ -368,6 +367,8 @@ def cmd_verify_report(options: argparse.Namespace) -> int:
         f"named {named}",
         markup=False,
     )
+    for line in proven:
+        out.print(f"OK {line}", markup=False)
     return 0
 
 

@@ -117,6 +117,11 @@ def _included(leaf: Any, size: int, root: bytes, what: str) -> tuple[int, dict[s
 
 def _commitment_line(keys: dict[str | None, Any], entry: dict[str, Any]) -> str:
     """What one partner's evidence proves, or ``EvidenceError``."""
+    if "evidence" not in entry:
+        raise EvidenceError(
+            "the report carries no commitment evidence (made before reports included it): "
+            "check the commitment against an audit export instead"
+        )
     evidence = entry.get("evidence")
     if not isinstance(evidence, dict):
         raise EvidenceError("the commitment was not sealed when the report was made")

@@ -213,3 +213,11 @@ def test_a_download_logged_before_the_commitment_was_sealed_fails_the_order(tmp_
     err = capsys.readouterr().err
     assert "error: partner aurora: its first download (leaf" in err
     assert "was logged before checkpoint" in err
+
+
+def test_a_report_without_evidence_says_so(signed, tmp_path, capsys):
+    copy = json.loads(json.dumps(signed))
+    for entry in copy["report"]["commitments"]:
+        del entry["evidence"]
+    assert check(tmp_path, copy) == 1
+    assert "carries no commitment evidence" in capsys.readouterr().err
