@@ -687,6 +687,17 @@ class Code(StrEnum):
         "a release's fingerprint patterns are not a list of 1 to 32 non-empty strings of at "
         "most 200 characters (glob patterns of tensor names, e.g. `*.weight`)",
     )
+    FINGERPRINT_PATTERNS_MATCH_NOTHING = (
+        "fingerprint_patterns_match_nothing",
+        400,
+        Exit.REFUSED,
+        Area.ACTION,
+        "The fingerprint patterns mark no tensor of the release's safetensors files.",
+        "fingerprinting is on and its patterns mark no tensor (2-D F32, F16 or BF16, name "
+        "matching) of any safetensors file of the release's checkpoints: turning it on, "
+        "changing the patterns or registering such a checkpoint is refused, so that no "
+        "partner gets an unmarked copy believed marked",
+    )
     FINGERPRINT_FIXED = (
         "fingerprint_fixed",
         409,
