@@ -25,7 +25,9 @@ SINGLES = 32
 def world(quota):
     partner = f.partner()
     release = f.release()
-    files = {name: bytes([i]) * size for i, (name, size) in enumerate(zip(NAMES, SIZES))}
+    files = {
+        name: bytes([i]) * size for i, (name, size) in enumerate(zip(NAMES, SIZES, strict=True))
+    }
     checkpoint = f.stored_checkpoint(release, files)
     f.window(release, partner)
     return f.grant(checkpoint, partner, quota_bytes=quota)
@@ -60,9 +62,7 @@ def single(grant, path, start, length):
 def charged_by_file(grant):
     out: dict[str, int] = {}
     for e in AuditEvent.objects.filter(action="download.authorized", target_id=str(grant.pk)):
-        out[e.changes["artifact"]] = out.get(e.changes["artifact"], 0) + e.changes.get(
-            "charged", 0
-        )
+        out[e.changes["artifact"]] = out.get(e.changes["artifact"], 0) + e.changes.get("charged", 0)
     return out
 
 
@@ -140,7 +140,7 @@ def test_the_bulk_path_decides_as_one_request_per_file(monkeypatch):
 def test_racing_batches_and_single_requests_never_over_debit(quota):
     grant = world(quota)
     start = threading.Barrier(BATCHES + SINGLES)
-    rng = random.Random(quota)
+    rng = random.Random(quota)  # noqa: S311 (the orders of a test, not a secret)
     orders = [rng.sample(NAMES, len(NAMES)) for _ in range(BATCHES)]
 
     def race(i: int) -> int:
