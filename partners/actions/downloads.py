@@ -437,9 +437,11 @@ def authorize_downloads(
 
     ``grant`` was read in this request with its partner, window, checkpoint and release
     (``queries.download_target``), and its grant-level refusals were answered already;
-    every file's decision reads it again from that state, and the debit re-checks the
-    committed row, so a revocation or an exhausted quota committed meanwhile refuses the
-    files after it. Answers in the order of ``asks``.
+    every file's decision reads it from that state. On PostgreSQL (``_authorize_bulk``)
+    the files are decided in one transaction holding the grant's row, read there (a
+    revocation or an exhausted quota committed before refuses them all, one committed
+    after waits); otherwise each file's debit re-checks the committed row, so one
+    committed meanwhile refuses the files after it. Answers in the order of ``asks``.
     """
     from accessctl.codes import status_of  # the registry's status, as the GET answers
 
