@@ -510,8 +510,12 @@ _LOCK_LEASES = """
         xmax = 0
 """
 
+# The lock an UPDATE takes (a single request's debit, a revocation): it waits for them and
+# they for it, while the key-share locks of rows referencing the grant (a new lease's
+# foreign key, checked at commit or at once) neither block it nor are blocked by it.
 _LOCK_GRANT = """
-    SELECT status, bytes_used, quota_bytes FROM partners_grant WHERE id = %s FOR UPDATE
+    SELECT status, bytes_used, quota_bytes FROM partners_grant WHERE id = %s
+    FOR NO KEY UPDATE
 """
 
 _STORE_LEASES = """
@@ -648,14 +652,12 @@ def _authorize_bulk(
                 if new is not None:
                     stored.append(new)
                     made.discard(new[0])
-                DECISIONS.labels("allowed", "").inc()
                 answers.append(FileAnswer(ask, start=start, end=end))
                 continue
             reason = str(decision.reason)
             built.append(
                 event(AuditAction.DOWNLOAD_DENIED, outcome=Outcome.DENIED, reason=reason, **audit)
             )
-            DECISIONS.labels("denied", reason).inc()
             answers.append(FileAnswer(ask, reason, status_of(reason), decision.detail))
         if debited:
             cursor.execute(
@@ -676,6 +678,11 @@ def _authorize_bulk(
         if made:  # a refused new file leaves no lease, as its own request would not
             cursor.execute("DELETE FROM partners_downloadlease WHERE id = ANY(%s)", [list(made)])
         AuditEvent.objects.bulk_create(built)
+    for index, answer in enumerate(answers):  # once committed, as one by one counts them
+        if index in spans:
+            DECISIONS.labels(
+                *(("allowed", "") if answer.allowed else ("denied", answer.code))
+            ).inc()
     DEBITED.inc(debited)
     return answers
 
