@@ -5,6 +5,7 @@ needs no server. ``ACCESSCTL_ENV=production`` switches on every production guard
 refuses to start with a missing or weak secret, DEBUG, or no allowed hosts.
 """
 
+import contextlib
 import os
 import re
 import secrets
@@ -41,10 +42,19 @@ def _embedded_secret(name: str, nbytes: int) -> str:
     path = DATA_DIR / name
     if not path.exists():
         DATA_DIR.mkdir(parents=True, exist_ok=True, mode=0o750)
-        # Created 0600: never readable by others, not even between write and chmod.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_urlsafe(nbytes))
+        # Written whole to a private file (0600: never readable by others), then published
+        # under its name with link(2), which never replaces: of processes starting at once
+        # (web, worker, beat), one secret wins and every process reads it complete.
+        draft = DATA_DIR / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_urlsafe(nbytes))
+            # Another process may have published first: its secret is the one.
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, path)
+        finally:
+            draft.unlink()
     return path.read_text().strip()
 
 

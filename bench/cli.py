@@ -12,8 +12,9 @@ server, runs gunicorn (2 sync workers) in s3 mode, then in interleaved rounds (t
 rotates each round), into an empty directory each time:
 
 - ``accessctl download`` (``--connections`` threads; each new file is authorized once by
-  the API and its chunks fetched from that presigned URL; every file's SHA-256 checked
-  against the signed manifest, as it always is);
+  the API, in batches of files (``POST /api/v1/grants/{id}/authorizations``), and its
+  chunks fetched from that presigned URL; every file's SHA-256 checked against the signed
+  manifest, as it always is);
 - ``curl --parallel`` on the same files' presigned URLs (asked of the API before the
   clock starts), then ``sha256sum -c`` (2 processes);
 - ``aws s3 cp --recursive`` (storage's own credentials: what a partner does not have),
@@ -46,7 +47,9 @@ from bench.run import env as bench_env  # noqa: E402
 from tests.servers import seaweedfs  # noqa: E402
 
 DB_SERVER = os.environ.get("DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:5432/postgres")
-DB_URL = DB_SERVER.rsplit("/", 1)[0] + "/accessctl_bench_cli"
+# Its own database, named by ACCESSCTL_BENCH_DB when several people bench one server.
+DB_NAME = os.environ.get("ACCESSCTL_BENCH_DB", "accessctl_bench_cli")
+DB_URL = DB_SERVER.rsplit("/", 1)[0] + "/" + DB_NAME
 TOOLS = ROOT / "var" / "bench-tools"
 CASES = {"big": (4, 512), "small": (200, 1)}
 
@@ -134,8 +137,8 @@ def case(name: str, shards: int, mib: int, options: argparse.Namespace, found: d
             "AWS_ACCESS_KEY_ID": s3.access_key,
             "AWS_SECRET_ACCESS_KEY": s3.secret_key,
         }
-        psql("DROP DATABASE IF EXISTS accessctl_bench_cli")
-        psql("CREATE DATABASE accessctl_bench_cli")
+        psql(f"DROP DATABASE IF EXISTS {DB_NAME}")
+        psql(f"CREATE DATABASE {DB_NAME}")
         run_env = {**bench_env(**common), **common}
         subprocess.run([PY, "manage.py", "migrate", "-v0"], cwd=ROOT, env=run_env, check=True)
         seeded = json.loads(

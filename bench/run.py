@@ -59,7 +59,9 @@ def env(**extra: str) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "DATABASE_URL": DB_URL,
         "DJANGO_DEBUG": "false",
-        "PYTHONPATH": str(ROOT),
+        # The client package too: the shared venv's editable install points at one
+        # checkout's client/, which need not be this one's (a worktree's CLI and wire).
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "client")]),
         **extra,
     }
 

@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -23,6 +24,7 @@ from partners.models import (
     Artifact,
     ArtifactVariant,
     Checkpoint,
+    DownloadLease,
     EmbargoWindow,
     Grant,
     GrantRequest,
@@ -33,6 +35,7 @@ from partners.models import (
     Revocation,
 )
 from partners.rules import approvals_needed_sql, export_policy_q
+from partners.rules.leases import LeaseRead, LeaseState
 
 M = TypeVar("M", bound=Model)
 
@@ -45,6 +48,7 @@ __all__ = [
     "current_window",
     "disabled_schedules",
     "display_window",
+    "download_files",
     "download_target",
     "expiring_grants",
     "hub_checkpoints",
@@ -503,14 +507,16 @@ _DOWNLOAD_TARGET = """
     SELECT g.id, g.status, g.expires_at, g.quota_bytes, g.bytes_used, g.checkpoint_id,
            g.window_id, w.opens_at, w.closes_at, c.status, c.release_id, c.registered_at,
            r.policy,
-           r.policy_jurisdictions, r.status, r.fingerprint, a.id, a.path, a.size, a.sha256, a.storage_key,
-           v.status, v.size, v.sha256, v.storage_key
+           r.policy_jurisdictions, r.status, r.fingerprint, a.id, a.path, a.size, a.sha256,
+           a.storage_key, v.status, v.size, v.sha256, v.storage_key,
+           l.id, l.opened_at, l.expires_at, l.covered, l.reauthorizations
     FROM partners_grant g
     JOIN partners_embargowindow w ON w.id = g.window_id
     JOIN partners_checkpoint c ON c.id = g.checkpoint_id
     JOIN partners_release r ON r.id = c.release_id
     LEFT JOIN partners_artifact a ON a.checkpoint_id = g.checkpoint_id AND a.path = %s
     LEFT JOIN partners_artifactvariant v ON v.artifact_id = a.id AND v.partner_id = g.partner_id
+    LEFT JOIN partners_downloadlease l ON l.grant_id = g.id AND l.artifact_id = a.id
     WHERE g.id = %s AND g.partner_id = %s
 """
 
@@ -538,6 +544,7 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
         row = cursor.fetchone()
     if row is None:
         raise Http404
+    row, lease_row = row[:_LEASE_COLUMNS], row[_LEASE_COLUMNS:]
     (
         gid,
         status,
@@ -609,8 +616,12 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
         if variant_status == ArtifactVariant.Status.READY:
             artifact.size, artifact.sha256 = variant_size, variant_sha256
             artifact.storage_key = variant_key
+        artifact.lease_read = _lease_read(lease_row)
     return grant, artifact
 
+
+# The file's lease columns come last in ``_DOWNLOAD_TARGET``'s row.
+_LEASE_COLUMNS = 25
 
 # A file of a fingerprinted release that has no variant for the partner (none was
 # prepared: no grant path leaves one out, this is the rule's backstop) is not served: its
@@ -625,6 +636,53 @@ def _variant_status(fingerprinted: bool, status: str | None) -> str | None:
     if status is None and fingerprinted:
         return VARIANT_MISSING
     return status
+
+
+def _lease_read(columns: tuple[Any, ...]) -> LeaseRead:
+    """The lease part of ``_DOWNLOAD_TARGET``'s row, as ``authorize_download`` takes it."""
+    lease_id, opened_at, expires_at, covered, reauthorizations = columns
+    if lease_id is None:
+        return LeaseRead(None, LeaseState(None, None, [], 0))
+    times = _partial(DownloadLease, id=lease_id, opened_at=opened_at, expires_at=expires_at)
+    if isinstance(covered, str):  # jsonb comes as text (Django's JSONField decodes it)
+        covered = json.loads(covered)
+    state = LeaseState(
+        opened_at=times.opened_at,
+        expires_at=times.expires_at,
+        covered=[(a, b) for a, b in covered],
+        reauthorizations=reauthorizations,
+    )
+    return LeaseRead(lease_id, state)
+
+
+def download_files(grant: Grant, paths: list[str]) -> dict[str, Artifact]:
+    """The files of ``grant``'s checkpoint named in ``paths``, by path (a path the
+    checkpoint lacks is absent), holding what a download reads, each the partner's own
+    copy where the release is fingerprinted (with ``variant_status``); two statements.
+    ``grant`` is the partner's, from ``download_target``."""
+    rows = list(
+        Artifact.objects.filter(checkpoint_id=grant.checkpoint_id, path__in=paths).only(
+            "id", "checkpoint_id", "path", "size", "sha256", "storage_key"
+        )
+    )
+    # A fingerprinted release's files are the partner's own copies, as ``download_target``
+    # and ``partner_files`` give them (docs/fingerprints.md).
+    variants = {
+        v.artifact_id: v
+        for v in ArtifactVariant.objects.filter(
+            partner_id=grant.partner_id, artifact_id__in=[a.pk for a in rows]
+        ).only("artifact_id", "status", "size", "sha256", "storage_key")
+    }
+    fingerprinted = bool(grant.checkpoint.release.fingerprint)
+    for artifact in rows:
+        variant = variants.get(artifact.pk)
+        artifact.variant_status = _variant_status(
+            fingerprinted, variant.status if variant is not None else None
+        )
+        if variant is not None and variant.status == ArtifactVariant.Status.READY:
+            artifact.size, artifact.sha256 = cast(int, variant.size), variant.sha256
+            artifact.storage_key = variant.storage_key
+    return {a.path: a for a in rows}
 
 
 _ACCESS_SQL = """

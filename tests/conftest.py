@@ -1,8 +1,10 @@
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
 
+from accessctl.celery import app
 from tests.servers import seaweedfs
 
 # ``tests/accessctl/test_embedded.py`` runs the database-rule tests again on SQLite (the
@@ -18,6 +20,41 @@ if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" an
 # Live-server threads must not keep connections open past a test, or the test database
 # cannot be dropped at the end.
 settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+# The Redis URLs the tests and the processes they start use (broker, cache, their flushdb).
+REDIS_VARIABLES = ("TEST_REDIS_URL", "REDIS_URL", "CELERY_BROKER_URL")
+
+
+def worker_redis_url(url: str, index: int) -> str:
+    """``url`` on its database number plus ``index`` (modulo Redis's 16 databases): each
+    pytest-xdist worker's own database, so one worker's FLUSHDB, queues and counters never
+    meet another's. ``index`` 0 keeps the URL as it is."""
+    parts = urlsplit(url)
+    if index == 0 or parts.scheme not in {"redis", "rediss"}:
+        return url
+    number = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(number + index) % 16}"))
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``-n``), give this worker its own Redis database. pytest-django
+    gives it its own test database already (``test_<name>_gw<index>``), which the
+    processes the tests start receive through ``tests.workers.database_url()``; ports are
+    free ones, files the tests' own temporary directories."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return
+    index = int(workerinput["workerid"].removeprefix("gw"))
+    for name in REDIS_VARIABLES:
+        if name in os.environ:
+            os.environ[name] = worker_redis_url(os.environ[name], index)
+    settings.CELERY_BROKER_URL = worker_redis_url(settings.CELERY_BROKER_URL, index)
+    # What ``transaction.on_commit`` sends through in this process (tests.workers.use_broker).
+    app.conf.broker_url = app.conf.broker_write_url = app.conf.broker_read_url = (
+        settings.CELERY_BROKER_URL
+    )
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 @pytest.fixture(autouse=True)

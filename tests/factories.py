@@ -5,6 +5,7 @@ import itertools
 import re
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
@@ -200,6 +201,23 @@ def authorize(grant: Grant, *, requested_bytes: int = 1) -> Decision:
         grant=grant,
         artifact=artifact,
         requested_bytes=requested_bytes,
+        client_address="203.0.113.9",
+    )
+
+
+def authorize_files(grant: Grant, paths: list[str] | None = None) -> list[Any]:
+    """Ask for several files under ``grant`` in one batch through the real action
+    (default: the first file, whole, and a path the checkpoint lacks)."""
+    grant = Grant.objects.select_related("partner", "window", "checkpoint__release").get(
+        pk=grant.pk
+    )
+    artifacts = {a.path: a for a in grant.checkpoint.artifacts.all()}
+    if paths is None:
+        paths = [*sorted(artifacts)[:1], "missing.bin"]
+    return actions.authorize_downloads(
+        actor=None,
+        grant=grant,
+        asks=[actions.FileAsk(path, artifacts.get(path)) for path in paths],
         client_address="203.0.113.9",
     )
 

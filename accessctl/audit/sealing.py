@@ -23,6 +23,7 @@ from accessctl_wire import (
     canonical_json,
     checkpoint_text,
     consistency_path,
+    inclusion_path,
     leaf_hash,
     node_hash,
     subtree_root,
@@ -30,7 +31,16 @@ from accessctl_wire import (
 
 from .models import AuditCheckpoint, AuditEvent, AuditLeaf, AuditNode
 
-__all__ = ["SealError", "event_record", "seal", "stored_node", "tree_size"]
+__all__ = [
+    "SealError",
+    "checkpoint_json",
+    "consistency",
+    "event_record",
+    "inclusion",
+    "seal",
+    "stored_node",
+    "tree_size",
+]
 
 BATCH = 10_000
 LOCK = 0x61756469  # pg_advisory_xact_lock key of the sealer ("audi")
@@ -197,3 +207,11 @@ def checkpoint_json(checkpoint: AuditCheckpoint) -> dict[str, Any]:
 
 def consistency(old: int, new: int) -> list[str]:
     return [b64(subtree_root(stored_node, start, end)) for start, end in consistency_path(old, new)]
+
+
+def inclusion(index: int, size: int) -> list[str]:
+    """Leaf ``index``'s RFC 9162 audit path in the tree of ``size`` leaves (base64url
+    hashes, leaf side first): ``root_from_path`` turns it and the leaf into the root."""
+    return [
+        b64(subtree_root(stored_node, start, end)) for start, end in inclusion_path(index, size)
+    ]

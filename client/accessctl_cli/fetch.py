@@ -27,6 +27,13 @@ the server's mode:
   A file partly on disk (a resume) is authorized by its missing chunks, each ranged, so
   a resume pays only for missing bytes even once the lease has expired.
 
+  The whole-file authorizations of fresh files are asked for in batches
+  (``POST /api/v1/grants/{id}/authorizations``, at most ``BATCH_MAX`` files each, in the
+  order the files are fetched) by ``BATCHERS`` threads of their own, ahead of the threads
+  that fetch from storage: a checkpoint of many small files costs one API round trip per
+  batch, not one per file. A file the batch refused (or a server without the route) is
+  authorized by its own GET, which answers the refusal as the CLI always reported it.
+
 Speed. Bytes from storage are read with ``direct.Storage`` (``readinto`` a 1 MiB buffer,
 then ``pwrite``: half of httpx's CPU per byte); each file is hashed in order as its
 chunks land, through a read-only mapping of the partial file (no copy), by whichever
@@ -100,6 +107,16 @@ REFUSED = frozenset({400, 401, 403})
 REFUSAL_BODY = 4096
 # ``_from_storage``: storage refused the URL; a new one may cure it.
 _REFUSED = object()
+# Batch authorizations (s3 mode): the server's limit per request, the sizes of the first
+# batches (small, so the first files start at once; then larger, ahead of the fetching),
+# and how many batches are asked for at a time (one per API worker of a small server).
+BATCH_MAX = 256
+BATCH_SIZES = (8, 32, 64, 128)
+BATCHERS = 2
+
+
+class _NoBatch(Exception):
+    """The server answered a batch with something else than its files' answers."""
 
 
 @contextmanager
@@ -154,6 +171,10 @@ class Part:
     authorized: Answer | None = None
     generation: int = 0
     url_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set when a batch authorization answered for this file (with ``url`` set, or not:
+    # then its own GET asks); ``batched`` says a batch took it.
+    batch_done: threading.Event = field(default_factory=threading.Event)
+    batched: bool = False
     # Held by the one thread hashing the file's finished chunks (never ``lock``: the
     # others keep writing while it hashes).
     hash_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -274,6 +295,13 @@ class Download:
         self.progress: Progress | None = None
         self.overall = TaskID(0)
         self.bars: dict[str, TaskID] = {}
+        # Batch authorizations of fresh files (s3 mode): the files not yet in a batch, in
+        # the order they are fetched; started once, when the first redirect is seen.
+        self.batch_lock = threading.Lock()
+        self.unbatched: list[Part] = []
+        self.batches_started = False
+        self.batches_given = 0
+        self.batchers: list[threading.Thread] = []
 
     # -- HTTP ------------------------------------------------------------------------
 
@@ -394,6 +422,8 @@ class Download:
         (``partners.rules.leases``) charges only bytes not authorized before, so asking
         after the run's first (ranged) request, or again for a refused URL, costs only
         what was not paid for."""
+        if stale is None and part.url is None:
+            self._wait_for_batch(part)
         with part.url_lock:
             if part.url is None or part.generation == stale:
                 api, _ = self._clients()
@@ -417,6 +447,81 @@ class Download:
             if part.url is None or part.authorized is None:  # pragma: no cover
                 raise AssertionError("unreachable: set above")
             return part.url, part.authorized, part.generation
+
+    # -- Batch authorizations (s3 mode) -----------------------------------------------
+
+    def _wait_for_batch(self, part: Part) -> None:
+        """Start the batch threads (once), then wait until a batch answered for ``part``
+        (if one took it)."""
+        with self.batch_lock:
+            if not self.batches_started:
+                self.batches_started = True
+                self.batchers = [
+                    threading.Thread(target=self._batches, name=f"accessctl-batch-{n}", daemon=True)
+                    for n in range(BATCHERS)
+                ]
+                for thread in self.batchers:
+                    thread.start()
+        while part.batched or part in self.unbatched:
+            if part.batch_done.wait(0.2) or self.stop.is_set():
+                return
+
+    def _next_batch(self) -> list[Part]:
+        with self.batch_lock:
+            size = BATCH_SIZES[min(self.batches_given, len(BATCH_SIZES) - 1)]
+            batch, self.unbatched = self.unbatched[:size], self.unbatched[size:]
+            self.batches_given += 1
+            for part in batch:
+                part.batched = True
+            return batch
+
+    def _batches(self) -> None:
+        """One batch thread: authorize the next files, a batch at a time, until none is
+        left or the run stops. Whatever fails, every file it took is released (its own
+        GET then asks, and reports a refusal as it always did)."""
+        api: httpx.Client | None = None
+        try:
+            while not self.stop.is_set() and (batch := self._next_batch()):
+                try:
+                    if api is None:
+                        api, _ = self._clients()
+                    self._authorize_batch(api, batch)
+                except Exception:
+                    with self.batch_lock:  # the rest is asked for file by file
+                        self.unbatched = []
+                finally:
+                    for part in batch:
+                        part.batch_done.set()
+        finally:
+            if api is not None:
+                api.close()
+
+    def _authorize_batch(self, api: httpx.Client, batch: list[Part]) -> None:
+        path = f"/api/v1/grants/{int(self.grant['id'])}/authorizations"
+        body = {"files": [{"path": p.entry["path"]} for p in batch]}
+        response = with_retries(lambda: self._post_batch(api, path, body))
+        authorized = Answer.of(response)
+        by_path = {p.entry["path"]: p for p in batch}
+        for answer in response.json()["files"]:
+            part = by_path.get(answer.get("path"))
+            if part is None or answer.get("status") != 200 or not answer.get("url"):
+                continue  # refused: the file's own GET asks, and reports it
+            if answer.get("sha256") != part.entry["sha256"]:
+                continue  # not the manifest's file: its own GET checks and reports it
+            with part.url_lock:
+                if part.url is None:
+                    part.url, part.authorized = answer["url"], authorized
+                    part.generation += 1
+
+    def _post_batch(self, api: httpx.Client, path: str, body: dict[str, Any]) -> httpx.Response:
+        response = api.post(path, json=body)
+        if response.status_code >= 500 or response.status_code == 429:
+            raise Retry(f"HTTP {response.status_code}")
+        if response.status_code != 200:
+            # A server without batches (404, 405) or a refusal of the grant: each file's
+            # own GET asks, and reports the refusal as it always did.
+            raise _NoBatch(response.status_code)
+        return response
 
     def _from_storage(
         self,
@@ -648,16 +753,23 @@ class Download:
                     )
                     self.progress.advance(self.overall, p.done_bytes())
             jobs = [(p, n) for p in parts for n in range(p.chunks) if n not in p.done]
-            with ThreadPoolExecutor(self.connections) as pool:
-                futures = [pool.submit(self._fetch, p, n) for p, n in jobs]
-                finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                failure = next((f.exception() for f in finished if f.exception()), None)
-                if failure is not None:
-                    self.stop.set()
-                    for future in futures:
-                        future.cancel()
-                    wait(futures)
-                    raise failure
+            self.unbatched = [p for p in parts if p.fresh]
+            try:
+                with ThreadPoolExecutor(self.connections) as pool:
+                    futures = [pool.submit(self._fetch, p, n) for p, n in jobs]
+                    finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                    failure = next((f.exception() for f in finished if f.exception()), None)
+                    if failure is not None:
+                        self.stop.set()
+                        for future in futures:
+                            future.cancel()
+                        wait(futures)
+                        raise failure
+            finally:
+                with self.batch_lock:
+                    self.unbatched = []  # nothing is left to ask for
+                for thread in self.batchers:
+                    thread.join()
         for p in parts:
             if len(p.done) == p.chunks and p.partial.exists():  # complete before this run
                 self._finish(p)

@@ -348,7 +348,7 @@ def cmd_verify(options: argparse.Namespace) -> int:
 
 def cmd_verify_report(options: argparse.Namespace) -> int:
     """Verify a signed leak-attribution report offline, with the lab's public key only."""
-    from .verify import verify_report
+    from .verify import verify_commitments, verify_report
 
     _, keys, source = keys_for(None, options.public_key)
     try:
@@ -359,6 +359,7 @@ def cmd_verify_report(options: argparse.Namespace) -> int:
         raise CliError("verification_failed", f"{options.file} holds no signed report")
     verify_report(signed, keys, source)
     report = signed["report"]
+    proven = verify_commitments(report, keys)  # every partner's, before any OK is printed
     named = ", ".join(report.get("named") or []) or "nobody"
     out.print(
         f"OK report of detection {report.get('detection')} for release "
@@ -366,6 +367,8 @@ def cmd_verify_report(options: argparse.Namespace) -> int:
         f"named {named}",
         markup=False,
     )
+    for line in proven:
+        out.print(f"OK {line}", markup=False)
     return 0
 
 

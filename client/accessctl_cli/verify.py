@@ -10,7 +10,17 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from accessctl_wire import canonical_json, key_for, parse_public_keys, signature_problem, unb64
+from accessctl_wire import (
+    canonical_json,
+    checkpoint_text,
+    key_for,
+    leaf_hash,
+    parse_public_keys,
+    root_from_path,
+    signature_problem,
+    unb64,
+    verify_consistency,
+)
 from accessctl_wire.client import CliError
 
 __all__ = [
@@ -18,6 +28,7 @@ __all__ = [
     "load_keys",
     "safe_path",
     "sha256_of",
+    "verify_commitments",
     "verify_dir",
     "verify_manifest",
     "verify_report",
@@ -67,6 +78,114 @@ def verify_report(signed: dict[str, Any], keys: dict[str | None, Any], source: s
         raise CliError(
             "verification_failed", f"the report's {problem} (keys: {source}): refusing it"
         )
+
+
+class EvidenceError(ValueError):
+    """A proof, leaf or checkpoint of a report's commitment evidence does not hold."""
+
+
+def _checkpoint(keys: dict[str | None, Any], checkpoint: Any, what: str) -> tuple[int, bytes, str]:
+    """A signed audit checkpoint's ``(tree_size, root, sealed_at)`` once its signature
+    verifies."""
+    try:
+        size, root = int(checkpoint["tree_size"]), unb64(checkpoint["root_hash"])
+        sealed_at, signature = str(checkpoint["sealed_at"]), dict(checkpoint["signature"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EvidenceError(f"the {what} checkpoint is malformed") from exc
+    problem = signature_problem(keys, checkpoint_text(size, root, sealed_at), signature)
+    if problem:
+        raise EvidenceError(f"the {what} checkpoint (tree size {size}) is {problem}")
+    return size, root, sealed_at
+
+
+def _included(leaf: Any, size: int, root: bytes, what: str) -> tuple[int, dict[str, Any]]:
+    """Leaf ``leaf`` (its event record, index and proof) is in the tree of ``size`` leaves
+    with ``root``: its index and event."""
+    try:
+        event, index = dict(leaf["event"]), int(leaf["leaf_index"])
+        proof = [unb64(p) for p in leaf["proof"]]
+        if leaf.get("checkpoint") != size or not 0 <= index < size:
+            raise ValueError
+        if root_from_path(leaf_hash(canonical_json(event)), index, size, proof) != root:
+            raise ValueError
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EvidenceError(
+            f"the {what}'s inclusion proof does not lead to the signed root of tree size {size}"
+        ) from exc
+    return index, event
+
+
+def _commitment_line(keys: dict[str | None, Any], entry: dict[str, Any]) -> str:
+    """What one partner's evidence proves, or ``EvidenceError``."""
+    if "evidence" not in entry:
+        raise EvidenceError(
+            "the report carries no commitment evidence (made before reports included it): "
+            "check the commitment against an audit export instead"
+        )
+    evidence = entry.get("evidence")
+    if not isinstance(evidence, dict):
+        raise EvidenceError("the commitment was not sealed when the report was made")
+    n, root_n, sealed_at = _checkpoint(keys, evidence.get("sealed"), "sealing")
+    latest, root_l, _ = _checkpoint(keys, evidence.get("latest"), "newest")
+    try:
+        proof = [unb64(p) for p in evidence.get("consistency") or []]
+    except (TypeError, ValueError):
+        proof = None
+    if latest < n or proof is None or not verify_consistency(n, latest, root_n, root_l, proof):
+        raise EvidenceError(
+            f"checkpoint {n} is not a prefix of checkpoint {latest} (consistency proof fails)"
+        )
+    index, event = _included(evidence.get("commitment"), n, root_n, "commitment")
+    changes: dict[str, Any] = event["changes"] if isinstance(event.get("changes"), dict) else {}
+    if (
+        event.get("action") != "fingerprint.committed"
+        or changes.get("commitment") != entry.get("commitment")
+        or event.get("id") != entry.get("audit_event")
+    ):
+        raise EvidenceError(
+            f"leaf {index} is not this partner's fingerprint.committed event of the report's "
+            "commitment"
+        )
+    where = f"commitment sealed in checkpoint {n} ({sealed_at})"
+    download = evidence.get("first_download")
+    if download is None:
+        return f"{where}; no download of the release by this partner yet"
+    if not isinstance(download, dict) or not isinstance(download.get("event"), dict):
+        raise EvidenceError("the first download's record is malformed")
+    unproven = download.get("leaf_index")
+    if unproven is None or (download.get("proof") is None and int(unproven) >= latest):
+        if download["event"].get("action") != "download.authorized":
+            raise EvidenceError("the first download's record is no download.authorized event")
+        return f"{where}, before its first download (logged after checkpoint {latest})"
+    m, first = _included(download, latest, root_l, "first download")
+    if first.get("action") != "download.authorized" or first.get("partner_id") != event.get(
+        "partner_id"
+    ):
+        raise EvidenceError(f"leaf {m} is not this partner's download.authorized event")
+    if m < n:
+        raise EvidenceError(
+            f"its first download (leaf {m}) was logged before checkpoint {n} sealed the "
+            "commitment: the key is not proven fixed before the partner's first byte"
+        )
+    return f"{where}, before its first download at leaf {m}"
+
+
+def verify_commitments(report: dict[str, Any], keys: dict[str | None, Any]) -> list[str]:
+    """Check every partner's commitment evidence in ``report`` offline (checkpoint
+    signatures with ``keys``, inclusion and consistency proofs, the leaves' records):
+    ``"<partner>: commitment sealed in checkpoint N (time), before its first download at
+    leaf M"`` per partner. ``CliError`` (``verification_failed``) on the first that
+    fails, naming the partner and what failed."""
+    lines = []
+    for entry in report.get("commitments") or []:
+        partner = entry.get("partner") if isinstance(entry, dict) else None
+        try:
+            if not isinstance(entry, dict):
+                raise EvidenceError("the commitment entry is malformed")
+            lines.append(f"{partner}: {_commitment_line(keys, entry)}")
+        except EvidenceError as exc:
+            raise CliError("verification_failed", f"partner {partner}: {exc}") from exc
+    return lines
 
 
 def sha256_of(path: Path) -> str:

@@ -366,6 +366,15 @@ class Code(StrEnum):
         "Send one range that starts inside the file.",
         "several ranges, a range past the end, or an empty suffix (`Content-Range: bytes */size`)",
     )
+    TOO_MANY_FILES = (
+        "too_many_files",
+        400,
+        Exit.REFUSED,
+        Area.REQUEST,
+        "Ask for at most 256 files per request.",
+        "a batch authorization (`POST /api/v1/grants/{id}/authorizations`) names more than "
+        "256 files: split it",
+    )
     PRECONDITION_FAILED = (
         "precondition_failed",
         412,
@@ -678,6 +687,17 @@ class Code(StrEnum):
         "Fingerprint patterns are a list of 1 to 32 non-empty glob patterns of tensor names.",
         "a release's fingerprint patterns are not a list of 1 to 32 non-empty strings of at "
         "most 200 characters (glob patterns of tensor names, e.g. `*.weight`)",
+    )
+    FINGERPRINT_PATTERNS_MATCH_NOTHING = (
+        "fingerprint_patterns_match_nothing",
+        400,
+        Exit.REFUSED,
+        Area.ACTION,
+        "The fingerprint patterns mark no tensor of the release's safetensors files.",
+        "fingerprinting is on and its patterns mark no tensor (2-D F32, F16 or BF16, name "
+        "matching) of any safetensors file of the release's checkpoints: turning it on, "
+        "changing the patterns or registering such a checkpoint is refused, so that no "
+        "partner gets an unmarked copy believed marked",
     )
     FINGERPRINT_FIXED = (
         "fingerprint_fixed",

@@ -23,7 +23,7 @@ from .checkpoints import (
     update_release,
 )
 from .detections import fail_detection, request_detection, run_detection
-from .downloads import authorize_download
+from .downloads import FileAnswer, FileAsk, authorize_download, authorize_downloads
 from .fingerprints import write_variants
 from .grants import (
     approve_grant_request,
@@ -67,11 +67,14 @@ from .windows import check_window, set_window
 
 __all__ = [
     "ArtifactSpec",
+    "FileAnswer",
+    "FileAsk",
     "add_contact",
     "add_member",
     "announce_deadlines",
     "approve_grant_request",
     "authorize_download",
+    "authorize_downloads",
     "cascade_revocation",
     "change_account",
     "change_contact",
@@ -137,6 +140,7 @@ REFUSAL_EVENTS = {
     "announce_deadlines": AuditAction.WINDOW_REFUSED,
     "approve_grant_request": AuditAction.GRANT_REQUEST_REFUSED,
     "authorize_download": AuditAction.DOWNLOAD_DENIED,
+    "authorize_downloads": AuditAction.DOWNLOAD_DENIED,
     "cascade_revocation": AuditAction.REVOCATION_REFUSED,
     "change_contact": AuditAction.CONTACT_REFUSED,
     "change_schedule": AuditAction.SCHEDULE_REFUSED,

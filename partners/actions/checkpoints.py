@@ -1,7 +1,7 @@
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from django.db import transaction
 from django.db.models import Q
@@ -138,6 +138,12 @@ def update_release(*, actor: Actor, release: Release, **values: Any) -> Release:
             "fingerprint settings are fixed (their keys are committed and their copies "
             "may be out). Make a new release to change them.",
         )
+    if release.fingerprint and {"fingerprint", "fingerprint_patterns"} & set(changes):
+        check_patterns_mark_something(
+            release,
+            release.fingerprint_patterns,
+            Artifact.objects.filter(checkpoint__release=release),
+        )
     if changes:
         record(AuditAction.RELEASE_UPDATED, actor=actor, target=release, changes=changes)
     if "fingerprint" in changes and release.fingerprint:
@@ -158,6 +164,40 @@ def check_patterns(patterns: Any) -> None:
             "fingerprint_patterns_invalid",
             f"Fingerprint patterns are a list of 1 to {MAX_PATTERNS} non-empty glob patterns "
             'of tensor names, each at most 200 characters (e.g. ["*.weight"]).',
+        )
+
+
+def _marked_in(artifact: Artifact, patterns: Sequence[str]) -> int | None:
+    """How many tensors of a registered safetensors file ``patterns`` mark, from its header
+    alone; ``None`` when the stored file cannot be read as safetensors."""
+    from partners.fingerprints import FingerprintError, matched_tensors, read_header
+    from partners.storage import artifact_storage
+
+    try:
+        with artifact_storage().open(artifact.storage_key, "rb") as handle:
+            return len(matched_tensors(read_header(cast(BinaryIO, handle)), list(patterns)))
+    except (FingerprintError, OSError, ValueError):
+        return None
+
+
+def check_patterns_mark_something(
+    release: Release, patterns: Sequence[str], artifacts: Iterable[Artifact]
+) -> None:
+    """Refuse (``fingerprint_patterns_match_nothing``) fingerprint ``patterns`` under which
+    no tensor of any of ``artifacts``' ``.safetensors`` files would be marked (headers only
+    are read). Files that are not in storage or not readable are not counted; with no
+    readable safetensors file at all there is nothing to check."""
+    files = [a for a in artifacts if a.path.endswith(".safetensors")]
+    counts = [_marked_in(a, patterns) for a in files]
+    read = [c for c in counts if c is not None]
+    if read and not any(read):
+        raise ActionError(
+            "fingerprint_patterns_match_nothing",
+            f"Fingerprint patterns {list(patterns)!r} mark no tensor of release "
+            f"{release.slug}'s {len(read)} safetensors "
+            f"{ngettext('file', 'files', len(read))}: partners would get unmarked copies. "
+            "Only 2-D F32, F16 and BF16 tensors whose names match are marked "
+            '(e.g. ["*.weight"]).',
         )
 
 
@@ -339,6 +379,10 @@ def register_checkpoint(
     ]
     for row in rows:
         validate(row, exclude=["checkpoint"])
+    if release.fingerprint and rows:
+        check_patterns_mark_something(
+            release, release.fingerprint_patterns, [*existing.values(), *rows]
+        )
     Artifact.objects.bulk_create(rows)
     if new and not created:
         # Files added to a checkpoint partners already hold grants for: their copies too.

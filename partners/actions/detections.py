@@ -292,7 +292,70 @@ def _sealed(event: AuditEvent | None) -> dict[str, Any] | None:
     }
 
 
-def _commitments(keys: Sequence[FingerprintKey]) -> list[dict[str, Any]]:
+def _leaf(event: AuditEvent, checkpoint: AuditCheckpoint | None) -> dict[str, Any]:
+    """``event`` as sealed: its canonical record (what its leaf hashes), its leaf index and
+    its RFC 9162 inclusion proof in ``checkpoint`` (``leaf_index``/``proof`` None when
+    the event or the checkpoint does not cover it yet)."""
+    from accessctl.audit.sealing import FIELDS, event_record, inclusion
+
+    values = AuditEvent.objects.filter(pk=event.pk).values(*FIELDS).get()
+    index = AuditLeaf.objects.filter(event_id=event.pk).values_list("index", flat=True).first()
+    covered = None
+    if index is not None and checkpoint is not None and index < checkpoint.tree_size:
+        covered = checkpoint.tree_size
+    return {
+        "event": event_record(values),
+        "leaf_index": index,
+        "checkpoint": covered,
+        "proof": None if covered is None or index is None else inclusion(index, covered),
+    }
+
+
+def _first_download(release: Release, partner_id: int) -> AuditEvent | None:
+    """The partner's first ``download.authorized`` event on any grant of ``release``."""
+    from partners.models import Grant
+
+    grants = [
+        str(pk)
+        for pk in Grant.objects.filter(
+            checkpoint__release=release, partner_id=partner_id
+        ).values_list("pk", flat=True)
+    ]
+    return (
+        AuditEvent.objects.filter(
+            action="download.authorized",
+            partner_id=partner_id,
+            target_type=Grant._meta.label_lower,
+            target_id__in=grants,
+        )
+        .order_by("pk")
+        .first()
+    )
+
+
+def _evidence(event: AuditEvent | None, download: AuditEvent | None) -> dict[str, Any] | None:
+    """What proves offline that the commitment was sealed before the first download: the
+    first signed checkpoint covering the commitment's leaf (``sealed``) with its inclusion
+    proof; the partner's first ``download.authorized`` leaf with its inclusion proof in the
+    newest checkpoint (``latest``), and the consistency proof from one to the other.
+    ``None`` when the commitment is not sealed yet."""
+    from accessctl.audit.sealing import checkpoint_json, consistency
+
+    sealed = _sealed(event)
+    if event is None or sealed is None:
+        return None
+    first = AuditCheckpoint.objects.get(tree_size=sealed["tree_size"])
+    latest = AuditCheckpoint.objects.order_by("-tree_size").first() or first
+    return {
+        "sealed": checkpoint_json(first),
+        "latest": checkpoint_json(latest),
+        "consistency": consistency(first.tree_size, latest.tree_size),
+        "commitment": _leaf(event, first),
+        "first_download": None if download is None else _leaf(download, latest),
+    }
+
+
+def _commitments(release: Release, keys: Sequence[FingerprintKey]) -> list[dict[str, Any]]:
     found = []
     for key in keys:
         event = (
@@ -311,6 +374,7 @@ def _commitments(keys: Sequence[FingerprintKey]) -> list[dict[str, Any]]:
                 "committed_at": key.committed_at.isoformat(),
                 "audit_event": event.pk if event else None,
                 "sealed_in_checkpoint": _sealed(event),
+                "evidence": _evidence(event, _first_download(release, key.partner_id)),
             }
         )
     return found
@@ -387,6 +451,7 @@ def run_detection(detection_id: int) -> Detection | None:
     candidates = [Candidate(label=k.partner.slug, key=_key_for(release, k.partner)) for k in keys]
     patterns = list(release.fingerprint_patterns)
     best: tuple[int, str, dict[str, Any]] | None = None
+    marked_any = False
     with ExitStack() as stack:
         try:
             suspect = _suspect(stack, storage, detection.suspect_files)
@@ -404,6 +469,7 @@ def run_detection(detection_id: int) -> Detection | None:
                 continue  # a file of the checkpoint that is no safetensors file we can read
             if not originals:
                 continue
+            marked_any = True
             body = detect(
                 originals,
                 suspect,
@@ -413,6 +479,13 @@ def run_detection(detection_id: int) -> Detection | None:
             )
             if body["weights"] and (best is None or body["weights"] > best[0]):
                 best = (int(body["weights"]), checkpoint.tag, body)
+    if best is None and not marked_any:
+        return _fail(
+            detection,
+            f"No tensor of release {release.slug}'s checkpoints matches its fingerprint "
+            f"patterns {patterns!r}: nothing was marked in its partners' copies, so no copy "
+            "can be attributed (the patterns are wrong for these files).",
+        )
     if best is None:
         return _fail(
             detection,
@@ -430,7 +503,7 @@ def run_detection(detection_id: int) -> Detection | None:
             {"name": f["name"], "size": f["size"], "sha256": f["sha256"]}
             for f in detection.suspect_files
         ],
-        "commitments": _commitments(keys),
+        "commitments": _commitments(release, keys),
         "created_at": timezone.now().isoformat(),
     }
     # Plain JSON (no numpy scalars, no NaN): what canonical_json signs is what is stored.

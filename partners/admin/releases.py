@@ -11,7 +11,11 @@ from accessctl.audit.admin import AuditHistory
 from accessctl.audit.events import AuditAction
 from accessctl.formats import size
 from partners import actions, states
-from partners.actions.checkpoints import RELEASE_EDITABLE_FIELDS, check_patterns
+from partners.actions.checkpoints import (
+    RELEASE_EDITABLE_FIELDS,
+    check_patterns,
+    check_patterns_mark_something,
+)
 from partners.errors import ActionError
 from partners.models import Artifact, Checkpoint, EmbargoWindow, Release
 from partners.models.releases import default_fingerprint_patterns
@@ -147,6 +151,25 @@ class ReleaseForm(ModelForm):
             )
             raise action_error_to_validation(exc) from exc
         return patterns
+
+    def clean(self) -> dict[str, Any] | None:
+        """Patterns that would mark no tensor of the release's safetensors files are an
+        error on their field too (the action's rule, ``check_patterns_mark_something``),
+        when fingerprinting is turned on or the patterns change."""
+        data = super().clean()
+        release, patterns = self.instance, self.cleaned_data.get("fingerprint_patterns")
+        changed = {"fingerprint", "fingerprint_patterns"} & set(self.changed_data)
+        if release.pk and self.cleaned_data.get("fingerprint") and patterns and changed:
+            try:
+                check_patterns_mark_something(
+                    release, patterns, Artifact.objects.filter(checkpoint__release=release)
+                )
+            except ActionError as exc:
+                exc.evidence = evidence_of(
+                    AuditAction.RELEASE_REFUSED, "update_release", exc, {"release": release}
+                )
+                self.add_error("fingerprint_patterns", action_error_to_validation(exc))
+        return data
 
 
 @admin.register(Release)

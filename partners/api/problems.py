@@ -1,10 +1,10 @@
 """Errors as RFC 9457 problem details, each with a stable ``code``."""
 
 import json
-import logging
 from typing import Any
 
 from django.http import Http404, HttpResponse
+from django.utils.log import log_response
 from rest_framework import exceptions
 from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import exception_handler
@@ -37,9 +37,6 @@ DRF_CODES: dict[type[exceptions.APIException], Code] = {
 
 
 _GENERIC = {Code.ERROR, Code.INVALID}
-# 5xx answers that are part of the protocol (with Retry-After), not failures to alert on.
-_EXPECTED_5XX = {Code.VARIANT_NOT_READY}
-log = logging.getLogger(__name__)
 
 
 def problem_response(
@@ -85,18 +82,29 @@ def problems_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpR
     response = _problem(exc, context)
     if response is not None:
         note(exc, context)
-        if isinstance(exc, Problem) and exc.problem_code in _EXPECTED_5XX:
-            # An answer by design that tells the client when to ask again, not a server
-            # error: Django's request log would write it at ERROR (alert noise). Its
-            # evidence is the audit event; the log has it at INFO.
-            response._has_been_logged = True  # type: ignore[attr-defined]
-            log.info("%s %s: %s", response.status_code, exc.problem_code, context_path(context))
+        if response.status_code >= 500 and "Retry-After" in response and _decided(exc):
+            # A decision to answer "not yet" (a partner's copy still being written), not a
+            # server error: logged as a warning, so polling clients do not page anyone.
+            # (Django's own log_response, at the level django.request gives 4xx.)
+            request = context["request"]
+            log_response(
+                "%s (%s): %s",
+                response.reason_phrase,
+                _code_of(exc),
+                request.path,
+                response=response,
+                request=getattr(request, "_request", request),
+                level="warning",
+            )
     return response
 
 
-def context_path(context: dict[str, Any]) -> str:
-    request = context.get("request")
-    return str(getattr(request, "path", ""))[:300]
+def _decided(exc: Exception) -> bool:
+    return isinstance(exc, Problem | ActionError)
+
+
+def _code_of(exc: Exception) -> str:
+    return str(exc.problem_code if isinstance(exc, Problem) else getattr(exc, "code", ""))
 
 
 def _problem(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:

@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from . import downloads, staff, tokens, views
+from . import batch, downloads, staff, tokens, views
 from .edge import IdConverter
 
 # Every id in a path: digits a bigint can hold, or no route (404).
@@ -19,6 +19,11 @@ urlpatterns = [
     path("grants/", views.GrantListView.as_view(), name="grants"),
     path("grants/<id:grant_id>", views.GrantDetailView.as_view(), name="grant"),
     path("grants/<id:grant_id>/files/<path:path>", downloads.FileView.as_view(), name="file"),
+    path(
+        "grants/<id:grant_id>/authorizations",
+        batch.AuthorizationsView.as_view(),
+        name="authorizations",
+    ),
     path(
         "grant-requests/<id:request_id>",
         views.GrantRequestDetailView.as_view(),

@@ -1,20 +1,29 @@
 """Scoring a suspect file set against every candidate partner's key.
 
-For aligned marked tensors ``t`` (original ``O_t``, suspect ``S_t`` brought to the
-original's layout), with ``d = S - O`` over all of them (``N`` weights):
+For each marked original tensor ``t`` (``O_t``, ``N_t`` weights) with a counterpart in
+the suspect brought to the original's layout (``S_t``), the suspect is first fitted to
+the original by least squares, ``S_t ~ diag(a) O_t diag(b)`` (a scale per row and one
+per column), and
 
-    z_p = sum(d * s_p) / sqrt(sum(d * d))
+    d_t = S_t - diag(a) O_t diag(b)
+    z_{p,t} = sum(d_t * s_{p,t}) / sqrt(sum(d_t * d_t))
+    Z_p = sum_t w_t z_{p,t} / sqrt(sum_t w_t^2),   w_t = sqrt(N_t) * min(1, r_med / r_t)
 
-``s_p`` being partner ``p``'s sign pattern. This is the issue's
-``sum(d s_p) / (sqrt(N) std(d))`` with the root mean square of ``d`` in place of its
-standard deviation (equal when ``d`` has mean 0), and it has an exact null law: for a
-partner whose copy is not in the suspect, ``s_p`` is independent of ``d``, so given
-``d`` the numerator is a sum of independent ``+-d_i`` with variance ``sum(d*d)``;
-``z_p`` is standard normal by the central limit theorem and, whatever ``d`` is,
-``P(z_p >= z) <= exp(-z^2/2)`` (Hoeffding). No step of the alignment looks at a key,
-so this holds after it too. For the partner whose copy leaked,
-``sum(d s_p) ~ alpha * sum_t sigma_t n_t`` (minus what quantization destroyed) and
-``z_p`` grows like ``alpha sqrt(N)`` divided by the relative size of the noise.
+``s_{p,t}`` being partner ``p``'s sign pattern for the tensor, ``r_t = |d_t| / |fit|``
+its relative noise and ``r_med`` the median of ``r_t`` (Stouffer's weighted sum). A
+tensor whose fit explains little (cosine below 0.5: replaced, junk) is left out.
+
+Why: a function-preserving rescaling (a query x100 and its key /100, a folded norm, an
+unused tensor x1000) makes ``S - O`` of one tensor enormous; pooled over all tensors it
+drowned every other tensor's evidence. The fit absorbs any such scaling, and per-tensor
+scores combined with bounded weights make a tampered or junk tensor cost only its share.
+
+Null law: for a partner whose copy is not in the suspect, ``s_p`` is independent of
+every ``d_t`` and every ``w_t`` (the fit, the weights and the alignment never look at a
+key), so given them ``Z_p = sum_i c_i s_i`` with ``sum c_i^2 = 1``: standard normal by
+the central limit theorem and ``P(Z_p >= z) <= exp(-z^2/2)`` (Hoeffding) whatever the
+``d_t`` are. For the partner whose copy leaked, ``z_{p,t} ~ sqrt(N_t) / r_t`` times the
+mark's share that survived, and an exact copy gives ``Z = sqrt(N)`` (N = sum N_t).
 """
 
 from __future__ import annotations
@@ -35,8 +44,10 @@ from .st_format import MARKABLE_DTYPES, matched_tensors
 __all__ = [
     "ALIGN_CORRELATION",
     "CLEAR_Z",
+    "FIT_CORRELATION",
     "NAME_Z",
     "SCHEME",
+    "SCORING",
     "Candidate",
     "detect",
     "p_false_positive",
@@ -44,10 +55,14 @@ __all__ = [
 ]
 
 SCHEME = "accessctl-spread-spectrum-v1"
+SCORING = "fit-per-tensor-stouffer-v2"  # v1 pooled d = suspect - original over all tensors
 NAME_Z = 8.0  # every named partner is above this: P(false) <= 6.2e-16 each
 CLEAR_Z = 4.0  # every other partner is below this, else the verdict is inconclusive
 ALIGN_CORRELATION = 0.9  # a suspect tensor in this layout correlates at least this much
 MATCH_CORRELATION = 0.5  # a differently named suspect tensor is taken above this
+FIT_CORRELATION = 0.5  # a compared tensor whose fitted original explains less is left out
+_FIT_MIN = 16
+_FIT_PASSES = 3
 _SCORE_CHUNK = 8 * BLOCK
 _PROJECTION = 256
 _FULL_COLUMNS = 2048
@@ -236,6 +251,71 @@ def _counterpart(
     return None
 
 
+def _residual(x: np.ndarray, o: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """``(d, fit, relative noise)`` of the suspect ``x`` against the original ``o``.
+
+    ``x`` is first fitted as ``diag(a) o diag(b)`` by least squares (``a`` per row when
+    rows have at least 16 elements, ``b`` per column when columns do; else one scalar;
+    3 alternating passes), so that a function-preserving rescaling of a tensor, of its
+    output channels or of its input columns (a query scaled up and its key down, a
+    LayerNorm folded into the next linear) costs nothing; ``d = x - diag(a) o diag(b)``
+    (flat float32, non-finite suspect values taken as 0). ``fit`` is the cosine between
+    ``x`` and the fitted original (1 for a scaled copy, about 0 for junk); ``relative``
+    is ``|d| / |fit|``, the noise per unit of weight. Neither looks at a key.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    rows, cols = o.shape
+    a = np.ones(rows, dtype=np.float32)
+    b = np.ones(cols, dtype=np.float32)
+    fit_rows, fit_cols = cols >= _FIT_MIN, rows >= _FIT_MIN
+    # The normal equations are matrix-vector products of x*o and o*o; their two buffers
+    # are then reused for the fitted original and d (fresh memory is slow to touch).
+    xo, oo = np.multiply(x, o), np.multiply(o, o)
+    if not (fit_rows or fit_cols):
+        den = float(oo.sum(dtype=np.float64))
+        a[:] = float(xo.sum(dtype=np.float64)) / den if den > 0 else 0.0
+    for _ in range(_FIT_PASSES if fit_rows and fit_cols else 1):
+        if fit_rows:
+            num, den = xo @ b, oo @ (b * b)
+            a = np.divide(num, den, out=np.zeros(rows, dtype=np.float32), where=den > 0)
+        if fit_cols:
+            num, den = a @ xo, (a * a) @ oo
+            b = np.divide(num, den, out=np.zeros(cols, dtype=np.float32), where=den > 0)
+    m = np.multiply(o, a[:, None], out=oo)
+    m *= b[None, :]
+    mm = float(np.dot(m.ravel(), m.ravel()))
+    xm = float(np.dot(x.ravel(), m.ravel()))
+    xx = float(np.dot(x.ravel(), x.ravel()))
+    d = np.subtract(x, m, out=xo).ravel()
+    if not np.isfinite(d).all():
+        d[~np.isfinite(d)] = 0.0
+    dd = float(np.dot(d, d))
+    if not (mm > 0 and xx > 0 and math.isfinite(mm) and math.isfinite(xx)):
+        return d, 0.0, math.inf
+    return d, xm / math.sqrt(mm * xx), math.sqrt(dd / mm)
+
+
+def _stouffer_weights(relative: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Stouffer weights ``w_t = sqrt(N_t) * min(1, r_med / r_t)``.
+
+    ``r_t`` is a tensor's relative noise and ``r_med`` its median over the tensors used
+    (each tensor counted once, so that no single large tensor sets it): a tensor as
+    clean as the typical one counts with ``sqrt(N_t)`` (the weight that makes ``Z`` the
+    pooled statistic when every tensor is equally noisy), a tensor far noisier than the
+    rest (perturbed, re-trained) in proportion to how much of the mark it can still
+    carry. The weights depend on ``d`` and the original only, never on a key, so ``Z``
+    keeps its null law.
+    """
+    if relative.size == 0:
+        return np.zeros(0)
+    median = float(np.median(relative))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(relative > median, median / relative, 1.0)
+    return np.sqrt(sizes) * np.nan_to_num(factor, nan=0.0, posinf=0.0)
+
+
 def _original_marked(original: Mapping[str, np.ndarray], patterns: Sequence[str]) -> list[str]:
     if isinstance(original, TensorFile) and original.header is not None:
         return matched_tensors(original.header, patterns)
@@ -282,8 +362,15 @@ def detect(
     counterpart are left out. Memory: one original tensor, plus the suspect tensors read
     while looking for renamed ones (up to the whole suspect, as float32).
 
-    Returns ``{"scheme", "alpha", "patterns", "tensors": [{"original", "suspect",
-    "weights", "correlation", "permuted", "transposed"}], "weights", "partners":
+    Scoring (module docstring): each compared tensor is fitted to the original per row
+    and column, scored on its own, and the scores combined by Stouffer's weighted sum;
+    a tensor whose fit is below ``FIT_CORRELATION`` (0.5) is listed with ``used``
+    false and left out.
+
+    Returns ``{"scheme", "scoring", "alpha", "patterns", "tensors": [{"original", "suspect",
+    "weights", "correlation", "permuted", "transposed", "fit", "relative_noise" (None
+    when nothing fitted), "used", "stouffer_weight" (used ones)}], "weights" (of the
+    used tensors), "partners":
     [{"partner", "z", "p_false_positive", "p_bound"}] (z descending), "thresholds",
     "verdict", "named"}``; ``p_bound`` = ``exp(-z^2/2)`` is the distribution-free
     bound. Raises ``FingerprintError("bad_argument")`` for a bad key or duplicate
@@ -305,8 +392,9 @@ def _detect(
     alpha: float,
     patterns: Sequence[str],
 ) -> dict[str, Any]:
-    sums = np.zeros(len(keys), dtype=np.float64)
-    energy = 0.0
+    sums: list[np.ndarray] = []  # per used tensor: sum(d * s_p) for every key, over |d|
+    noise: list[float] = []  # per used tensor: its relative noise r_t
+    sizes: list[int] = []
     compared: list[dict[str, Any]] = []
     used: set[str] = set()
     cache: dict[str, np.ndarray] = {}
@@ -331,25 +419,40 @@ def _detect(
         cache.pop(match, None)  # each suspect tensor is compared once: free it
         used.add(match)
         x, correlation, transposed, permuted = aligned
-        d = (x - o).ravel()
-        d[~np.isfinite(d)] = 0.0
+        d, fit, relative = _residual(x, o)
+        kept = fit >= FIT_CORRELATION and 0 < relative < math.inf
+        entry = {
+            "original": name,
+            "suspect": match,
+            "weights": int(d.size),
+            "correlation": round(correlation, 6),
+            "permuted": permuted,
+            "transposed": transposed,
+            "fit": round(fit, 6),
+            "relative_noise": float(f"{relative:.4g}") if math.isfinite(relative) else None,
+            "used": bool(kept),
+        }
+        compared.append(entry)
+        if not kept:
+            continue
+        norm = math.sqrt(float(np.dot(d, d)))
+        row = np.zeros(len(keys), dtype=np.float64)
         for start in range(0, d.size, _SCORE_CHUNK):
             part = d[start : start + _SCORE_CHUNK]
-            energy += float(np.dot(part, part))
             for k, key in enumerate(keys):
-                sums[k] += float(np.dot(part, signs(key, name, o.shape, start, start + part.size)))
-        compared.append(
-            {
-                "original": name,
-                "suspect": match,
-                "weights": int(d.size),
-                "correlation": round(correlation, 6),
-                "permuted": permuted,
-                "transposed": transposed,
-            }
-        )
-    scale = math.sqrt(energy) if energy > 0 else 0.0
-    scores = {label: (float(sums[k]) / scale if scale else 0.0) for k, label in enumerate(labels)}
+                row[k] += float(np.dot(part, signs(key, name, o.shape, start, start + part.size)))
+        sums.append(row / norm)
+        noise.append(relative)
+        sizes.append(int(d.size))
+    weights = _stouffer_weights(np.array(noise), np.array(sizes, dtype=np.float64))
+    used_entries = [t for t in compared if t["used"]]
+    for t, w in zip(used_entries, weights, strict=True):
+        t["stouffer_weight"] = float(f"{w:.6g}")
+    if sums and float(np.dot(weights, weights)) > 0:
+        total = weights @ np.vstack(sums) / math.sqrt(float(np.dot(weights, weights)))
+    else:
+        total = np.zeros(len(keys))
+    scores = {label: float(total[k]) for k, label in enumerate(labels)}
     outcome, named = verdict(scores)
     partners = [
         {
@@ -362,10 +465,11 @@ def _detect(
     ]
     return {
         "scheme": SCHEME,
+        "scoring": SCORING,
         "alpha": alpha,
         "patterns": list(patterns),
         "tensors": compared,
-        "weights": sum(t["weights"] for t in compared),
+        "weights": sum(t["weights"] for t in compared if t["used"]),
         "partners": partners,
         "thresholds": {"name": NAME_Z, "clear": CLEAR_Z},
         "verdict": outcome,

@@ -5,6 +5,7 @@ from django.db.models.lookups import Exact
 from django.utils import timezone
 from django_countries.fields import CountryField
 
+from partners.rules.leases import LeaseRead
 from partners.rules.visibility import jurisdiction_allowed
 
 __all__ = ["Artifact", "Checkpoint", "Release", "default_fingerprint_patterns"]
@@ -134,6 +135,9 @@ class Artifact(models.Model):
         max_length=64, validators=[RegexValidator(r"^[0-9a-f]{64}$", "A lower-case hex SHA-256.")]
     )
     storage_key = models.CharField(max_length=700)
+    # Not a column: the file's lease as ``queries.download_target`` read it with the
+    # grant, so the debit needs no statement to read it (``actions.authorize_download``).
+    lease_read: LeaseRead | None = None
     # Not a column: set by the reads that give a partner its own copy of a fingerprinted
     # release's file (``queries.download_target``, ``queries.partner_files``): the status
     # of that partner's variant, or None for the shared file.

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-__all__ = ["MAX_INTERVALS", "Interval", "LeaseCharge", "LeaseState", "lease_charge"]
+__all__ = ["MAX_INTERVALS", "Interval", "LeaseCharge", "LeaseRead", "LeaseState", "lease_charge"]
 
 # [start, end): bytes start..end-1 of the file.
 Interval = tuple[int, int]
@@ -39,6 +39,17 @@ class LeaseState:
     expires_at: datetime | None
     covered: Sequence[Interval]
     reauthorizations: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRead:
+    """A (grant, file) lease as read with the grant (``queries.download_target``): its row
+    id (``None``: the file has no lease row yet) and its state then. The debit writes the
+    lease only if its row still holds ``state`` (else it decides again under the row's
+    lock), so the read may be stale but is never trusted stale."""
+
+    id: int | None
+    state: LeaseState
 
 
 @dataclass(frozen=True, slots=True)

@@ -361,3 +361,44 @@ def test_the_audit_log_seals_purges_and_exports_verifiably_on_sqlite(tmp_path):
         str(tmp_path / "jwks.json"),
     )
     assert verified.stdout == "OK 3 events verified against the signed checkpoints\n"
+
+
+def test_processes_starting_at_once_make_one_set_of_secrets(tmp_path):
+    # The demo starts web, worker and beat together on a fresh folder: each makes the
+    # embedded secrets if missing. One set wins, every process reads it whole (never an
+    # empty or half-written secret, never FileExistsError), and no draft is left behind.
+    data_dir = tmp_path / "fresh"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DATABASE_URL", "DJANGO_", "ACCESSCTL_", "CELERY_", "CACHE_URL"))
+    }
+    env.update(
+        {"ACCESSCTL_DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "accessctl.settings"}
+    )
+    code = (
+        "import hashlib; from django.conf import settings as s; "
+        "print(hashlib.sha256((s.SECRET_KEY + '|' + s.ACCESSCTL_KEY_ENCRYPTION_KEY + '|' "
+        "+ s.ACCESSCTL_TOKEN_PEPPERS['1']).encode()).hexdigest(), len(s.SECRET_KEY))"
+    )
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(16)
+    ]
+    answers = [process.communicate(timeout=120) for process in starts]
+    assert all(process.returncode == 0 for process in starts), [err for _, err in answers]
+    assert len({out for out, _ in answers}) == 1, answers
+    _digest, length = answers[0][0].split()
+    assert int(length) >= 50
+    assert sorted(p.name for p in data_dir.iterdir() if p.name.startswith(".")) == []
+    for name in ("secret_key", "key_encryption_key", "token_pepper"):
+        secret = data_dir / name
+        if secret.exists():
+            assert secret.stat().st_mode & 0o777 == 0o600, name

@@ -366,6 +366,38 @@ def test_download_through_presigned_urls_from_the_s3_server(s3_mode, world, sett
     assert grant.bytes_used == sum(len(c) for c in FILES.values())  # one authorization per byte
 
 
+def test_many_small_files_are_authorized_in_batches_from_the_s3_server(s3_mode, world):
+    """s3 mode: the fresh files' whole-file authorizations come in batches (docs/cli.md),
+    each file still decided, debited and recorded on its own, and paid for once."""
+    from accessctl.audit.models import AuditEvent
+
+    small = {f"shards/part-{i:03d}.bin": os.urandom(1000 + i) for i in range(60)}
+    checkpoint = f.stored_checkpoint(world["release"], small, tag="step-2")
+    grant = f.grant(checkpoint, world["partner"], quota_bytes=10 * sum(map(len, small.values())))
+    run = cli(world, "download", "v3:step-2", "--dir", str(world["dir"]), "--quiet")
+    assert run.returncode == 0, run.stderr
+    for name, content in small.items():
+        assert (world["dir"] / name).read_bytes() == content
+    assert Grant.objects.get(pk=grant.pk).bytes_used == sum(map(len, small.values()))
+    authorized = AuditEvent.objects.filter(action="download.authorized", target_id=str(grant.pk))
+    batched = [e for e in authorized if e.changes.get("via") == "batch"]
+    # The run's first file goes alone (it learns the mode), its batch authorization is
+    # then free (the file's lease); every other file comes from a batch.
+    assert len(batched) == len(small)
+    assert sum(e.changes["charged"] for e in authorized) == sum(map(len, small.values()))
+    assert not AuditEvent.objects.filter(action="download.denied").exists()
+
+
+def test_a_grant_revoked_before_a_batch_is_reported_as_the_get_reports_it(s3_mode, world):
+    small = {f"s{i}.bin": os.urandom(100) for i in range(5)}
+    checkpoint = f.stored_checkpoint(world["release"], small, tag="step-3")
+    grant = f.grant(checkpoint, world["partner"], quota_bytes=10_000)
+    actions.revoke_grant(actor=None, grant=grant, reason="leak")
+    run = cli(world, "download", "v3:step-3", "--dir", str(world["dir"]), "--quiet")
+    assert run.returncode == 7, run.stderr
+    assert "revoked" in run.stderr
+
+
 def test_a_withdrawn_release_says_so_everywhere_and_never_suggests_a_new_grant(world):
     checkpoint = world["grant"].checkpoint
     actions.withdraw_release(actor=None, release=world["release"], reason="weights leaked")

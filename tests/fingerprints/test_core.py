@@ -520,3 +520,27 @@ def test_stochastic_rounding_lands_on_a_neighbour_unbiased(dtype):
     )
     step = 2.0**-10 if dtype == "F16" else 2.0**-7
     assert abs(rounded.mean() - float(one[0])) < 5 * step / 2 / np.sqrt(one.size)
+
+
+def test_the_per_tensor_score_keeps_its_null_law():
+    """400 keys nobody received, against a suspect whose tensors are rescaled per row and
+    column, noisy to very different degrees (1e-4 to 3 of the weights' size, Student t3
+    noise), one replaced by junk: each Z stays standard normal (the fit and the Stouffer
+    weights never look at a key)."""
+    rng = np.random.default_rng(21)
+    original, suspect = {}, {}
+    for i, (rows, cols) in enumerate([(64, 256)] * 4 + [(256, 64), (8, 512), (2, 300), (96, 96)]):
+        name = f"layers.{i}.mlp.weight"
+        o = rng.standard_normal((rows, cols)).astype(np.float32)
+        scale = rng.uniform(0.1, 10, rows)[:, None] * rng.uniform(0.5, 2, cols)[None, :]
+        noise = 10.0 ** rng.uniform(-4, 0.5) * rng.standard_t(3, (rows, cols))
+        original[name] = o
+        suspect[name] = ((o + noise) * scale).astype(np.float32)
+    suspect["layers.7.mlp.weight"] = rng.standard_normal((96, 96)).astype(np.float32)
+    randoms = [Candidate(f"random-{i}", rng.bytes(32)) for i in range(400)]
+    report = detect(original, suspect, randoms, alpha=ALPHA, patterns=PATTERNS)
+    zs = np.array([p["z"] for p in report["partners"]])
+    assert np.abs(zs).max() < 4.5 and abs(zs.mean()) < 0.15 and 0.8 < zs.std() < 1.2
+    used = {t["original"]: t["used"] for t in report["tensors"]}
+    assert used["layers.7.mlp.weight"] is False and sum(used.values()) == 7
+    json.dumps(report, allow_nan=False)

@@ -212,3 +212,126 @@ def test_a_gguf_suspect_with_llama_cpp_names_is_handled(tmp_path, leaked, origin
     uploaded = read_tensors(io.BytesIO(path.read_bytes()))
     name = next(iter(uploaded))
     assert np.array_equal(uploaded[name], suspect[name])
+
+
+# --- evasions found by the red team (notes: redteam17), each function-preserving or local --
+
+
+def _qk_rescale(t: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Layer 0's attention query x100 and key /100 (weights and biases): same scores."""
+    out = dict(t)
+    p = "encoder.layer.0.attention.self."
+    for part, factor in (("query", 100.0), ("key", 0.01)):
+        for kind in ("weight", "bias"):
+            out[f"{p}{part}.{kind}"] = t[f"{p}{part}.{kind}"] * np.float32(factor)
+    return out
+
+
+def _pooler_x1000(t):
+    return {**t, "pooler.dense.weight": t["pooler.dense.weight"] * np.float32(1000)}
+
+
+def _pooler_junk(t):
+    rng = np.random.default_rng(5)
+    junk = rng.standard_normal(t["pooler.dense.weight"].shape).astype(np.float32)
+    return {**t, "pooler.dense.weight": junk}
+
+
+def _embedding_noise_int8(t):
+    rng = np.random.default_rng(6)
+    w = t["embeddings.word_embeddings.weight"]
+    noisy = w + np.float32(0.5 * w.std()) * rng.standard_normal(w.shape, dtype=np.float32)
+    return _quantized({**t, "embeddings.word_embeddings.weight": noisy}, int8_per_channel)
+
+
+def _channel_rescale_int8(t):
+    """Every layer's value rows (and bias) times c > 0, the attention output's columns
+    divided by c: the same function, every output channel and input column rescaled."""
+    rng = np.random.default_rng(8)
+    out = dict(t)
+    for layer in range(6):
+        p = f"encoder.layer.{layer}.attention."
+        c = rng.uniform(0.2, 5.0, 384).astype(np.float32)
+        out[p + "self.value.weight"] = t[p + "self.value.weight"] * c[:, None]
+        out[p + "self.value.bias"] = t[p + "self.value.bias"] * c
+        out[p + "output.dense.weight"] = t[p + "output.dense.weight"] / c[None, :]
+    return _quantized(out, int8_per_channel)
+
+
+EVASIONS = {
+    "query x100, key /100 (layer 0)": _qk_rescale,
+    "pooler x1000": _pooler_x1000,
+    "pooler replaced by junk": _pooler_junk,
+    "word embeddings + noise 0.5 sigma, int8": _embedding_noise_int8,
+    "value rows x c, attention output columns / c, int8": _channel_rescale_int8,
+}
+
+
+@pytest.mark.parametrize("evasion", sorted(EVASIONS))
+def test_the_leaker_is_named_through_a_rescaled_or_junk_tensor(
+    evasion, original, leaked, candidates
+):
+    """One tensor rescaled (function preserved), replaced or drowned in noise costs only
+    its own share of the evidence: z is computed per tensor after a least-squares fit of
+    rows and columns and combined by Stouffer's weighted sum."""
+    report = _detect(original, EVASIONS[evasion](leaked), candidates)
+    scores = _scores(report)
+    assert report["verdict"] == "named" and report["named"] == [LEAKER], scores
+    assert scores[LEAKER] > 100, scores
+    assert all(abs(z) < 4 for p, z in scores.items() if p != LEAKER), scores
+    if evasion == "pooler replaced by junk":
+        (pooler,) = [t for t in report["tensors"] if t["original"] == "pooler.dense.weight"]
+        assert not pooler["used"] and pooler["fit"] < 0.2
+
+
+@pytest.mark.parametrize("round_trip", ["fp16", "int8-per-channel"])
+def test_permuted_mlps_keep_the_unpermuted_z(round_trip, original, leaked, candidates):
+    """All 6 MLPs permuted (rows of the first linear and its bias, columns of the second:
+    the same function), then a round trip: z as without the permutation."""
+    rng = np.random.default_rng(0)
+    suspect = dict(leaked)
+    for layer in range(6):
+        prefix = f"encoder.layer.{layer}."
+        order = rng.permutation(1536)
+        for name in ("intermediate.dense.weight", "intermediate.dense.bias"):
+            suspect[prefix + name] = leaked[prefix + name][order]
+        suspect[prefix + "output.dense.weight"] = leaked[prefix + "output.dense.weight"][:, order]
+    how = ROUND_TRIPS[round_trip]
+    permuted = _scores(_detect(original, _quantized(suspect, how), candidates))
+    plain = _scores(_detect(original, _quantized(leaked, how), candidates))
+    assert permuted[LEAKER] == pytest.approx(plain[LEAKER], rel=0.02), (permuted, plain)
+    assert all(abs(z) < 4 for p, z in permuted.items() if p != LEAKER), permuted
+
+
+def test_random_keys_stay_null_against_an_evasion(original, leaked):
+    """48 keys nobody received, against the junk-pooler + int8 leak: Z stays N(0, 1)."""
+    rng = np.random.default_rng(12)
+    randoms = [Candidate(f"random-{i}", rng.bytes(32)) for i in range(48)]
+    suspect = _quantized(_pooler_junk(leaked), int8_per_channel)
+    zs = np.array([p["z"] for p in _detect(original, suspect, randoms)["partners"]])
+    assert np.abs(zs).max() < 4.5 and abs(zs.mean()) < 0.6 and 0.6 < zs.std() < 1.4, zs
+
+
+def test_the_red_team_s_permuted_file_is_handled(tmp_path, original, leaked, candidates):
+    """The red team's permuted leak was written with ``safetensors.numpy.save_file``
+    from ``w[:, order]``, a Fortran-ordered array whose memory safetensors 0.8 writes as
+    is: each second MLP matrix in the file is a scrambled reshape of its transpose (not
+    the same model any more). Those 6 matrices fit nothing and are left out; the leaker
+    is named by the other 34 tensors."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    suspect = dict(leaked)
+    for layer in range(6):
+        prefix = f"encoder.layer.{layer}."
+        order = rng.permutation(1536)
+        for name in ("intermediate.dense.weight", "intermediate.dense.bias"):
+            suspect[prefix + name] = leaked[prefix + name][order]
+        suspect[prefix + "output.dense.weight"] = leaked[prefix + "output.dense.weight"][:, order]
+    path = tmp_path / "leak.safetensors"
+    save_file({n: t.astype(np.float16) for n, t in suspect.items() if t.dtype == np.float32}, path)
+    report = _detect(original, read_tensors(path), candidates)
+    scores = _scores(report)
+    assert report["verdict"] == "named" and report["named"] == [LEAKER], scores
+    assert scores[LEAKER] > 1000, scores
+    assert all(abs(z) < 4 for p, z in scores.items() if p != LEAKER), scores

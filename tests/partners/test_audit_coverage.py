@@ -196,6 +196,10 @@ ACTIONS = {
         lambda w: (g := a_grant(w), lambda: f.authorize(g))[-1],
         {"download.authorized": 1},
     ),
+    "authorize_downloads": (
+        lambda w: (g := a_grant(w), lambda: f.authorize_files(g))[-1],
+        {"download.authorized": 1, "download.denied": 1},
+    ),
     "create_staff_token": (lambda w: lambda: f.token(w["officer"]), {"token.created": 1}),
     "invite_member_token": (
         lambda w: (u := f.partner_user(w["partner"]), lambda: f.invite(u))[-1],

@@ -23,6 +23,7 @@ NOT_OPERATIONS = {
     # The download decision is the pure rule function (partners/decisions.py), applied
     # to the partner's token on every request; ``actor`` is only who is recorded.
     "authorize_download",
+    "authorize_downloads",  # the same decision, once per file of a batch
     # Called only from inside actions that have already authorized their operation
     # (revoke_grant and update_partner; remove_member and the account actions; every
     # revocation).

@@ -210,6 +210,7 @@ def test_every_action_is_in_the_matrix():
     not_staff = {
         "request_grant",
         "authorize_download",
+        "authorize_downloads",
         "check_grant",
         "check_window",
         "expire_grants",

@@ -130,3 +130,105 @@ def test_racing_new_ranges_never_authorize_more_than_the_quota():
     )
     assert used(grant) == charged <= grant.quota_bytes
     assert used(grant) >= grant.quota_bytes - chunk + 1  # nothing left that a chunk fits in
+
+
+# The same races through the read a request makes (``queries.download_target``: the grant,
+# the file and its lease in one statement), so the debit is the one-statement path of a
+# server (``_charge_read``) with its fallback under the lease row's lock.
+
+
+def ask_as_a_request(grant, artifact, start, length):
+    from partners import queries
+
+    read_grant, read_artifact = queries.download_target(grant.partner, grant.pk, artifact.path)
+    assert read_artifact is not None and read_artifact.lease_read is not None
+    return actions.authorize_download(
+        actor=None,
+        grant=read_grant,
+        artifact=read_artifact,
+        requested_bytes=length,
+        offset=start,
+        client_address="203.0.113.5",
+        fresh=True,
+    )
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("lease_first", [False, True])
+def test_racing_requests_read_with_the_grant_pay_for_a_file_once(lease_first):
+    grant, w, _ = world(quota=SIZE)
+    if lease_first:  # the lease row exists (a first chunk): the held-row statement races
+        assert ask_as_a_request(grant, w, 0, 10)
+    start = threading.Barrier(RACERS)
+
+    def race(_: int) -> bool:
+        try:
+            start.wait()
+            return bool(ask_as_a_request(grant, w, 0, SIZE))
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(RACERS) as pool:
+        results = list(pool.map(race, range(RACERS)))
+    assert all(results)
+    assert used(grant) == SIZE
+    charged = AuditEvent.objects.filter(action="download.authorized").values_list(
+        "changes__charged", flat=True
+    )
+    assert sum(charged) == SIZE and len(charged) == RACERS + lease_first
+    lease = DownloadLease.objects.get(grant=grant, artifact=w)
+    assert [list(i) for i in lease.covered] == [[0, SIZE]]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_racing_new_ranges_read_with_the_grant_never_authorize_more_than_the_quota():
+    chunk = 1_000
+    grant, w, x = world(quota=SIZE + 5 * chunk - 1)
+    start = threading.Barrier(RACERS)
+
+    def race(i: int) -> bool:
+        try:
+            start.wait()
+            artifact, offset = (w, i) if i < SIZE // chunk else (x, i - SIZE // chunk)
+            return bool(ask_as_a_request(grant, artifact, (offset % 10) * chunk, chunk))
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(RACERS) as pool:
+        list(pool.map(race, range(RACERS)))
+    charged = sum(
+        AuditEvent.objects.filter(action="download.authorized").values_list(
+            "changes__charged", flat=True
+        )
+    )
+    assert used(grant) == charged <= grant.quota_bytes
+    assert used(grant) >= grant.quota_bytes - chunk + 1
+    denied = AuditEvent.objects.filter(action="download.denied")
+    assert set(denied.values_list("reason", flat=True)) <= {"quota_exhausted"}
+    for lease in DownloadLease.objects.filter(grant=grant):  # what was charged is covered
+        covered = sum(b - a for a, b in lease.covered)
+        paid = sum(
+            AuditEvent.objects.filter(
+                action="download.authorized", changes__artifact=lease.artifact.path
+            ).values_list("changes__charged", flat=True)
+        )
+        assert covered == paid
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_stale_read_is_decided_again_and_charges_nothing_twice():
+    from partners import queries
+
+    grant, w, _ = world(quota=SIZE)
+    stale_grant, stale = queries.download_target(grant.partner, grant.pk, "w.bin")
+    assert ask(grant, w, 0, SIZE)  # the lease changed after the read
+    decision = actions.authorize_download(
+        actor=None,
+        grant=stale_grant,
+        artifact=stale,
+        requested_bytes=SIZE,
+        offset=0,
+        client_address="203.0.113.5",
+        fresh=True,
+    )
+    assert decision and used(grant) == SIZE

@@ -29,8 +29,23 @@ ENDPOINTS = {
     "grant": ("get", "/api/v1/grants/{grant}", None, "read"),
     "grant-request": ("get", "/api/v1/grant-requests/{request}", None, "read"),
     "file": ("get", "/api/v1/grants/{grant}/files/config.json", None, "download"),
+    "authorizations": (
+        "post",
+        "/api/v1/grants/{grant}/authorizations",
+        lambda ids: {"files": [{"path": "config.json"}, {"path": "w.bin", "start": 1}]},
+        "download",
+    ),
 }
-OBJECT_ENDPOINTS = {"checkpoints", "manifest", "request", "grant", "grant-request", "file"}
+OBJECT_ENDPOINTS = {
+    "checkpoints",
+    "manifest",
+    "request",
+    "grant",
+    "grant-request",
+    "file",
+    "authorizations",
+}
+DOWNLOAD_ENDPOINTS = ("file", "authorizations")
 
 
 @pytest.fixture
@@ -66,7 +81,9 @@ def call(world, name, authorization=None, grant_token=None):
     method, path, data, _ = ENDPOINTS[name]
     ids = world["ids"]
     path = path.format(**ids)
-    if data:
+    if callable(data):
+        data = data(ids)
+    elif data:
         data = {k: int(v.format(**ids)) for k, v in data.items()}
     headers = {"HTTP_X_GRANT_TOKEN": grant_token or world["grant_token"]}
     if authorization:
@@ -308,19 +325,33 @@ DOWNLOAD_REFUSALS = {
 }
 
 
+@pytest.mark.parametrize("endpoint", DOWNLOAD_ENDPOINTS)
 @pytest.mark.parametrize("case", sorted(DOWNLOAD_REFUSALS))
-def test_download_refusals(world, case):
+def test_download_refusals(world, case, endpoint):
     change, make_token, code = DOWNLOAD_REFUSALS[case]
     secret = f.token(world["user"])
     grant_token = make_token(world) if make_token else None
     if change:
         change(world)
-    _method, path, _, _ = ENDPOINTS["file"]
+    method, path, data, _ = ENDPOINTS[endpoint]
     headers = {"HTTP_AUTHORIZATION": bearer(secret)}
     token = world["grant_token"] if grant_token is None else grant_token
     if token:
         headers["HTTP_X_GRANT_TOKEN"] = token
-    response = APIClient().get(path.format(**world["ids"]), **headers)
+    body = data(world["ids"]) if data else None
+    response = getattr(APIClient(), method)(
+        path.format(**world["ids"]), body, format="json", **headers
+    )
+    if endpoint == "authorizations" and code == "quota_exhausted":
+        # The quota is each file's rule (as for the GET of a file): refused file by file.
+        assert response.status_code == 200, response.content
+        answers = response.json()["files"]
+        assert {(a["status"], a["code"]) for a in answers} == {(403, code)}
+        assert Grant.objects.get(pk=world["grant"].pk).bytes_used == 0
+        denied = AuditEvent.objects.filter(action="download.denied")
+        assert {(e.reason, e.target_id) for e in denied} == {(code, str(world["grant"].pk))}
+        assert denied.count() == len(answers)
+        return
     assert response.status_code == 403, response.content
     assert response.json()["code"] == code
     assert Grant.objects.get(pk=world["grant"].pk).bytes_used == 0
@@ -377,10 +408,11 @@ def test_blocked_jurisdiction_sees_nothing_of_the_release(world, endpoint, block
     assert Grant.objects.get(pk=world["grant"].pk).bytes_used == 0
 
 
-def test_blocked_download_is_evidence(world):
+@pytest.mark.parametrize("endpoint", DOWNLOAD_ENDPOINTS)
+def test_blocked_download_is_evidence(world, endpoint):
     secret = f.token(world["user"])
     _policy_tightened(world)
-    assert call(world, "file", bearer(secret)).status_code == 404
+    assert call(world, endpoint, bearer(secret)).status_code == 404
     denied = AuditEvent.objects.filter(action="download.denied").get()
     assert denied.reason == "jurisdiction_blocked"
     assert denied.target_id == str(world["grant"].pk)

@@ -185,9 +185,45 @@ def test_a_download_is_decided_debited_and_audited_in_pinned_queries():
     )
 
 
+SERVER_PATH = "download, as a server runs it (autocommit, the file's lease exists): GET files"
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_servers_download_makes_one_statement_for_the_lease(s3_mode):
+    """Outside a test's transaction (as gunicorn runs it), a file whose lease row exists:
+    the token lookup, the grant with the file and its lease, and one statement for the
+    lease's charge, the debit and its audit event (``_charge_read``). Without the lease read
+    it was four: BEGIN and the lease row's lock, then the debit and COMMIT, two of them
+    round trips."""
+    world = World()
+    token = world.grant_token()
+
+    def download() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            response = world.partner_api.get(
+                f"/api/v1/grants/{world.grant.pk}/files/model.safetensors",
+                HTTP_X_GRANT_TOKEN=token,
+            )
+            assert response.status_code == 302, response.content
+        return len(queries)
+
+    download()  # the file's first request makes its lease row (two statements)
+    small = download()
+    world.grow()
+    large = download()
+    assert small == large, f"{SERVER_PATH}: {small} queries, then {large} once the data grew"
+    assert large == PINS.get(SERVER_PATH), (
+        f"{SERVER_PATH}: {large} queries, pinned at {PINS.get(SERVER_PATH)}"
+    )
+
+
 def test_every_pin_is_measured():
     """A pin without a measurement is a promise nobody checks."""
     from tests.partners.portal.test_matrix import PORTAL_PATHS
 
-    measured = set(PATHS) | {"download: GET /api/v1/grants/<id>/files/<path>"} | set(PORTAL_PATHS)
+    measured = (
+        set(PATHS)
+        | {"download: GET /api/v1/grants/<id>/files/<path>", SERVER_PATH}
+        | set(PORTAL_PATHS)
+    )
     assert set(PINS) == measured

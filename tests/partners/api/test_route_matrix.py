@@ -185,6 +185,7 @@ PARTNER_ROUTES = {
     "api/v1/grants/": "grants",
     "api/v1/grants/<id:grant_id>": "grant",
     "api/v1/grants/<id:grant_id>/files/<path:path>": "file",
+    "api/v1/grants/<id:grant_id>/authorizations": "authorizations",
     "api/v1/grant-requests/<id:request_id>": "grant-request",
 }
 

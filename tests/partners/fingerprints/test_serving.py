@@ -5,7 +5,6 @@ partner's signed manifest names its own bytes."""
 
 import importlib
 import json
-import logging
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -483,19 +482,6 @@ def test_the_shared_commit_id_names_the_checkpoint_for_a_partner_before_and_afte
     assert unknown.status_code == 404 and unknown.json()["code"] == "revision_not_found"
 
 
-def test_a_variant_not_ready_answer_is_not_logged_as_a_server_error(caplog):
-    """A 503 that tells the client when to ask again is the protocol, not an alert."""
-    world = World()
-    partner = world.partners[0]
-    grant = world.grant(partner)
-    with caplog.at_level(logging.INFO):
-        refused = download(world, partner, grant, MARKED)
-        hub = world.api(partner).head(f"/lab/{world.release.slug}/resolve/main/{MARKED}")
-    assert refused.status_code == hub.status_code == 503
-    assert not [r for r in caplog.records if r.name == "django.request"], caplog.text
-    assert [r for r in caplog.records if r.name == "partners.api.problems"]
-
-
 def test_no_copy_is_written_for_a_partner_that_cannot_download_it():
     """A grant revoked (or a partner suspended) before the worker got to its copies: they
     are not stored for nobody; a new grant has them written."""
@@ -516,3 +502,45 @@ def test_no_copy_is_written_for_a_partner_that_cannot_download_it():
     assert actions.write_variants() == {"ready": len(FILES), "failed": 0}
     assert ArtifactVariant.objects.filter(partner=revoked, status="ready").count() == len(FILES)
     assert ArtifactVariant.objects.filter(partner=suspended, status="pending").count() == len(FILES)
+
+
+def test_a_batch_authorization_gives_each_partner_its_own_copy(settings):
+    """``POST /api/v1/grants/{id}/authorizations``: a copy not written yet is refused for
+    that file (503 ``variant_not_ready``, its ``download.denied``, nothing debited); once
+    written, each partner's answer names its own bytes, as the file's GET does."""
+    settings.ACCESSCTL_DOWNLOAD_MODE = "local"
+    world = World()
+    first, second = world.partners
+    grants = {p.pk: world.grant(p) for p in (first, second)}
+
+    def batch(partner):
+        grant = grants[partner.pk]
+        return (
+            world.api(partner)
+            .post(
+                f"/api/v1/grants/{grant.pk}/authorizations",
+                {"files": [{"path": MARKED}, {"path": UNMARKED}, {"path": "config.json"}]},
+                format="json",
+                HTTP_X_GRANT_TOKEN=world.grant_token(partner, grant),
+            )
+            .json()["files"]
+        )
+
+    waiting = batch(first)
+    # config.json too: no byte of the release before the commitment is sealed.
+    assert [(a["status"], a["code"]) for a in waiting] == [(503, "variant_not_ready")] * 3
+    denied = AuditEvent.objects.filter(action="download.denied", reason="variant_not_ready")
+    assert sorted(e.changes["artifact"] for e in denied) == sorted(FILES)
+    assert Grant.objects.get(pk=grants[first.pk].pk).bytes_used == 0
+
+    actions.write_variants()
+    answers = {p.pk: {a["path"]: a for a in batch(p)} for p in (first, second)}
+    for partner in (first, second):
+        mine = ArtifactVariant.objects.get(partner=partner, artifact__path=MARKED)
+        assert answers[partner.pk][MARKED]["sha256"] == mine.sha256
+        got = world.api(partner).get(
+            answers[partner.pk][MARKED]["href"],
+            HTTP_X_GRANT_TOKEN=world.grant_token(partner, grants[partner.pk]),
+        )
+        assert sha256(body(got)) == mine.sha256
+    assert answers[first.pk][MARKED]["sha256"] != answers[second.pk][MARKED]["sha256"]
