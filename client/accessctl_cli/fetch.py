@@ -516,7 +516,7 @@ class Download:
     def _post_batch(self, api: httpx.Client, path: str, body: dict[str, Any]) -> httpx.Response:
         response = api.post(path, json=body)
         if response.status_code >= 500 or response.status_code == 429:
-            raise Retry(f"HTTP {response.status_code}")
+            raise server_failure(response)  # waits as its Retry-After says
         if response.status_code != 200:
             # A server without batches (404, 405) or a refusal of the grant: each file's
             # own GET asks, and reports the refusal as it always did.
