@@ -50,12 +50,13 @@ __all__ = [
 ]
 
 _SPEC = re.compile(r"([0-9]*)-([0-9]*)")
-# A position of more than 18 digits is past the end of any file, and past what nginx and
-# S3 servers read (they refuse numbers above 2**63 - 1, 19 digits): it is never converted
-# (a first position that long is past the end: 416; a last position or a suffix that long
-# is clipped to the file).
+# A position of more than 18 digits is past what nginx and S3 servers read (they refuse
+# numbers above 2**63 - 1, 19 digits): such ranges the app sends itself (``send_file``).
 _DIGITS_MAX = 18
-_PAST_THE_END = 2**63
+# Numbers are read exactly up to 20 digits (2**64 has 20; every size is below 2**63); a
+# longer one is past any size and is never converted (int() refuses 4,300 digits).
+_EXACT_DIGITS = 20
+_PAST_THE_END = 10**_EXACT_DIGITS
 _PLAIN_RANGE = re.compile(r"bytes=(?:[0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18})")
 _LONG_NUMBER = re.compile(r"[0-9]{19}")
 # Under ACCESSCTL_NGINX_INTERNAL_PREFIX: the nested location that sends the whole file
@@ -83,7 +84,7 @@ def _unsatisfiable(size: int, detail: str) -> Problem:
 
 def _number(digits: str) -> int:
     digits = digits.lstrip("0") or "0"
-    return int(digits) if len(digits) <= _DIGITS_MAX else _PAST_THE_END
+    return int(digits) if len(digits) <= _EXACT_DIGITS else _PAST_THE_END
 
 
 def _less(a: str, b: str) -> bool:

@@ -82,6 +82,13 @@ def test_numbers_of_any_length_are_read_without_parsing_them(size, digits):
         assert parse_range("bytes=" + "0" * digits + "1-", size) == ByteRange(1, size - 1)
 
 
+@pytest.mark.parametrize("size", [10**18 + 1, 2**63 - 1, 2**64])
+def test_a_long_suffix_is_read_exactly_against_a_larger_size(size):
+    # Found by Hypothesis in CI: a 19-digit suffix was read as "past any size".
+    assert parse_range("bytes=-1000000000000000000", size) == ByteRange(size - 10**18, size - 1)
+    assert parse_range("bytes=1000000000000000000-", size) == ByteRange(10**18, size - 1)
+
+
 def _reference(header: str, size: int):
     """RFC 9110 section 14 for one range-spec, with Python's integers of any size: "200"
     (ignored), 416, or (first, last) to send."""
