@@ -420,7 +420,9 @@ def _detect(
         used.add(match)
         x, correlation, transposed, permuted = aligned
         d, fit, relative = _residual(x, o)
-        kept = fit >= FIT_CORRELATION and 0 < relative < math.inf
+        # A tensor equal to the original (d = 0: an unmarked copy) is compared and scores
+        # 0 for every key; one that the original does not explain is left out.
+        kept = fit >= FIT_CORRELATION and 0 <= relative < math.inf
         entry = {
             "original": name,
             "suspect": match,
@@ -441,7 +443,7 @@ def _detect(
             part = d[start : start + _SCORE_CHUNK]
             for k, key in enumerate(keys):
                 row[k] += float(np.dot(part, signs(key, name, o.shape, start, start + part.size)))
-        sums.append(row / norm)
+        sums.append(row / norm if norm > 0 else row)
         noise.append(relative)
         sizes.append(int(d.size))
     weights = _stouffer_weights(np.array(noise), np.array(sizes, dtype=np.float64))

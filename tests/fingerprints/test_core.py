@@ -433,6 +433,20 @@ def test_non_finite_weights_are_copied_unchanged(tmp_path, dtype, candidates):
     assert gain == pytest.approx(1.0, abs=0.1)
 
 
+def test_an_exact_copy_of_the_unmarked_original_is_compared_and_inconclusive(
+    bf16_checkpoint, candidates
+):
+    # d = 0 in every tensor: each is compared (all its weights) and scores 0 for every
+    # partner; it is not "nothing aligned" (found through a detection of the original).
+    path, _ = bf16_checkpoint
+    original = read_tensors(path)
+    report = detect(original, original, candidates, alpha=ALPHA, patterns=PATTERNS)
+    assert report["weights"] == 8 * 512 * 1024
+    assert all(t["used"] for t in report["tensors"])
+    assert report["verdict"] == "inconclusive" and report["named"] == []
+    assert {p["z"] for p in report["partners"]} == {0.0}
+
+
 def test_a_garbage_suspect_is_inconclusive_not_an_error(bf16_checkpoint, candidates):
     """Non-finite values, wrong shapes, unrelated weights, permuted rows of noise: the
     detector answers (inconclusive), it does not raise."""
