@@ -7,9 +7,19 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
-from accessctl_wire.client import Api, CliError, file_path, segment
+from accessctl_wire.client import (
+    Api,
+    CliError,
+    Retry,
+    file_path,
+    retry_after,
+    segment,
+    server_failure,
+    with_retries,
+)
 from accessctl_wire.codes import Code, Exit
 
 
@@ -167,3 +177,51 @@ def test_an_answer_that_is_not_json_names_what_came_instead(server, api, method)
     assert failed.value.message.startswith(
         f"{path}: the answer (HTTP 200, text/html) is not the API's JSON"
     )
+
+
+# Retry-After (RFC 9110 section 10.2.3): what the CLI waits, and what it says on giving up.
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (None, None),
+        ("30", 30.0),
+        (" 7 ", 7.0),
+        ("0", 0.0),
+        ("600", 60.0),  # capped
+        ("Sun, 06 Nov 1994 08:49:37 GMT", 10.0),  # an HTTP date, 10 s after "now"
+        ("Sun, 06 Nov 1994 08:49:17 GMT", 0.0),  # in the past: now
+        ("Sun, 06 Nov 1994 08:49:37 -0000", None),  # a date with no known zone
+        ("soon", None),
+        ("-5", None),
+        ("1.5", None),
+        ("Sun, 99 Nov 1994 08:49:37 GMT", None),
+        ("", None),
+    ],
+)
+def test_retry_after_is_seconds_or_an_http_date_capped(value, seconds):
+    assert retry_after(value, now=784111767.0) == seconds
+
+
+def test_a_5xx_that_is_not_a_problem_document_is_retried_without_a_problem():
+    request = httpx.Request("GET", "http://127.0.0.1/api/v1/me")
+    answer = httpx.Response(503, text="<html>busy</html>", request=request)
+    retry = server_failure(answer)
+    assert retry.failure is None and retry.after is None
+    assert str(retry) == "HTTP 503 from /api/v1/me"
+
+
+def test_giving_up_says_the_servers_problem_even_without_a_status_in_it():
+    # A problem whose message carries no "(code, HTTP status)" is raised as it is.
+    plain = CliError("variant_not_ready", "Your copy is still being prepared")
+    attempts = []
+
+    def attempt():
+        attempts.append(1)
+        raise Retry("HTTP 503", after=0.0, failure=plain)
+
+    with pytest.raises(CliError) as given_up:
+        with_retries(attempt, told_total=0.5)
+    assert given_up.value is plain
+    assert attempts == [1]  # the first wait (at least 1 s) is already past the 0.5 s allowed
