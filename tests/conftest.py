@@ -1,4 +1,8 @@
+import fcntl
+import hashlib
 import os
+import tempfile
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -55,6 +59,25 @@ def pytest_configure(config):
     )
     app._pool = None
     app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def many_connections():
+    """Held by a test that opens dozens of database connections at once (the 64-way quota
+    races): one such test at a time per PostgreSQL server, across pytest-xdist workers
+    and test runs on this machine, so together they never pass the server's
+    ``max_connections`` (100 here) and refuse another test's connection. A file lock in
+    the temporary directory, named after the server (host and port)."""
+    database = settings.DATABASES["default"]
+    server = f"{database.get('HOST') or 'local'}:{database.get('PORT') or 5432}"
+    name = hashlib.sha256(server.encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"accessctl-many-connections-{name}.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @pytest.fixture(autouse=True)

@@ -135,6 +135,7 @@ def test_the_bulk_path_decides_as_one_request_per_file(monkeypatch):
     assert got[2] == want[2]
 
 
+@pytest.mark.usefixtures("many_connections")  # dozens of connections at once
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.parametrize("quota", [sum(SIZES) // 2, sum(SIZES) + 1])
 @pytest.mark.parametrize("seed", [1, 2])

@@ -89,6 +89,7 @@ def test_a_refused_request_leaves_the_lease_as_it_was():
     assert DownloadLease.objects.get(pk=lease.pk).covered == lease.covered
 
 
+@pytest.mark.usefixtures("many_connections")  # dozens of connections at once
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_racing_retries_of_one_file_pay_for_it_once():
     grant, w, _ = world(quota=SIZE)
@@ -107,6 +108,7 @@ def test_racing_retries_of_one_file_pay_for_it_once():
     assert used(grant) == SIZE
 
 
+@pytest.mark.usefixtures("many_connections")  # dozens of connections at once
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_racing_new_ranges_never_authorize_more_than_the_quota():
     chunk = 1_000
@@ -153,6 +155,7 @@ def ask_as_a_request(grant, artifact, start, length):
     )
 
 
+@pytest.mark.usefixtures("many_connections")  # dozens of connections at once
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.parametrize("lease_first", [False, True])
 def test_racing_requests_read_with_the_grant_pay_for_a_file_once(lease_first):
@@ -180,6 +183,7 @@ def test_racing_requests_read_with_the_grant_pay_for_a_file_once(lease_first):
     assert [list(i) for i in lease.covered] == [[0, SIZE]]
 
 
+@pytest.mark.usefixtures("many_connections")  # dozens of connections at once
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_racing_new_ranges_read_with_the_grant_never_authorize_more_than_the_quota():
     chunk = 1_000
@@ -215,6 +219,7 @@ def test_racing_new_ranges_read_with_the_grant_never_authorize_more_than_the_quo
         assert covered == paid
 
 
+@pytest.mark.usefixtures("many_connections")  # dozens of connections at once
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_stale_read_is_decided_again_and_charges_nothing_twice():
     from partners import queries

@@ -15,6 +15,7 @@ RACERS = 64
 REQUEST = 1000
 
 
+@pytest.mark.usefixtures("many_connections")  # dozens of connections at once
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.parametrize("quota", [10 * REQUEST, 10 * REQUEST + 999, 0 + REQUEST - 1])
 def test_racing_requests_never_authorize_more_than_the_quota(quota):
