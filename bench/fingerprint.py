@@ -54,6 +54,7 @@ from tests.fingerprints.roundtrips import (  # noqa: E402
     ROUND_TRIPS,
     int4_group64,
     int8_per_channel,
+    permute_mlps,
     to_bf16_bits,
     write_safetensors,
 )
@@ -176,15 +177,7 @@ def _2d(
 
 
 def _permuted(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(7)
-    out = dict(tensors)
-    for layer in range(6):
-        p = f"encoder.layer.{layer}."
-        order = rng.permutation(1536)
-        for name in ("intermediate.dense.weight", "intermediate.dense.bias"):
-            out[p + name] = tensors[p + name][order]
-        out[p + "output.dense.weight"] = tensors[p + "output.dense.weight"][:, order]
-    return _2d(out, int8_per_channel)
+    return _2d(permute_mlps(tensors, seed=7), int8_per_channel)
 
 
 def z_table(work: Path, alphas: tuple[float, ...]) -> list[dict]:

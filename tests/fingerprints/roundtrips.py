@@ -92,6 +92,22 @@ ROUND_TRIPS = {
 }
 
 
+def permute_mlps(tensors: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """All 6 of MiniLM's MLPs with their hidden neurons permuted (a random order per layer
+    from ``seed``): the rows of ``intermediate.dense`` (weight and bias) and the columns of
+    ``output.dense.weight``, so the model computes the same function. Arrays stay
+    C-ordered (fancy indexing copies), as a real writer stores them."""
+    rng = np.random.default_rng(seed)
+    out = dict(tensors)
+    for layer in range(6):
+        prefix = f"encoder.layer.{layer}."
+        order = rng.permutation(1536)
+        for name in ("intermediate.dense.weight", "intermediate.dense.bias"):
+            out[prefix + name] = tensors[prefix + name][order]
+        out[prefix + "output.dense.weight"] = tensors[prefix + "output.dense.weight"][:, order]
+    return out
+
+
 def write_safetensors(
     path, tensors: dict[str, tuple[str, tuple[int, ...], bytes]], metadata=None
 ) -> bytes:

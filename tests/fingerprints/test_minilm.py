@@ -23,7 +23,12 @@ from partners.fingerprints import (
     read_header,
     read_tensors,
 )
-from tests.fingerprints.roundtrips import ROUND_TRIPS, int4_group64, int8_per_channel
+from tests.fingerprints.roundtrips import (
+    ROUND_TRIPS,
+    int4_group64,
+    int8_per_channel,
+    permute_mlps,
+)
 
 SECRET = b"lab secret for the fingerprint tests"
 RELEASE = "minilm-preview"
@@ -132,15 +137,7 @@ def test_the_leaker_is_named_after_the_hidden_neurons_are_permuted(
     """Permuting an MLP's hidden neurons (rows of the first linear, its bias, columns of
     the second) leaves the model's function unchanged and the mark out of place; with
     every tensor renamed too, the permuted ones are found by their row/column norms."""
-    rng = np.random.default_rng(7)
-    suspect = dict(leaked)
-    for layer in range(6):
-        prefix = f"encoder.layer.{layer}."
-        order = rng.permutation(1536)
-        for name in ("intermediate.dense.weight", "intermediate.dense.bias"):
-            suspect[prefix + name] = leaked[prefix + name][order]
-        suspect[prefix + "output.dense.weight"] = leaked[prefix + "output.dense.weight"][:, order]
-    suspect = _quantized(suspect, int8_per_channel)
+    suspect = _quantized(permute_mlps(leaked, seed=7), int8_per_channel)
     if renamed:
         suspect = {f"t{i}": t for i, t in enumerate(suspect.values())}
     report = _detect(original, suspect, candidates)
@@ -288,14 +285,7 @@ def test_the_leaker_is_named_through_a_rescaled_or_junk_tensor(
 def test_permuted_mlps_keep_the_unpermuted_z(round_trip, original, leaked, candidates):
     """All 6 MLPs permuted (rows of the first linear and its bias, columns of the second:
     the same function), then a round trip: z as without the permutation."""
-    rng = np.random.default_rng(0)
-    suspect = dict(leaked)
-    for layer in range(6):
-        prefix = f"encoder.layer.{layer}."
-        order = rng.permutation(1536)
-        for name in ("intermediate.dense.weight", "intermediate.dense.bias"):
-            suspect[prefix + name] = leaked[prefix + name][order]
-        suspect[prefix + "output.dense.weight"] = leaked[prefix + "output.dense.weight"][:, order]
+    suspect = permute_mlps(leaked, seed=0)
     how = ROUND_TRIPS[round_trip]
     permuted = _scores(_detect(original, _quantized(suspect, how), candidates))
     plain = _scores(_detect(original, _quantized(leaked, how), candidates))
