@@ -95,8 +95,10 @@ ROUND_TRIPS = {
 def permute_mlps(tensors: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
     """All 6 of MiniLM's MLPs with their hidden neurons permuted (a random order per layer
     from ``seed``): the rows of ``intermediate.dense`` (weight and bias) and the columns of
-    ``output.dense.weight``, so the model computes the same function. Arrays stay
-    C-ordered (fancy indexing copies), as a real writer stores them."""
+    ``output.dense.weight``, so the model computes the same function. The permuted
+    columns come back in NumPy's layout for ``[:, order]`` (column-major): a writer that
+    stores memory as it lies (safetensors.numpy) writes them transposed
+    (``test_the_red_team_s_permuted_file_is_handled``)."""
     rng = np.random.default_rng(seed)
     out = dict(tensors)
     for layer in range(6):

@@ -310,14 +310,7 @@ def test_the_red_team_s_permuted_file_is_handled(tmp_path, original, leaked, can
     is named by the other 34 tensors."""
     from safetensors.numpy import save_file
 
-    rng = np.random.default_rng(0)
-    suspect = dict(leaked)
-    for layer in range(6):
-        prefix = f"encoder.layer.{layer}."
-        order = rng.permutation(1536)
-        for name in ("intermediate.dense.weight", "intermediate.dense.bias"):
-            suspect[prefix + name] = leaked[prefix + name][order]
-        suspect[prefix + "output.dense.weight"] = leaked[prefix + "output.dense.weight"][:, order]
+    suspect = permute_mlps(leaked, seed=0)
     path = tmp_path / "leak.safetensors"
     save_file({n: t.astype(np.float16) for n, t in suspect.items() if t.dtype == np.float32}, path)
     report = _detect(original, read_tensors(path), candidates)
