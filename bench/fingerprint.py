@@ -56,6 +56,7 @@ from tests.fingerprints.roundtrips import (  # noqa: E402
     int8_per_channel,
     permute_mlps,
     to_bf16_bits,
+    write_gguf,
     write_safetensors,
 )
 from tests.fingerprints.test_minilm import minilm_path  # noqa: E402
@@ -152,21 +153,8 @@ def throughput(rounds: int, bf16_mib: int, work: Path) -> list[dict]:
 def _gguf_round_trip(
     tensors: dict[str, np.ndarray], qtype_name: str, work: Path
 ) -> Mapping[str, np.ndarray]:
-    import gguf
-    from gguf.quants import quantize
-
-    qtype = getattr(gguf.GGMLQuantizationType, qtype_name)
     path = work / f"leak-{qtype_name}.gguf"
-    writer = gguf.GGUFWriter(path, "bert")
-    for i, (name, t) in enumerate(tensors.items()):
-        if t.ndim == 2:
-            writer.add_tensor(f"blk.{i}.{name[-12:]}", quantize(t, qtype), raw_dtype=qtype)
-        else:
-            writer.add_tensor(f"blk.{i}.{name[-12:]}", t)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(path, tensors, qtype=qtype_name, arch="bert")
     return read_tensors(path)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
@@ -108,6 +110,32 @@ def permute_mlps(tensors: dict[str, np.ndarray], seed: int) -> dict[str, np.ndar
             out[prefix + name] = tensors[prefix + name][order]
         out[prefix + "output.dense.weight"] = tensors[prefix + "output.dense.weight"][:, order]
     return out
+
+
+def write_gguf(
+    path: Path, tensors: Mapping[str, np.ndarray], *, qtype: str = "Q8_0", arch: str = "llama"
+) -> list[str]:
+    """``tensors`` written as a GGUF file with the ``gguf`` package, as a llama.cpp export
+    would: every tensor renamed ``blk.<i>.tensor``, the 2-D ones quantized to ``qtype``
+    (a ``gguf.GGMLQuantizationType`` name). Returns the new names, in ``tensors``' order."""
+    import gguf
+    from gguf.quants import quantize
+
+    quantized = getattr(gguf.GGMLQuantizationType, qtype)
+    writer = gguf.GGUFWriter(path, arch)
+    names = []
+    for i, tensor in enumerate(tensors.values()):
+        name = f"blk.{i}.tensor"
+        names.append(name)
+        if tensor.ndim == 2:
+            writer.add_tensor(name, quantize(tensor, quantized), raw_dtype=quantized)
+        else:
+            writer.add_tensor(name, tensor)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return names
 
 
 def write_safetensors(

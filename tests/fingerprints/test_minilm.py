@@ -28,6 +28,7 @@ from tests.fingerprints.roundtrips import (
     int4_group64,
     int8_per_channel,
     permute_mlps,
+    write_gguf,
 )
 
 SECRET = b"lab secret for the fingerprint tests"
@@ -179,24 +180,8 @@ def test_a_gguf_suspect_with_llama_cpp_names_is_handled(tmp_path, leaked, origin
     """A GGUF file written by the gguf package, Q8_0 for the 2-D tensors, every tensor
     renamed: names are aligned by shape and correlation, shapes read back from GGUF's
     reversed order."""
-    import gguf
-    from gguf.quants import quantize
-
     path = tmp_path / "leak.gguf"
-    writer = gguf.GGUFWriter(path, "bert")
-    renamed = {}
-    for i, (name, tensor) in enumerate(leaked.items()):
-        new = f"blk.{i}.tensor"
-        renamed[new] = name
-        if tensor.ndim == 2:
-            q8 = gguf.GGMLQuantizationType.Q8_0
-            writer.add_tensor(new, quantize(tensor, q8), raw_dtype=q8)
-        else:
-            writer.add_tensor(new, tensor)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    renamed = dict(zip(write_gguf(path, leaked, qtype="Q8_0", arch="bert"), leaked, strict=True))
     suspect = read_tensors(path)
     assert {suspect.shape(n) for n in suspect} == {t.shape for t in leaked.values()}
     report = _detect(original, suspect, candidates)

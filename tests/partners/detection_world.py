@@ -16,6 +16,7 @@ from partners import actions
 from partners.models import ArtifactVariant, FingerprintKey, Partner, Release
 from partners.storage import artifact_storage
 from tests import factories as f
+from tests.fingerprints.roundtrips import write_gguf
 
 DAY = timedelta(days=1)
 SHAPES = {"layers.0.mlp.weight": (512, 256), "layers.1.mlp.weight": (256, 512)}
@@ -105,18 +106,5 @@ def four_bit_per_group(data: bytes, group: int = 32) -> bytes:
 def gguf_q8(data: bytes, path) -> bytes:
     """The safetensors ``data`` re-exported as GGUF with the ``gguf`` package: 2-D tensors
     quantized to Q8_0 and renamed as llama.cpp names them (``blk.<i>.tensor``)."""
-    import gguf
-    from gguf.quants import quantize
-
-    writer = gguf.GGUFWriter(path, "llama")
-    for i, tensor in enumerate(load_safetensors(data).values()):
-        if tensor.ndim == 2:
-            q8 = gguf.GGMLQuantizationType.Q8_0
-            writer.add_tensor(f"blk.{i}.tensor", quantize(tensor, q8), raw_dtype=q8)
-        else:
-            writer.add_tensor(f"blk.{i}.tensor", tensor)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(path, load_safetensors(data), qtype="Q8_0", arch="llama")
     return path.read_bytes()
