@@ -16,8 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -171,15 +170,7 @@ def _authorized(grant: Grant, answer: Any, mode: str) -> dict[str, Any]:
 
 @extend_schema(
     summary="Authorize many files of a grant in one request (each decided as its own GET)",
-    parameters=[
-        OpenApiParameter(
-            "X-Grant-Token",
-            OpenApiTypes.STR,
-            OpenApiParameter.HEADER,
-            required=False,
-            description="The grant's signed token (never in the URL: grant_token_in_query).",
-        ),
-    ],
+    parameters=[downloads.GRANT_TOKEN_HEADER],
     request=AuthorizationsInputSerializer,
     responses={200: AuthorizationsSerializer},
 )

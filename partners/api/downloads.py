@@ -38,6 +38,7 @@ from .auth import PartnerCaller, caller_partner, presented_token, token_facts
 from .errors import Hidden, Problem, failure_problem
 
 __all__ = [
+    "GRANT_TOKEN_HEADER",
     "NGINX_WHOLE_FILE",
     "FileView",
     "attachment",
@@ -472,16 +473,20 @@ def send_file(
     return _local(artifact, byte_range, etag, head)
 
 
+# The grant's signed token, as every download route takes it (FileView, the batch).
+GRANT_TOKEN_HEADER = OpenApiParameter(
+    "X-Grant-Token",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="The grant's signed token (never in the URL: grant_token_in_query).",
+)
+
+
 @extend_schema(
     summary="Authorize one file (Range allowed): the bytes, or 302 to a short-lived URL",
     parameters=[
-        OpenApiParameter(
-            "X-Grant-Token",
-            OpenApiTypes.STR,
-            OpenApiParameter.HEADER,
-            required=False,
-            description="The grant's signed token (never in the URL: grant_token_in_query).",
-        ),
+        GRANT_TOKEN_HEADER,
         OpenApiParameter("Range", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False),
     ],
     responses={
