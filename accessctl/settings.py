@@ -187,6 +187,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The download path's few statements run prepared on PostgreSQL (accessctl/db.py); off
+# behind a pooler in transaction mode that cannot keep prepared statements.
+ACCESSCTL_DB_PREPARE = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

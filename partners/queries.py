@@ -17,6 +17,7 @@ from django_celery_beat.models import PeriodicTask
 
 from accessctl.audit.events import AuditAction
 from accessctl.audit.models import AuditEvent, Outcome
+from accessctl.db import hot_cursor
 from accessctl_wire import formats
 from partners import rules
 from partners.models import (
@@ -486,21 +487,41 @@ def partner_grant_request(partner: Partner, request_id: int) -> GrantRequest:
     )
 
 
+_Loaders = list[tuple[str, Any, tuple[Any, ...]]]
+_LOADERS: dict[tuple[type[Model], tuple[str, ...], str], _Loaders] = {}
+
+
+def _loaders(model: type[Model], names: tuple[str, ...], vendor: str) -> _Loaders:
+    """Per (model, set of fields): the fields in the model's order, each with the
+    converters the ORM's compiler applies when it loads it (the backend's: SQLite returns
+    text for datetimes, integers for booleans; then the field's own). They depend on the
+    model and the backend only, so they are worked out once per process."""
+    key = (model, names, vendor)
+    found = _LOADERS.get(key)
+    if found is None:
+        fields = [f for f in model._meta.concrete_fields if f.attname in names]
+        found = []
+        for field in fields:
+            column = field.get_col(model._meta.db_table)
+            converters = connection.ops.get_db_converters(column) + column.get_db_converters(
+                connection
+            )
+            found.append((field.attname, column, tuple(converters)))
+        _LOADERS[key] = found
+    return found
+
+
 def _partial(model: type[M], **values: Any) -> M:
     """An instance as the ORM would load it with ``only(*values)``: the other fields are
     deferred, so reading one queries the database instead of returning a wrong default."""
-    fields = [f for f in model._meta.concrete_fields if f.attname in values]
+    loaders = _loaders(model, tuple(values), connection.vendor)
     converted = []
-    for field in fields:
-        # The same converters the ORM's compiler applies: the backend's (SQLite returns
-        # text for datetimes, integers for booleans), then the field's own.
-        value, column = values[field.attname], field.get_col(model._meta.db_table)
-        for convert in connection.ops.get_db_converters(column) + column.get_db_converters(
-            connection
-        ):
+    for attname, column, converters in loaders:
+        value = values[attname]
+        for convert in converters:
             value = convert(value, column, connection)
         converted.append(value)
-    return model.from_db("default", [f.attname for f in fields], converted)
+    return model.from_db("default", [attname for attname, _, _ in loaders], converted)
 
 
 _DOWNLOAD_TARGET = """
@@ -539,7 +560,7 @@ def download_target(partner: Partner, grant_id: int, path: str) -> tuple[Grant, 
     (configuration files too, made ready once the partner's commitment is sealed), so no
     byte of it is served before the seal.
     """
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_DOWNLOAD_TARGET, [path, grant_id, partner.pk])
         row = cursor.fetchone()
     if row is None:
@@ -703,7 +724,7 @@ def token_by_digests(digests: list[str]) -> AccessToken | None:
     """The token whose digest is one of ``digests``, with its user, its partner and the
     partner its user belongs to now (``member_of_id``), in one indexed statement: every
     API request runs it."""
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         sql = _ACCESS_SQL.format(placeholders=", ".join(["%s"] * len(digests)))
         cursor.execute(sql, digests)
         row = cursor.fetchone()

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from accessctl.actors import Actor
 from accessctl.audit.events import AuditAction, event, insert_sql, record
 from accessctl.audit.models import AuditEvent, Outcome
+from accessctl.db import hot_cursor
 from accessctl.metrics import DEBITED, DECISIONS
 from partners.decisions import Decision, Reason
 from partners.models import Artifact, DownloadLease, Grant
@@ -71,7 +72,7 @@ def _debit(
                 row.pk,
             ]
         insert, values = insert_sql(authorized, source="debit")
-        with connection.cursor() as cursor:  # one statement: no extra round trips
+        with hot_cursor() as cursor:  # one statement: no extra round trips
             cursor.execute(sql + insert, [*params, *lease_params, *values])
             return bool(cursor.rowcount)
     # SQLite (the embedded default) has no data-modifying CTEs: the same writes, one
@@ -381,7 +382,7 @@ def _charge_read(
     params += [json.dumps([list(i) for i in old.covered]), old.reauthorizations, *debit]
     params += [new.opened_at, new.expires_at, covered, new.reauthorizations, read.id]
     params += values
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(sql, params)
         if not cursor.rowcount:
             return None

@@ -217,6 +217,47 @@ def test_a_servers_download_makes_one_statement_for_the_lease(s3_mode):
     )
 
 
+def _prepared() -> set[str]:
+    """The statements this connection has prepared (PostgreSQL's own view of them), each
+    as its first 40 characters, whitespace collapsed."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return {" ".join(row[0].split())[:40] for row in cursor.fetchall()}
+
+
+# The three statements of a server's download (accessctl/db.py): the token lookup, the
+# grant with its file and lease, and the lease's charge with the debit and its event.
+HOT = {
+    "SELECT t.id, t.user_id, t.partner_id, t.",
+    "SELECT g.id, g.status, g.expires_at, g.q",
+    "WITH held AS ( SELECT id FROM partners_d",
+}
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("prepare", [True, False], ids=["prepared", "turned-off"])
+def test_a_servers_download_runs_its_statements_prepared(s3_mode, settings, prepare):
+    """PostgreSQL plans the download path's statements once per connection, not per
+    request (planning the grant's seven-table join cost three times running it, measured
+    in docs/benchmarks.md); ``DATABASE_PREPARED_STATEMENTS=false``, for a pooler that
+    cannot keep prepared statements, prepares none, and the download is the same."""
+    settings.ACCESSCTL_DB_PREPARE = prepare
+    world = World()
+    token = world.grant_token()
+    url = f"/api/v1/grants/{world.grant.pk}/files/model.safetensors"
+    connection.close()  # a new connection: nothing prepared in it yet
+    for _ in range(3):  # the first makes the lease row; the next two take the hot path
+        response = world.partner_api.get(url, HTTP_X_GRANT_TOKEN=token)
+        assert response.status_code == 302, response.content
+    prepared = _prepared()
+    if prepare:
+        assert prepared >= HOT, prepared
+    else:
+        assert not prepared & HOT, prepared
+    world.grant.refresh_from_db()
+    assert world.grant.bytes_used == 1024  # charged once, whichever way it ran
+
+
 def test_every_pin_is_measured():
     """A pin without a measurement is a promise nobody checks."""
     from tests.partners.portal.test_matrix import PORTAL_PATHS
