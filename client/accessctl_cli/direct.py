@@ -17,14 +17,13 @@ environment (an ``https`` URL goes through the proxy with ``CONNECT``); certific
 from __future__ import annotations
 
 import http.client
-import os
 import ssl
 import urllib.request
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 from urllib.request import proxy_bypass_environment as _bypass  # type: ignore[attr-defined]
 
-from accessctl_wire.client import Retry
+from accessctl_wire.client import Retry, tls_context
 
 __all__ = ["BUFFER", "DirectAnswer", "Storage"]
 
@@ -33,15 +32,6 @@ __all__ = ["BUFFER", "DirectAnswer", "Storage"]
 BUFFER = 1 << 20
 # A connection's answer the reader may no longer trust (raised on a request, or a body cut).
 _NETWORK = (OSError, http.client.HTTPException)
-
-
-def _tls() -> ssl.SSLContext:
-    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
-    if not cafile and not capath:
-        import certifi  # httpx's own dependency: the same trust store as the API client
-
-        cafile = certifi.where()
-    return ssl.create_default_context(cafile=cafile or None, capath=capath or None)
 
 
 class DirectAnswer:
@@ -114,7 +104,7 @@ class Storage:
         self.drop()
         connection: http.client.HTTPConnection
         if scheme == "https" and self._context is None:
-            self._context = _tls()
+            self._context = tls_context()
         if proxy:
             where = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
             proxy_host, proxy_port = where.hostname or "", where.port or 80

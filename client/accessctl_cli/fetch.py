@@ -91,6 +91,7 @@ from accessctl_wire.client import (
     file_path,
     problem,
     server_failure,
+    tls_context,
     with_retries,
 )
 
@@ -315,6 +316,7 @@ class Download:
                     "User-Agent": "accessctl-cli/0.1",
                 },
                 timeout=httpx.Timeout(30.0, read=120.0),
+                verify=tls_context(),  # one per process, not one per connection
             )
             self.local.storage = Storage()
         return self.local.api, self.local.storage
