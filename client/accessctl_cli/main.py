@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import httpx
-from rich.console import Console
-from rich.table import Table
 
 from accessctl_wire import formats, tokens
 from accessctl_wire.client import Api, CliError, segment
@@ -29,9 +27,56 @@ from accessctl_wire.codes import Code, Exit
 
 __all__ = ["main"]
 
-# Piped output (scripts, CI logs) is not cut to 80 columns: tables keep whole names.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 250)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _Output:
+    """Where the CLI writes (stdout, or stderr with ``stderr=True``), printing text as it
+    is: names come from the server and from the user, and ``Frontier [/beta]`` is a name,
+    not rich markup (which would drop ``[beta]`` and refuse ``[/beta]`` with a stack
+    trace); no emoji codes, no highlighting. A line of text is written directly; tables
+    and progress bars use rich's console, made (and rich imported, 50-100 ms) on first
+    use only, so a command that prints lines does not pay for it."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Any = None
+
+    @property
+    def console(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            stream = sys.stderr if self._stderr else sys.stdout
+            self._console = Console(
+                stderr=self._stderr,
+                markup=False,
+                emoji=False,
+                highlight=False,
+                soft_wrap=True,
+                # Piped output (scripts, CI logs) is not cut to 80 columns: tables keep
+                # whole names.
+                width=None if stream.isatty() else 250,
+            )
+        return self._console
+
+    @property
+    def is_terminal(self) -> bool:
+        return bool(self.console.is_terminal)
+
+    def print(self, renderable: Any) -> None:
+        if isinstance(renderable, str):
+            print(renderable, file=sys.stderr if self._stderr else sys.stdout, flush=True)
+        else:
+            self.console.print(renderable)
+
+
+def _table(*columns: str) -> Any:
+    from rich.table import Table
+
+    return Table(*columns)
+
+
+out = _Output()
+err = _Output(stderr=True)
 
 
 def config_path() -> Path:
@@ -131,7 +176,7 @@ def cmd_whoami(api: Api, options: argparse.Namespace) -> int:
 
 
 def cmd_releases(api: Api, options: argparse.Namespace) -> int:
-    table = Table("release", "name", "window", "opens", "closes", "embargo lifts")
+    table = _table("release", "name", "window", "opens", "closes", "embargo lifts")
     for release in api.pages("/api/v1/releases/"):
         window = release.get("window") or {}
         state = window.get("state", "")
@@ -150,7 +195,7 @@ def cmd_releases(api: Api, options: argparse.Namespace) -> int:
 
 
 def cmd_checkpoints(api: Api, options: argparse.Namespace) -> int:
-    table = Table("id", "checkpoint", "step", "files", "size", "status")
+    table = _table("id", "checkpoint", "step", "files", "size", "status")
     for cp in api.pages(f"/api/v1/releases/{segment(options.release)}/checkpoints/"):
         table.add_row(
             str(cp["id"]),
@@ -269,7 +314,7 @@ def cmd_grants(api: Api, options: argparse.Namespace) -> int:
                 "approvals (early access); `accessctl grants` shows it once issued."
             )
         return 0
-    table = Table("grant", "checkpoint", "status", "expires", "quota", "used", "left")
+    table = _table("grant", "checkpoint", "status", "expires", "quota", "used", "left")
     for grant in api.pages("/api/v1/grants/"):
         table.add_row(
             str(grant["id"]),
@@ -374,11 +419,10 @@ def cmd_verify_report(options: argparse.Namespace) -> int:
     out.print(
         f"OK report of detection {report.get('detection')} for release "
         f"{report.get('release')} is signed by the lab: verdict {report.get('verdict')}, "
-        f"named {named}",
-        markup=False,
+        f"named {named}"
     )
     for line in proven:
-        out.print(f"OK {line}", markup=False)
+        out.print(f"OK {line}")
     return 0
 
 
@@ -460,14 +504,14 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             api.close()
     except CliError as exc:
-        err.print(f"error: {exc.message}", markup=False)
+        err.print(f"error: {exc.message}")
         return exc.exit_status
     except KeyboardInterrupt:
-        err.print("interrupted: run the same command again to resume", markup=False)
+        err.print("interrupted: run the same command again to resume")
         return 130
     except OSError as exc:
-        err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), markup=False)
+        err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
         return int(Exit.USAGE)
     except httpx.HTTPError as exc:  # not a network error (those are retried): a bad URL, say
-        err.print(f"error: {type(exc).__name__}: {exc}", markup=False)
+        err.print(f"error: {type(exc).__name__}: {exc}")
         return int(Exit.NETWORK)

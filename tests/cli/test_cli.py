@@ -151,6 +151,33 @@ def test_lists_releases_checkpoints_and_grants_with_quota_left(world):
     assert grants.returncode == 0 and "v3:step-1" in grants.stdout and "80.0 MiB" in grants.stdout
 
 
+# Text the CLI prints that rich would read as markup or emoji codes if it were let to.
+MARKUP = ["[/beta]", "[bold]", ":smile:", "[link=x]y[/link]"]
+
+
+@pytest.mark.parametrize("text", MARKUP)
+def test_names_and_paths_print_as_they_are_never_as_markup(world, text):
+    """A release's name, a partner's legal name and the download directory come from
+    people; every command prints them exactly (a closing tag once made every command that
+    printed it end in a stack trace; an opening one vanished)."""
+    world["release"].name = f"Frontier {text} preview"
+    world["release"].save(update_fields=["name"])
+    world["partner"].legal_name = f"Aurora {text} GPU"
+    world["partner"].save(update_fields=["legal_name"])
+    releases = cli(world, "releases")
+    assert releases.returncode == 0 and "Traceback" not in releases.stderr, releases.stderr
+    assert f"Frontier {text} preview" in releases.stdout.replace("\n", " ")
+    whoami = cli(world, "whoami")
+    assert whoami.returncode == 0, whoami.stderr
+    assert f"Aurora {text} GPU" in whoami.stdout
+    world["dir"] = Path(f"{world['dir'].parent}/download {text}")  # "/" in it: a subfolder
+    run = cli(world, *download_args(world))
+    assert run.returncode == 0, run.stderr
+    assert f"in {world['dir']}, verified" in run.stdout
+    check = cli(world, "verify", str(world["dir"]))
+    assert check.returncode == 0 and f"OK every file in {world['dir']} matches" in check.stdout
+
+
 def test_download_verifies_every_file_and_verify_detects_corruption(world):
     run = cli(world, *download_args(world, "--chunk-size", "1M", "--connections", "4"))
     assert run.returncode == 0, run.stderr
