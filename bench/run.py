@@ -16,7 +16,9 @@ wrk, curl and nginx; scripts/test installs them. Results go to stdout as Markdow
    chunk of each file, in s3 mode one whole-file request per file (its chunks then come
    from the presigned URL, not from the API). A second row, the worst case, sends every
    request for one file of the grant (all requests queue on that file's lease row).
-   Every answer must be 2xx/3xx: the list is asked once before the run (302, 200 or 206
+   s3 mode runs twice: as shipped, and with ``DATABASE_PREPARED_STATEMENTS=false`` (the
+   download path's statements planned on every request, as behind a pooler that cannot
+   keep prepared statements). Every answer must be 2xx/3xx: the list is asked once before the run (302, 200 or 206
    expected), and wrk's non-2xx/3xx count and socket errors are reported; any non-2xx/3xx
    answer stops the benchmark (exit status 1), since refused requests are cheaper and
    would flatter the result.
@@ -317,6 +319,13 @@ def main() -> None:
     modes = [
         ("nginx (X-Accel-Redirect answer)", {"ACCESSCTL_DOWNLOAD_MODE": "nginx"}, chunks),
         ("s3 (302 to presigned URL)", {"ACCESSCTL_DOWNLOAD_MODE": "s3", **s3_fake}, wholes),
+        # The same without prepared statements (accessctl/db.py), as behind a pooler that
+        # cannot keep them: what preparing is worth.
+        (
+            "s3, prepared statements off",
+            {"ACCESSCTL_DOWNLOAD_MODE": "s3", "DATABASE_PREPARED_STATEMENTS": "false", **s3_fake},
+            wholes,
+        ),
     ]
     baseline_name = "baseline (bare DRF, SELECT + INSERT)"
     for label, extra, entries in modes:
