@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,7 +30,7 @@ from partners.decisions import Reason
 from partners.models import Artifact, Grant
 from partners.storage import artifact_storage
 
-from . import downloads
+from . import downloads, ratelimit
 from .auth import PartnerCaller, caller_partner, presented_token, token_facts
 from .downloads import CACHE_CONTROL, CONTENT_TYPE, _grant_token, attachment, grant_refusal
 from .errors import Hidden, Problem
@@ -190,6 +191,13 @@ class AuthorizationsView(APIView):
         if refused := grant_refusal(request, grant):
             raise refused  # the grant as a whole: nothing about its files is told
         files = _asks(request.data)
+        # Each file beyond the first counts toward the caller's API rate as its own GET
+        # would (the request itself was counted by the throttle): a batch does no more
+        # work, and writes no more audit events, per minute than single requests may.
+        who = ratelimit.ident(getattr(request.auth, "pk", None), request.META.get("REMOTE_ADDR"))
+        allowed, wait = ratelimit.count(request._request, who, len(files) - 1)
+        if len(files) > 1 and not allowed:
+            raise Throttled(wait=max(wait, 0.0))
         found = queries.download_files(grant, [f["path"] for f in files])
         answers = actions.authorize_downloads(
             actor=acting_user(request),

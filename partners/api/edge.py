@@ -316,6 +316,11 @@ class ApiProblemMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
+        if "Allow" in response and is_api_path(request.path_info):
+            # OPTIONS is refused on every API route (DRF's metadata is off: settings.py),
+            # so ``Allow`` (RFC 9110 section 10.2.1) does not offer it.
+            allowed = (m.strip() for m in response["Allow"].split(","))
+            response["Allow"] = ", ".join(m for m in allowed if m and m != "OPTIONS")
         if (
             response.status_code < 400
             or not is_api_path(request.path_info)

@@ -36,16 +36,22 @@ _COUNTED = "accessctl_rate_counted"
 _SCRIPT = """
 pcall(redis.replicate_commands)  -- Redis < 5: allow TIME before writes; a no-op after
 local limit, period = tonumber(ARGV[1]), tonumber(ARGV[2])
+local cost = tonumber(ARGV[4])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
-if redis.call('ZCARD', KEYS[1]) < limit then
-    redis.call('ZADD', KEYS[1], now, ARGV[3])
+local logged = redis.call('ZCARD', KEYS[1])
+if logged + cost <= limit then
+    for n = 1, cost do
+        redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. n)
+    end
     redis.call('PEXPIRE', KEYS[1], math.ceil(period / 1000) + 1000)
     return {1, 0, now}
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {0, tonumber(oldest[2]) + period - now, now}
+-- Room for ``cost`` once this many of the oldest have left the window.
+local leaving = logged + cost - limit
+local last = redis.call('ZRANGE', KEYS[1], leaving - 1, leaving - 1, 'WITHSCORES')
+return {0, tonumber(last[2]) + period - now, now}
 """
 
 _local: dict[str, deque[float]] = {}
@@ -65,11 +71,14 @@ def ident(token_id: int | None, address: str | None) -> str:
     return f"t{token_id}" if token_id is not None else f"a{address or ''}"
 
 
-def count(request: HttpRequest, who: str) -> tuple[bool, float]:
-    """Count ``request`` toward ``who``'s API rate: (allowed, seconds to wait if not)."""
+def count(request: HttpRequest, who: str, cost: int = 1) -> tuple[bool, float]:
+    """Count ``request`` toward ``who``'s API rate as ``cost`` requests (a batch counts
+    once per file it names beyond the first: ``partners.api.batch``): (allowed, seconds
+    to wait if not). All or nothing: refused, none of ``cost`` is logged. A cost above
+    the limit counts as the limit (it would never be let through otherwise)."""
     setattr(request, _COUNTED, True)
     limit, period = rate()
-    allowed, wait, _ = hit(who, limit, period)
+    allowed, wait, _ = hit(who, limit, period, min(cost, limit))
     return allowed, wait
 
 
@@ -100,26 +109,27 @@ def _redis_client(key: str) -> Any:
     return backend._cache.get_client(key, write=True)
 
 
-def _in_memory(key: str, limit: int, period: float) -> tuple[bool, float, float]:
+def _in_memory(key: str, limit: int, period: float, cost: int) -> tuple[bool, float, float]:
     now = time.monotonic()
     with _lock:
         log = _local.setdefault(key, deque())
         while log and log[0] <= now - period:
             log.popleft()
-        if len(log) < limit:
-            log.append(now)
+        if len(log) + cost <= limit:
+            log.extend([now] * cost)
             return True, 0.0, now
-        return False, log[0] + period - now, now
+        return False, log[len(log) + cost - limit - 1] + period - now, now
 
 
-def hit(ident: str, limit: int, period: float) -> tuple[bool, float, float]:
-    """Count one request of ``ident``: (allowed, seconds to wait if not, the limiter's
-    clock in seconds)."""
+def hit(ident: str, limit: int, period: float, cost: int = 1) -> tuple[bool, float, float]:
+    """Count ``cost`` requests (1 to ``limit``) of ``ident``, all or none: (allowed,
+    seconds to wait until there is room for them if not, the limiter's clock in
+    seconds)."""
     key = cache.make_key(f"accessctl:rate:{ident}")
     client = _redis_client(key)
     if client is None:
-        return _in_memory(key, limit, period)
+        return _in_memory(key, limit, period, cost)
     allowed, wait, now = client.eval(
-        _SCRIPT, 1, key, limit, int(period * 1_000_000), uuid.uuid4().hex
+        _SCRIPT, 1, key, limit, int(period * 1_000_000), uuid.uuid4().hex, cost
     )
     return bool(allowed), int(wait) / 1_000_000, int(now) / 1_000_000

@@ -19,7 +19,7 @@ __all__ = ["GrantTokenFacts", "grant_token_valid"]
 
 @dataclass(frozen=True, slots=True)
 class GrantTokenFacts:
-    in_query: bool  # a ``grant_token`` query parameter was sent
+    in_query: bool  # the URL carries a grant token (``downloads.grant_token_in_url``)
     presented: bool  # the ``X-Grant-Token`` header was sent
     failure: TokenFailure | None  # the verifier's verdict; ``None``: it verified
     claims: Mapping[str, Any]

@@ -15,6 +15,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accessctl.audit.events import AuditAction
+from accessctl.audit.models import AuditEvent
 from partners import actions
 from partners.errors import ActionError
 from partners.models import Release
@@ -450,3 +451,63 @@ def test_every_refusal_of_every_route_is_one_event_naming_its_target(settings, r
         assert refusal.action == "download.denied"
     assert refusal.target_id or refusal.target_type == "partners.accesstoken", refusal.target_type
     assert UNKNOWN[12:] not in str(refusal.changes)  # a token's public prefix at most
+
+
+# Every spelling a client (or a tool that "helpfully" moves headers into the URL) might
+# use, and the token as a parameter's name: "@" is where the grant token goes.
+TOKEN_IN_URL = [
+    "?grant_token=@",
+    "?token=@",
+    "?access_token=@",
+    "?X-Grant-Token=@",
+    "?Grant_Token=@",
+    "?grant_token%5B%5D=@",
+    "?t=x&t=@",
+    "?@=1",
+    "?note=prefix-@-suffix",
+]
+
+
+@pytest.mark.parametrize("route", ["file", "batch"])
+@pytest.mark.parametrize("query", TOKEN_IN_URL)
+def test_a_grant_token_anywhere_in_the_url_is_refused_and_recorded(dl, route, query):
+    """The grant token belongs in ``X-Grant-Token``: in the URL, under any name, it is
+    400 ``grant_token_in_query`` (the URL reaches the logs of every proxy on the way),
+    even with the right header beside it; nothing is authorized, one ``download.denied``
+    names the grant and never holds the token."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {dl['secret']}")
+    query = query.replace("@", dl["token"])
+    before = last_event_id()
+    if route == "file":
+        response = client.get(
+            f"/api/v1/grants/{dl['grant'].pk}/files/shard.bin{query}",
+            HTTP_X_GRANT_TOKEN=dl["token"],
+        )
+    else:
+        response = client.post(
+            f"/api/v1/grants/{dl['grant'].pk}/authorizations{query}",
+            {"files": [{"path": "shard.bin"}]},
+            format="json",
+            HTTP_X_GRANT_TOKEN=dl["token"],
+        )
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "grant_token_in_query"
+    refusal = the_refusal_since(before, "grant_token_in_query", str(AuditAction.DOWNLOAD_DENIED))
+    assert (refusal.target_type, refusal.target_id) == ("partners.grant", str(dl["grant"].pk))
+    assert dl["token"] not in str(refusal.changes)
+    assert not AuditEvent.objects.filter(
+        id__gt=before, action=AuditAction.DOWNLOAD_AUTHORIZED
+    ).exists()
+
+
+def test_other_query_parameters_are_not_mistaken_for_a_grant_token(dl):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {dl['secret']}")
+    response = client.get(
+        f"/api/v1/grants/{dl['grant'].pk}/files/shard.bin?download=1&a.b.c=eyJ",
+        HTTP_X_GRANT_TOKEN=dl["token"],
+    )
+    assert response.status_code in (200, 206)
+    b"".join(response.streaming_content)  # read and closed: the file is not left open
+    response.close()

@@ -294,3 +294,26 @@ def test_the_limit_itself_is_allowed(settings):
     assert response.status_code == 200
     assert [x["status"] for x in response.json()["files"]] == [200] * MAX_FILES
     assert used(grant) == MAX_FILES
+
+
+@pytest.mark.django_db
+def test_a_batch_counts_toward_the_api_rate_once_per_file(settings):
+    """A batch of n files counts as n requests (as their GETs would): over the rate it is
+    429 ``throttled`` with Retry-After, nothing authorized, charged or recorded per file,
+    so a token writes no more audit events a minute through batches than through GETs."""
+    grant, client = setup_grant()
+    settings.ACCESSCTL_API_RATE = "6/min"  # the grant token's GET above is not counted
+    from partners.api.ratelimit import _local
+
+    _local.clear()
+    three = [{"path": "a.bin"}, {"path": "dir/b #1?.bin"}, {"path": "nope.bin"}]
+    assert ask(client, grant, three).status_code == 200  # 3 of 6
+    charged, authorized = used(grant), len(events(grant, "download.authorized"))
+    refused = ask(client, grant, [*three, {"path": "empty.bin"}])  # 1 counted, 3 more refused
+    assert refused.status_code == 429, refused.content
+    assert refused["Content-Type"] == "application/problem+json"
+    assert refused.json()["code"] == "throttled" and int(refused["Retry-After"]) > 0
+    assert used(grant) == charged
+    assert len(events(grant, "download.authorized")) == authorized
+    assert ask(client, grant, three[:2]).status_code == 200  # 4 + 2: fits exactly
+    assert ask(client, grant, three[:1]).status_code == 429  # the request itself: 7

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -163,3 +164,31 @@ def test_a_flood_of_refused_requests_is_throttled_with_bounded_evidence(redis_ca
     assert_throttled(answers[-1])
     # One event per refusal within the rate, and one for all the 429s of the period.
     assert _written(before) == [each] * 3 + [throttled]
+
+
+@pytest.mark.parametrize("backend", ["redis", "memory"])
+@pytest.mark.parametrize("cost", [1, 2, 3, 5, 6])
+def test_a_cost_is_counted_all_or_nothing_and_waits_for_its_room(settings, backend, cost):
+    """``hit(..., cost)`` logs ``cost`` requests or none; refused, it names the wait until
+    ``cost`` fit (the oldest entries that must leave), in Redis and in memory alike."""
+    from partners.api import ratelimit
+
+    if backend == "redis":
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": redis_url(),
+                "KEY_PREFIX": uuid.uuid4().hex,
+            }
+        }
+    who, limit, period = f"cost-{uuid.uuid4().hex}", 6, 4.0
+    assert ratelimit.hit(who, limit, period)[0]  # 1 of 6 logged
+    time.sleep(1.0)
+    assert ratelimit.hit(who, limit, period, 3)[0]  # 4 of 6, three of them 1 s later
+    allowed, wait, _ = ratelimit.hit(who, limit, period, cost)
+    assert allowed == (4 + cost <= limit)
+    if not allowed:
+        # Room for ``cost`` once 4 + cost - 6 of the oldest left: the first (3 s from
+        # now) for 3, the first of the three logged 1 s later (4 s from now) for more.
+        assert (2.0 if cost == 3 else 3.0) < wait <= (3.0 if cost == 3 else 4.0), wait
+        assert ratelimit.hit(who, limit, period, 2)[0]  # the refused cost logged nothing

@@ -7,6 +7,7 @@ answer for each role comes from the authority table (``partners.authority.RULES`
 the role's permissions (``partners.roles.ROLES``), never from the views themselves.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -399,3 +400,32 @@ def test_staff_routes_refuse_every_restricted_caller(world, route_name, kind):
     assert _fingerprint() == before
     if code == "forbidden":
         assert_one_forbidden_event(since, route)
+
+
+def _concrete(route: str) -> str:
+    """A URL of ``route`` with every converter filled in (an id, a name)."""
+    return "/" + re.sub(
+        r"<(?:(\w+):)?\w+>", lambda m: "1" if m.group(1) in ("int", "id") else "x", route
+    ).replace("^", "").replace("$", "")
+
+
+@pytest.mark.parametrize("route", sorted(api_routes()))
+def test_allow_offers_only_methods_the_route_does_not_refuse_as_not_allowed(route):
+    """RFC 9110 section 10.2.1: ``Allow`` lists the methods the route supports. OPTIONS is
+    refused (405 problem+json) on every API route, so ``Allow`` never offers it, and every
+    method it offers is answered by the route (a 4xx for the made-up ids and empty
+    bodies, never 405)."""
+    client = APIClient()
+    staff = route.startswith("api/v1/staff/")
+    caller = f.superuser() if staff else f.partner_user(f.partner())
+    secret = f.token(caller, scopes=["staff"]) if staff else f.token(caller)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    url = _concrete(route)
+    refused = client.options(url)
+    assert refused.status_code == 405, (url, refused.status_code)
+    assert refused["Content-Type"] == "application/problem+json"
+    offered = [m.strip() for m in refused["Allow"].split(",")]
+    assert "OPTIONS" not in offered and offered, (url, offered)
+    for method in offered:
+        answer = client.generic(method, url)
+        assert answer.status_code != 405, (url, method)
