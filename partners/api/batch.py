@@ -194,10 +194,13 @@ class AuthorizationsView(APIView):
         # Each file beyond the first counts toward the caller's API rate as its own GET
         # would (the request itself was counted by the throttle): a batch does no more
         # work, and writes no more audit events, per minute than single requests may.
-        who = ratelimit.ident(getattr(request.auth, "pk", None), request.META.get("REMOTE_ADDR"))
-        allowed, wait = ratelimit.count(request._request, who, len(files) - 1)
-        if len(files) > 1 and not allowed:
-            raise Throttled(wait=max(wait, 0.0))
+        if len(files) > 1:
+            who = ratelimit.ident(
+                getattr(request.auth, "pk", None), request.META.get("REMOTE_ADDR")
+            )
+            allowed, wait = ratelimit.count(request._request, who, len(files) - 1)
+            if not allowed:
+                raise Throttled(wait=max(wait, 0.0))
         found = queries.download_files(grant, [f["path"] for f in files])
         answers = actions.authorize_downloads(
             actor=acting_user(request),
