@@ -97,7 +97,14 @@ def test_nginx_answers_its_own_refusals_as_problems_and_logs_no_query_string(tmp
                 assert_nginx_problem(answer, 502, "upstream_unavailable")
             assert_nginx_problem(answer, 429, "throttled")
             assert answer.headers["retry-after"] == "1"
-            assert_nginx_problem(client.get(hub), 429, "throttled")
+            # The Hub route shares the emptied bucket: refused at once. The bucket refills
+            # one request per 20 ms, so on a slow machine one may slip through between
+            # the two calls; a route with a bucket of its own would let 200 through.
+            hub_answers = [client.get(hub) for _ in range(3)]
+            assert any(a.status_code == 429 for a in hub_answers), hub_answers
+            assert_nginx_problem(
+                next(a for a in hub_answers if a.status_code == 429), 429, "throttled"
+            )
             # Outside /api/, nginx's own pages are left as they are.
             assert "problem" not in client.get("/admin/").headers["content-type"]
     finally:
